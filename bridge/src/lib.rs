@@ -3,6 +3,8 @@
 //! (Skeleton: the foundation exports spans with tracing-opentelemetry; the flight recorder and
 //! the breakdown come next.)
 
+pub mod artifact;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;

@@ -1,0 +1,1 @@
+//! Artifacts: the full runtime timeline of a slow span, in an open format.
