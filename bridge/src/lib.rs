@@ -3,7 +3,18 @@
 //! (Skeleton: the foundation exports spans with tracing-opentelemetry; the flight recorder and
 //! the breakdown come next.)
 
+pub mod analysis;
 pub mod artifact;
+pub mod capture;
+pub mod clock;
+pub mod config;
+pub mod recorder;
+pub mod slo;
+
+pub use capture::alloc::Alloc;
+pub use capture::blocking::spawn_blocking;
+pub use capture::layer::RecorderLayer;
+pub use capture::runtime::instrument_runtime;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -64,9 +75,4 @@ pub fn init() -> Result<Granular, Error> {
         .try_init()
         .map_err(|e| Error(format!("a global tracing subscriber is already installed: {e}")))?;
     Ok(Granular { provider })
-}
-
-/// Installs Granular's runtime hooks on a tokio runtime builder.
-pub fn instrument_runtime(builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder {
-    builder
 }

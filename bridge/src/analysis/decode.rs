@@ -1,0 +1,320 @@
+//! Decoding a recorder snapshot into what happened: polls, span entries, spawns, blocking jobs
+//! and OS samples, with times in Unix nanoseconds.
+//!
+//! One pass over every ring. Span and task metadata (creation, OTel ids, spawn sites) are kept
+//! from the whole ring, because a long-lived task's spawn may be far older than the window;
+//! intervals (polls, span entries, parks) only from `window_start` on.
+
+use std::collections::HashMap;
+use std::panic::Location;
+
+use tracing::Metadata;
+
+use crate::clock::Calibration;
+use crate::recorder::{Kind, Record, RecorderSnapshot};
+
+/// A span as the recorder saw it.
+#[derive(Debug, Clone)]
+pub struct SpanInfo {
+    pub name: &'static str,
+    pub parent: u64,
+    pub otel_span_id: u64,
+    /// Set on local roots once their OTel ids were recorded.
+    pub trace_id: Option<u128>,
+}
+
+/// A task spawn.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    pub parent_task: u64,
+    pub parent_span: u64,
+    pub spawned_at: Option<&'static Location<'static>>,
+}
+
+/// One poll of a task on a thread.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub task: u64,
+    pub start: u64,
+    pub end: u64,
+    /// Wake-to-poll latency tokio measured, ns (0 = not measured).
+    pub sched_latency: u64,
+    /// Cumulative (allocations, bytes) at start and end, when the allocator is counted.
+    pub alloc: Option<((u64, u64), (u64, u64))>,
+    /// True when the poll had not ended at snapshot time.
+    pub open: bool,
+}
+
+/// A span entered on a thread.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub span: u64,
+    pub start: u64,
+    pub end: u64,
+    pub alloc: Option<((u64, u64), (u64, u64))>,
+}
+
+/// A `granular::spawn_blocking` job.
+#[derive(Debug, Clone, Default)]
+pub struct Job {
+    pub task: u64,
+    pub span: u64,
+    pub queued: u64,
+    pub started: Option<u64>,
+    pub ended: Option<u64>,
+}
+
+/// Everything one thread did in the window.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadActivity {
+    pub tid: u64,
+    /// tokio worker index, when the thread is a worker.
+    pub worker: Option<usize>,
+    pub polls: Vec<Poll>,
+    pub entries: Vec<Entry>,
+    /// Parked intervals (the worker had nothing to do).
+    pub parks: Vec<(u64, u64)>,
+}
+
+/// A decoded snapshot.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub spans: HashMap<u64, SpanInfo>,
+    pub by_otel_id: HashMap<u64, u64>,
+    pub tasks: HashMap<u64, TaskInfo>,
+    pub jobs: HashMap<u64, Job>,
+    pub threads: Vec<ThreadActivity>,
+    /// Per OS thread id: (time, cumulative on-CPU ns, cumulative run-queue wait ns).
+    pub os_samples: HashMap<u64, Vec<(u64, u64, u64)>>,
+    /// Records lost before or during the snapshot (overwritten, or dropped for want of a ring).
+    pub lost_records: u64,
+    /// Oldest time still covered by every ring that lost records (None: nothing lost).
+    pub complete_since: Option<u64>,
+    /// Time of the snapshot (end of every open interval).
+    pub taken_at: u64,
+}
+
+impl Decoded {
+    /// Name of a span key, or "?" when its creation is no longer in the recorder.
+    pub fn span_name(&self, key: u64) -> &'static str {
+        self.spans.get(&key).map_or("?", |s| s.name)
+    }
+
+    /// The local root above a span (the span itself if it is one).
+    pub fn local_root(&self, mut key: u64) -> u64 {
+        for _ in 0..256 {
+            match self.spans.get(&key) {
+                Some(s) if s.parent != 0 => key = s.parent,
+                _ => break,
+            }
+        }
+        key
+    }
+}
+
+/// Number of payload records each header kind carries (SpanIds: 1 or 3, see its doc).
+fn payloads(kind: Kind) -> usize {
+    match kind {
+        Kind::ThreadStart | Kind::SpanNew | Kind::BlockingQueued | Kind::OsSample | Kind::Alloc => 1,
+        Kind::TaskSpawn => 2,
+        Kind::SpanIds => 1,
+        _ => 0,
+    }
+}
+
+/// Decodes `snap`; intervals that ended before `window_start` (Unix ns) are skipped.
+pub fn decode(snap: &RecorderSnapshot, cal: &Calibration, window_start: u64, taken_at: u64) -> Decoded {
+    let mut d = Decoded {
+        taken_at,
+        lost_records: snap.lost(),
+        ..Decoded::default()
+    };
+    for t in &snap.threads {
+        if t.lost > 0 {
+            let oldest = t.records.first().map_or(taken_at, |r| cal.to_unix_ns(r.ts()));
+            d.complete_since = Some(d.complete_since.map_or(oldest, |c: u64| c.max(oldest)));
+        }
+        let owner_tid = |seq: u64| {
+            t.owners
+                .iter()
+                .rev()
+                .find(|o| o.since_seq <= seq)
+                .or(t.owners.first())
+                .map_or((0, 0), |o| (o.tid, o.worker))
+        };
+        let (tid, worker) = owner_tid(t.first_seq);
+        let mut act = ThreadActivity {
+            tid,
+            worker: worker.checked_sub(1).map(|w| w as usize),
+            ..ThreadActivity::default()
+        };
+        let mut decoder = ThreadDecoder::default();
+        let recs = &t.records;
+        let mut i = 0;
+        while i < recs.len() {
+            let r = recs[i];
+            i += 1;
+            let Some(kind) = r.kind() else { continue };
+            if kind == Kind::Payload {
+                continue; // its header was overwritten
+            }
+            let mut n = payloads(kind);
+            if kind == Kind::SpanIds && recs.get(i).is_some_and(|p| p.arg() == 1) {
+                n = 3;
+            }
+            if i + n > recs.len() || recs[i..i + n].iter().any(|p| p.kind() != Some(Kind::Payload)) {
+                continue; // cut short by the snapshot or torn by overwrite
+            }
+            let p = &recs[i..i + n];
+            i += n;
+            let ts = cal.to_unix_ns(r.ts());
+            if kind == Kind::ThreadStart {
+                // A new owner: flush what the previous one left open, start a fresh activity.
+                decoder.close_all(&mut act, ts);
+                d.threads.push(std::mem::take(&mut act));
+                act.tid = r.arg();
+                act.worker = p[0].w0.checked_sub(1).map(|w| w as usize);
+                continue;
+            }
+            decoder.apply(kind, r, p, ts, window_start, &mut act, &mut d);
+        }
+        decoder.close_all(&mut act, taken_at);
+        d.threads.push(act);
+    }
+    d.threads.retain(|t| !(t.polls.is_empty() && t.entries.is_empty() && t.parks.is_empty()));
+    for samples in d.os_samples.values_mut() {
+        samples.sort_unstable_by_key(|s| s.0);
+    }
+    d
+}
+
+#[derive(Default)]
+struct ThreadDecoder {
+    polls: Vec<Poll>,
+    entries: Vec<Entry>,
+    park: Option<u64>,
+    last_alloc: Option<(u64, u64)>,
+    /// The next Alloc record is the start counter of the last poll/entry opened.
+    alloc_opens: Option<bool>,
+}
+
+impl ThreadDecoder {
+    #[allow(clippy::too_many_arguments)]
+    fn apply(&mut self, kind: Kind, r: Record, p: &[Record], ts: u64, window_start: u64, act: &mut ThreadActivity, d: &mut Decoded) {
+        match kind {
+            Kind::PollStart => {
+                self.polls.push(Poll { task: r.arg(), start: ts, end: ts, sched_latency: 0, alloc: None, open: true });
+                self.alloc_opens = Some(true);
+            }
+            Kind::PollEnd => {
+                if let Some(mut poll) = self.polls.pop() {
+                    poll.end = ts;
+                    poll.open = false;
+                    poll.sched_latency = r.arg();
+                    if let (Some(a), Some(b)) = (poll.alloc.map(|x| x.0), self.last_alloc) {
+                        poll.alloc = Some((a, b));
+                    }
+                    if poll.end >= window_start {
+                        act.polls.push(poll);
+                    }
+                }
+            }
+            Kind::SpanEnter => {
+                self.entries.push(Entry { span: r.arg(), start: ts, end: ts, alloc: None });
+                self.alloc_opens = Some(false);
+            }
+            Kind::SpanExit => {
+                if let Some(pos) = self.entries.iter().rposition(|e| e.span == r.arg()) {
+                    let mut e = self.entries.remove(pos);
+                    e.end = ts;
+                    if let (Some(a), Some(b)) = (e.alloc.map(|x| x.0), self.last_alloc) {
+                        e.alloc = Some((a, b));
+                    }
+                    if e.end >= window_start {
+                        act.entries.push(e);
+                    }
+                }
+            }
+            Kind::Alloc => {
+                let now = (r.arg(), p[0].w0);
+                match self.alloc_opens.take() {
+                    Some(true) => {
+                        if let Some(poll) = self.polls.last_mut() {
+                            poll.alloc = Some((now, now));
+                        }
+                    }
+                    Some(false) => {
+                        if let Some(e) = self.entries.last_mut() {
+                            e.alloc = Some((now, now));
+                        }
+                    }
+                    None => {}
+                }
+                self.last_alloc = Some(now);
+            }
+            Kind::Park => self.park = Some(ts),
+            Kind::Unpark => {
+                if let Some(start) = self.park.take() {
+                    if ts >= window_start {
+                        act.parks.push((start, ts));
+                    }
+                }
+            }
+            Kind::SpanNew => {
+                // SAFETY: the payload is the address of a `&'static Metadata` written by the
+                // layer; the record passed the payload-kind and tearing checks, and metadata
+                // lives for the whole program.
+                let meta: &'static Metadata<'static> = unsafe { &*(p[0].w0 as *const Metadata<'static>) };
+                d.spans.insert(r.arg(), SpanInfo { name: meta.name(), parent: p[0].arg(), otel_span_id: 0, trace_id: None });
+            }
+            Kind::SpanIds => {
+                let span_id = p[0].w0;
+                d.by_otel_id.insert(span_id, r.arg());
+                if let Some(s) = d.spans.get_mut(&r.arg()) {
+                    s.otel_span_id = span_id;
+                    if p.len() == 3 {
+                        s.trace_id = Some((u128::from(p[1].w0) << 64) | u128::from(p[2].w0));
+                    }
+                }
+            }
+            Kind::TaskSpawn => {
+                let loc = p[1].w0;
+                // SAFETY: written by the spawn hook from tokio's `&'static Location`.
+                let spawned_at = (loc != 0).then(|| unsafe { &*(loc as *const Location<'static>) });
+                d.tasks.insert(r.arg(), TaskInfo { parent_task: p[0].w0, parent_span: p[0].arg(), spawned_at });
+            }
+            Kind::BlockingQueued => {
+                d.jobs.insert(r.arg(), Job { task: p[0].w0, span: p[0].arg(), queued: ts, ..Job::default() });
+            }
+            Kind::BlockingStart => {
+                if let Some(j) = d.jobs.get_mut(&r.arg()) {
+                    j.started = Some(ts);
+                }
+            }
+            Kind::BlockingEnd => {
+                if let Some(j) = d.jobs.get_mut(&r.arg()) {
+                    j.ended = Some(ts);
+                }
+            }
+            Kind::OsSample => {
+                d.os_samples.entry(r.arg()).or_default().push((ts, p[0].w0, p[0].arg()));
+            }
+            Kind::ThreadStart | Kind::TaskTerminate | Kind::SpanClose | Kind::Payload => {}
+        }
+    }
+
+    /// Ends whatever is still open at `at` (the snapshot time or the next owner's start).
+    fn close_all(&mut self, act: &mut ThreadActivity, at: u64) {
+        for mut poll in self.polls.drain(..) {
+            poll.end = at;
+            act.polls.push(poll);
+        }
+        for mut e in self.entries.drain(..) {
+            e.end = at;
+            act.entries.push(e);
+        }
+        if let Some(start) = self.park.take() {
+            act.parks.push((start, at));
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Analysis: from a recorder snapshot to a [`Breakdown`] of one span.
+
+pub mod breakdown;
+pub mod decode;
+
+pub use breakdown::{Breakdown, Category, Culprit, Target, analyze};
+pub use decode::{Decoded, decode};

@@ -1,0 +1,17 @@
+//! Event sources: everything that writes into the flight recorder.
+//!
+//! | source | module | needs |
+//! |---|---|---|
+//! | worker park/unpark, thread start/stop | [`runtime`] | stable tokio API |
+//! | task spawn/terminate, every poll, wake-to-poll latency | [`runtime`] | `--cfg tokio_unstable` |
+//! | span new/enter/exit/close, OTel ids | [`layer`] | a `tracing` subscriber with our layer |
+//! | on-CPU time and run-queue wait per thread | [`os`] | `/proc` (unprivileged) |
+//! | allocations per thread | [`alloc`] | `granular::Alloc` as the global allocator |
+//! | blocking-pool queueing and running | [`blocking`] | `granular::spawn_blocking` |
+
+pub mod alloc;
+pub mod blocking;
+pub mod context;
+pub mod layer;
+pub mod os;
+pub mod runtime;

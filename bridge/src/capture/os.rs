@@ -1,0 +1,101 @@
+//! The OS sampler: a background thread that reads each runtime thread's cumulative on-CPU time
+//! and run-queue wait from `/proc/self/task/<tid>/schedstat` at a fixed rate and records them.
+//!
+//! Unprivileged and off the request path: runtime threads only register themselves at start.
+//! The analyzer interpolates between samples: within a poll, wall time minus on-CPU time is
+//! off-CPU time; the run-queue wait part of it is *OS wait* (runnable, preempted), the rest is
+//! *blocked in poll* (sleeping in a syscall, a lock, `thread::sleep`). Resolution is one
+//! sampling period (1 ms by default).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::recorder::{self, Kind};
+
+struct Watched {
+    tid: u64,
+    file: File,
+}
+
+static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Whether schedstat can be read on this machine (kernel built with schedstats, /proc mounted).
+pub fn available() -> Result<(), String> {
+    let mut buf = [0u8; 128];
+    let f = File::open("/proc/thread-self/schedstat")
+        .map_err(|e| format!("cannot open /proc/thread-self/schedstat: {e}"))?;
+    let n = f
+        .read_at(&mut buf, 0)
+        .map_err(|e| format!("cannot read schedstat: {e}"))?;
+    parse(&buf[..n])
+        .map(|_| ())
+        .ok_or_else(|| "schedstat has an unexpected format".into())
+}
+
+/// Starts the sampler at `hz` samples per second (once per process).
+pub fn start(hz: u32) -> Result<(), String> {
+    available()?;
+    if hz == 0 || RUNNING.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
+    let period = Duration::from_nanos(1_000_000_000 / u64::from(hz));
+    std::thread::Builder::new()
+        .name("granular-os-sampler".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(period);
+                sample_all();
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("cannot start the OS sampler thread: {e}"))
+}
+
+fn sample_all() {
+    let Ok(watched) = WATCHED.lock() else { return };
+    let mut buf = [0u8; 128];
+    for w in watched.iter() {
+        if let Ok(n) = w.file.read_at(&mut buf, 0) {
+            if let Some((cpu, wait)) = parse(&buf[..n]) {
+                recorder::record_with(Kind::OsSample, w.tid, &[(cpu, wait)]);
+            }
+        }
+    }
+}
+
+fn parse(buf: &[u8]) -> Option<(u64, u64)> {
+    let s = std::str::from_utf8(buf).ok()?;
+    let mut it = s.split_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Registers the calling thread for sampling (tokio `on_thread_start`).
+pub fn register_current_thread() {
+    let tid = recorder::current_tid();
+    if let Ok(file) = File::open(format!("/proc/self/task/{tid}/schedstat")) {
+        if let Ok(mut w) = WATCHED.lock() {
+            w.push(Watched { tid, file });
+        }
+    }
+}
+
+/// Unregisters the calling thread (tokio `on_thread_stop`).
+pub fn unregister_current_thread() {
+    let tid = recorder::current_tid();
+    if let Ok(mut w) = WATCHED.lock() {
+        w.retain(|x| x.tid != tid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_schedstat() {
+        assert_eq!(super::parse(b"510035 37963 2\n"), Some((510035, 37963)));
+        assert_eq!(super::parse(b"garbage"), None);
+    }
+}

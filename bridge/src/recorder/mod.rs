@@ -1,0 +1,298 @@
+//! The flight recorder: per-thread rings in fixed memory that keep the last seconds of runtime
+//! events.
+//!
+//! ```text
+//!  tokio hooks ─┐ tracing layer ─┐ OS sampler ─┐ allocator ─┐
+//!               └────────────────┴─────────────┴────────────┴─> record() ─> this thread's Ring
+//!                                                                              (16 B/record)
+//!  analyzer ─> FlightRecorder::snapshot() ─> copies every ring without stopping its writer
+//! ```
+//!
+//! Memory is fixed at install time: `total_bytes / ring_bytes` rings of `ring_bytes` each,
+//! allocated when a thread first records and handed back to a free list when it exits, so a
+//! later thread reuses it. A thread that finds no free ring records nothing and its events are
+//! counted as dropped, per kind. A full ring overwrites its oldest records; snapshots report how
+//! many were lost. Nothing here blocks or allocates on the hot path: a write is a thread-local
+//! read, a clock read and four stores.
+
+pub mod record;
+pub mod ring;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+pub use record::{Kind, Record};
+use ring::Ring;
+
+/// Bytes in one record.
+pub const RECORD_BYTES: usize = 16;
+
+/// Sizes of the recorder's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecorderSize {
+    /// All rings together, bytes.
+    pub total_bytes: usize,
+    /// One thread's ring, bytes.
+    pub ring_bytes: usize,
+}
+
+impl Default for RecorderSize {
+    /// 64 MiB in 4 MiB rings: 16 recording threads, 262,144 records (about 13 s of a worker
+    /// serving the demo at 2,000 requests/s, see docs/architecture.md for the formula).
+    fn default() -> Self {
+        RecorderSize {
+            total_bytes: 64 << 20,
+            ring_bytes: 4 << 20,
+        }
+    }
+}
+
+impl RecorderSize {
+    pub fn max_rings(&self) -> usize {
+        (self.total_bytes / self.ring_bytes.max(RECORD_BYTES)).max(1)
+    }
+    pub fn ring_records(&self) -> usize {
+        (self.ring_bytes / RECORD_BYTES).max(2)
+    }
+}
+
+/// Who owned a ring, from which record on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Owner {
+    pub tid: u64,
+    /// tokio worker index + 1, 0 when the thread is not a known worker.
+    pub worker: u64,
+    pub since_seq: u64,
+}
+
+#[derive(Debug)]
+struct RingSlot {
+    index: usize,
+    ring: Ring,
+    /// Owners in order; the last is current. Written only when a thread takes the ring.
+    owners: Mutex<Vec<Owner>>,
+    /// Next span key; only the owning thread touches it.
+    next_key: AtomicU64,
+}
+
+/// The process-wide recorder. Install once with [`FlightRecorder::install`].
+#[derive(Debug)]
+pub struct FlightRecorder {
+    size: RecorderSize,
+    slots: Mutex<Vec<&'static RingSlot>>,
+    free: Mutex<Vec<&'static RingSlot>>,
+    dropped: [AtomicU64; Kind::COUNT],
+}
+
+static RECORDER: OnceLock<FlightRecorder> = OnceLock::new();
+
+/// What one thread's ring held at snapshot time.
+#[derive(Debug, Clone)]
+pub struct ThreadRecords {
+    pub ring: usize,
+    pub owners: Vec<Owner>,
+    pub records: Vec<Record>,
+    pub first_seq: u64,
+    pub lost: u64,
+}
+
+/// A copy of every ring.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderSnapshot {
+    pub threads: Vec<ThreadRecords>,
+    /// Events dropped because their thread had no ring, per kind discriminant.
+    pub dropped: Vec<(Kind, u64)>,
+}
+
+impl RecorderSnapshot {
+    /// Records overwritten or dropped in total.
+    pub fn lost(&self) -> u64 {
+        self.threads.iter().map(|t| t.lost).sum::<u64>()
+            + self.dropped.iter().map(|(_, n)| n).sum::<u64>()
+    }
+}
+
+impl FlightRecorder {
+    /// Installs the process-wide recorder. A second call keeps the first size and returns it.
+    pub fn install(size: RecorderSize) -> &'static FlightRecorder {
+        RECORDER.get_or_init(|| FlightRecorder {
+            size,
+            slots: Mutex::new(Vec::new()),
+            free: Mutex::new(Vec::new()),
+            dropped: std::array::from_fn(|_| AtomicU64::new(0)),
+        })
+    }
+
+    /// The installed recorder, if any.
+    pub fn get() -> Option<&'static FlightRecorder> {
+        RECORDER.get()
+    }
+
+    pub fn size(&self) -> RecorderSize {
+        self.size
+    }
+
+    fn acquire(&'static self) -> Option<&'static RingSlot> {
+        let recycled = self.free.lock().ok()?.pop();
+        let slot = match recycled {
+            Some(slot) => slot,
+            None => {
+                let mut slots = self.slots.lock().ok()?;
+                if slots.len() >= self.size.max_rings() {
+                    return None;
+                }
+                let slot: &'static RingSlot = Box::leak(Box::new(RingSlot {
+                    index: slots.len(),
+                    ring: Ring::new(self.size.ring_records()),
+                    owners: Mutex::new(Vec::new()),
+                    next_key: AtomicU64::new(1),
+                }));
+                slots.push(slot);
+                slot
+            }
+        };
+        let tid = current_tid();
+        let worker = tokio::runtime::worker_index().map_or(0, |w| w as u64 + 1);
+        if let Ok(mut owners) = slot.owners.lock() {
+            owners.push(Owner {
+                tid,
+                worker,
+                since_seq: slot.ring.written(),
+            });
+            // Owners whose records have all been overwritten are of no further use.
+            let oldest_live = slot
+                .ring
+                .written()
+                .saturating_sub(slot.ring.capacity() as u64);
+            while owners.len() > 1 && owners[1].since_seq <= oldest_live {
+                owners.remove(0);
+            }
+        }
+        slot.ring
+            .push(Record::header(Kind::ThreadStart, crate::clock::now(), tid));
+        slot.ring.push(Record::payload(worker, 0));
+        Some(slot)
+    }
+
+    fn release(&self, slot: &'static RingSlot) {
+        if let Ok(mut free) = self.free.lock() {
+            free.push(slot);
+        }
+    }
+
+    /// Copies every ring. Writers keep writing meanwhile.
+    pub fn snapshot(&self) -> RecorderSnapshot {
+        let slots: Vec<&'static RingSlot> =
+            self.slots.lock().map(|s| s.clone()).unwrap_or_default();
+        let threads = slots
+            .iter()
+            .map(|slot| {
+                let snap = slot.ring.snapshot(0);
+                ThreadRecords {
+                    ring: slot.index,
+                    owners: slot.owners.lock().map(|o| o.clone()).unwrap_or_default(),
+                    records: snap.records,
+                    first_seq: snap.first_seq,
+                    lost: snap.lost,
+                }
+            })
+            .collect();
+        let dropped = (0..Kind::COUNT as u8)
+            .filter_map(Kind::from_u8)
+            .map(|k| (k, self.dropped[k as usize].load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        RecorderSnapshot { threads, dropped }
+    }
+
+    /// Rings currently allocated (for reporting memory in use).
+    pub fn rings_in_use(&self) -> usize {
+        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+/// The calling thread's ring. `Drop` hands it back to the recorder when the thread exits.
+struct Local {
+    slot: Cell<Option<&'static RingSlot>>,
+    /// Set once this thread was refused a ring, so it does not retry on every event.
+    refused: Cell<bool>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        if let (Some(slot), Some(rec)) = (self.slot.take(), FlightRecorder::get()) {
+            rec.release(slot);
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: Local = const { Local { slot: Cell::new(None), refused: Cell::new(false) } };
+}
+
+#[inline]
+fn with_ring(kind: Kind, f: impl FnOnce(&'static RingSlot)) {
+    let _ = LOCAL.try_with(|local| match local.slot.get() {
+        Some(slot) => f(slot),
+        None => {
+            let Some(rec) = FlightRecorder::get() else {
+                return;
+            };
+            if local.refused.get() {
+                rec.dropped[kind as usize].fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            match rec.acquire() {
+                Some(slot) => {
+                    local.slot.set(Some(slot));
+                    f(slot)
+                }
+                None => {
+                    local.refused.set(true);
+                    rec.dropped[kind as usize].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+}
+
+/// Records an event with one argument, stamped now.
+#[inline]
+pub fn record(kind: Kind, arg: u64) {
+    with_ring(kind, |slot| {
+        slot.ring
+            .push(Record::header(kind, crate::clock::now(), arg))
+    });
+}
+
+/// Records an event followed by payload records, stamped now.
+#[inline]
+pub fn record_with(kind: Kind, arg: u64, payload: &[(u64, u64)]) {
+    with_ring(kind, |slot| {
+        slot.ring
+            .push(Record::header(kind, crate::clock::now(), arg));
+        for &(w0, w1) in payload {
+            slot.ring.push(Record::payload(w0, w1));
+        }
+    });
+}
+
+/// A fresh span key, unique in the process: ring index in the high bits, a per-ring counter
+/// below. 0 means "no span" and is never returned. Returns 0 when the thread cannot record.
+#[inline]
+pub fn next_span_key() -> u64 {
+    let mut key = 0;
+    with_ring(Kind::SpanNew, |slot| {
+        let n = slot.next_key.load(Ordering::Relaxed);
+        slot.next_key.store(n + 1, Ordering::Relaxed);
+        key = ((slot.index as u64 + 1) << 40) | (n & ((1 << 40) - 1));
+    });
+    key
+}
+
+/// The OS thread id of the caller.
+pub fn current_tid() -> u64 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as u64 }
+}

@@ -1,0 +1,150 @@
+//! The 16-byte record every event is written as.
+//!
+//! ```text
+//!  word 0: timestamp (clock ticks)            word 1: kind (8 bits) | argument (56 bits)
+//! ```
+//! Events that need more than one 56-bit argument are followed by [`Kind::Payload`] records,
+//! whose word 0 is a free 64-bit value and word 1 carries 56 more bits. A payload record keeps its
+//! kind byte, so a reader that starts mid-event (the oldest records were overwritten) can tell a
+//! stray payload from a header and skip it.
+
+/// Event kinds. The discriminants are the on-ring encoding; do not reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Kind {
+    /// A thread took this ring. arg = OS thread id. Payload: tokio worker index + 1 (0 = none).
+    ThreadStart = 1,
+    /// A tokio worker parked (no work) / unparked.
+    Park = 2,
+    Unpark = 3,
+    /// A task poll began. arg = tokio task id.
+    PollStart = 4,
+    /// The poll ended. arg = wake-to-poll latency in ns when tokio measured it, else 0.
+    PollEnd = 5,
+    /// A task was spawned. arg = child task id. Payload 1: w0 = spawning task id (0 = none),
+    /// w1 = current span key at spawn (0 = none). Payload 2: w0 = `&'static Location` address.
+    TaskSpawn = 6,
+    /// A task terminated. arg = task id.
+    TaskTerminate = 7,
+    /// A span was created. arg = span key. Payload: w0 = `&'static Metadata` address,
+    /// w1 = parent span key (0 = local root).
+    SpanNew = 8,
+    /// arg = span key.
+    SpanEnter = 9,
+    SpanExit = 10,
+    SpanClose = 11,
+    /// The span's OpenTelemetry ids, recorded once per span. arg = span key. Payload 1:
+    /// w0 = OTel span id, w1 = 1 if a trace id follows. Payload 2: w0 = trace id high,
+    /// w1 = 0. Payload 3: w0 = trace id low.
+    SpanIds = 12,
+    /// A `granular::spawn_blocking` job was queued. arg = job id. Payload: w0 = spawning task,
+    /// w1 = current span key.
+    BlockingQueued = 13,
+    /// arg = job id.
+    BlockingStart = 14,
+    BlockingEnd = 15,
+    /// A per-thread OS sample taken by the sampler thread. arg = OS thread id sampled.
+    /// Payload: w0 = cumulative on-CPU ns, w1 = cumulative run-queue wait ns.
+    OsSample = 16,
+    /// Allocation counters of this thread, cumulative. arg = allocation count (56 bits).
+    /// Payload: w0 = bytes allocated, w1 = frees.
+    Alloc = 17,
+    /// Continuation of the previous header.
+    Payload = 18,
+}
+
+impl Kind {
+    /// Decodes a kind byte; `None` for bytes no writer produces.
+    pub fn from_u8(b: u8) -> Option<Kind> {
+        use Kind::*;
+        Some(match b {
+            1 => ThreadStart,
+            2 => Park,
+            3 => Unpark,
+            4 => PollStart,
+            5 => PollEnd,
+            6 => TaskSpawn,
+            7 => TaskTerminate,
+            8 => SpanNew,
+            9 => SpanEnter,
+            10 => SpanExit,
+            11 => SpanClose,
+            12 => SpanIds,
+            13 => BlockingQueued,
+            14 => BlockingStart,
+            15 => BlockingEnd,
+            16 => OsSample,
+            17 => Alloc,
+            18 => Payload,
+            _ => return None,
+        })
+    }
+
+    /// Number of kinds, for per-kind counters (index = discriminant).
+    pub const COUNT: usize = 19;
+}
+
+/// Mask of the 56-bit argument.
+pub const ARG_MASK: u64 = (1 << 56) - 1;
+
+/// One ring slot's worth of data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    pub w0: u64,
+    pub w1: u64,
+}
+
+impl Record {
+    #[inline]
+    pub fn header(kind: Kind, ts: u64, arg: u64) -> Record {
+        Record {
+            w0: ts,
+            w1: ((kind as u64) << 56) | (arg & ARG_MASK),
+        }
+    }
+
+    #[inline]
+    pub fn payload(w0: u64, w1: u64) -> Record {
+        Record::header(Kind::Payload, w0, w1)
+    }
+
+    #[inline]
+    pub fn kind_byte(&self) -> u8 {
+        (self.w1 >> 56) as u8
+    }
+
+    #[inline]
+    pub fn kind(&self) -> Option<Kind> {
+        Kind::from_u8(self.kind_byte())
+    }
+
+    #[inline]
+    pub fn arg(&self) -> u64 {
+        self.w1 & ARG_MASK
+    }
+
+    /// Timestamp of a header record (word 0).
+    #[inline]
+    pub fn ts(&self) -> u64 {
+        self.w0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_kind_and_masks_arg() {
+        let r = Record::header(Kind::PollStart, 123, u64::MAX);
+        assert_eq!(r.kind(), Some(Kind::PollStart));
+        assert_eq!(r.arg(), ARG_MASK);
+        assert_eq!(r.ts(), 123);
+        for b in 0..=255u8 {
+            if let Some(k) = Kind::from_u8(b) {
+                assert_eq!(k as u8, b);
+                assert!((b as usize) < Kind::COUNT);
+            }
+        }
+    }
+}
