@@ -103,7 +103,11 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}={:?} is invalid: expected {}", self.variable, self.value, self.expected)
+        write!(
+            f,
+            "{}={:?} is invalid: expected {}",
+            self.variable, self.value, self.expected
+        )
     }
 }
 
@@ -125,13 +129,15 @@ impl Config {
             expected: expected.into(),
         };
         if let Some(v) = var("GRANULAR_ENABLED") {
-            c.enabled = parse_bool(&v).ok_or_else(|| bad("GRANULAR_ENABLED", &v, "true or false"))?;
+            c.enabled =
+                parse_bool(&v).ok_or_else(|| bad("GRANULAR_ENABLED", &v, "true or false"))?;
         }
         if let Some(v) = var("GRANULAR_SLO") {
             c.slo = SloRules::parse(&v).map_err(|e| bad("GRANULAR_SLO", &v, &e.to_string()))?;
         }
         if let Some(v) = var("GRANULAR_ERRORS_VIOLATE") {
-            c.errors_violate = parse_bool(&v).ok_or_else(|| bad("GRANULAR_ERRORS_VIOLATE", &v, "true or false"))?;
+            c.errors_violate = parse_bool(&v)
+                .ok_or_else(|| bad("GRANULAR_ERRORS_VIOLATE", &v, "true or false"))?;
         }
         if let Some(v) = var("GRANULAR_SAMPLE") {
             c.sample = match v.trim() {
@@ -146,14 +152,23 @@ impl Config {
                 .parse::<f64>()
                 .ok()
                 .filter(|f| (0.0..=1.0).contains(f))
-                .ok_or_else(|| bad("GRANULAR_BASELINE", &v, "a fraction between 0 and 1, e.g. 0.01"))?;
+                .ok_or_else(|| {
+                    bad(
+                        "GRANULAR_BASELINE",
+                        &v,
+                        "a fraction between 0 and 1, e.g. 0.01",
+                    )
+                })?;
         }
         let num = |name: &str, expected: &str| -> Result<Option<u64>, ConfigError> {
             var(name)
                 .map(|v| v.trim().parse::<u64>().map_err(|_| bad(name, &v, expected)))
                 .transpose()
         };
-        if let Some(n) = num("GRANULAR_MAX_ENRICH_PER_SEC", "a whole number of spans per second, e.g. 50")? {
+        if let Some(n) = num(
+            "GRANULAR_MAX_ENRICH_PER_SEC",
+            "a whole number of spans per second, e.g. 50",
+        )? {
             c.max_enrich_per_sec = n.min(u64::from(u32::MAX)) as u32;
         }
         if let Some(v) = var("GRANULAR_DETAIL") {
@@ -164,21 +179,39 @@ impl Config {
                 _ => return Err(bad("GRANULAR_DETAIL", &v, "summary, events or spans")),
             };
         }
-        if let Some(n) = num("GRANULAR_MAX_EVENTS", "a whole number of span events, at most 128")? {
+        if let Some(n) = num(
+            "GRANULAR_MAX_EVENTS",
+            "a whole number of span events, at most 128",
+        )? {
             if n > 128 {
-                return Err(bad("GRANULAR_MAX_EVENTS", &n.to_string(), "a whole number of span events, at most 128"));
+                return Err(bad(
+                    "GRANULAR_MAX_EVENTS",
+                    &n.to_string(),
+                    "a whole number of span events, at most 128",
+                ));
             }
             c.max_events = n as usize;
         }
         if let Some(n) = num("GRANULAR_RECORDER_MB", "a whole number of MiB, e.g. 64")? {
             if n == 0 {
-                return Err(bad("GRANULAR_RECORDER_MB", "0", "a whole number of MiB, at least 1"));
+                return Err(bad(
+                    "GRANULAR_RECORDER_MB",
+                    "0",
+                    "a whole number of MiB, at least 1",
+                ));
             }
             c.recorder.total_bytes = (n as usize) << 20;
         }
-        if let Some(n) = num("GRANULAR_RING_KB", "a whole number of KiB per thread, e.g. 4096")? {
+        if let Some(n) = num(
+            "GRANULAR_RING_KB",
+            "a whole number of KiB per thread, e.g. 4096",
+        )? {
             if n < 4 {
-                return Err(bad("GRANULAR_RING_KB", &n.to_string(), "a whole number of KiB per thread, at least 4"));
+                return Err(bad(
+                    "GRANULAR_RING_KB",
+                    &n.to_string(),
+                    "a whole number of KiB per thread, at least 4",
+                ));
             }
             c.recorder.ring_bytes = (n as usize) << 10;
         }
@@ -189,16 +222,26 @@ impl Config {
                 "a ring size no larger than GRANULAR_RECORDER_MB",
             ));
         }
-        if let Some(n) = num("GRANULAR_OS_SAMPLE_HZ", "samples per second, 0 to turn the OS sampler off, at most 10000")? {
+        if let Some(n) = num(
+            "GRANULAR_OS_SAMPLE_HZ",
+            "samples per second, 0 to turn the OS sampler off, at most 10000",
+        )? {
             if n > 10_000 {
-                return Err(bad("GRANULAR_OS_SAMPLE_HZ", &n.to_string(), "samples per second, at most 10000"));
+                return Err(bad(
+                    "GRANULAR_OS_SAMPLE_HZ",
+                    &n.to_string(),
+                    "samples per second, at most 10000",
+                ));
             }
             c.os_sample_hz = n as u32;
         }
         if let Some(n) = num("GRANULAR_QUEUE", "a whole number of spans, e.g. 4096")? {
             c.queue = (n as usize).max(1);
         }
-        if let Some(n) = num("GRANULAR_HOLD_SPANS", "a whole number of spans, e.g. 100000")? {
+        if let Some(n) = num(
+            "GRANULAR_HOLD_SPANS",
+            "a whole number of spans, e.g. 100000",
+        )? {
             c.hold_spans = (n as usize).max(1);
         }
         if let Some(v) = var("GRANULAR_ARTIFACTS") {
@@ -215,12 +258,20 @@ impl Config {
             }
         }
         c.artifact_base_url = var("GRANULAR_ARTIFACT_BASE_URL");
-        if let Some(n) = num("GRANULAR_ARTIFACT_MAX_MB", "a whole number of MiB, e.g. 256")? {
+        if let Some(n) = num(
+            "GRANULAR_ARTIFACT_MAX_MB",
+            "a whole number of MiB, e.g. 256",
+        )? {
             c.artifact_max_bytes = n << 20;
         }
         if let Some(v) = var("GRANULAR_ARTIFACT_RETENTION") {
-            c.artifact_retention = crate::slo::parse_duration(v.trim())
-                .map_err(|_| bad("GRANULAR_ARTIFACT_RETENTION", &v, "a duration such as 3600s"))?;
+            c.artifact_retention = crate::slo::parse_duration(v.trim()).map_err(|_| {
+                bad(
+                    "GRANULAR_ARTIFACT_RETENTION",
+                    &v,
+                    "a duration such as 3600s",
+                )
+            })?;
         }
         Ok(c)
     }
@@ -240,7 +291,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -271,7 +325,10 @@ mod tests {
     #[test]
     fn bad_values_name_variable_value_and_form() {
         let e = from(&[("GRANULAR_SAMPLE", "some")]).unwrap_err();
-        assert_eq!(e.to_string(), "GRANULAR_SAMPLE=\"some\" is invalid: expected all or violations");
+        assert_eq!(
+            e.to_string(),
+            "GRANULAR_SAMPLE=\"some\" is invalid: expected all or violations"
+        );
         let e = from(&[("GRANULAR_BASELINE", "2")]).unwrap_err();
         assert_eq!(e.variable, "GRANULAR_BASELINE");
         let e = from(&[("GRANULAR_SLO", "GET /x=fast")]).unwrap_err();

@@ -144,11 +144,24 @@ mod tests {
 
     #[test]
     fn first_matching_rule_wins() {
-        let r = SloRules::parse("GET /messages=100ms, auth.*=20ms,route:/api/*=1s,*=500ms").unwrap();
-        assert_eq!(r.matching("GET /messages", None).unwrap().threshold, Duration::from_millis(100));
-        assert_eq!(r.matching("auth.AccessToken", None).unwrap().threshold, Duration::from_millis(20));
-        assert_eq!(r.matching("GET /x", Some("/api/v1")).unwrap().threshold, Duration::from_secs(1));
-        assert_eq!(r.matching("other", None).unwrap().threshold, Duration::from_millis(500));
+        let r =
+            SloRules::parse("GET /messages=100ms, auth.*=20ms,route:/api/*=1s,*=500ms").unwrap();
+        assert_eq!(
+            r.matching("GET /messages", None).unwrap().threshold,
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            r.matching("auth.AccessToken", None).unwrap().threshold,
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            r.matching("GET /x", Some("/api/v1")).unwrap().threshold,
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            r.matching("other", None).unwrap().threshold,
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

@@ -167,7 +167,10 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
         }
         for p in &t.polls {
             let whole = ours.tasks.contains(&p.task);
-            let home = !whole && t.entries.iter().any(|e| ours.spans.contains(&e.span) && e.start >= p.start && e.start <= p.end);
+            let home = !whole
+                && t.entries.iter().any(|e| {
+                    ours.spans.contains(&e.span) && e.start >= p.start && e.start <= p.end
+                });
             if !(whole || home) || p.end < start || p.start > end {
                 continue;
             }
@@ -178,7 +181,14 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
                 add_alloc(p.alloc, &mut alloc_count, &mut alloc_bytes);
             }
             if p.sched_latency > 0 {
-                push_mark(&mut marks, p.start.saturating_sub(p.sched_latency), p.start, start, end, Tag::SchedWait);
+                push_mark(
+                    &mut marks,
+                    p.start.saturating_sub(p.sched_latency),
+                    p.start,
+                    start,
+                    end,
+                    Tag::SchedWait,
+                );
             }
         }
         if t.entries.iter().any(|e| ours.spans.contains(&e.span)) {
@@ -186,10 +196,14 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
         }
     }
     let scheduler_wait_estimated = !crate::capture::runtime::TASK_HOOKS;
-    if scheduler_wait_estimated {
-        for (a, b) in estimate_scheduler_waits(d, &ours.spans, start, end) {
-            push_mark(&mut marks, a, b, start, end, Tag::SchedWait);
-        }
+    let mut ours_ranges: Vec<(u64, u64)> = marks
+        .iter()
+        .filter(|m| matches!(m.tag, Tag::Ours(_)))
+        .map(|m| (m.a, m.b))
+        .collect();
+    ours_ranges = merge_ranges(ours_ranges);
+    for (a, b) in estimate_scheduler_waits(d, &ours_ranges, start, end) {
+        push_mark(&mut marks, a, b, start, end, Tag::SchedWait);
     }
     for j in d.jobs.values() {
         if ours.spans.contains(&j.span) || ours.tasks.contains(&j.task) {
@@ -216,22 +230,59 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
     let mut intervals = Vec::new();
     for (ti, a, b) in merge_adjacent(ours_segments) {
         let split = os_split(d, d.threads[ti].tid, a, b);
-        for (c, ns) in [(Category::Running, split.0), (Category::OsWait, split.1), (Category::BlockedInPoll, split.2)] {
+        for (c, ns) in [
+            (Category::Running, split.0),
+            (Category::OsWait, split.1),
+            (Category::BlockedInPoll, split.2),
+        ] {
             *parts.entry(c).or_default() += ns;
         }
         if split.2 > 0 {
-            intervals.push(Interval { category: Category::BlockedInPoll, start: a, end: b, detail: format!("thread {} off-CPU {} inside a poll of this request", d.threads[ti].tid, ms(split.2)) });
+            intervals.push(Interval {
+                category: Category::BlockedInPoll,
+                start: a,
+                end: b,
+                detail: format!(
+                    "thread {} off-CPU {} inside a poll of this request",
+                    d.threads[ti].tid,
+                    ms(split.2)
+                ),
+            });
         }
         if split.1 > 0 {
-            intervals.push(Interval { category: Category::OsWait, start: a, end: b, detail: format!("thread {} runnable but not on a CPU for {}", d.threads[ti].tid, ms(split.1)) });
+            intervals.push(Interval {
+                category: Category::OsWait,
+                start: a,
+                end: b,
+                detail: format!(
+                    "thread {} runnable but not on a CPU for {}",
+                    d.threads[ti].tid,
+                    ms(split.1)
+                ),
+            });
         }
     }
     let culprits = culprits(d, &ours, &merge_ranges(sched_segments.clone()));
     for (a, b) in merge_ranges(sched_segments) {
-        intervals.push(Interval { category: Category::SchedulerWait, start: a, end: b, detail: "runnable, waiting for a worker".into() });
+        intervals.push(Interval {
+            category: Category::SchedulerWait,
+            start: a,
+            end: b,
+            detail: "runnable, waiting for a worker".into(),
+        });
     }
     for c in culprits.iter().take(3) {
-        intervals.push(Interval { category: Category::SchedulerWait, start, end: start + c.overlap_ns, detail: format!("culprit: {} held worker {} for {}", c.describe(), c.worker.map_or("?".into(), |w| w.to_string()), ms(c.overlap_ns)) });
+        intervals.push(Interval {
+            category: Category::SchedulerWait,
+            start,
+            end: start + c.overlap_ns,
+            detail: format!(
+                "culprit: {} held worker {} for {}",
+                c.describe(),
+                c.worker.map_or("?".into(), |w| w.to_string()),
+                ms(c.overlap_ns)
+            ),
+        });
     }
     intervals.sort_by_key(|i| std::cmp::Reverse(i.end - i.start));
 
@@ -340,7 +391,11 @@ fn push_mark(marks: &mut Vec<Mark>, a: u64, b: u64, lo: u64, hi: u64, tag: Tag) 
 
 /// Elementary segments of `[lo, hi]`, each with the highest-priority tag covering it.
 fn sweep(marks: &mut [Mark], lo: u64, hi: u64) -> Vec<(u64, u64, Option<Tag>)> {
-    let mut cuts: Vec<u64> = marks.iter().flat_map(|m| [m.a, m.b]).chain([lo, hi]).collect();
+    let mut cuts: Vec<u64> = marks
+        .iter()
+        .flat_map(|m| [m.a, m.b])
+        .chain([lo, hi])
+        .collect();
     cuts.sort_unstable();
     cuts.dedup();
     marks.sort_by_key(|m| m.a);
@@ -354,7 +409,10 @@ fn sweep(marks: &mut [Mark], lo: u64, hi: u64) -> Vec<(u64, u64, Option<Tag>)> {
             next += 1;
         }
         active.retain(|&i| marks[i].b > a);
-        let tag = active.iter().map(|&i| marks[i].tag).max_by_key(|t| t.priority());
+        let tag = active
+            .iter()
+            .map(|&i| marks[i].tag)
+            .max_by_key(|t| t.priority());
         out.push((a, b, tag));
     }
     out
@@ -402,9 +460,16 @@ fn os_split(d: &Decoded, tid: u64, a: u64, b: u64) -> (u64, u64, u64) {
     let at = |t: u64| -> (f64, f64) {
         let i = s.partition_point(|x| x.0 <= t).clamp(1, s.len() - 1);
         let (p, q) = (s[i - 1], s[i]);
-        let f = if q.0 > p.0 { (t.saturating_sub(p.0)) as f64 / (q.0 - p.0) as f64 } else { 0.0 };
+        let f = if q.0 > p.0 {
+            (t.saturating_sub(p.0)) as f64 / (q.0 - p.0) as f64
+        } else {
+            0.0
+        };
         let f = f.clamp(0.0, 1.0);
-        (p.1 as f64 + f * (q.1 as f64 - p.1 as f64), p.2 as f64 + f * (q.2 as f64 - p.2 as f64))
+        (
+            p.1 as f64 + f * (q.1 as f64 - p.1 as f64),
+            p.2 as f64 + f * (q.2 as f64 - p.2 as f64),
+        )
     };
     let (c0, w0) = at(ca);
     let (c1, w1) = at(cb);
@@ -415,41 +480,45 @@ fn os_split(d: &Decoded, tid: u64, a: u64, b: u64) -> (u64, u64, u64) {
     (wall - off, os_wait, off - os_wait)
 }
 
-/// Stable builds see no polls. A gap between two entries of the request's spans is counted as
-/// scheduler wait when the thread that re-entered was busy with other spans right up to the
-/// re-entry: the trailing run of other work (gaps under 50 µs bridged) before the re-entry,
-/// bounded by the gap.
-pub fn estimate_scheduler_waits(d: &Decoded, ours: &HashSet<u64>, lo: u64, hi: u64) -> Vec<(u64, u64)> {
-    const BRIDGE_NS: u64 = 50_000;
-    let mut mine: Vec<(u64, u64, usize)> = Vec::new();
-    for (ti, t) in d.threads.iter().enumerate() {
-        for e in t.entries.iter().filter(|e| ours.contains(&e.span)) {
-            mine.push((e.start, e.end, ti));
-        }
+/// Waits the runtime did not measure. A timer or socket that became ready while every worker
+/// was busy is not even noticed (its wake happens when a worker next polls the driver), so
+/// tokio's wake-to-poll latency misses it. For each resumption of the request's work after a
+/// gap, the trailing stretch during which no worker was parked (parks under 0.5 ms ignored: a park that returns at once only polled the driver and found the request ready),
+/// bounded by the gap, is counted as scheduler wait: had the request been ready earlier, a
+/// parked worker would have polled it.
+pub fn estimate_scheduler_waits(
+    d: &Decoded,
+    ours: &[(u64, u64)],
+    lo: u64,
+    hi: u64,
+) -> Vec<(u64, u64)> {
+    const MIN_PARK_NS: u64 = 500_000;
+    let workers: Vec<&ThreadActivity> = d
+        .threads
+        .iter()
+        .filter(|t| t.worker.is_some() || !t.parks.is_empty())
+        .collect();
+    if workers.is_empty() {
+        return Vec::new();
     }
-    mine.sort_unstable();
     let mut out = Vec::new();
     let mut covered_until = lo;
-    for &(s, e, ti) in &mine {
+    for &(s, e) in ours {
         if s > covered_until && s <= hi {
-            let gap_start = covered_until;
-            let mut others: Vec<(u64, u64)> = d.threads[ti]
-                .entries
+            let last_park = workers
                 .iter()
-                .filter(|x| !ours.contains(&x.span) && x.end > gap_start && x.start < s)
-                .map(|x| (x.start.max(gap_start), x.end.min(s)))
-                .collect();
-            others = merge_ranges(others);
-            let mut edge = s;
-            for &(a, b) in others.iter().rev() {
-                if b + BRIDGE_NS >= edge {
-                    edge = a;
-                } else {
-                    break;
-                }
-            }
-            if edge < s {
-                out.push((edge, s));
+                .filter_map(|t| {
+                    t.parks
+                        .iter()
+                        .filter(|(a, b)| *a < s && b - a >= MIN_PARK_NS)
+                        .map(|(_, b)| (*b).min(s))
+                        .max()
+                })
+                .max()
+                .unwrap_or(covered_until);
+            let from = last_park.max(covered_until);
+            if from < s {
+                out.push((from, s));
             }
         }
         covered_until = covered_until.max(e);
@@ -464,7 +533,10 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
         return Vec::new();
     }
     let overlap = |a: u64, b: u64| -> u64 {
-        waits.iter().map(|&(x, y)| b.min(y).saturating_sub(a.max(x))).sum()
+        waits
+            .iter()
+            .map(|&(x, y)| b.min(y).saturating_sub(a.max(x)))
+            .sum()
     };
     let mut by_key: HashMap<(u64, u64), Culprit> = HashMap::new();
     for t in &d.threads {
@@ -475,21 +547,32 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
                     continue;
                 }
                 let root = served_root(t, p.start, p.end, d).filter(|r| !ours.spans.contains(r));
-                if root.is_none() && t.entries.iter().any(|e| ours.spans.contains(&e.span) && e.start >= p.start && e.end <= p.end) {
+                if root.is_none()
+                    && t.entries.iter().any(|e| {
+                        ours.spans.contains(&e.span) && e.start >= p.start && e.end <= p.end
+                    })
+                {
                     continue; // the request's own home task
                 }
-                let entry = by_key.entry((p.task, 0)).or_insert_with(|| culprit_for(d, t, p.task, root));
+                let entry = by_key
+                    .entry((p.task, 0))
+                    .or_insert_with(|| culprit_for(d, t, p.task, root));
                 entry.overlap_ns += ov;
             }
         } else {
             for e in t.entries.iter().filter(|e| !ours.spans.contains(&e.span)) {
                 let root = d.local_root(e.span);
-                if ours.spans.contains(&root) || e.span != root && t.entries.iter().any(|x| x.span == root) {
+                if ours.spans.contains(&root)
+                    || e.span != root && t.entries.iter().any(|x| x.span == root)
+                {
                     continue;
                 }
                 let ov = overlap(e.start, e.end);
                 if ov > 0 {
-                    by_key.entry((0, root)).or_insert_with(|| culprit_for(d, t, 0, Some(root))).overlap_ns += ov;
+                    by_key
+                        .entry((0, root))
+                        .or_insert_with(|| culprit_for(d, t, 0, Some(root)))
+                        .overlap_ns += ov;
                 }
             }
         }
@@ -511,8 +594,13 @@ fn served_root(t: &ThreadActivity, a: u64, b: u64, d: &Decoded) -> Option<u64> {
 
 fn culprit_for(d: &Decoded, t: &ThreadActivity, task: u64, root: Option<u64>) -> Culprit {
     let info = d.tasks.get(&task);
-    let mut spawn_site = info.and_then(|i| i.spawned_at).map(|l| format!("{}:{}", l.file(), l.line()));
-    let root = root.or_else(|| info.map(|i| d.local_root(i.parent_span)).filter(|r| *r != 0));
+    let mut spawn_site = info
+        .and_then(|i| i.spawned_at)
+        .map(|l| format!("{}:{}", l.file(), l.line()));
+    let root = root.or_else(|| {
+        info.map(|i| d.local_root(i.parent_span))
+            .filter(|r| *r != 0)
+    });
     if spawn_site.is_none() && task != 0 {
         spawn_site = Some("spawn site no longer in the recorder".into());
     }
@@ -549,16 +637,39 @@ fn verdict(b: &Breakdown) -> String {
                 ms(cu.overlap_ns),
                 cu.describe()
             ),
-            None => format!("{} {amount} of {total}: runnable but no worker free", c.words()),
+            None => format!(
+                "{} {amount} of {total}: runnable but no worker free",
+                c.words()
+            ),
         },
-        Category::BlockedInPoll => format!("{} {amount} of {total}: the thread slept inside a poll (blocking syscall, lock or sleep in async code)", c.words()),
-        Category::OsWait => format!("{} {amount} of {total}: preempted by the OS while polling (CPU contention)", c.words()),
-        Category::BlockingPool => format!("{} {amount} of {total}: spawn_blocking jobs queued for or ran on the blocking pool", c.words()),
-        Category::Running => format!("{} {amount} of {total}: the request's own code was on the CPU", c.words()),
-        Category::Idle => format!("{} {amount} of {total}: awaiting I/O, timers or downstream calls; no runtime trouble", c.words()),
+        Category::BlockedInPoll => format!(
+            "{} {amount} of {total}: the thread slept inside a poll (blocking syscall, lock or sleep in async code)",
+            c.words()
+        ),
+        Category::OsWait => format!(
+            "{} {amount} of {total}: preempted by the OS while polling (CPU contention)",
+            c.words()
+        ),
+        Category::BlockingPool => format!(
+            "{} {amount} of {total}: spawn_blocking jobs queued for or ran on the blocking pool",
+            c.words()
+        ),
+        Category::Running => format!(
+            "{} {amount} of {total}: the request's own code was on the CPU",
+            c.words()
+        ),
+        Category::Idle => format!(
+            "{} {amount} of {total}: awaiting I/O, timers or downstream calls; no runtime trouble",
+            c.words()
+        ),
     };
     if b.alloc_bytes > 0 {
-        let _ = write!(v, "; allocated {:.1} MiB in {} allocations", b.alloc_bytes as f64 / (1 << 20) as f64, b.alloc_count);
+        let _ = write!(
+            v,
+            "; allocated {:.1} MiB in {} allocations",
+            b.alloc_bytes as f64 / (1 << 20) as f64,
+            b.alloc_count
+        );
     }
     if b.data_loss {
         v.push_str(" (incomplete: recorder data lost)");

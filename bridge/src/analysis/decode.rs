@@ -115,7 +115,9 @@ impl Decoded {
 /// Number of payload records each header kind carries (SpanIds: 1 or 3, see its doc).
 fn payloads(kind: Kind) -> usize {
     match kind {
-        Kind::ThreadStart | Kind::SpanNew | Kind::BlockingQueued | Kind::OsSample | Kind::Alloc => 1,
+        Kind::ThreadStart | Kind::SpanNew | Kind::BlockingQueued | Kind::OsSample | Kind::Alloc => {
+            1
+        }
         Kind::TaskSpawn => 2,
         Kind::SpanIds => 1,
         _ => 0,
@@ -123,7 +125,12 @@ fn payloads(kind: Kind) -> usize {
 }
 
 /// Decodes `snap`; intervals that ended before `window_start` (Unix ns) are skipped.
-pub fn decode(snap: &RecorderSnapshot, cal: &Calibration, window_start: u64, taken_at: u64) -> Decoded {
+pub fn decode(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    window_start: u64,
+    taken_at: u64,
+) -> Decoded {
     let mut d = Decoded {
         taken_at,
         lost_records: snap.lost(),
@@ -131,7 +138,10 @@ pub fn decode(snap: &RecorderSnapshot, cal: &Calibration, window_start: u64, tak
     };
     for t in &snap.threads {
         if t.lost > 0 {
-            let oldest = t.records.first().map_or(taken_at, |r| cal.to_unix_ns(r.ts()));
+            let oldest = t
+                .records
+                .first()
+                .map_or(taken_at, |r| cal.to_unix_ns(r.ts()));
             d.complete_since = Some(d.complete_since.map_or(oldest, |c: u64| c.max(oldest)));
         }
         let owner_tid = |seq: u64| {
@@ -162,7 +172,11 @@ pub fn decode(snap: &RecorderSnapshot, cal: &Calibration, window_start: u64, tak
             if kind == Kind::SpanIds && recs.get(i).is_some_and(|p| p.arg() == 1) {
                 n = 3;
             }
-            if i + n > recs.len() || recs[i..i + n].iter().any(|p| p.kind() != Some(Kind::Payload)) {
+            if i + n > recs.len()
+                || recs[i..i + n]
+                    .iter()
+                    .any(|p| p.kind() != Some(Kind::Payload))
+            {
                 continue; // cut short by the snapshot or torn by overwrite
             }
             let p = &recs[i..i + n];
@@ -181,7 +195,8 @@ pub fn decode(snap: &RecorderSnapshot, cal: &Calibration, window_start: u64, tak
         decoder.close_all(&mut act, taken_at);
         d.threads.push(act);
     }
-    d.threads.retain(|t| !(t.polls.is_empty() && t.entries.is_empty() && t.parks.is_empty()));
+    d.threads
+        .retain(|t| !(t.polls.is_empty() && t.entries.is_empty() && t.parks.is_empty()));
     for samples in d.os_samples.values_mut() {
         samples.sort_unstable_by_key(|s| s.0);
     }
@@ -200,10 +215,26 @@ struct ThreadDecoder {
 
 impl ThreadDecoder {
     #[allow(clippy::too_many_arguments)]
-    fn apply(&mut self, kind: Kind, r: Record, p: &[Record], ts: u64, window_start: u64, act: &mut ThreadActivity, d: &mut Decoded) {
+    fn apply(
+        &mut self,
+        kind: Kind,
+        r: Record,
+        p: &[Record],
+        ts: u64,
+        window_start: u64,
+        act: &mut ThreadActivity,
+        d: &mut Decoded,
+    ) {
         match kind {
             Kind::PollStart => {
-                self.polls.push(Poll { task: r.arg(), start: ts, end: ts, sched_latency: 0, alloc: None, open: true });
+                self.polls.push(Poll {
+                    task: r.arg(),
+                    start: ts,
+                    end: ts,
+                    sched_latency: 0,
+                    alloc: None,
+                    open: true,
+                });
                 self.alloc_opens = Some(true);
             }
             Kind::PollEnd => {
@@ -220,7 +251,12 @@ impl ThreadDecoder {
                 }
             }
             Kind::SpanEnter => {
-                self.entries.push(Entry { span: r.arg(), start: ts, end: ts, alloc: None });
+                self.entries.push(Entry {
+                    span: r.arg(),
+                    start: ts,
+                    end: ts,
+                    alloc: None,
+                });
                 self.alloc_opens = Some(false);
             }
             Kind::SpanExit => {
@@ -264,8 +300,17 @@ impl ThreadDecoder {
                 // SAFETY: the payload is the address of a `&'static Metadata` written by the
                 // layer; the record passed the payload-kind and tearing checks, and metadata
                 // lives for the whole program.
-                let meta: &'static Metadata<'static> = unsafe { &*(p[0].w0 as *const Metadata<'static>) };
-                d.spans.insert(r.arg(), SpanInfo { name: meta.name(), parent: p[0].arg(), otel_span_id: 0, trace_id: None });
+                let meta: &'static Metadata<'static> =
+                    unsafe { &*(p[0].w0 as *const Metadata<'static>) };
+                d.spans.insert(
+                    r.arg(),
+                    SpanInfo {
+                        name: meta.name(),
+                        parent: p[0].arg(),
+                        otel_span_id: 0,
+                        trace_id: None,
+                    },
+                );
             }
             Kind::SpanIds => {
                 let span_id = p[0].w0;
@@ -281,10 +326,25 @@ impl ThreadDecoder {
                 let loc = p[1].w0;
                 // SAFETY: written by the spawn hook from tokio's `&'static Location`.
                 let spawned_at = (loc != 0).then(|| unsafe { &*(loc as *const Location<'static>) });
-                d.tasks.insert(r.arg(), TaskInfo { parent_task: p[0].w0, parent_span: p[0].arg(), spawned_at });
+                d.tasks.insert(
+                    r.arg(),
+                    TaskInfo {
+                        parent_task: p[0].w0,
+                        parent_span: p[0].arg(),
+                        spawned_at,
+                    },
+                );
             }
             Kind::BlockingQueued => {
-                d.jobs.insert(r.arg(), Job { task: p[0].w0, span: p[0].arg(), queued: ts, ..Job::default() });
+                d.jobs.insert(
+                    r.arg(),
+                    Job {
+                        task: p[0].w0,
+                        span: p[0].arg(),
+                        queued: ts,
+                        ..Job::default()
+                    },
+                );
             }
             Kind::BlockingStart => {
                 if let Some(j) = d.jobs.get_mut(&r.arg()) {
@@ -297,7 +357,10 @@ impl ThreadDecoder {
                 }
             }
             Kind::OsSample => {
-                d.os_samples.entry(r.arg()).or_default().push((ts, p[0].w0, p[0].arg()));
+                d.os_samples
+                    .entry(r.arg())
+                    .or_default()
+                    .push((ts, p[0].w0, p[0].arg()));
             }
             Kind::ThreadStart | Kind::TaskTerminate | Kind::SpanClose | Kind::Payload => {}
         }

@@ -1,0 +1,265 @@
+//! The linked artifact: the span's window as a Perfetto timeline, written to a local
+//! directory (one host) or handed back for export as an OTLP log record.
+//!
+//! Timeline contents: one track per thread that did anything in the window (workers named
+//! `worker N`), polls as slices named after the span they served (the request's own highlighted
+//! and prefixed `▶`), span entries, parked intervals; a `request` track with the breakdown's
+//! intervals (scheduler wait, blocked in poll...), and flows from each scheduler-wait interval
+//! to the poll that ended it.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::analysis::breakdown::RequestWork;
+use crate::analysis::{Breakdown, Decoded};
+use crate::artifact::{Flow, Instant, Slice, SliceRef, Timeline, Track, TrackKind};
+
+/// Builds the timeline of `b`'s window from the decoded snapshot.
+pub fn timeline(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u128) -> Timeline {
+    let (lo, hi) = (b.start, b.end);
+    let clip = |a: u64, z: u64| (a.max(lo), z.min(hi));
+    let mut tracks = Vec::new();
+    let mut poll_refs: Vec<(u64, SliceRef)> = Vec::new();
+    for t in &d.threads {
+        let mut slices = Vec::new();
+        for p in t.polls.iter().filter(|p| p.end > lo && p.start < hi) {
+            let (a, z) = clip(p.start, p.end);
+            let ours = work.tasks.contains(&p.task)
+                || t.entries.iter().any(|e| {
+                    work.spans.contains(&e.span) && e.start >= p.start && e.start <= p.end
+                });
+            let served = t
+                .entries
+                .iter()
+                .filter(|e| e.start >= p.start && e.start <= p.end)
+                .min_by_key(|e| e.start)
+                .map(|e| d.span_name(d.local_root(e.span)));
+            let site = d
+                .tasks
+                .get(&p.task)
+                .and_then(|i| i.spawned_at)
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            let name = match served {
+                Some(n) => format!("{}{n}", if ours { "▶ " } else { "" }),
+                None => format!("{}poll task {}", if ours { "▶ " } else { "" }, p.task),
+            };
+            let mut args = vec![("task".to_string(), p.task.to_string())];
+            if let Some(s) = site {
+                args.push(("spawn_site".into(), s));
+            }
+            if p.sched_latency > 0 {
+                args.push((
+                    "wake_to_poll_us".into(),
+                    (p.sched_latency / 1000).to_string(),
+                ));
+            }
+            if ours {
+                poll_refs.push((
+                    p.start,
+                    SliceRef {
+                        track: tracks.len(),
+                        slice: slices.len(),
+                    },
+                ));
+            }
+            slices.push(Slice {
+                name,
+                category: if ours { "running" } else { "other" }.into(),
+                start_unix_ns: a,
+                end_unix_ns: z.max(a),
+                highlight: ours,
+                args,
+            });
+        }
+        for e in t.entries.iter().filter(|e| e.end > lo && e.start < hi) {
+            let (a, z) = clip(e.start, e.end);
+            let ours = work.spans.contains(&e.span);
+            slices.push(Slice {
+                name: d.span_name(e.span).to_string(),
+                category: if ours { "running" } else { "other" }.into(),
+                start_unix_ns: a,
+                end_unix_ns: z.max(a),
+                highlight: ours,
+                args: vec![],
+            });
+        }
+        for &(a, z) in t.parks.iter().filter(|(a, z)| *z > lo && *a < hi) {
+            let (a, z) = clip(a, z);
+            slices.push(Slice {
+                name: "parked".into(),
+                category: "idle".into(),
+                start_unix_ns: a,
+                end_unix_ns: z.max(a),
+                highlight: false,
+                args: vec![],
+            });
+        }
+        if slices.is_empty() {
+            continue;
+        }
+        let name = match t.worker {
+            Some(w) => format!("worker {w} (tid {})", t.tid),
+            None => format!("thread {}", t.tid),
+        };
+        tracks.push(Track {
+            name,
+            kind: TrackKind::Thread { tid: t.tid as u32 },
+            slices,
+        });
+    }
+    let req = tracks.len();
+    let mut slices = Vec::new();
+    let mut flows = Vec::new();
+    for i in &b.intervals {
+        let (a, z) = clip(i.start, i.end);
+        if i.detail.starts_with("culprit") {
+            continue;
+        }
+        let idx = slices.len();
+        slices.push(Slice {
+            name: i.category.words().into(),
+            category: i.category.key().into(),
+            start_unix_ns: a,
+            end_unix_ns: z.max(a),
+            highlight: true,
+            args: vec![("detail".into(), i.detail.clone())],
+        });
+        if i.category == crate::analysis::Category::SchedulerWait {
+            if let Some((_, to)) = poll_refs
+                .iter()
+                .find(|(s, _)| s.abs_diff(i.end) < 1_000_000)
+            {
+                flows.push(Flow {
+                    from: SliceRef {
+                        track: req,
+                        slice: idx,
+                    },
+                    to: *to,
+                });
+            }
+        }
+    }
+    let instants = vec![
+        Instant {
+            track: req,
+            name: format!("{} start", b.span_name),
+            at_unix_ns: lo,
+        },
+        Instant {
+            track: req,
+            name: format!("{} end", b.span_name),
+            at_unix_ns: hi,
+        },
+    ];
+    tracks.push(Track {
+        name: format!("request: {}", b.span_name),
+        kind: TrackKind::Task,
+        slices,
+    });
+    Timeline {
+        title: format!("{} · trace {trace_id:032x}", b.span_name),
+        tracks,
+        flows,
+        instants,
+    }
+}
+
+/// A bounded directory of artifacts: files are 0600, the directory keeps at most `max_bytes`
+/// (oldest removed first) and nothing older than `retention`.
+#[derive(Debug)]
+pub struct DirStore {
+    dir: PathBuf,
+    max_bytes: u64,
+    retention: Duration,
+}
+
+impl DirStore {
+    pub fn new(dir: PathBuf, max_bytes: u64, retention: Duration) -> std::io::Result<DirStore> {
+        fs::create_dir_all(&dir)?;
+        Ok(DirStore {
+            dir,
+            max_bytes,
+            retention,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `bytes` as `<id>.perfetto-trace`; returns the file's path.
+    pub fn put(&self, id: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+        let path = self.dir.join(format!("{id}.perfetto-trace"));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(bytes)?;
+        self.prune();
+        Ok(path)
+    }
+
+    fn prune(&self) {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<(SystemTime, u64, PathBuf)> = rd
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "perfetto-trace"))
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        files.sort();
+        let now = SystemTime::now();
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        for (modified, len, path) in files {
+            let expired = now
+                .duration_since(modified)
+                .is_ok_and(|age| age > self.retention);
+            if expired || total > self.max_bytes {
+                if fs::remove_file(&path).is_ok() {
+                    total -= len;
+                }
+            }
+        }
+    }
+}
+
+/// The artifact's id: trace and span id, so it is unique and easy to find by hand.
+pub fn artifact_id(trace_id: u128, span_id: u64) -> String {
+    format!("{trace_id:032x}-{span_id:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_writes_private_files_and_enforces_the_size_cap() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("granular-store-test-{}", std::process::id()));
+        let store = DirStore::new(dir.clone(), 2500, Duration::from_secs(3600)).unwrap();
+        let p = store.put("a", &[0u8; 1000]).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        store.put("b", &[0u8; 1000]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        store.put("c", &[0u8; 1000]).unwrap();
+        assert!(
+            !dir.join("a.perfetto-trace").exists(),
+            "oldest file should be pruned"
+        );
+        assert!(dir.join("c.perfetto-trace").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

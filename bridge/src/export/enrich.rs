@@ -1,0 +1,183 @@
+//! Attaching a breakdown to its span: `granular.*` attributes, span events, and (with
+//! `GRANULAR_DETAIL=spans`) synthetic child spans.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceState};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SpanData, SpanEvents, SpanLinks};
+
+use super::judge::Judgement;
+use crate::analysis::{Breakdown, Category, breakdown::ms};
+use crate::config::Detail;
+
+/// What to attach besides the breakdown itself.
+#[derive(Debug, Clone, Default)]
+pub struct Extras<'a> {
+    pub sources: &'a str,
+    pub artifact: Option<String>,
+    pub max_events: usize,
+}
+
+fn at(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
+}
+
+/// Adds the judgement's attributes (every judged span gets these, enriched or not).
+pub fn add_judgement(span: &mut SpanData, j: &Judgement) {
+    span.attributes
+        .push(KeyValue::new("granular.slo.violated", j.violated));
+    if let Some(t) = j.threshold {
+        span.attributes.push(KeyValue::new(
+            "granular.slo.threshold_ms",
+            t.as_secs_f64() * 1e3,
+        ));
+    }
+    if let Some(r) = &j.rule {
+        span.attributes
+            .push(KeyValue::new("granular.slo.rule", r.clone()));
+    }
+    if j.baseline {
+        span.attributes
+            .push(KeyValue::new("granular.baseline", true));
+    }
+}
+
+/// Adds the breakdown to `span`; returns synthetic child spans when `detail` asks for them.
+pub fn enrich(
+    span: &mut SpanData,
+    b: &Breakdown,
+    detail: Detail,
+    extras: &Extras<'_>,
+) -> Vec<SpanData> {
+    let a = &mut span.attributes;
+    a.push(KeyValue::new("granular.cause", b.dominant.key()));
+    a.push(KeyValue::new("granular.verdict", b.verdict.clone()));
+    for c in Category::ALL {
+        a.push(KeyValue::new(
+            format!("granular.time.{}_us", c.key()),
+            (b.part(c) / 1000) as i64,
+        ));
+    }
+    a.push(KeyValue::new("granular.polls", b.polls as i64));
+    a.push(KeyValue::new("granular.alloc.bytes", b.alloc_bytes as i64));
+    a.push(KeyValue::new("granular.alloc.count", b.alloc_count as i64));
+    a.push(KeyValue::new("granular.data_loss", b.data_loss));
+    a.push(KeyValue::new(
+        "granular.sources",
+        extras.sources.to_string(),
+    ));
+    if b.scheduler_wait_estimated {
+        a.push(KeyValue::new("granular.scheduler_wait.estimated", true));
+    }
+    if let Some(c) = b.culprits.first() {
+        a.push(KeyValue::new("granular.culprit", c.describe()));
+        if let Some(site) = &c.spawn_site {
+            a.push(KeyValue::new("granular.culprit.spawn_site", site.clone()));
+        }
+        if let Some(name) = &c.span_name {
+            a.push(KeyValue::new("granular.culprit.span", name.clone()));
+        }
+        if let Some(t) = c.trace_id {
+            a.push(KeyValue::new(
+                "granular.culprit.trace_id",
+                format!("{t:032x}"),
+            ));
+        }
+        a.push(KeyValue::new(
+            "granular.culprit.busy_ms",
+            c.overlap_ns as f64 / 1e6,
+        ));
+    }
+    if let Some(url) = &extras.artifact {
+        a.push(KeyValue::new("granular.artifact", url.clone()));
+    }
+    if detail == Detail::Summary {
+        return Vec::new();
+    }
+    let room = extras.max_events.saturating_sub(span.events.events.len());
+    let mut added = 0;
+    for i in b.intervals.iter().take(room) {
+        let name = if i.detail.starts_with("culprit") {
+            "granular.culprit_poll".to_string()
+        } else {
+            format!("granular.{}", i.category.key())
+        };
+        span.events.events.push(opentelemetry::trace::Event::new(
+            name,
+            at(i.start),
+            vec![
+                KeyValue::new("granular.duration_ms", (i.end - i.start) as f64 / 1e6),
+                KeyValue::new("granular.detail", i.detail.clone()),
+            ],
+            0,
+        ));
+        added += 1;
+    }
+    if added < b.intervals.len() {
+        span.events.dropped_count += (b.intervals.len() - added) as u32;
+    }
+    span.events.events.sort_by_key(|e| e.timestamp);
+    if detail != Detail::Spans {
+        return Vec::new();
+    }
+    let ids = RandomIdGenerator::default();
+    b.intervals
+        .iter()
+        .take(extras.max_events)
+        .map(|i| {
+            synthetic(
+                span,
+                &ids,
+                i.category,
+                i.start,
+                i.end.max(i.start),
+                &i.detail,
+            )
+        })
+        .collect()
+}
+
+fn synthetic(
+    parent: &SpanData,
+    ids: &RandomIdGenerator,
+    c: Category,
+    start: u64,
+    end: u64,
+    detail: &str,
+) -> SpanData {
+    let pc = &parent.span_context;
+    let sc = SpanContext::new(
+        pc.trace_id(),
+        ids.new_span_id(),
+        pc.trace_flags(),
+        false,
+        TraceState::default(),
+    );
+    SpanData {
+        span_context: sc,
+        parent_span_id: pc.span_id(),
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: Cow::Owned(format!("granular: {} {}", c.words(), ms(end - start))),
+        start_time: at(start),
+        end_time: at(end),
+        attributes: vec![
+            KeyValue::new("granular.synthetic", true),
+            KeyValue::new("granular.category", c.key()),
+            KeyValue::new("granular.detail", Value::from(detail.to_string())),
+        ],
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: parent.instrumentation_scope.clone(),
+    }
+}
+
+/// Marks a violating span that could not be enriched, and why.
+pub fn mark_skipped(span: &mut SpanData, reason: &'static str) {
+    span.attributes
+        .push(KeyValue::new("granular.skipped", reason));
+}

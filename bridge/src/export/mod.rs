@@ -1,0 +1,8 @@
+//! From a finished span to what leaves the process: judging, enrichment, artifacts.
+
+pub mod artifacts;
+pub mod enrich;
+pub mod judge;
+pub mod processor;
+
+pub use processor::{GranularProcessor, Stats};

@@ -1,0 +1,426 @@
+//! [`GranularProcessor`]: an OpenTelemetry `SpanProcessor` that wraps the exporting processor
+//! and enriches SLO-violating spans with their runtime breakdown before passing them on.
+//!
+//! ```text
+//! span ends ─> on_end: judge (globs, a comparison) ─ healthy ──────────────────────> inner.on_end
+//!                                                  └ violating ─> bounded queue ─> analyzer thread
+//!     analyzer: drain a batch ─> one recorder snapshot ─> breakdown per span ─> attributes,
+//!               events, synthetic spans, artifact ─> inner.on_end
+//! ```
+//! Nothing on the request path blocks: a full queue or the rate limit exports the span plain,
+//! marked `granular.skipped`, and counts it. With `GRANULAR_SAMPLE=violations` every span goes
+//! through the queue and the analyzer holds each trace's spans (bounded) until its local root
+//! ends, then exports the trace only if a span violated (or the trace is in the baseline).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use opentelemetry::Context;
+use opentelemetry::trace::TraceId;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+
+use super::artifacts::{self, DirStore};
+use super::enrich::{self, Extras};
+use super::judge::{Judgement, judge};
+use crate::analysis::breakdown::RequestWork;
+use crate::analysis::{Target, analyze, decode};
+use crate::clock::{self, Calibration};
+use crate::config::{ArtifactSink, Config, SampleMode};
+use crate::recorder::FlightRecorder;
+
+/// Counters of what the processor did; read them with [`GranularProcessor::stats`].
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub enriched: AtomicU64,
+    pub skipped_rate_limit: AtomicU64,
+    pub skipped_queue_full: AtomicU64,
+    pub dropped_healthy_spans: AtomicU64,
+    pub exported_traces: AtomicU64,
+    pub dropped_traces: AtomicU64,
+    pub hold_overflow: AtomicU64,
+    pub artifact_errors: AtomicU64,
+}
+
+enum Msg {
+    Enrich(Box<SpanData>, Judgement),
+    Hold(Box<SpanData>, Judgement),
+    Flush(SyncSender<()>),
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct GranularProcessor<P: SpanProcessor + 'static> {
+    inner: Arc<P>,
+    cfg: Arc<Config>,
+    sources: Arc<str>,
+    stats: Arc<Stats>,
+    tx: OnceLock<SyncSender<Msg>>,
+    limiter: Mutex<(u64, u32)>,
+}
+
+impl<P: SpanProcessor + 'static> GranularProcessor<P> {
+    /// Wraps `inner` (typically a `BatchSpanProcessor` with an OTLP exporter). `sources` is the
+    /// description of active event sources put on enriched spans.
+    pub fn new(inner: P, cfg: Config, sources: impl Into<Arc<str>>) -> Self {
+        GranularProcessor {
+            inner: Arc::new(inner),
+            cfg: Arc::new(cfg),
+            sources: sources.into(),
+            stats: Arc::new(Stats::default()),
+            tx: OnceLock::new(),
+            limiter: Mutex::new((0, 0)),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    fn sender(&self) -> &SyncSender<Msg> {
+        self.tx.get_or_init(|| {
+            let (tx, rx) = sync_channel(self.cfg.queue);
+            let worker = Analyzer::new(self.inner.clone(), self.cfg.clone(), self.sources.clone(), self.stats.clone());
+            let spawned = std::thread::Builder::new()
+                .name("granular-analyzer".into())
+                .spawn(move || worker.run(rx));
+            if let Err(e) = spawned {
+                tracing::warn!("granular: cannot start the analyzer thread ({e}); spans are exported without breakdowns");
+            }
+            tx
+        })
+    }
+
+    fn allow(&self) -> bool {
+        let Ok(mut l) = self.limiter.lock() else {
+            return false;
+        };
+        let sec = clock::monotonic_ns() / 1_000_000_000;
+        if l.0 != sec {
+            *l = (sec, 0);
+        }
+        if l.1 >= self.cfg.max_enrich_per_sec {
+            return false;
+        }
+        l.1 += 1;
+        true
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), Msg> {
+        match self.sender().try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => Err(m),
+        }
+    }
+
+    fn wait_idle(&self, timeout: Duration) -> OTelSdkResult {
+        let Some(tx) = self.tx.get() else {
+            return Ok(());
+        };
+        let (ack_tx, ack_rx) = sync_channel(1);
+        tx.send(Msg::Flush(ack_tx))
+            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        ack_rx
+            .recv_timeout(timeout)
+            .map_err(|_| OTelSdkError::Timeout(timeout))
+    }
+}
+
+impl<P: SpanProcessor + 'static> SpanProcessor for GranularProcessor<P> {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, mut span: SpanData) {
+        if !self.cfg.enabled {
+            return self.inner.on_end(span);
+        }
+        let j = judge(&self.cfg, &span);
+        if self.cfg.sample == SampleMode::Violations {
+            if let Err(Msg::Hold(span, j) | Msg::Enrich(span, j)) =
+                self.send(Msg::Hold(Box::new(span), j))
+            {
+                // Never lose a span: a full queue exports it undecided.
+                self.stats
+                    .skipped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+                let mut span = *span;
+                enrich::add_judgement(&mut span, &j);
+                self.inner.on_end(span);
+            }
+            return;
+        }
+        if !j.wants_detail() {
+            if j.rule.is_some() {
+                enrich::add_judgement(&mut span, &j);
+            }
+            return self.inner.on_end(span);
+        }
+        if !self.allow() {
+            self.stats
+                .skipped_rate_limit
+                .fetch_add(1, Ordering::Relaxed);
+            enrich::add_judgement(&mut span, &j);
+            enrich::mark_skipped(&mut span, "rate_limit");
+            return self.inner.on_end(span);
+        }
+        if let Err(Msg::Enrich(span, j) | Msg::Hold(span, j)) =
+            self.send(Msg::Enrich(Box::new(span), j))
+        {
+            self.stats
+                .skipped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            let mut span = *span;
+            enrich::add_judgement(&mut span, &j);
+            enrich::mark_skipped(&mut span, "queue_full");
+            self.inner.on_end(span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.wait_idle(Duration::from_secs(5))?;
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let started = Instant::now();
+        let _ = self.wait_idle(timeout);
+        self.inner
+            .shutdown_with_timeout(timeout.saturating_sub(started.elapsed()))
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        // Called while the provider is built, before any span: the analyzer thread (the only
+        // other owner of `inner`) starts lazily on the first span, so this is the sole owner.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
+        }
+    }
+}
+
+struct Held {
+    spans: Vec<(SpanData, Judgement)>,
+    violated: bool,
+    since: Instant,
+}
+
+/// The background worker; owns the held traces and the artifact store.
+struct Analyzer<P: SpanProcessor> {
+    inner: Arc<P>,
+    cfg: Arc<Config>,
+    sources: Arc<str>,
+    stats: Arc<Stats>,
+    store: Option<DirStore>,
+    held: HashMap<TraceId, Held>,
+    held_spans: usize,
+}
+
+const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl<P: SpanProcessor> Analyzer<P> {
+    fn new(inner: Arc<P>, cfg: Arc<Config>, sources: Arc<str>, stats: Arc<Stats>) -> Self {
+        let store = match &cfg.artifacts {
+            ArtifactSink::Dir(dir) => {
+                match DirStore::new(dir.clone(), cfg.artifact_max_bytes, cfg.artifact_retention) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(
+                            "granular: artifact directory {} unusable ({e}); spans carry no artifact link",
+                            dir.display()
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        Analyzer {
+            inner,
+            cfg,
+            sources,
+            stats,
+            store,
+            held: HashMap::new(),
+            held_spans: 0,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Msg>) {
+        loop {
+            let first = match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.expire_held(false);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < 4096 {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let mut to_enrich = Vec::new();
+            let mut acks = Vec::new();
+            for m in batch {
+                match m {
+                    Msg::Enrich(s, j) => to_enrich.push((*s, j)),
+                    Msg::Hold(s, j) => self.hold(*s, j, &mut to_enrich),
+                    Msg::Flush(ack) => acks.push(ack),
+                }
+            }
+            if !acks.is_empty() {
+                self.expire_held(true);
+            }
+            self.enrich_batch(to_enrich);
+            for ack in acks {
+                let _ = ack.send(());
+            }
+        }
+        self.expire_held(true);
+    }
+
+    fn hold(&mut self, span: SpanData, j: Judgement, out: &mut Vec<(SpanData, Judgement)>) {
+        let trace = span.span_context.trace_id();
+        let local_root = j.local_root;
+        let h = self.held.entry(trace).or_insert_with(|| Held {
+            spans: Vec::new(),
+            violated: false,
+            since: Instant::now(),
+        });
+        h.violated |= j.violated;
+        h.spans.push((span, j));
+        self.held_spans += 1;
+        if local_root {
+            self.decide(trace, out);
+        }
+        while self.held_spans > self.cfg.hold_spans {
+            self.stats.hold_overflow.fetch_add(1, Ordering::Relaxed);
+            let Some(oldest) = self
+                .held
+                .iter()
+                .min_by_key(|(_, h)| h.since)
+                .map(|(t, _)| *t)
+            else {
+                break;
+            };
+            let mut tmp = Vec::new();
+            self.decide(oldest, &mut tmp);
+            self.enrich_batch(tmp);
+        }
+    }
+
+    /// Exports or drops a held trace.
+    fn decide(&mut self, trace: TraceId, out: &mut Vec<(SpanData, Judgement)>) {
+        let Some(h) = self.held.remove(&trace) else {
+            return;
+        };
+        self.held_spans -= h.spans.len();
+        let keep = h.violated || super::judge::in_baseline(self.cfg.baseline, trace.to_bytes());
+        if !keep {
+            self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .dropped_healthy_spans
+                .fetch_add(h.spans.len() as u64, Ordering::Relaxed);
+            return;
+        }
+        self.stats.exported_traces.fetch_add(1, Ordering::Relaxed);
+        for (mut span, j) in h.spans {
+            if j.violated || (j.wants_detail() && !h.violated) {
+                out.push((span, j));
+            } else {
+                if j.rule.is_some() {
+                    enrich::add_judgement(&mut span, &j);
+                }
+                self.inner.on_end(span);
+            }
+        }
+    }
+
+    fn expire_held(&mut self, all: bool) {
+        let due: Vec<TraceId> = self
+            .held
+            .iter()
+            .filter(|(_, h)| all || h.since.elapsed() > HOLD_TIMEOUT)
+            .map(|(t, _)| *t)
+            .collect();
+        let mut out = Vec::new();
+        for t in due {
+            self.decide(t, &mut out);
+        }
+        self.enrich_batch(out);
+    }
+
+    fn enrich_batch(&mut self, batch: Vec<(SpanData, Judgement)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let unix = |t: std::time::SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        };
+        let snapshot = FlightRecorder::get()
+            .map(FlightRecorder::snapshot)
+            .unwrap_or_default();
+        let cal = Calibration::now();
+        let taken_at = cal.to_unix_ns(clock::now());
+        let window_start = batch
+            .iter()
+            .map(|(s, _)| unix(s.start_time))
+            .min()
+            .unwrap_or(0)
+            .saturating_sub(1_000_000_000);
+        let decoded = decode(&snapshot, &cal, window_start, taken_at);
+        for (mut span, j) in batch {
+            let span_id = u64::from_be_bytes(span.span_context.span_id().to_bytes());
+            let trace_id = u128::from_be_bytes(span.span_context.trace_id().to_bytes());
+            let target = Target {
+                otel_span_id: span_id,
+                name: span.name.to_string(),
+                start: unix(span.start_time),
+                end: unix(span.end_time),
+            };
+            let b = analyze(&decoded, &target);
+            let artifact = self.store.as_ref().and_then(|store| {
+                let work = decoded
+                    .by_otel_id
+                    .get(&span_id)
+                    .map(|k| RequestWork::collect(&decoded, *k))
+                    .unwrap_or_default();
+                let bytes = crate::artifact::encode_perfetto(&artifacts::timeline(
+                    &decoded, &b, &work, trace_id,
+                ));
+                let id = artifacts::artifact_id(trace_id, span_id);
+                match store.put(&id, &bytes) {
+                    Ok(path) => Some(match &self.cfg.artifact_base_url {
+                        Some(base) => format!("{}/{id}.perfetto-trace", base.trim_end_matches('/')),
+                        None => format!("file://{}", path.display()),
+                    }),
+                    Err(e) => {
+                        if self.stats.artifact_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            tracing::warn!("granular: cannot write artifact {id}: {e}");
+                        }
+                        None
+                    }
+                }
+            });
+            enrich::add_judgement(&mut span, &j);
+            let extras = Extras {
+                sources: &self.sources,
+                artifact,
+                max_events: self.cfg.max_events,
+            };
+            let synthetic = enrich::enrich(&mut span, &b, self.cfg.detail, &extras);
+            self.stats.enriched.fetch_add(1, Ordering::Relaxed);
+            self.inner.on_end(span);
+            for s in synthetic {
+                self.inner.on_end(s);
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Setting Granular up: [`init`] for the common case, [`install_recorder`] and the parts
+//! ([`RecorderLayer`](crate::RecorderLayer), [`GranularProcessor`]) for users who compose their
+//! own subscriber and tracer provider.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::capture::{alloc, os, runtime};
+use crate::config::{Config, ConfigError};
+use crate::export::{GranularProcessor, Stats};
+use crate::recorder::FlightRecorder;
+
+/// Why [`init`] failed.
+#[derive(Debug)]
+pub enum Error {
+    /// A `GRANULAR_*` or `OTEL_*` variable has a bad value.
+    Config(ConfigError),
+    /// The OTLP exporter could not be built.
+    Exporter(String),
+    /// A global `tracing` subscriber was already installed.
+    Subscriber(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(e) => write!(f, "granular: {e}"),
+            Error::Exporter(e) => write!(f, "granular: cannot build the OTLP span exporter: {e}"),
+            Error::Subscriber(e) => write!(f, "granular: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+/// Which event sources are recording, and why the others are not.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub entries: Vec<(&'static str, Result<(), String>)>,
+}
+
+impl Sources {
+    /// The active sources, comma separated (the `granular.sources` attribute).
+    pub fn active(&self) -> String {
+        let v: Vec<&str> = self
+            .entries
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(n, _)| *n)
+            .collect();
+        v.join(",")
+    }
+}
+
+impl fmt::Display for Sources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, r)) in self.entries.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            match r {
+                Ok(()) => write!(f, "{name}: active")?,
+                Err(why) => write!(f, "{name}: inactive ({why})")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Installs the flight recorder and starts the background sources the configuration asks for.
+/// Idempotent. Returns what is active.
+pub fn install_recorder(cfg: &Config) -> Sources {
+    FlightRecorder::install(cfg.recorder);
+    let mut entries: Vec<(&'static str, Result<(), String>)> = vec![
+        ("tokio.workers", Ok(())),
+        (
+            "tokio.tasks",
+            if runtime::TASK_HOOKS {
+                Ok(())
+            } else {
+                Err("built without --cfg tokio_unstable: no polls, spawns or wake latency; scheduler wait is estimated from span entries".into())
+            },
+        ),
+        ("tracing.spans", Ok(())),
+    ];
+    let os = if cfg.os_sample_hz == 0 {
+        Err("GRANULAR_OS_SAMPLE_HZ=0".into())
+    } else {
+        os::start(cfg.os_sample_hz)
+    };
+    entries.push(("os.schedstat", os));
+    entries.push((
+        "perf.context_switches",
+        Err("not implemented yet; schedstat sampling is used instead".into()),
+    ));
+    entries.push((
+        "syscalls",
+        Err("not implemented yet (needs CAP_PERFMON and tracefs)".into()),
+    ));
+    entries.push((
+        "alloc",
+        if alloc::installed() {
+            Ok(())
+        } else {
+            Err("granular::Alloc is not the global allocator".into())
+        },
+    ));
+    entries.push(("blocking_pool", Ok(())));
+    Sources { entries }
+}
+
+/// Guard returned by [`init`]: flushes pending spans and shuts exporters down when dropped.
+#[derive(Debug)]
+pub struct Granular {
+    provider: SdkTracerProvider,
+    stats: Arc<Stats>,
+    sources: Sources,
+}
+
+impl Granular {
+    /// What the processor did so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Which sources are active.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Flushes and shuts down within `timeout`.
+    pub fn shutdown(self, timeout: Duration) {
+        let _ = self.provider.shutdown_with_timeout(timeout);
+    }
+}
+
+impl Drop for Granular {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown_with_timeout(Duration::from_secs(5));
+        let s = &self.stats;
+        use std::sync::atomic::Ordering::Relaxed;
+        let snapshot = FlightRecorder::get()
+            .map(FlightRecorder::snapshot)
+            .unwrap_or_default();
+        tracing::info!(
+            enriched = s.enriched.load(Relaxed),
+            skipped_rate_limit = s.skipped_rate_limit.load(Relaxed),
+            skipped_queue_full = s.skipped_queue_full.load(Relaxed),
+            dropped_traces = s.dropped_traces.load(Relaxed),
+            recorder_lost_records = snapshot.lost(),
+            "granular: shut down"
+        );
+    }
+}
+
+/// One-line setup: reads `GRANULAR_*` and `OTEL_*` from the environment, installs the flight
+/// recorder, the global `tracing` subscriber (fmt + OpenTelemetry + Granular's layer), the W3C
+/// propagator and an OTLP exporter (gRPC, or HTTP/protobuf when `OTEL_EXPORTER_OTLP_PROTOCOL`
+/// says so) behind [`GranularProcessor`]. Call it inside a tokio runtime built with
+/// [`instrument_runtime`](crate::instrument_runtime).
+pub fn init() -> Result<Granular, Error> {
+    init_with(Config::from_env()?)
+}
+
+/// [`init`] with an explicit configuration.
+pub fn init_with(cfg: Config) -> Result<Granular, Error> {
+    let sources = install_recorder(&cfg);
+    let exporter = otlp_exporter()?;
+    let processor = GranularProcessor::new(
+        BatchSpanProcessor::builder(exporter).build(),
+        cfg,
+        sources.active(),
+    );
+    let stats = processor.stats();
+    let resource = Resource::builder()
+        .with_attribute(KeyValue::new("granular.sources", sources.active()))
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(resource)
+        .build();
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let tracer = provider.tracer("granular");
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with(tracing_subscriber::fmt::layer())
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(crate::RecorderLayer::new())
+        .try_init()
+        .map_err(|e| {
+            Error::Subscriber(format!(
+                "a global tracing subscriber is already installed: {e}"
+            ))
+        })?;
+    tracing::info!("granular: sources: {sources}");
+    Ok(Granular {
+        provider,
+        stats,
+        sources,
+    })
+}
+
+/// The OTLP span exporter the environment asks for.
+pub fn otlp_exporter() -> Result<opentelemetry_otlp::SpanExporter, Error> {
+    let (var, protocol) = [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .iter()
+    .find_map(|v| {
+        std::env::var(v)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(|p| (*v, p))
+    })
+    .unwrap_or(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_string()));
+    let built = match protocol.as_str() {
+        "grpc" => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build(),
+        "http/protobuf" => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build(),
+        _ => {
+            return Err(Error::Config(ConfigError {
+                variable: var.into(),
+                value: protocol,
+                expected: "grpc or http/protobuf".into(),
+            }));
+        }
+    };
+    built.map_err(|e| Error::Exporter(e.to_string()))
+}

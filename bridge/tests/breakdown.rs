@@ -1,0 +1,214 @@
+//! The breakdown end to end inside one process: real tokio runtime with Granular's hooks, the
+//! real tracing + tracing-opentelemetry stack, `GranularProcessor` in the real SDK, an
+//! in-memory exporter at the end. Ground truth is what each scenario injects.
+//!
+//! One test function runs every scenario in turn: the recorder and the global subscriber are
+//! process-wide.
+
+use std::time::{Duration, Instant};
+
+use granular::config::{ArtifactSink, Config, Detail};
+use granular::slo::SloRules;
+use opentelemetry::Value;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{
+    InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor, SpanData,
+};
+use tracing::Instrument;
+use tracing_subscriber::layer::SubscriberExt;
+
+fn attr(span: &SpanData, key: &str) -> Option<Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.clone())
+}
+
+fn attr_str(span: &SpanData, key: &str) -> String {
+    attr(span, key)
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default()
+}
+
+fn attr_us(span: &SpanData, key: &str) -> i64 {
+    match attr(span, key) {
+        Some(Value::I64(v)) => v,
+        other => panic!(
+            "{key} missing or not an int: {other:?} in {:#?}",
+            span.attributes
+        ),
+    }
+}
+
+fn burn(ms: u64) {
+    let start = Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < Duration::from_millis(ms) {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+fn request_span(exporter: &InMemorySpanExporter, provider: &SdkTracerProvider) -> SpanData {
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    exporter.reset();
+    spans
+        .into_iter()
+        .find(|s| s.name == "GET /messages")
+        .expect("GET /messages was exported")
+}
+
+#[test]
+fn breakdowns_name_the_cause() {
+    let artifacts =
+        std::env::temp_dir().join(format!("granular-breakdown-test-{}", std::process::id()));
+    let cfg = Config {
+        slo: SloRules::parse("GET /messages=20ms,*=10s").unwrap(),
+        detail: Detail::Spans,
+        artifacts: ArtifactSink::Dir(artifacts.clone()),
+        ..Config::default()
+    };
+    let sources = granular::install_recorder(&cfg);
+    let exporter = InMemorySpanExporter::default();
+    let processor = granular::GranularProcessor::new(
+        SimpleSpanProcessor::new(exporter.clone()),
+        cfg,
+        sources.active(),
+    );
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+        .with(granular::RecorderLayer::new());
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let rt = granular::instrument_runtime(&mut builder)
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // 1. CPU hog holding the only worker while the request's timer fires.
+    rt.block_on(async {
+        let req = tokio::spawn(
+            async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            .instrument(tracing::info_span!("GET /messages")),
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let hog = tokio::spawn(async { burn(80) }.instrument(tracing::info_span!("GET /report")));
+        req.await.unwrap();
+        hog.await.unwrap();
+    });
+    let span = request_span(&exporter, &provider);
+    assert_eq!(
+        attr_str(&span, "granular.cause"),
+        "scheduler_wait",
+        "{:#?}",
+        span.attributes
+    );
+    assert!(
+        attr_str(&span, "granular.culprit").contains("GET /report"),
+        "{:#?}",
+        span.attributes
+    );
+    let wait = attr_us(&span, "granular.time.scheduler_wait_us");
+    let dur = span
+        .end_time
+        .duration_since(span.start_time)
+        .unwrap()
+        .as_micros() as i64;
+    assert!(
+        wait >= 60_000 && wait <= dur,
+        "scheduler wait {wait} µs of {dur} µs, injected ~75 ms"
+    );
+    let artifact = attr_str(&span, "granular.artifact");
+    let path = artifact
+        .strip_prefix("file://")
+        .expect("artifact is a file URL");
+    assert!(
+        std::fs::metadata(path).unwrap().len() > 100,
+        "artifact {path} is written"
+    );
+
+    // 2. A blocking call inside async code.
+    rt.block_on(async {
+        tokio::spawn(
+            async { std::thread::sleep(Duration::from_millis(50)) }
+                .instrument(tracing::info_span!("GET /messages")),
+        )
+        .await
+        .unwrap();
+    });
+    let span = request_span(&exporter, &provider);
+    assert_eq!(
+        attr_str(&span, "granular.cause"),
+        "blocked_in_poll",
+        "{:#?}",
+        span.attributes
+    );
+    let blocked = attr_us(&span, "granular.time.blocked_in_poll_us");
+    assert!(
+        (40_000..=60_000).contains(&blocked),
+        "blocked {blocked} µs, injected 50 ms"
+    );
+
+    // 3. Awaiting a timer: idle, nothing blamed on the runtime.
+    rt.block_on(async {
+        tokio::spawn(
+            async { tokio::time::sleep(Duration::from_millis(60)).await }
+                .instrument(tracing::info_span!("GET /messages")),
+        )
+        .await
+        .unwrap();
+    });
+    let span = request_span(&exporter, &provider);
+    assert_eq!(
+        attr_str(&span, "granular.cause"),
+        "idle",
+        "{:#?}",
+        span.attributes
+    );
+    assert!(attr_us(&span, "granular.time.scheduler_wait_us") < 5_000);
+    let total: i64 = [
+        "running",
+        "scheduler_wait",
+        "os_wait",
+        "blocked_in_poll",
+        "blocking_pool",
+        "idle",
+    ]
+    .iter()
+    .map(|c| attr_us(&span, &format!("granular.time.{c}_us")))
+    .sum();
+    let dur = span
+        .end_time
+        .duration_since(span.start_time)
+        .unwrap()
+        .as_micros() as i64;
+    assert!(
+        (total - dur).abs() * 20 <= dur,
+        "parts {total} µs vs span {dur} µs"
+    );
+
+    // 4. A healthy request carries no runtime detail.
+    rt.block_on(async {
+        tokio::spawn(async {}.instrument(tracing::info_span!("GET /messages")))
+            .await
+            .unwrap();
+    });
+    let span = request_span(&exporter, &provider);
+    assert!(
+        attr(&span, "granular.cause").is_none(),
+        "{:#?}",
+        span.attributes
+    );
+    assert_eq!(
+        attr(&span, "granular.slo.violated"),
+        Some(Value::Bool(false))
+    );
+    let _ = std::fs::remove_dir_all(artifacts);
+}
