@@ -1,0 +1,166 @@
+package granularartifactsextension // import "github.com/granular-dev/granular/collector-plugin/granularartifactsextension"
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.uber.org/zap"
+)
+
+// Artifact is one artifact handed to the store by the granular processor.
+type Artifact struct {
+	ID      string
+	TraceID string
+	SpanID  string
+	Format  string
+	Data    []byte
+}
+
+// Store is what the granular processor looks for among the host's
+// extensions. PutArtifact returns the URL the artifact is served at.
+type Store interface {
+	PutArtifact(ctx context.Context, a Artifact) (url string, err error)
+}
+
+type artifactsExtension struct {
+	cfg      *Config
+	set      component.TelemetrySettings
+	now      func() time.Time
+	store    *store
+	server   *http.Server
+	baseURL  string
+	serveErr chan error
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+var (
+	_ component.Component = (*artifactsExtension)(nil)
+	_ Store               = (*artifactsExtension)(nil)
+)
+
+func newExtension(cfg *Config, set component.TelemetrySettings) *artifactsExtension {
+	return &artifactsExtension{cfg: cfg, set: set, now: time.Now}
+}
+
+func (e *artifactsExtension) Start(ctx context.Context, host component.Host) error {
+	st, err := openStore(e.cfg.Directory, e.cfg.MaxTotalBytes, e.cfg.MaxArtifactBytes, e.cfg.Retention, e.now)
+	if err != nil {
+		return err
+	}
+	ln, err := e.cfg.ServerConfig.ToListener(ctx)
+	if err != nil {
+		_ = st.close()
+		return err
+	}
+	srv, err := e.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), e.set, e.handler())
+	if err != nil {
+		_ = ln.Close()
+		_ = st.close()
+		return err
+	}
+	e.store, e.server = st, srv
+	e.baseURL = "http://" + ln.Addr().String()
+	e.stop = make(chan struct{})
+	e.wg.Add(2)
+	go func() {
+		defer e.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.set.Logger.Error("artifact server stopped", zap.Error(err))
+		}
+	}()
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.stop:
+				return
+			case <-t.C:
+				st.sweep()
+			}
+		}
+	}()
+	e.set.Logger.Info("Granular artifact store serving", zap.String("url", e.baseURL+"/artifacts/"), zap.String("directory", e.cfg.Directory))
+	return nil
+}
+
+func (e *artifactsExtension) Shutdown(ctx context.Context) error {
+	if e.server == nil {
+		return nil
+	}
+	close(e.stop)
+	err := e.server.Shutdown(ctx)
+	e.wg.Wait()
+	return errors.Join(err, e.store.close())
+}
+
+// PutArtifact stores a; it is safe for concurrent use.
+func (e *artifactsExtension) PutArtifact(_ context.Context, a Artifact) (string, error) {
+	if e.store == nil {
+		return "", errors.New("granular_artifacts extension is not started")
+	}
+	if err := e.store.put(a.ID, a.Data); err != nil {
+		return "", err
+	}
+	return e.baseURL + "/artifacts/" + a.ID, nil
+}
+
+// URL is where the running store serves its listing; empty before Start.
+func (e *artifactsExtension) URL() string {
+	if e.baseURL == "" {
+		return ""
+	}
+	return e.baseURL + "/artifacts/"
+}
+
+func (e *artifactsExtension) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /artifacts/{$}", e.serveList)
+	mux.HandleFunc("GET /artifacts/{id}", e.serveArtifact)
+	return mux
+}
+
+type listing struct {
+	Artifacts []listedArtifact `json:"artifacts"`
+}
+
+type listedArtifact struct {
+	Info
+	URL string `json:"url"`
+}
+
+func (e *artifactsExtension) serveList(w http.ResponseWriter, _ *http.Request) {
+	infos := e.store.list()
+	out := listing{Artifacts: make([]listedArtifact, 0, len(infos))}
+	for _, in := range infos {
+		out.Artifacts = append(out.Artifacts, listedArtifact{Info: in, URL: "/artifacts/" + in.ID})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func (e *artifactsExtension) serveArtifact(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	f, info, err := e.store.open(id)
+	switch {
+	case errors.Is(err, ErrInvalidID):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	case err != nil:
+		http.Error(w, "artifact not found", http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.perfetto-trace"`)
+	http.ServeContent(w, r, "", info.Modified, f)
+}

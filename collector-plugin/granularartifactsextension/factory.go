@@ -1,0 +1,42 @@
+package granularartifactsextension // import "github.com/granular-dev/granular/collector-plugin/granularartifactsextension"
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/extension"
+)
+
+const (
+	typeStr = "granular_artifacts"
+	// DefaultEndpoint is the loopback address the store serves on by default.
+	DefaultEndpoint = "127.0.0.1:16700"
+)
+
+// Type is the component type of the extension.
+var Type = component.MustNewType(typeStr)
+
+// NewFactory returns the factory of the granular_artifacts extension.
+func NewFactory() extension.Factory {
+	return extension.NewFactory(Type, createDefaultConfig, create, component.StabilityLevelAlpha)
+}
+
+func createDefaultConfig() component.Config {
+	srv := confighttp.NewDefaultServerConfig()
+	srv.NetAddr.Endpoint = DefaultEndpoint
+	return &Config{
+		ServerConfig:     srv,
+		Directory:        filepath.Join(os.TempDir(), "granular-artifacts"),
+		MaxTotalBytes:    1 << 30,
+		MaxArtifactBytes: 64 << 20,
+		Retention:        24 * time.Hour,
+	}
+}
+
+func create(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
+	return newExtension(cfg.(*Config), set.TelemetrySettings), nil
+}

@@ -1,0 +1,162 @@
+package granularprocessor
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+)
+
+func loadConfig(t *testing.T, id component.ID) *Config {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(id.String())
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, sub.Unmarshal(cfg))
+	return cfg
+}
+
+func TestConfigGolden(t *testing.T) {
+	artifacts := component.MustNewID("granular_artifacts")
+	tests := []struct {
+		id       component.ID
+		expected *Config
+	}{
+		{
+			id: component.NewID(Type),
+			expected: &Config{
+				DecisionWait:         5 * time.Second,
+				MaxTraces:            50000,
+				MaxSpansPerTrace:     5000,
+				MaxBufferedSpans:     1000000,
+				DecisionCacheSize:    100000,
+				SLO:                  "*=500ms",
+				ErrorsViolate:        true,
+				Healthy:              HealthyStrip,
+				HealthySamplePercent: 10,
+			},
+		},
+		{
+			id: component.NewIDWithName(Type, "custom"),
+			expected: &Config{
+				DecisionWait:         2 * time.Second,
+				MaxTraces:            1000,
+				MaxSpansPerTrace:     200,
+				MaxBufferedSpans:     20000,
+				DecisionCacheSize:    5000,
+				SLO:                  "GET /messages=100ms,auth.*=20ms,route:/users/*=250ms,*=500ms",
+				Services:             map[string]string{"checkout": "charge=1.5s,*=300ms"},
+				ErrorsViolate:        false,
+				Healthy:              HealthySample,
+				HealthySamplePercent: 2.5,
+				Artifacts:            ArtifactsConfig{Extension: &artifacts, Forward: true},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := loadConfig(t, tt.id)
+			assert.Equal(t, tt.expected, cfg)
+			assert.NoError(t, confmap.Validate(cfg))
+		})
+	}
+}
+
+func TestConfigInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		err  string
+	}{
+		{"invalid_slo", `slo: invalid SLO rule "auth.*": missing '=': ` + ruleForm},
+		{"invalid_duration", `slo: invalid SLO rule "*=fast": bad duration "fast": ` + ruleForm},
+		{"invalid_service", `services[checkout]: invalid SLO rule "*=-5ms": duration must be positive: ` + ruleForm},
+		{"invalid_limits", "decision_wait must be positive, got 0s\n" +
+			"max_traces must be positive, got 0\n" +
+			"max_spans_per_trace must be positive, got -1\n" +
+			"max_buffered_spans must be positive, got 0\n" +
+			"decision_cache_size must not be negative, got -1"},
+		{"invalid_healthy", "healthy must be one of strip, sample, drop; got \"keep\"\n" +
+			"healthy_sample_percent must be between 0 and 100, got 101"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := loadConfig(t, component.NewIDWithName(Type, tt.name))
+			err := confmap.Validate(cfg)
+			require.Error(t, err)
+			assert.Equal(t, tt.err, err.Error())
+		})
+	}
+}
+
+func TestConfigStruct(t *testing.T) {
+	require.NoError(t, componenttest.CheckConfigStruct(createDefaultConfig()))
+}
+
+func TestParseSLO(t *testing.T) {
+	rules, err := parseSLO(" GET /messages = 100ms , auth.*=20ms,route:/users/*=1.5s,*=250us")
+	require.NoError(t, err)
+	require.Len(t, rules, 4)
+	cases := []struct {
+		name, route string
+		hasRoute    bool
+		want        time.Duration
+		ok          bool
+	}{
+		{"GET /messages", "", false, 100 * time.Millisecond, true},
+		{"auth.login", "", false, 20 * time.Millisecond, true},
+		{"GET /users/:id", "/users/{id}", true, 1500 * time.Millisecond, true},
+		{"anything", "", false, 250 * time.Microsecond, true},
+	}
+	for _, c := range cases {
+		got, ok := rules.match(c.name, c.route, c.hasRoute)
+		assert.Equal(t, c.ok, ok, c.name)
+		assert.Equal(t, c.want, got, c.name)
+	}
+	none, err := parseSLO("")
+	require.NoError(t, err)
+	_, ok := none.match("x", "", false)
+	assert.False(t, ok)
+
+	for _, bad := range []struct{ in, err string }{
+		{"a=1ms,,b=2ms", "SLO rule 2 is empty: " + ruleForm},
+		{"=1ms", `invalid SLO rule "=1ms": empty pattern: ` + ruleForm},
+		{"route:=1ms", `invalid SLO rule "route:=1ms": empty pattern: ` + ruleForm},
+		{"x=0s", `invalid SLO rule "x=0s": duration must be positive: ` + ruleForm},
+		{"x=100", `invalid SLO rule "x=100": bad duration "100": ` + ruleForm},
+	} {
+		_, err := parseSLO(bad.in)
+		require.Error(t, err, bad.in)
+		assert.Equal(t, bad.err, err.Error())
+	}
+}
+
+func TestGlobMatch(t *testing.T) {
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"*", "", true},
+		{"*", "anything", true},
+		{"auth.*", "auth.login", true},
+		{"auth.*", "xauth.login", false},
+		{"*.query", "db.query", true},
+		{"a*b*c", "aXXbYYc", true},
+		{"a*b*c", "aXXbYY", false},
+		{"GET /messages", "GET /messages", true},
+		{"GET /messages", "GET /messages/1", false},
+		{"a**", "a", true},
+		{"", "", true},
+		{"", "x", false},
+		{"*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
+	} {
+		assert.Equal(t, c.want, globMatch(c.p, c.s), "%q ~ %q", c.p, c.s)
+	}
+}
