@@ -1,1 +1,95 @@
+//! End-to-end harness for Granular.
+//!
+//! Starts real processes on loopback — Jaeger ([`jaeger`]), the demo
+//! services ([`demo`]), anything else through [`process`] — and reads back
+//! what reached Jaeger as [`trace::Trace`]s. Every process is killed (with
+//! its process group) when its guard drops; a guard dropped during a panic
+//! prints the tail of the process's log first. Logs are kept under
+//! `<target>/e2e-logs/`.
+//!
+//! Functions return [`Result`]; tests call `.expect("...")`, which panics
+//! with the harness's message while the guards are still alive.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub mod demo;
+pub mod jaeger;
+pub mod ports;
+pub mod process;
+pub mod trace;
+
+/// A harness failure, carrying a message meant for a human reading test output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error(String);
+
+impl Error {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Same as `Display`: `expect` and `main` print errors with `{:?}`, and the
+/// message (often multi-line, with log tails) should stay readable.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The Cargo workspace root (the repository root).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the granular-e2e crate lives in a subdirectory of the workspace")
+}
+
+/// `<target>/<profile>` of the build the running executable belongs to:
+/// where Cargo puts the workspace's binaries. Derived from the running
+/// executable, so `CARGO_TARGET_DIR`, `--target-dir`, `--release` and
+/// `--target` all carry over to the binaries the harness starts.
+pub fn bin_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::new(format!("cannot locate the running executable: {e}")))?;
+    let mut dir = exe.parent();
+    // Test executables live in <target>/<profile>/deps.
+    if dir
+        .and_then(Path::file_name)
+        .is_some_and(|name| name == "deps")
+    {
+        dir = dir.and_then(Path::parent);
+    }
+    dir.map(Path::to_path_buf)
+        .ok_or_else(|| Error::new(format!("{} has no parent directory", exe.display())))
+}
+
+/// A binary of this workspace, built for the same target dir and profile as
+/// the running executable. Fails, naming the cargo command, if it was not built.
+pub fn workspace_binary(name: &str, package: &str) -> Result<PathBuf> {
+    let path = bin_dir()?.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::new(format!(
+            "{} does not exist: build it first with `cargo build -p {package} --bins` \
+             (same profile, CARGO_TARGET_DIR and RUSTFLAGS as this run; tests/run.sh does this)",
+            path.display()
+        )))
+    }
+}
+
+/// Where process logs go: `<target>/e2e-logs`.
+pub fn log_dir() -> Result<PathBuf> {
+    let bin_dir = bin_dir()?;
+    Ok(bin_dir.parent().unwrap_or(&bin_dir).join("e2e-logs"))
+}

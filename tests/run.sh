@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Granular's full test suite, as CI runs it (`bash .ci/run`):
+#   Jaeger build, rustfmt, clippy, the workspace tests (end-to-end tests
+#   included) once in stable mode and once with --cfg tokio_unstable (in
+#   its own target dir, target/unstable), then go vet + go test of
+#   collector-plugin/ when it exists.
+# Each step prints its time; the last line is a summary. Builds whatever it
+# needs; Go and cargo caches are the tools' defaults.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+stable_target=${CARGO_TARGET_DIR:-target}
+unstable_target="$stable_target/unstable"
+unstable_rustflags="${RUSTFLAGS:+$RUSTFLAGS }--cfg tokio_unstable"
+
+suite_start=$SECONDS
+timings=()
+current=
+on_exit() {
+	local status=$?
+	if ((status != 0)) && [[ -n "$current" ]]; then
+		echo
+		echo "tests/run.sh: FAILED at step '$current' (exit $status) after $((SECONDS - suite_start))s; passed: ${timings[*]:-none}" >&2
+	fi
+}
+trap on_exit EXIT
+
+# step NAME COMMAND...: runs COMMAND with a header and its timing.
+step() {
+	local name=$1 start=$SECONDS
+	shift
+	current=$name
+	printf '\n==> %s: %s\n' "$name" "$*"
+	"$@"
+	timings+=("$name=$((SECONDS - start))s")
+	printf '<== %s ok (%ds)\n' "$name" "$((SECONDS - start))"
+	current=
+}
+
+# CI runs on fresh machines: get the rustup components the checks use.
+ensure_components() {
+	local missing=()
+	cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+	cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+	if ((${#missing[@]} > 0)); then
+		command -v rustup >/dev/null 2>&1 ||
+			{ echo "error: cargo ${missing[*]} missing and rustup not available to install them" >&2; return 1; }
+		rustup component add "${missing[@]}"
+	fi
+}
+
+# The e2e tests start the demo binaries from the same target dir and
+# profile as the test executables, so build them with the same settings.
+build_demo() {
+	cargo build -p granular-examples --bins
+}
+
+unstable() {
+	RUSTFLAGS="$unstable_rustflags" CARGO_TARGET_DIR="$unstable_target" "$@"
+}
+
+collector_plugin() {
+	(cd collector-plugin && go vet ./... && go test ./...)
+}
+
+step toolchain ensure_components
+step jaeger deploy/jaeger/build.sh
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets -- -D warnings
+step build-demo build_demo
+step test cargo test --workspace
+step build-demo-unstable unstable build_demo
+step test-unstable unstable cargo test --workspace
+if [[ -d collector-plugin ]]; then
+	step collector-plugin collector_plugin
+else
+	echo
+	echo "note: no collector-plugin/ directory yet; skipping go vet and go test"
+fi
+
+echo
+echo "tests/run.sh: all ${#timings[@]} steps passed in $((SECONDS - suite_start))s (${timings[*]})"

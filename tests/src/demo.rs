@@ -1,0 +1,163 @@
+//! The demo service (`demo-service` from `granular-examples`) as a child
+//! process, and an HTTP client for it.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+
+use crate::process::{Process, ProcessBuilder};
+use crate::{Error, Result, workspace_binary};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const LISTENING: &str = "listening on ";
+/// Batch span processor delay for demo processes: spans reach Jaeger
+/// within a fraction of a second instead of the SDK's default 5 s.
+const BSP_SCHEDULE_DELAY_MS: &str = "100";
+
+/// Configures a `demo-service` process; [`DemoBuilder::start`] runs it.
+#[derive(Debug)]
+pub struct DemoBuilder {
+    service_name: String,
+    env: Vec<(String, String)>,
+}
+
+impl DemoBuilder {
+    /// Export spans over OTLP/gRPC to `endpoint` (e.g. [`crate::jaeger::Jaeger::otlp_grpc_endpoint`]).
+    pub fn otlp_grpc(self, endpoint: &str) -> Self {
+        self.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    }
+
+    /// Export spans over OTLP/HTTP protobuf to the base URL `endpoint`.
+    pub fn otlp_http(self, endpoint: &str) -> Self {
+        self.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    }
+
+    /// Where the `downstream` pathology's HTTP hop goes (`DEMO_DOWNSTREAM_URL`);
+    /// by default the service calls itself.
+    pub fn downstream(self, base_url: &str) -> Self {
+        self.env("DEMO_DOWNSTREAM_URL", base_url)
+    }
+
+    /// Any other variable (`DEMO_WORKERS`, `DEMO_PATHOLOGY`, `RUST_LOG`, ...);
+    /// later settings of a variable win.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the service on an ephemeral loopback port and waits for its
+    /// `listening on http://...` line.
+    pub fn start(self) -> Result<Demo> {
+        let binary = workspace_binary("demo-service", "granular-examples")?;
+        let mut builder = ProcessBuilder::new(&self.service_name, binary);
+        // Only what the test sets: no OTEL_* leaking in from the caller's shell.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("OTEL_") {
+                builder = builder.env_remove(key);
+            }
+        }
+        builder = builder
+            .env("DEMO_LISTEN", "127.0.0.1:0")
+            .env("OTEL_SERVICE_NAME", &self.service_name)
+            .env("OTEL_BSP_SCHEDULE_DELAY", BSP_SCHEDULE_DELAY_MS)
+            .env("NO_COLOR", "1");
+        for (key, value) in &self.env {
+            builder = builder.env(key, value);
+        }
+        let mut process = builder.spawn()?;
+        let line = process.wait_for_line("print its listening line", READY_TIMEOUT, |line| {
+            line.starts_with(LISTENING)
+        })?;
+        let url = line[LISTENING.len()..].trim().to_owned();
+        let http = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| Error::new(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Demo { process, url, http })
+    }
+}
+
+/// A running `demo-service`, stopped on drop.
+#[derive(Debug)]
+pub struct Demo {
+    process: Process,
+    url: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Demo {
+    /// A demo process reporting as `service_name` (`OTEL_SERVICE_NAME`).
+    pub fn builder(service_name: &str) -> DemoBuilder {
+        DemoBuilder {
+            service_name: service_name.to_owned(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `GET {url}{path}`. Any HTTP status is a response; failing to get one
+    /// is an error that quotes the service's log.
+    pub fn get(&mut self, path: &str) -> Result<Response> {
+        let url = format!("{}{path}", self.url);
+        let start = Instant::now();
+        let response = match self.http.get(&url).send() {
+            Ok(response) => response,
+            Err(e) => {
+                return Err(self
+                    .process
+                    .failure(&format!("did not answer GET {url}: {e}")));
+            }
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match response.text() {
+            Ok(body) => body,
+            Err(e) => {
+                return Err(self
+                    .process
+                    .failure(&format!("sent a bad body for GET {url}: {e}")));
+            }
+        };
+        Ok(Response {
+            status,
+            headers,
+            body,
+            elapsed: start.elapsed(),
+        })
+    }
+}
+
+/// A complete HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+    /// Time from sending the request to having the whole body.
+    pub elapsed: Duration,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The `x-trace-id` header: the trace of the request's server span.
+    pub fn trace_id(&self) -> Result<String> {
+        match self.header("x-trace-id") {
+            Some(id) if id.len() == 32 && id != "0".repeat(32) => Ok(id.to_owned()),
+            other => Err(Error::new(format!(
+                "no usable x-trace-id ({other:?}) in the {} response: {}",
+                self.status, self.body
+            ))),
+        }
+    }
+}
