@@ -1,0 +1,115 @@
+//! `GET /messages`: the request the talk traces, and where pathologies are applied.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use tracing::Span;
+
+use crate::downstream;
+use crate::error::AppError;
+use crate::http_trace;
+use crate::pathology::{self, Pathology, PathologyKind, RawParams};
+use crate::service::AppState;
+use crate::steps::{self, Message};
+
+/// Header that selects a pathology when the query string does not.
+pub const PATHOLOGY_HEADER: &str = "x-pathology";
+
+/// Query of `GET /messages`; numbers stay strings until [`Pathology::new`] checks them.
+#[derive(Debug, Deserialize)]
+pub struct MessagesQuery {
+    pathology: Option<String>,
+    ms: Option<String>,
+    mib: Option<String>,
+    jobs: Option<String>,
+}
+
+/// Body of a `/messages` answer.
+#[derive(Debug, Serialize)]
+pub struct MessagesResponse {
+    trace_id: String,
+    messages: Vec<Message>,
+    pathology: &'static str,
+    /// Bytes the `alloc` pathology allocated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allocated_bytes: Option<u64>,
+    /// Trace id the downstream hop reported: equal to `trace_id` when propagation works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    downstream_trace_id: Option<String>,
+}
+
+/// Picks the pathology: `?pathology=` wins over `x-pathology:`, which wins over the service-wide
+/// default from `DEMO_PATHOLOGY`.
+pub fn select(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    default: PathologyKind,
+) -> Result<PathologyKind, AppError> {
+    let name = match (query, headers.get(PATHOLOGY_HEADER)) {
+        (Some(name), _) => name,
+        (None, Some(value)) => value.to_str().map_err(|_| {
+            AppError::bad_request(format!("header `{PATHOLOGY_HEADER}` is not valid text"))
+        })?,
+        (None, None) => return Ok(default),
+    };
+    name.parse()
+        .map_err(|e: pathology::UnknownPathology| AppError::bad_request(e.to_string()))
+}
+
+/// `GET /messages`: auth, cache, the pathology if any, then db.
+pub async fn messages(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<MessagesQuery>,
+    headers: HeaderMap,
+) -> Result<Json<MessagesResponse>, AppError> {
+    let kind = select(
+        query.pathology.as_deref(),
+        &headers,
+        state.default_pathology,
+    )?;
+    let pathology = Pathology::new(
+        kind,
+        RawParams {
+            ms: query.ms.as_deref(),
+            mib: query.mib.as_deref(),
+            jobs: query.jobs.as_deref(),
+        },
+    )?;
+
+    let token = steps::access_token().await;
+    let cached = steps::cache_lookup(token).await;
+
+    let mut allocated_bytes = None;
+    let mut downstream_trace_id = None;
+    let mut child_cpu = None;
+    match pathology {
+        Pathology::None => {}
+        Pathology::Block { sleep } => pathology::block_worker(sleep),
+        Pathology::BlockFile { mib } => pathology::blocking_file_and_dns(mib)
+            .map_err(|e| AppError::internal(format!("blocking file I/O failed: {e}")))?,
+        Pathology::Alloc { mib } => allocated_bytes = Some(pathology::allocation_storm(mib)),
+        Pathology::SpawnBlocking { jobs, sleep } => {
+            pathology::queue_on_blocking_pool(jobs, sleep).await?
+        }
+        Pathology::Downstream { delay } => {
+            downstream_trace_id =
+                Some(downstream::call(&state.client, &state.downstream_url, delay).await?);
+        }
+        Pathology::Child { cpu } => child_cpu = Some(cpu),
+    }
+
+    let messages = match cached {
+        Some(messages) => messages,
+        None => steps::db_query(token, child_cpu).await?,
+    };
+    Ok(Json(MessagesResponse {
+        trace_id: http_trace::trace_id(&Span::current()),
+        messages,
+        pathology: pathology.kind().name(),
+        allocated_bytes,
+        downstream_trace_id,
+    }))
+}
