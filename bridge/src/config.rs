@@ -45,8 +45,6 @@ pub enum ArtifactSink {
     None,
     /// A local directory (one host).
     Dir(PathBuf),
-    /// An OTLP log record linked to the span.
-    Otlp,
 }
 
 /// Granular's configuration.
@@ -247,9 +245,14 @@ impl Config {
         if let Some(v) = var("GRANULAR_ARTIFACTS") {
             c.artifacts = match v.trim() {
                 "none" => ArtifactSink::None,
-                "otlp" => ArtifactSink::Otlp,
                 "dir" => c.artifacts.clone(),
-                _ => return Err(bad("GRANULAR_ARTIFACTS", &v, "none, dir or otlp")),
+                _ => {
+                    return Err(bad(
+                        "GRANULAR_ARTIFACTS",
+                        &v,
+                        "none or dir (otlp log records are not available yet)",
+                    ));
+                }
             };
         }
         if let Some(v) = var("GRANULAR_ARTIFACT_DIR") {

@@ -244,7 +244,7 @@ pub fn allocation_storm(mib: u64) -> u64 {
 /// pool most of them queue for a thread, which is the point.
 pub async fn queue_on_blocking_pool(jobs: u64, sleep: Duration) -> Result<(), JoinError> {
     let handles: Vec<_> = (0..jobs)
-        .map(|_| tokio::task::spawn_blocking(move || std::thread::sleep(sleep)))
+        .map(|_| granular::spawn_blocking(move || std::thread::sleep(sleep)))
         .collect();
     for handle in handles {
         handle.await?;

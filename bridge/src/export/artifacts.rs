@@ -223,10 +223,8 @@ impl DirStore {
             let expired = now
                 .duration_since(modified)
                 .is_ok_and(|age| age > self.retention);
-            if expired || total > self.max_bytes {
-                if fs::remove_file(&path).is_ok() {
-                    total -= len;
-                }
+            if (expired || total > self.max_bytes) && fs::remove_file(&path).is_ok() {
+                total -= len;
             }
         }
     }

@@ -235,7 +235,7 @@ impl<P: SpanProcessor> Analyzer<P> {
                     }
                 }
             }
-            _ => None,
+            ArtifactSink::None => None,
         };
         Analyzer {
             inner,

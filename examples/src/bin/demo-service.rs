@@ -8,6 +8,10 @@ use std::process::ExitCode;
 use granular_examples::config::ServiceConfig;
 use granular_examples::service;
 
+/// Counts allocations per thread so slow spans report what they allocated.
+#[global_allocator]
+static ALLOC: granular::Alloc = granular::Alloc::system();
+
 fn main() -> ExitCode {
     let config = match ServiceConfig::from_env() {
         Ok(config) => config,
