@@ -61,12 +61,23 @@ unstable() {
 	RUSTFLAGS="$unstable_rustflags" CARGO_TARGET_DIR="$unstable_target" "$@"
 }
 
+# The Perfetto schema test decodes artifacts with the official schema module of the
+# `perfetto` package from PyPI, in a venv of our own.
+python_env() {
+	if [[ ! -x .cache/venv/bin/python ]] || ! .cache/venv/bin/python -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2' 2>/dev/null; then
+		python3 -m venv .cache/venv
+		.cache/venv/bin/pip install --quiet perfetto==0.59.1
+	fi
+}
+export GRANULAR_PYTHON="$PWD/.cache/venv/bin/python"
+
 collector_plugin() {
 	(cd collector-plugin && go vet ./... && go test ./...)
 }
 
 step toolchain ensure_components
 step jaeger deploy/jaeger/build.sh
+step python-env python_env
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step build-demo build_demo
