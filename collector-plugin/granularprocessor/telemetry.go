@@ -10,18 +10,19 @@ import (
 
 const scopeName = "github.com/granular-dev/granular/collector-plugin/granularprocessor"
 
-// Metric names; all are prefixed otelcol_ by the Collector's Prometheus exporter.
+// Metric names follow the Collector convention otelcol_processor_<type>_<name>;
+// the Collector serves them on its Prometheus endpoint (service.telemetry).
 const (
-	metricDecisions          = "granular_processor_decisions"
-	metricEvicted            = "granular_processor_traces_evicted"
-	metricLateSpans          = "granular_processor_late_spans"
-	metricStrippedBytes      = "granular_processor_stripped_bytes"
-	metricStrippedAttributes = "granular_processor_stripped_attributes"
-	metricStrippedEvents     = "granular_processor_stripped_events"
-	metricStrippedSpans      = "granular_processor_stripped_spans"
-	metricArtifacts          = "granular_processor_artifacts"
-	metricBufferedTraces     = "granular_processor_buffered_traces"
-	metricBufferedSpans      = "granular_processor_buffered_spans"
+	metricDecisions          = "otelcol_processor_granular_decisions"
+	metricEvicted            = "otelcol_processor_granular_traces_evicted"
+	metricLateSpans          = "otelcol_processor_granular_late_spans"
+	metricStrippedBytes      = "otelcol_processor_granular_stripped_bytes"
+	metricStrippedAttributes = "otelcol_processor_granular_stripped_attributes"
+	metricStrippedEvents     = "otelcol_processor_granular_stripped_events"
+	metricStrippedSpans      = "otelcol_processor_granular_stripped_spans"
+	metricArtifacts          = "otelcol_processor_granular_artifacts"
+	metricBufferedTraces     = "otelcol_processor_granular_buffered_traces"
+	metricBufferedSpans      = "otelcol_processor_granular_buffered_spans"
 )
 
 // Decision outcomes as recorded in the "outcome" attribute.
