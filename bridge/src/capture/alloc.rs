@@ -1,6 +1,6 @@
 //! Allocation counters: a [`GlobalAlloc`] wrapper that counts per thread.
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static ALLOC: granular::Alloc = granular::Alloc::system();
 //! ```
