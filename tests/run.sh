@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Granular's full test suite, as CI runs it (`bash .ci/run`):
-#   Jaeger build, rustfmt, clippy, the workspace tests (end-to-end tests
-#   included) once in stable mode and once with --cfg tokio_unstable (in
-#   its own target dir, target/unstable), then go vet + go test of
-#   collector-plugin/ when it exists.
-# Each step prints its time; the last line is a summary. Builds whatever it
-# needs; Go and cargo caches are the tools' defaults.
+# Granular's full test suite, as CI runs it (`bash .ci/run`): Jaeger build,
+# Python test dependencies (.cache/venv), rustfmt, clippy, then the
+# workspace tests (end-to-end tests included) once in stable mode and once
+# with --cfg tokio_unstable (in its own target dir, target/unstable), then
+# go vet + go test of collector-plugin/ when it exists.
+# Each step prints its time; the last line is a summary. Builds and installs
+# whatever it needs; Go and cargo caches are the tools' defaults.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,6 +57,26 @@ build_demo() {
 	cargo build -p granular-examples --bins
 }
 
+# Python packages for tests that check artifacts with official tooling
+# (tests/requirements.txt), in .cache/venv; GRANULAR_PYTHON points there.
+# A GRANULAR_PYTHON set by the caller is used as is.
+python_deps() {
+	if [[ -n "${GRANULAR_PYTHON:-}" ]]; then
+		echo "using GRANULAR_PYTHON=$GRANULAR_PYTHON"
+		return
+	fi
+	local venv="$repo/.cache/venv" stamp="$repo/.cache/venv/.requirements"
+	if ! cmp -s tests/requirements.txt "$stamp"; then
+		command -v python3 >/dev/null 2>&1 ||
+			{ echo "error: python3 is not on PATH (needed for tests/requirements.txt)" >&2; return 1; }
+		python3 -m venv "$venv"
+		"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+		cp tests/requirements.txt "$stamp"
+	fi
+	export GRANULAR_PYTHON="$venv/bin/python"
+	echo "GRANULAR_PYTHON=$GRANULAR_PYTHON ($("$GRANULAR_PYTHON" --version))"
+}
+
 unstable() {
 	RUSTFLAGS="$unstable_rustflags" CARGO_TARGET_DIR="$unstable_target" "$@"
 }
@@ -77,6 +97,7 @@ collector_plugin() {
 
 step toolchain ensure_components
 step jaeger deploy/jaeger/build.sh
+step python python_deps
 step python-env python_env
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
