@@ -120,6 +120,9 @@ func withConfig(uris ...string) otelcol.CollectorSettings {
 	set := settings()
 	set.ConfigProviderSettings.ResolverSettings.URIs = uris
 	set.ConfigProviderSettings.ResolverSettings.DefaultScheme = "env"
+	// The collector would swap the process-wide gRPC logger while the test's
+	// own gRPC server (the fake Jaeger) is logging: a data race in tests only.
+	set.SkipSettingGRPCLogger = true
 	return set
 }
 
