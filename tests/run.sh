@@ -58,7 +58,8 @@ build_demo() {
 }
 
 # Python packages for tests that check artifacts with official tooling
-# (tests/requirements.txt), in .cache/venv; GRANULAR_PYTHON points there.
+# (tests/requirements.txt: perfetto's schema for bridge/tests/perfetto_schema.rs),
+# in .cache/venv; GRANULAR_PYTHON points there.
 # A GRANULAR_PYTHON set by the caller is used as is.
 python_deps() {
 	if [[ -n "${GRANULAR_PYTHON:-}" ]]; then
@@ -66,7 +67,7 @@ python_deps() {
 		return
 	fi
 	local venv="$repo/.cache/venv" stamp="$repo/.cache/venv/.requirements"
-	if ! cmp -s tests/requirements.txt "$stamp"; then
+	if [[ ! -x "$venv/bin/python" ]] || ! cmp -s tests/requirements.txt "$stamp"; then
 		command -v python3 >/dev/null 2>&1 ||
 			{ echo "error: python3 is not on PATH (needed for tests/requirements.txt)" >&2; return 1; }
 		python3 -m venv "$venv"
@@ -81,16 +82,6 @@ unstable() {
 	RUSTFLAGS="$unstable_rustflags" CARGO_TARGET_DIR="$unstable_target" "$@"
 }
 
-# The Perfetto schema test decodes artifacts with the official schema module of the
-# `perfetto` package from PyPI, in a venv of our own.
-python_env() {
-	if [[ ! -x .cache/venv/bin/python ]] || ! .cache/venv/bin/python -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2' 2>/dev/null; then
-		python3 -m venv .cache/venv
-		.cache/venv/bin/pip install --quiet perfetto==0.59.1
-	fi
-}
-export GRANULAR_PYTHON="$PWD/.cache/venv/bin/python"
-
 collector_plugin() {
 	(cd collector-plugin && go vet ./... && go test ./...)
 }
@@ -98,7 +89,6 @@ collector_plugin() {
 step toolchain ensure_components
 step jaeger deploy/jaeger/build.sh
 step python python_deps
-step python-env python_env
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step build-demo build_demo
