@@ -139,6 +139,7 @@ fn tsc_is_invariant() -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct Calibration {
     anchor_ticks: u64,
+    anchor_mono_ns: u64,
     anchor_unix_ns: u64,
     /// Nanoseconds per tick.
     ns_per_tick: f64,
@@ -165,6 +166,7 @@ impl Calibration {
         };
         Calibration {
             anchor_ticks: a.ticks,
+            anchor_mono_ns: a.mono_ns,
             anchor_unix_ns: a.unix_ns,
             ns_per_tick,
         }
@@ -174,6 +176,7 @@ impl Calibration {
     pub fn identity(unix_ns_at_zero: u64) -> Self {
         Calibration {
             anchor_ticks: 0,
+            anchor_mono_ns: 0,
             anchor_unix_ns: unix_ns_at_zero,
             ns_per_tick: 1.0,
         }
@@ -184,6 +187,11 @@ impl Calibration {
         let delta = ticks as i128 - self.anchor_ticks as i128;
         let ns = (delta as f64 * self.ns_per_tick) as i128 + self.anchor_unix_ns as i128;
         ns.max(0) as u64
+    }
+
+    /// Unix-epoch nanoseconds of a `CLOCK_MONOTONIC` time (perf records use that clock).
+    pub fn mono_to_unix_ns(&self, mono_ns: u64) -> u64 {
+        (self.anchor_unix_ns as i128 + mono_ns as i128 - self.anchor_mono_ns as i128).max(0) as u64
     }
 
     /// Nanoseconds spanned by a tick count.

@@ -45,6 +45,8 @@ pub enum ArtifactSink {
     None,
     /// A local directory (one host).
     Dir(PathBuf),
+    /// An OTLP log record linked to the span (many hosts; the Collector stores it).
+    Otlp,
 }
 
 /// Granular's configuration.
@@ -60,6 +62,8 @@ pub struct Config {
     pub max_events: usize,
     pub recorder: RecorderSize,
     pub os_sample_hz: u32,
+    /// Use perf context-switch records where permitted.
+    pub perf: bool,
     pub queue: usize,
     pub hold_spans: usize,
     pub artifacts: ArtifactSink,
@@ -81,6 +85,7 @@ impl Default for Config {
             max_events: DEFAULT_MAX_EVENTS,
             recorder: RecorderSize::default(),
             os_sample_hz: DEFAULT_OS_SAMPLE_HZ,
+            perf: true,
             queue: DEFAULT_QUEUE,
             hold_spans: DEFAULT_HOLD_SPANS,
             artifacts: ArtifactSink::Dir(std::env::temp_dir().join("granular-artifacts")),
@@ -233,6 +238,13 @@ impl Config {
             }
             c.os_sample_hz = n as u32;
         }
+        if let Some(v) = var("GRANULAR_PERF") {
+            c.perf = match v.trim() {
+                "auto" => true,
+                "off" => false,
+                _ => return Err(bad("GRANULAR_PERF", &v, "auto or off")),
+            };
+        }
         if let Some(n) = num("GRANULAR_QUEUE", "a whole number of spans, e.g. 4096")? {
             c.queue = (n as usize).max(1);
         }
@@ -246,12 +258,9 @@ impl Config {
             c.artifacts = match v.trim() {
                 "none" => ArtifactSink::None,
                 "dir" => c.artifacts.clone(),
+                "otlp" => ArtifactSink::Otlp,
                 _ => {
-                    return Err(bad(
-                        "GRANULAR_ARTIFACTS",
-                        &v,
-                        "none or dir (otlp log records are not available yet)",
-                    ));
+                    return Err(bad("GRANULAR_ARTIFACTS", &v, "none, dir or otlp"));
                 }
             };
         }

@@ -7,14 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
+use opentelemetry::logs::LoggerProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::capture::{alloc, os, runtime};
-use crate::config::{Config, ConfigError};
+use crate::capture::{alloc, os, perf, runtime};
+use crate::config::{ArtifactSink, Config, ConfigError};
+use crate::export::artifacts::OtlpArtifacts;
 use crate::export::{GranularProcessor, Stats};
 use crate::recorder::FlightRecorder;
 
@@ -97,20 +100,24 @@ pub fn install_recorder(cfg: &Config) -> Sources {
         ),
         ("tracing.spans", Ok(())),
     ];
-    let os = if cfg.os_sample_hz == 0 {
-        Err("GRANULAR_OS_SAMPLE_HZ=0".into())
+    let schedstat = if cfg.os_sample_hz == 0 {
+        Err("GRANULAR_OS_SAMPLE_HZ=0".to_string())
     } else {
-        os::start(cfg.os_sample_hz)
+        os::available()
     };
-    entries.push(("os.schedstat", os));
-    entries.push((
-        "perf.context_switches",
-        Err("not implemented yet; schedstat sampling is used instead".into()),
-    ));
-    entries.push((
-        "syscalls",
-        Err("not implemented yet (needs CAP_PERFMON and tracefs)".into()),
-    ));
+    let perf = if cfg.perf {
+        perf::enable()
+    } else {
+        Err("GRANULAR_PERF=off".to_string())
+    };
+    // One sampler thread serves both: it reads schedstat and drains the perf rings.
+    let sampler = if schedstat.is_ok() || perf.is_ok() {
+        os::start(cfg.os_sample_hz, schedstat.is_ok())
+    } else {
+        Ok(())
+    };
+    entries.push(("os.schedstat", schedstat.and(sampler.clone())));
+    entries.push(("perf.context_switches", perf.and(sampler)));
     entries.push((
         "alloc",
         if alloc::installed() {
@@ -127,6 +134,8 @@ pub fn install_recorder(cfg: &Config) -> Sources {
 #[derive(Debug)]
 pub struct Granular {
     provider: SdkTracerProvider,
+    /// Carries artifacts when `GRANULAR_ARTIFACTS=otlp`; shut down after the spans.
+    artifact_logs: Option<SdkLoggerProvider>,
     stats: Arc<Stats>,
     sources: Sources,
 }
@@ -145,12 +154,18 @@ impl Granular {
     /// Flushes and shuts down within `timeout`.
     pub fn shutdown(self, timeout: Duration) {
         let _ = self.provider.shutdown_with_timeout(timeout);
+        if let Some(logs) = &self.artifact_logs {
+            let _ = logs.shutdown_with_timeout(timeout);
+        }
     }
 }
 
 impl Drop for Granular {
     fn drop(&mut self) {
         let _ = self.provider.shutdown_with_timeout(Duration::from_secs(5));
+        if let Some(logs) = &self.artifact_logs {
+            let _ = logs.shutdown_with_timeout(Duration::from_secs(5));
+        }
         let s = &self.stats;
         use std::sync::atomic::Ordering::Relaxed;
         let snapshot = FlightRecorder::get()
@@ -180,15 +195,34 @@ pub fn init() -> Result<Granular, Error> {
 pub fn init_with(cfg: Config) -> Result<Granular, Error> {
     let sources = install_recorder(&cfg);
     let exporter = otlp_exporter()?;
-    let processor = GranularProcessor::new(
+    let resource = Resource::builder()
+        .with_attribute(KeyValue::new("granular.sources", sources.active()))
+        .build();
+    let artifact_logs = match cfg.artifacts {
+        ArtifactSink::Otlp => Some(
+            SdkLoggerProvider::builder()
+                .with_batch_exporter(otlp_log_exporter()?)
+                .with_resource(resource.clone())
+                .build(),
+        ),
+        _ => None,
+    };
+    let base_url = cfg
+        .artifact_base_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ARTIFACT_SERVER.to_string());
+    let mut processor = GranularProcessor::new(
         BatchSpanProcessor::builder(exporter).build(),
         cfg,
         sources.active(),
     );
+    if let Some(logs) = &artifact_logs {
+        processor = processor.with_artifact_store(Box::new(OtlpArtifacts::new(
+            logs.logger("granular"),
+            base_url,
+        )));
+    }
     let stats = processor.stats();
-    let resource = Resource::builder()
-        .with_attribute(KeyValue::new("granular.sources", sources.active()))
-        .build();
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(resource)
@@ -214,25 +248,59 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
     tracing::info!("granular: sources: {sources}");
     Ok(Granular {
         provider,
+        artifact_logs,
         stats,
         sources,
     })
 }
 
-/// The OTLP span exporter the environment asks for.
-pub fn otlp_exporter() -> Result<opentelemetry_otlp::SpanExporter, Error> {
-    let (var, protocol) = [
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
+/// Where `granular.artifact` links point with `GRANULAR_ARTIFACTS=otlp` unless
+/// `GRANULAR_ARTIFACT_BASE_URL` says otherwise: the Collector's `granular_artifacts` extension
+/// on its default loopback address.
+pub const DEFAULT_ARTIFACT_SERVER: &str = "http://127.0.0.1:16700";
+
+/// The OTLP protocol the environment asks for: (variable consulted, value).
+fn otlp_protocol(signal: &str) -> (String, String) {
+    [
+        format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"),
+        "OTEL_EXPORTER_OTLP_PROTOCOL".to_string(),
     ]
-    .iter()
+    .into_iter()
     .find_map(|v| {
-        std::env::var(v)
+        std::env::var(&v)
             .ok()
             .filter(|p| !p.is_empty())
-            .map(|p| (*v, p))
+            .map(|p| (v, p))
     })
-    .unwrap_or(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_string()));
+    .unwrap_or(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into()))
+}
+
+fn bad_protocol(var: String, value: String) -> Error {
+    Error::Config(ConfigError {
+        variable: var,
+        value,
+        expected: "grpc or http/protobuf".into(),
+    })
+}
+
+/// The OTLP log exporter for artifacts.
+pub fn otlp_log_exporter() -> Result<opentelemetry_otlp::LogExporter, Error> {
+    let (var, protocol) = otlp_protocol("LOGS");
+    let built = match protocol.as_str() {
+        "grpc" => opentelemetry_otlp::LogExporter::builder()
+            .with_tonic()
+            .build(),
+        "http/protobuf" => opentelemetry_otlp::LogExporter::builder()
+            .with_http()
+            .build(),
+        _ => return Err(bad_protocol(var, protocol)),
+    };
+    built.map_err(|e| Error::Exporter(e.to_string()))
+}
+
+/// The OTLP span exporter the environment asks for.
+pub fn otlp_exporter() -> Result<opentelemetry_otlp::SpanExporter, Error> {
+    let (var, protocol) = otlp_protocol("TRACES");
     let built = match protocol.as_str() {
         "grpc" => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -240,13 +308,7 @@ pub fn otlp_exporter() -> Result<opentelemetry_otlp::SpanExporter, Error> {
         "http/protobuf" => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build(),
-        _ => {
-            return Err(Error::Config(ConfigError {
-                variable: var.into(),
-                value: protocol,
-                expected: "grpc or http/protobuf".into(),
-            }));
-        }
+        _ => return Err(bad_protocol(var, protocol)),
     };
     built.map_err(|e| Error::Exporter(e.to_string()))
 }

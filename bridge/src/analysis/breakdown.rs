@@ -442,11 +442,27 @@ fn merge_ranges(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     out
 }
 
-/// (running, OS wait, blocked) ns of thread `tid` over `[a, b]`, from its schedstat samples.
+/// (running, OS wait, blocked) ns of thread `tid` over `[a, b]`: from perf context-switch
+/// intervals when the thread has them, else interpolated from its schedstat samples.
 /// Time outside the sampled range, or an interval with no sample inside it, counts as running:
 /// without evidence of being off-CPU we do not claim it.
 fn os_split(d: &Decoded, tid: u64, a: u64, b: u64) -> (u64, u64, u64) {
     let wall = b - a;
+    if let Some(iv) = d.off_cpu.get(&tid) {
+        // Exact intervals from perf: preempted → OS wait, voluntary → blocked.
+        let (mut os_wait, mut blocked) = (0, 0);
+        for &(x, y, preempted) in iv {
+            let ov = b.min(y).saturating_sub(a.max(x));
+            if preempted {
+                os_wait += ov;
+            } else {
+                blocked += ov;
+            }
+        }
+        let os_wait = os_wait.min(wall);
+        let blocked = blocked.min(wall - os_wait);
+        return (wall - os_wait - blocked, os_wait, blocked);
+    }
     let Some(s) = d.os_samples.get(&tid) else {
         return (wall, 0, 0);
     };

@@ -77,7 +77,7 @@ pub struct ThreadActivity {
 }
 
 /// A decoded snapshot.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Decoded {
     pub spans: HashMap<u64, SpanInfo>,
     pub by_otel_id: HashMap<u64, u64>,
@@ -86,12 +86,17 @@ pub struct Decoded {
     pub threads: Vec<ThreadActivity>,
     /// Per OS thread id: (time, cumulative on-CPU ns, cumulative run-queue wait ns).
     pub os_samples: HashMap<u64, Vec<(u64, u64, u64)>>,
+    /// Per OS thread id: exact off-CPU intervals from perf (start, end, preempted), when the
+    /// perf source recorded any for that thread.
+    pub off_cpu: HashMap<u64, Vec<(u64, u64, bool)>>,
     /// Records lost before or during the snapshot (overwritten, or dropped for want of a ring).
     pub lost_records: u64,
     /// Oldest time still covered by every ring that lost records (None: nothing lost).
     pub complete_since: Option<u64>,
     /// Time of the snapshot (end of every open interval).
     pub taken_at: u64,
+    /// The clock mapping used.
+    pub calibration: Calibration,
 }
 
 impl Decoded {
@@ -115,12 +120,25 @@ impl Decoded {
 /// Number of payload records each header kind carries (SpanIds: 1 or 3, see its doc).
 fn payloads(kind: Kind) -> usize {
     match kind {
-        Kind::ThreadStart | Kind::SpanNew | Kind::BlockingQueued | Kind::OsSample | Kind::Alloc => {
-            1
-        }
+        Kind::ThreadStart
+        | Kind::SpanNew
+        | Kind::BlockingQueued
+        | Kind::OsSample
+        | Kind::Alloc
+        | Kind::OffCpu
+        | Kind::SpanIds => 1,
         Kind::TaskSpawn => 2,
-        Kind::SpanIds => 1,
-        _ => 0,
+        Kind::Park
+        | Kind::Unpark
+        | Kind::PollStart
+        | Kind::PollEnd
+        | Kind::TaskTerminate
+        | Kind::SpanEnter
+        | Kind::SpanExit
+        | Kind::SpanClose
+        | Kind::BlockingStart
+        | Kind::BlockingEnd
+        | Kind::Payload => 0,
     }
 }
 
@@ -132,9 +150,17 @@ pub fn decode(
     taken_at: u64,
 ) -> Decoded {
     let mut d = Decoded {
-        taken_at,
+        spans: HashMap::new(),
+        by_otel_id: HashMap::new(),
+        tasks: HashMap::new(),
+        jobs: HashMap::new(),
+        threads: Vec::new(),
+        os_samples: HashMap::new(),
+        off_cpu: HashMap::new(),
         lost_records: snap.lost(),
-        ..Decoded::default()
+        complete_since: None,
+        taken_at,
+        calibration: *cal,
     };
     for t in &snap.threads {
         if t.lost > 0 {
@@ -361,6 +387,14 @@ impl ThreadDecoder {
                     .entry(r.arg())
                     .or_default()
                     .push((ts, p[0].w0, p[0].arg()));
+            }
+            Kind::OffCpu => {
+                let out = d.calibration.mono_to_unix_ns(p[0].w0);
+                let tid = r.arg() & ((1 << 55) - 1);
+                d.off_cpu
+                    .entry(tid)
+                    .or_default()
+                    .push((out, out + p[0].arg(), r.arg() >> 55 == 1));
             }
             Kind::ThreadStart | Kind::TaskTerminate | Kind::SpanClose | Kind::Payload => {}
         }

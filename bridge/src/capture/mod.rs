@@ -6,6 +6,7 @@
 //! | task spawn/terminate, every poll, wake-to-poll latency | [`runtime`] | `--cfg tokio_unstable` |
 //! | span new/enter/exit/close, OTel ids | [`layer`] | a `tracing` subscriber with our layer |
 //! | on-CPU time and run-queue wait per thread | [`os`] | `/proc` (unprivileged) |
+//! | exact off-CPU intervals, voluntary or preempted | [`perf`] | `perf_event_open` permitted (paranoid ≤ 2, no seccomp block) |
 //! | allocations per thread | [`alloc`] | `granular::Alloc` as the global allocator |
 //! | blocking-pool queueing and running | [`blocking`] | `granular::spawn_blocking` |
 
@@ -14,4 +15,5 @@ pub mod blocking;
 pub mod context;
 pub mod layer;
 pub mod os;
+pub mod perf;
 pub mod runtime;

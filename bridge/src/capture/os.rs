@@ -36,19 +36,24 @@ pub fn available() -> Result<(), String> {
         .ok_or_else(|| "schedstat has an unexpected format".into())
 }
 
-/// Starts the sampler at `hz` samples per second (once per process).
-pub fn start(hz: u32) -> Result<(), String> {
-    available()?;
-    if hz == 0 || RUNNING.swap(true, Ordering::SeqCst) {
+/// Starts the sampler thread (once per process). Every period it reads schedstat (when
+/// `schedstat` is set) and drains the perf rings (when that source is enabled). `hz` = 0
+/// means schedstat is off; the thread then drains perf every millisecond.
+pub fn start(hz: u32, schedstat: bool) -> Result<(), String> {
+    if RUNNING.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
-    let period = Duration::from_nanos(1_000_000_000 / u64::from(hz));
+    let hz = if hz == 0 { 1000 } else { u64::from(hz) };
+    let period = Duration::from_nanos(1_000_000_000 / hz);
     std::thread::Builder::new()
         .name("granular-os-sampler".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(period);
-                sample_all();
+                if schedstat {
+                    sample_all();
+                }
+                super::perf::drain_all();
             }
         })
         .map(|_| ())
@@ -73,8 +78,9 @@ fn parse(buf: &[u8]) -> Option<(u64, u64)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
-/// Registers the calling thread for sampling (tokio `on_thread_start`).
+/// Registers the calling thread for sampling (tokio `on_thread_start`), with perf too.
 pub fn register_current_thread() {
+    super::perf::register_current_thread();
     let tid = recorder::current_tid();
     if let Ok(file) = File::open(format!("/proc/self/task/{tid}/schedstat")) {
         if let Ok(mut w) = WATCHED.lock() {
@@ -85,6 +91,7 @@ pub fn register_current_thread() {
 
 /// Unregisters the calling thread (tokio `on_thread_stop`).
 pub fn unregister_current_thread() {
+    super::perf::unregister_current_thread();
     let tid = recorder::current_tid();
     if let Ok(mut w) = WATCHED.lock() {
         w.retain(|x| x.tid != tid);

@@ -1,5 +1,6 @@
-//! The linked artifact: the span's window as a Perfetto timeline, written to a local
-//! directory (one host) or handed back for export as an OTLP log record.
+//! The linked artifact: the span's window as a Perfetto timeline, put in an
+//! [`ArtifactStore`]: a local directory ([`DirStore`], one host) or an OTLP log record linked to
+//! the span ([`OtlpArtifacts`], many hosts: the Collector side stores it).
 //!
 //! Timeline contents: one track per thread that did anything in the window (workers named
 //! `worker N`), polls as slices named after the span they served (the request's own highlighted
@@ -167,6 +168,18 @@ pub fn timeline(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u128) 
     }
 }
 
+/// Where artifacts go.
+///
+/// # Contract
+/// Called from the analyzer thread only, never on the request path; `put` may do local I/O but
+/// must not wait on the network (hand off instead). It returns the link put on the span as
+/// `granular.artifact`, or an error message (counted, logged once, the span is exported
+/// without a link).
+pub trait ArtifactStore: Send + std::fmt::Debug {
+    fn put(&self, id: &str, trace_id: u128, span_id: u64, bytes: Vec<u8>)
+    -> Result<String, String>;
+}
+
 /// A bounded directory of artifacts: files are 0600, the directory keeps at most `max_bytes`
 /// (oldest removed first) and nothing older than `retention`.
 #[derive(Debug)]
@@ -174,15 +187,23 @@ pub struct DirStore {
     dir: PathBuf,
     max_bytes: u64,
     retention: Duration,
+    /// Links become `<base>/<id>.perfetto-trace`; `file://` paths without it.
+    base_url: Option<String>,
 }
 
 impl DirStore {
-    pub fn new(dir: PathBuf, max_bytes: u64, retention: Duration) -> std::io::Result<DirStore> {
+    pub fn new(
+        dir: PathBuf,
+        max_bytes: u64,
+        retention: Duration,
+        base_url: Option<String>,
+    ) -> std::io::Result<DirStore> {
         fs::create_dir_all(&dir)?;
         Ok(DirStore {
             dir,
             max_bytes,
             retention,
+            base_url,
         })
     }
 
@@ -191,7 +212,7 @@ impl DirStore {
     }
 
     /// Writes `bytes` as `<id>.perfetto-trace`; returns the file's path.
-    pub fn put(&self, id: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    pub fn write(&self, id: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
         let path = self.dir.join(format!("{id}.perfetto-trace"));
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -230,6 +251,65 @@ impl DirStore {
     }
 }
 
+impl ArtifactStore for DirStore {
+    fn put(&self, id: &str, _trace: u128, _span: u64, bytes: Vec<u8>) -> Result<String, String> {
+        let path = self
+            .write(id, &bytes)
+            .map_err(|e| format!("cannot write artifact {id}: {e}"))?;
+        Ok(match &self.base_url {
+            Some(base) => format!("{}/{id}.perfetto-trace", base.trim_end_matches('/')),
+            None => format!("file://{}", path.display()),
+        })
+    }
+}
+
+/// Artifacts as OTLP log records: trace and span ids set, event name `granular.artifact`,
+/// attributes `granular.artifact.id` and `granular.artifact.format = perfetto-protobuf`, the
+/// trace bytes as the body. The SDK's batch processor sends them (never blocking here). Links
+/// are `<base>/artifacts/<id>`, the path the Collector's `granular_artifacts` extension serves.
+pub struct OtlpArtifacts {
+    logger: opentelemetry_sdk::logs::SdkLogger,
+    base_url: String,
+}
+
+impl std::fmt::Debug for OtlpArtifacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpArtifacts")
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+impl OtlpArtifacts {
+    pub fn new(logger: opentelemetry_sdk::logs::SdkLogger, base_url: String) -> Self {
+        OtlpArtifacts { logger, base_url }
+    }
+}
+
+impl ArtifactStore for OtlpArtifacts {
+    fn put(&self, id: &str, trace: u128, span: u64, bytes: Vec<u8>) -> Result<String, String> {
+        use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _};
+        use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+        let mut rec = self.logger.create_log_record();
+        rec.set_event_name("granular.artifact");
+        rec.set_timestamp(SystemTime::now());
+        rec.set_trace_context(
+            TraceId::from_bytes(trace.to_be_bytes()),
+            SpanId::from_bytes(span.to_be_bytes()),
+            Some(TraceFlags::SAMPLED),
+        );
+        rec.add_attribute("event.name", "granular.artifact");
+        rec.add_attribute("granular.artifact.id", id.to_string());
+        rec.add_attribute("granular.artifact.format", "perfetto-protobuf");
+        rec.set_body(AnyValue::Bytes(Box::new(bytes)));
+        self.logger.emit(rec);
+        Ok(format!(
+            "{}/artifacts/{id}",
+            self.base_url.trim_end_matches('/')
+        ))
+    }
+}
+
 /// The artifact's id: trace and span id, so it is unique and easy to find by hand.
 pub fn artifact_id(trace_id: u128, span_id: u64) -> String {
     format!("{trace_id:032x}-{span_id:016x}")
@@ -243,16 +323,16 @@ mod tests {
     fn store_writes_private_files_and_enforces_the_size_cap() {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("granular-store-test-{}", std::process::id()));
-        let store = DirStore::new(dir.clone(), 2500, Duration::from_secs(3600)).unwrap();
-        let p = store.put("a", &[0u8; 1000]).unwrap();
+        let store = DirStore::new(dir.clone(), 2500, Duration::from_secs(3600), None).unwrap();
+        let p = store.write("a", &[0u8; 1000]).unwrap();
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
         std::thread::sleep(Duration::from_millis(20));
-        store.put("b", &[0u8; 1000]).unwrap();
+        store.write("b", &[0u8; 1000]).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        store.put("c", &[0u8; 1000]).unwrap();
+        store.write("c", &[0u8; 1000]).unwrap();
         assert!(
             !dir.join("a.perfetto-trace").exists(),
             "oldest file should be pruned"

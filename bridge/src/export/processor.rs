@@ -13,6 +13,7 @@
 //! ends, then exports the trace only if a span violated (or the trace is in the baseline).
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -23,11 +24,11 @@ use opentelemetry::trace::TraceId;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 
-use super::artifacts::{self, DirStore};
+use super::artifacts::{self, ArtifactStore, DirStore};
 use super::enrich::{self, Extras};
 use super::judge::{Judgement, judge};
 use crate::analysis::breakdown::RequestWork;
-use crate::analysis::{Target, analyze, decode};
+use crate::analysis::{Breakdown, Decoded, Target, analyze, decode};
 use crate::clock::{self, Calibration};
 use crate::config::{ArtifactSink, Config, SampleMode};
 use crate::recorder::FlightRecorder;
@@ -43,6 +44,12 @@ pub struct Stats {
     pub dropped_traces: AtomicU64,
     pub hold_overflow: AtomicU64,
     pub artifact_errors: AtomicU64,
+    pub analysis_errors: AtomicU64,
+}
+
+fn unix_ns(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 enum Msg {
@@ -60,6 +67,8 @@ pub struct GranularProcessor<P: SpanProcessor + 'static> {
     stats: Arc<Stats>,
     tx: OnceLock<SyncSender<Msg>>,
     limiter: Mutex<(u64, u32)>,
+    /// Handed to the analyzer thread when it starts.
+    store: Mutex<Option<Box<dyn ArtifactStore>>>,
 }
 
 impl<P: SpanProcessor + 'static> GranularProcessor<P> {
@@ -73,7 +82,45 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
             stats: Arc::new(Stats::default()),
             tx: OnceLock::new(),
             limiter: Mutex::new((0, 0)),
+            store: Mutex::new(None),
         }
+        .with_default_store()
+    }
+
+    /// The store `GRANULAR_ARTIFACTS=dir` asks for; `otlp` needs a logger, see
+    /// [`with_artifact_store`](Self::with_artifact_store) (what [`crate::init`] does).
+    fn with_default_store(self) -> Self {
+        let store: Option<Box<dyn ArtifactStore>> = match &self.cfg.artifacts {
+            ArtifactSink::Dir(dir) => match DirStore::new(
+                dir.clone(),
+                self.cfg.artifact_max_bytes,
+                self.cfg.artifact_retention,
+                self.cfg.artifact_base_url.clone(),
+            ) {
+                Ok(s) => Some(Box::new(s)),
+                Err(e) => {
+                    tracing::warn!(
+                        "granular: artifact directory {} unusable ({e}); spans carry no artifact link",
+                        dir.display()
+                    );
+                    None
+                }
+            },
+            ArtifactSink::None | ArtifactSink::Otlp => None,
+        };
+        self.with_store(store)
+    }
+
+    /// Sends artifacts to `store` instead of what the configuration names.
+    pub fn with_artifact_store(self, store: Box<dyn ArtifactStore>) -> Self {
+        self.with_store(Some(store))
+    }
+
+    fn with_store(self, store: Option<Box<dyn ArtifactStore>>) -> Self {
+        if let Ok(mut s) = self.store.lock() {
+            *s = store;
+        }
+        self
     }
 
     pub fn stats(&self) -> Arc<Stats> {
@@ -83,7 +130,14 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
     fn sender(&self) -> &SyncSender<Msg> {
         self.tx.get_or_init(|| {
             let (tx, rx) = sync_channel(self.cfg.queue);
-            let worker = Analyzer::new(self.inner.clone(), self.cfg.clone(), self.sources.clone(), self.stats.clone());
+            let store = self.store.lock().ok().and_then(|mut s| s.take());
+            let worker = Analyzer::new(
+                self.inner.clone(),
+                self.cfg.clone(),
+                self.sources.clone(),
+                self.stats.clone(),
+                store,
+            );
             let spawned = std::thread::Builder::new()
                 .name("granular-analyzer".into())
                 .spawn(move || worker.run(rx));
@@ -213,7 +267,7 @@ struct Analyzer<P: SpanProcessor> {
     cfg: Arc<Config>,
     sources: Arc<str>,
     stats: Arc<Stats>,
-    store: Option<DirStore>,
+    store: Option<Box<dyn ArtifactStore>>,
     held: HashMap<TraceId, Held>,
     held_spans: usize,
 }
@@ -221,22 +275,13 @@ struct Analyzer<P: SpanProcessor> {
 const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl<P: SpanProcessor> Analyzer<P> {
-    fn new(inner: Arc<P>, cfg: Arc<Config>, sources: Arc<str>, stats: Arc<Stats>) -> Self {
-        let store = match &cfg.artifacts {
-            ArtifactSink::Dir(dir) => {
-                match DirStore::new(dir.clone(), cfg.artifact_max_bytes, cfg.artifact_retention) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        tracing::warn!(
-                            "granular: artifact directory {} unusable ({e}); spans carry no artifact link",
-                            dir.display()
-                        );
-                        None
-                    }
-                }
-            }
-            ArtifactSink::None => None,
-        };
+    fn new(
+        inner: Arc<P>,
+        cfg: Arc<Config>,
+        sources: Arc<str>,
+        stats: Arc<Stats>,
+        store: Option<Box<dyn ArtifactStore>>,
+    ) -> Self {
         Analyzer {
             inner,
             cfg,
@@ -360,10 +405,8 @@ impl<P: SpanProcessor> Analyzer<P> {
         if batch.is_empty() {
             return;
         }
-        let unix = |t: std::time::SystemTime| {
-            t.duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        };
+        // Context switches still in the kernel's rings belong to the windows analysed now.
+        crate::capture::perf::drain_all();
         let snapshot = FlightRecorder::get()
             .map(FlightRecorder::snapshot)
             .unwrap_or_default();
@@ -371,56 +414,78 @@ impl<P: SpanProcessor> Analyzer<P> {
         let taken_at = cal.to_unix_ns(clock::now());
         let window_start = batch
             .iter()
-            .map(|(s, _)| unix(s.start_time))
+            .map(|(s, _)| unix_ns(s.start_time))
             .min()
             .unwrap_or(0)
             .saturating_sub(1_000_000_000);
-        let decoded = decode(&snapshot, &cal, window_start, taken_at);
+        // A bug in the analysis must cost a breakdown, never the span or the thread.
+        let decoded = catch_unwind(AssertUnwindSafe(|| {
+            decode(&snapshot, &cal, window_start, taken_at)
+        }))
+        .ok();
         for (mut span, j) in batch {
-            let span_id = u64::from_be_bytes(span.span_context.span_id().to_bytes());
-            let trace_id = u128::from_be_bytes(span.span_context.trace_id().to_bytes());
-            let target = Target {
-                otel_span_id: span_id,
-                name: span.name.to_string(),
-                start: unix(span.start_time),
-                end: unix(span.end_time),
-            };
-            let b = analyze(&decoded, &target);
-            let artifact = self.store.as_ref().and_then(|store| {
-                let work = decoded
-                    .by_otel_id
-                    .get(&span_id)
-                    .map(|k| RequestWork::collect(&decoded, *k))
-                    .unwrap_or_default();
-                let bytes = crate::artifact::encode_perfetto(&artifacts::timeline(
-                    &decoded, &b, &work, trace_id,
-                ));
-                let id = artifacts::artifact_id(trace_id, span_id);
-                match store.put(&id, &bytes) {
-                    Ok(path) => Some(match &self.cfg.artifact_base_url {
-                        Some(base) => format!("{}/{id}.perfetto-trace", base.trim_end_matches('/')),
-                        None => format!("file://{}", path.display()),
-                    }),
-                    Err(e) => {
-                        if self.stats.artifact_errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                            tracing::warn!("granular: cannot write artifact {id}: {e}");
-                        }
-                        None
-                    }
-                }
-            });
             enrich::add_judgement(&mut span, &j);
-            let extras = Extras {
-                sources: &self.sources,
-                artifact,
-                max_events: self.cfg.max_events,
+            let analysed = decoded
+                .as_ref()
+                .and_then(|d| catch_unwind(AssertUnwindSafe(|| self.analyse(d, &span))).ok());
+            let synthetic = match analysed {
+                Some((b, artifact)) => {
+                    let extras = Extras {
+                        sources: &self.sources,
+                        artifact,
+                        max_events: self.cfg.max_events,
+                    };
+                    self.stats.enriched.fetch_add(1, Ordering::Relaxed);
+                    enrich::enrich(&mut span, &b, self.cfg.detail, &extras)
+                }
+                None => {
+                    if self.stats.analysis_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                        tracing::warn!(
+                            "granular: analysing span {:?} failed; exported without breakdown",
+                            span.name
+                        );
+                    }
+                    enrich::mark_skipped(&mut span, "analysis_error");
+                    Vec::new()
+                }
             };
-            let synthetic = enrich::enrich(&mut span, &b, self.cfg.detail, &extras);
-            self.stats.enriched.fetch_add(1, Ordering::Relaxed);
             self.inner.on_end(span);
             for s in synthetic {
                 self.inner.on_end(s);
             }
         }
+    }
+
+    /// The breakdown of one span and the link to its artifact.
+    fn analyse(&self, d: &Decoded, span: &SpanData) -> (Breakdown, Option<String>) {
+        let span_id = u64::from_be_bytes(span.span_context.span_id().to_bytes());
+        let trace_id = u128::from_be_bytes(span.span_context.trace_id().to_bytes());
+        let target = Target {
+            otel_span_id: span_id,
+            name: span.name.to_string(),
+            start: unix_ns(span.start_time),
+            end: unix_ns(span.end_time),
+        };
+        let b = analyze(d, &target);
+        let artifact = self.store.as_ref().and_then(|store| {
+            let work = d
+                .by_otel_id
+                .get(&span_id)
+                .map(|k| RequestWork::collect(d, *k))
+                .unwrap_or_default();
+            let bytes =
+                crate::artifact::encode_perfetto(&artifacts::timeline(d, &b, &work, trace_id));
+            let id = artifacts::artifact_id(trace_id, span_id);
+            match store.put(&id, trace_id, span_id, bytes) {
+                Ok(link) => Some(link),
+                Err(e) => {
+                    if self.stats.artifact_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                        tracing::warn!("granular: {e}");
+                    }
+                    None
+                }
+            }
+        });
+        (b, artifact)
     }
 }

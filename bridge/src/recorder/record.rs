@@ -51,6 +51,10 @@ pub enum Kind {
     Alloc = 17,
     /// Continuation of the previous header.
     Payload = 18,
+    /// A runtime thread was off-CPU (perf context-switch records). arg = OS thread id, bit 55
+    /// set when it was preempted (involuntary). Payload: w0 = switch-out time, CLOCK_MONOTONIC
+    /// ns (not clock ticks), w1 = off-CPU duration ns.
+    OffCpu = 19,
 }
 
 impl Kind {
@@ -76,12 +80,13 @@ impl Kind {
             16 => OsSample,
             17 => Alloc,
             18 => Payload,
+            19 => OffCpu,
             _ => return None,
         })
     }
 
     /// Number of kinds, for per-kind counters (index = discriminant).
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
 }
 
 /// Mask of the 56-bit argument.

@@ -2,8 +2,8 @@
 //! real tracing + tracing-opentelemetry stack, `GranularProcessor` in the real SDK, an
 //! in-memory exporter at the end. Ground truth is what each scenario injects.
 //!
-//! One test function runs every scenario in turn: the recorder and the global subscriber are
-//! process-wide.
+//! One function runs every scenario in turn: the recorder and the global subscriber are
+//! process-wide, so each OS-source variant is its own test binary (`breakdown_*.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -58,17 +58,24 @@ fn request_span(exporter: &InMemorySpanExporter, provider: &SdkTracerProvider) -
         .expect("GET /messages was exported")
 }
 
-#[test]
-fn breakdowns_name_the_cause() {
+/// Runs every scenario with perf context-switch records on or off (`perf = false`: the
+/// schedstat sampler is the OS source, as where perf is denied).
+pub fn breakdowns_name_the_cause(perf: bool) {
     let artifacts =
         std::env::temp_dir().join(format!("granular-breakdown-test-{}", std::process::id()));
     let cfg = Config {
         slo: SloRules::parse("GET /messages=20ms,*=10s").unwrap(),
+        perf,
         detail: Detail::Spans,
         artifacts: ArtifactSink::Dir(artifacts.clone()),
         ..Config::default()
     };
     let sources = granular::install_recorder(&cfg);
+    assert_eq!(
+        sources.active().contains("perf.context_switches"),
+        perf && granular::capture::perf::probe().is_ok(),
+        "{sources}"
+    );
     let exporter = InMemorySpanExporter::default();
     let processor = granular::GranularProcessor::new(
         SimpleSpanProcessor::new(exporter.clone()),
