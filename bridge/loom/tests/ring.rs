@@ -33,10 +33,17 @@ fn rec(seq: u64) -> Record {
 fn check(snap: &Snapshot, from_seq: u64, written: u64) {
     for (n, r) in snap.records.iter().enumerate() {
         let seq = snap.first_seq + n as u64;
-        assert_eq!(rec(r.w0.wrapping_sub(1)), *r, "torn record at #{seq}: {r:?}");
+        assert_eq!(
+            rec(r.w0.wrapping_sub(1)),
+            *r,
+            "torn record at #{seq}: {r:?}"
+        );
         assert_eq!(*r, rec(seq), "record #{seq} out of sequence: {r:?}");
     }
-    assert!(snap.first_seq >= from_seq, "{snap:?} starts before {from_seq}");
+    assert!(
+        snap.first_seq >= from_seq,
+        "{snap:?} starts before {from_seq}"
+    );
     assert_eq!(snap.lost, snap.first_seq - from_seq, "{snap:?}");
     assert!(
         snap.first_seq + snap.records.len() as u64 <= written,
