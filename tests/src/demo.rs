@@ -1,6 +1,7 @@
 //! The demo service (`demo-service` from `granular-examples`) as a child
 //! process, and an HTTP client for it.
 
+use std::thread;
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
@@ -51,11 +52,30 @@ impl DemoBuilder {
     /// Starts the service on an ephemeral loopback port and waits for its
     /// `listening on http://...` line.
     pub fn start(self) -> Result<Demo> {
+        let mut process = self.spawn()?;
+        let line = process.wait_for_line("print its listening line", READY_TIMEOUT, |line| {
+            line.starts_with(LISTENING)
+        })?;
+        let url = line[LISTENING.len()..].trim().to_owned();
+        let http = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| Error::new(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Demo { process, url, http })
+    }
+
+    /// Starts the process like [`DemoBuilder::start`] without waiting for
+    /// it to listen: for tests of start-up failures
+    /// ([`Process::wait_for_exit`]).
+    pub fn spawn(self) -> Result<Process> {
         let binary = workspace_binary("demo-service", "granular-examples")?;
         let mut builder = ProcessBuilder::new(&self.service_name, binary);
-        // Only what the test sets: no OTEL_* leaking in from the caller's shell.
+        // Only what the test sets: no OTEL_* or GRANULAR_* (library settings)
+        // leaking in from the caller's shell.
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("OTEL_") {
+            let name = key.to_string_lossy();
+            if name.starts_with("OTEL_") || name.starts_with("GRANULAR_") {
                 builder = builder.env_remove(key);
             }
         }
@@ -67,17 +87,7 @@ impl DemoBuilder {
         for (key, value) in &self.env {
             builder = builder.env(key, value);
         }
-        let mut process = builder.spawn()?;
-        let line = process.wait_for_line("print its listening line", READY_TIMEOUT, |line| {
-            line.starts_with(LISTENING)
-        })?;
-        let url = line[LISTENING.len()..].trim().to_owned();
-        let http = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| Error::new(format!("cannot build an HTTP client: {e}")))?;
-        Ok(Demo { process, url, http })
+        builder.spawn()
     }
 }
 
@@ -103,36 +113,73 @@ impl Demo {
         &self.url
     }
 
+    /// The service's process (log, pid).
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
     /// `GET {url}{path}`. Any HTTP status is a response; failing to get one
     /// is an error that quotes the service's log.
     pub fn get(&mut self, path: &str) -> Result<Response> {
         let url = format!("{}{path}", self.url);
-        let start = Instant::now();
-        let response = match self.http.get(&url).send() {
-            Ok(response) => response,
-            Err(e) => {
-                return Err(self
-                    .process
-                    .failure(&format!("did not answer GET {url}: {e}")));
-            }
-        };
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = match response.text() {
-            Ok(body) => body,
-            Err(e) => {
-                return Err(self
-                    .process
-                    .failure(&format!("sent a bad body for GET {url}: {e}")));
-            }
-        };
-        Ok(Response {
-            status,
-            headers,
-            body,
-            elapsed: start.elapsed(),
-        })
+        get(&self.http, &url).map_err(|problem| self.process.failure(&problem))
     }
+
+    /// Sends the requests concurrently, each `(delay, path)` on its own
+    /// thread `delay` after the first one was sent, and returns the
+    /// responses in the same order once all have completed. For overlaps
+    /// such as "a CPU hog arrives 3 ms into a request".
+    pub fn get_staggered(&mut self, requests: &[(Duration, &str)]) -> Result<Vec<Response>> {
+        let start = Instant::now();
+        let results: Vec<std::result::Result<Response, String>> = thread::scope(|scope| {
+            let handles: Vec<_> = requests
+                .iter()
+                .map(|&(delay, path)| {
+                    let http = &self.http;
+                    let url = format!("{}{path}", self.url);
+                    scope.spawn(move || {
+                        if let Some(wait) = (start + delay).checked_duration_since(Instant::now()) {
+                            thread::sleep(wait);
+                        }
+                        get(http, &url)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err("the request thread panicked".to_owned()))
+                })
+                .collect()
+        });
+        let mut responses = Vec::with_capacity(results.len());
+        for result in results {
+            responses.push(result.map_err(|problem| self.process.failure(&problem))?);
+        }
+        Ok(responses)
+    }
+}
+
+/// `GET url`, or what went wrong, phrased to follow the service's name.
+fn get(http: &reqwest::blocking::Client, url: &str) -> std::result::Result<Response, String> {
+    let start = Instant::now();
+    let response = http
+        .get(url)
+        .send()
+        .map_err(|e| format!("did not answer GET {url}: {e}"))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .text()
+        .map_err(|e| format!("sent a bad body for GET {url}: {e}"))?;
+    Ok(Response {
+        status,
+        headers,
+        body,
+        elapsed: start.elapsed(),
+    })
 }
 
 /// A complete HTTP response.

@@ -142,6 +142,20 @@ impl Jaeger {
             .map_err(|e| self.with_log_path(e))
     }
 
+    /// See [`QueryClient::find_trace`].
+    pub fn find_trace(&self, trace_id: &str) -> Result<Option<Trace>> {
+        self.query
+            .find_trace(trace_id)
+            .map_err(|e| self.with_log_path(e))
+    }
+
+    /// See [`QueryClient::expect_no_trace`].
+    pub fn expect_no_trace(&self, trace_id: &str, watch: Duration) -> Result<()> {
+        self.query
+            .expect_no_trace(trace_id, watch)
+            .map_err(|e| self.with_log_path(e))
+    }
+
     fn with_log_path(&self, error: Error) -> Error {
         Error::new(format!(
             "{error}\n(Jaeger's log: {})",
@@ -228,6 +242,62 @@ impl QueryClient {
                 "trace {trace_id} not found within {timeout:?} ({url}); {last}"
             ))
         })
+    }
+
+    /// One `GET /api/traces/{id}`: the trace as stored now, or `None` when
+    /// Jaeger does not have it (404, or an answer without a trace).
+    pub fn find_trace(&self, trace_id: &str) -> Result<Option<Trace>> {
+        let url = format!("{}/api/traces/{trace_id}", self.base_url);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .map_err(|e| Error::new(format!("GET {url} failed: {e}")))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .map_err(|e| Error::new(format!("reading the {status} answer of {url} failed: {e}")))?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(Error::new(format!(
+                "GET {url}: Jaeger answered {status}:\n{}",
+                quote(&body)
+            )));
+        }
+        let response: TracesResponse = serde_json::from_str(&body).map_err(|e| {
+            Error::new(format!(
+                "GET {url}: unexpected answer ({e}):\n{}",
+                quote(&body)
+            ))
+        })?;
+        Ok(response
+            .data
+            .into_iter()
+            .find(|trace| !trace.spans.is_empty()))
+    }
+
+    /// Watches for `watch` that Jaeger has no span of `trace_id` (e.g. a
+    /// trace a sampler should have dropped); fails showing the trace if one
+    /// arrives. Call it after a barrier that proves the exporter flushed,
+    /// such as a later trace of the same process having arrived.
+    pub fn expect_no_trace(&self, trace_id: &str, watch: Duration) -> Result<()> {
+        let deadline = Instant::now() + watch;
+        loop {
+            if let Some(trace) = self.find_trace(trace_id)? {
+                return Err(Error::new(format!(
+                    "trace {trace_id} reached Jaeger ({}/api/traces/{trace_id}) but should not \
+                     have:\n{}",
+                    self.base_url,
+                    trace.render()
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
     }
 
     /// GETs `url` until it answers 200 with a body `accept` takes. On

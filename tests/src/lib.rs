@@ -2,7 +2,8 @@
 //!
 //! Starts real processes on loopback — Jaeger ([`jaeger`]), the demo
 //! services ([`demo`]), anything else through [`process`] — and reads back
-//! what reached Jaeger as [`trace::Trace`]s. Every process is killed (with
+//! what reached Jaeger as [`trace::Trace`]s, and Granular's linked
+//! artifacts as [`perfetto`] summaries. Every process is killed (with
 //! its process group) when its guard drops; a guard dropped during a panic
 //! prints the tail of the process's log first. Logs are kept under
 //! `<target>/e2e-logs/`.
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub mod demo;
 pub mod jaeger;
+pub mod perfetto;
 pub mod ports;
 pub mod process;
 pub mod trace;

@@ -13,7 +13,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -165,6 +165,36 @@ impl Process {
         self.wait_until(&format!("accept connections on {addr}"), timeout, || {
             TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
         })
+    }
+
+    /// Waits for the process to exit on its own (e.g. a start-up failure)
+    /// and returns its status, once its output has reached the log. Fails,
+    /// showing the log tail, if it is still running after `timeout`.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    // Let the reader threads drain the pipes.
+                    thread::sleep(Duration::from_millis(200));
+                    return Ok(status);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.failure(&format!("cannot be waited for: {e}"))),
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failure(&format!("did not exit within {timeout:?}")));
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// The whole log so far (the command line, then stdout and stderr).
+    pub fn log(&self) -> String {
+        match std::fs::read(&self.log_path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => format!("(cannot read {}: {e})", self.log_path.display()),
+        }
     }
 
     /// The last `lines` lines of the log.
