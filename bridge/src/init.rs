@@ -11,12 +11,12 @@ use opentelemetry::logs::LoggerProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanProcessor as _};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::capture::{alloc, os, perf, runtime};
-use crate::config::{ArtifactSink, Config, ConfigError};
+use crate::config::{ArtifactSink, Config, ConfigError, SampleMode};
 use crate::export::artifacts::OtlpArtifacts;
 use crate::export::{GranularProcessor, Stats};
 use crate::recorder::FlightRecorder;
@@ -211,11 +211,12 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
         .artifact_base_url
         .clone()
         .unwrap_or_else(|| DEFAULT_ARTIFACT_SERVER.to_string());
-    let mut processor = GranularProcessor::new(
-        BatchSpanProcessor::builder(exporter).build(),
-        cfg,
-        sources.active(),
-    );
+    let violations = cfg.sample == SampleMode::Violations;
+    let mut batch = BatchSpanProcessor::builder(exporter).build();
+    // Set here: once the analyzer thread shares the processor, the SDK's own set_resource
+    // call cannot reach it.
+    batch.set_resource(&resource);
+    let mut processor = GranularProcessor::new(batch, cfg, sources.active());
     if let Some(logs) = &artifact_logs {
         processor = processor.with_artifact_store(Box::new(OtlpArtifacts::new(
             logs.logger("granular"),
@@ -223,6 +224,9 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
         )));
     }
     let stats = processor.stats();
+    // GRANULAR_SAMPLE=violations: Granular records spans itself and builds OTel spans only
+    // for exported traces; otherwise tracing-opentelemetry builds every span.
+    let sampler = violations.then(|| processor.source_sampler());
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(resource)
@@ -231,20 +235,26 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     opentelemetry::global::set_tracer_provider(provider.clone());
-    let tracer = provider.tracer("granular");
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with(tracing_subscriber::fmt::layer())
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
-        .with(crate::RecorderLayer::new())
-        .try_init()
-        .map_err(|e| {
-            Error::Subscriber(format!(
-                "a global tracing subscriber is already installed: {e}"
-            ))
-        })?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let installed = match sampler {
+        Some(sampler) => tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer())
+            .with(crate::RecorderLayer::recording_spans(sampler))
+            .try_init(),
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer())
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("granular")))
+            .with(crate::RecorderLayer::new())
+            .try_init(),
+    };
+    installed.map_err(|e| {
+        Error::Subscriber(format!(
+            "a global tracing subscriber is already installed: {e}"
+        ))
+    })?;
     tracing::info!("granular: sources: {sources}");
     Ok(Granular {
         provider,

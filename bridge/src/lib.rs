@@ -32,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod export;
 mod init;
+pub mod propagation;
 pub mod recorder;
 pub mod slo;
 
@@ -42,3 +43,4 @@ pub use capture::runtime::instrument_runtime;
 pub use config::Config;
 pub use export::GranularProcessor;
 pub use init::{Error, Granular, Sources, init, init_with, install_recorder, otlp_exporter};
+pub use propagation::SpanExt;

@@ -7,11 +7,11 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use granular::SpanExt;
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TraceContextExt;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Response header carrying the OTel trace id of the request's server span, so callers can look
 /// the trace up without parsing bodies.
@@ -48,7 +48,7 @@ impl Injector for HeaderInjector<'_> {
 
 /// Adds `span`'s trace context (`traceparent`) to `headers`, so the next hop joins the trace.
 pub fn inject(span: &Span, headers: &mut HeaderMap) {
-    let cx = span.context();
+    let cx = span.otel_context();
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(&cx, &mut HeaderInjector(headers))
     });
@@ -57,7 +57,11 @@ pub fn inject(span: &Span, headers: &mut HeaderMap) {
 /// The OTel trace id of `span` as 32 lowercase hex digits (all zeros when no OTel layer is
 /// installed, because then there is no trace).
 pub fn trace_id(span: &Span) -> String {
-    span.context().span().span_context().trace_id().to_string()
+    span.otel_context()
+        .span()
+        .span_context()
+        .trace_id()
+        .to_string()
 }
 
 /// Middleware: wraps the request in a server span named "METHOD route", parented to the
@@ -85,9 +89,9 @@ pub async fn server_span(request: Request, next: Next) -> Response {
     let parent = opentelemetry::global::get_text_map_propagator(|p| {
         p.extract(&HeaderExtractor(request.headers()))
     });
-    // Fails only when no OpenTelemetry layer is installed (telemetry off, unit tests): then there
-    // is no trace to join and the request is simply served.
-    let _ = span.set_parent(parent);
+    // Works with either stack Granular installs (tracing-opentelemetry, or its own span
+    // recording with GRANULAR_SAMPLE=violations); a no-op without telemetry (unit tests).
+    span.set_remote_parent(&parent);
     let trace_id = trace_id(&span);
 
     let mut response = next.run(request).instrument(span.clone()).await;

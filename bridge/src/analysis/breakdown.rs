@@ -149,6 +149,9 @@ impl Breakdown {
     }
 }
 
+/// Intervals shorter than this are not reported as span events.
+pub const MIN_INTERVAL_NS: u64 = 100_000;
+
 /// Analyzes one span against a decoded snapshot.
 pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
     let (start, end) = (target.start, target.end.max(target.start));
@@ -284,6 +287,8 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
             ),
         });
     }
+    // Sub-0.1 ms intervals are noise to a reader; they still count in the parts.
+    intervals.retain(|i| i.end - i.start >= MIN_INTERVAL_NS || i.detail.starts_with("culprit"));
     intervals.sort_by_key(|i| std::cmp::Reverse(i.end - i.start));
 
     let dominant = Category::ALL

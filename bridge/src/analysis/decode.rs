@@ -13,14 +13,41 @@ use tracing::Metadata;
 use crate::clock::Calibration;
 use crate::recorder::{Kind, Record, RecorderSnapshot};
 
+/// A recorded field value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    Bool(bool),
+    I64(i64),
+    F64(f64),
+    Str(String),
+}
+
+/// A `tracing` event recorded inside a span.
+#[derive(Debug, Clone)]
+pub struct EventInfo {
+    pub at: u64,
+    pub meta: &'static Metadata<'static>,
+    pub fields: Vec<(&'static str, FieldValue)>,
+}
+
 /// A span as the recorder saw it.
 #[derive(Debug, Clone)]
 pub struct SpanInfo {
     pub name: &'static str,
+    pub meta: &'static Metadata<'static>,
     pub parent: u64,
     pub otel_span_id: u64,
     /// Set on local roots once their OTel ids were recorded.
     pub trace_id: Option<u128>,
+    /// The remote parent's span id, for local roots whose parent came over the wire.
+    pub remote_parent: Option<u64>,
+    pub start: u64,
+    pub end: Option<u64>,
+    /// OS thread the span was created on.
+    pub tid: u64,
+    /// Field values in the order recorded (fields recorded again appear again).
+    pub fields: Vec<(&'static str, FieldValue)>,
+    pub events: Vec<EventInfo>,
 }
 
 /// A task spawn.
@@ -97,6 +124,8 @@ pub struct Decoded {
     pub taken_at: u64,
     /// The clock mapping used.
     pub calibration: Calibration,
+    /// Rust thread names by OS thread id.
+    pub thread_names: HashMap<u64, String>,
 }
 
 impl Decoded {
@@ -126,7 +155,9 @@ fn payloads(kind: Kind) -> usize {
         | Kind::OsSample
         | Kind::Alloc
         | Kind::OffCpu
-        | Kind::SpanIds => 1,
+        | Kind::Event
+        | Kind::SpanIds
+        | Kind::Field => 1,
         Kind::TaskSpawn => 2,
         Kind::Park
         | Kind::Unpark
@@ -161,8 +192,14 @@ pub fn decode(
         complete_since: None,
         taken_at,
         calibration: *cal,
+        thread_names: HashMap::new(),
     };
     for t in &snap.threads {
+        for o in &t.owners {
+            if let Some(name) = &o.name {
+                d.thread_names.insert(o.tid, name.clone());
+            }
+        }
         if t.lost > 0 {
             let oldest = t
                 .records
@@ -195,8 +232,11 @@ pub fn decode(
                 continue; // its header was overwritten
             }
             let mut n = payloads(kind);
-            if kind == Kind::SpanIds && recs.get(i).is_some_and(|p| p.arg() == 1) {
-                n = 3;
+            match (kind, recs.get(i)) {
+                (Kind::SpanIds, Some(p)) if p.arg() == 1 => n = 3,
+                (Kind::SpanIds, Some(p)) if p.arg() == 3 => n = 4,
+                (Kind::Field, Some(p)) => n = crate::capture::fields::payload_records(p.arg()),
+                _ => {}
             }
             if i + n > recs.len()
                 || recs[i..i + n]
@@ -237,6 +277,30 @@ struct ThreadDecoder {
     last_alloc: Option<(u64, u64)>,
     /// The next Alloc record is the start counter of the last poll/entry opened.
     alloc_opens: Option<bool>,
+    /// The span whose last event the next owner-less field belongs to.
+    last_event: Option<u64>,
+}
+
+/// A field's name and value from its payload records (see [`Kind::Field`]).
+fn decode_field(p: &[Record]) -> Option<(&'static str, FieldValue)> {
+    use crate::capture::fields::{ValueKind, decode_string};
+    let meta = p[0].arg();
+    let name_len = (meta & 0xffff) as usize;
+    // SAFETY: w0 is the address of a field name, a `&'static str` of `name_len` bytes, written
+    // by the field writer; the record passed the payload-kind and tearing checks.
+    let name: &'static str = unsafe {
+        std::str::from_utf8_unchecked(std::slice::from_raw_parts(p[0].w0 as *const u8, name_len))
+    };
+    let value = match ValueKind::from_u8(((meta >> 16) & 0xff) as u8)? {
+        ValueKind::Bool => FieldValue::Bool(p[1].w0 != 0),
+        ValueKind::I64 => FieldValue::I64(p[1].w0 as i64),
+        ValueKind::F64 => FieldValue::F64(f64::from_bits(p[1].w0)),
+        ValueKind::Str => {
+            let words: Vec<(u64, u64)> = p[1..].iter().map(|r| (r.w0, r.w1)).collect();
+            FieldValue::Str(decode_string(&words, (meta >> 24) as usize))
+        }
+    };
+    Some((name, value))
 }
 
 impl ThreadDecoder {
@@ -332,19 +396,67 @@ impl ThreadDecoder {
                     r.arg(),
                     SpanInfo {
                         name: meta.name(),
+                        meta,
                         parent: p[0].arg(),
                         otel_span_id: 0,
                         trace_id: None,
+                        remote_parent: None,
+                        start: ts,
+                        end: None,
+                        tid: act.tid,
+                        fields: Vec::new(),
+                        events: Vec::new(),
                     },
                 );
+                self.last_event = None;
             }
             Kind::SpanIds => {
                 let span_id = p[0].w0;
                 d.by_otel_id.insert(span_id, r.arg());
                 if let Some(s) = d.spans.get_mut(&r.arg()) {
                     s.otel_span_id = span_id;
-                    if p.len() == 3 {
+                    if p.len() >= 3 {
                         s.trace_id = Some((u128::from(p[1].w0) << 64) | u128::from(p[2].w0));
+                    }
+                    if p.len() == 4 {
+                        s.remote_parent = Some(p[3].w0);
+                    }
+                }
+            }
+            Kind::SpanClose => {
+                if let Some(s) = d.spans.get_mut(&r.arg()) {
+                    s.end = Some(ts);
+                }
+            }
+            Kind::Event => {
+                // SAFETY: as for SpanNew: a `&'static Metadata` address written by the layer.
+                let meta: &'static Metadata<'static> =
+                    unsafe { &*(p[0].w0 as *const Metadata<'static>) };
+                self.last_event = d.spans.get_mut(&r.arg()).map(|s| {
+                    s.events.push(EventInfo {
+                        at: ts,
+                        meta,
+                        fields: Vec::new(),
+                    });
+                    r.arg()
+                });
+            }
+            Kind::Field => {
+                let value = decode_field(p);
+                let owner = if r.arg() == 0 {
+                    self.last_event
+                } else {
+                    Some(r.arg())
+                };
+                if let (Some((name, value)), Some(span)) =
+                    (value, owner.and_then(|k| d.spans.get_mut(&k)))
+                {
+                    if r.arg() == 0 {
+                        if let Some(e) = span.events.last_mut() {
+                            e.fields.push((name, value));
+                        }
+                    } else {
+                        span.fields.push((name, value));
                     }
                 }
             }
@@ -396,7 +508,7 @@ impl ThreadDecoder {
                     .or_default()
                     .push((out, out + p[0].arg(), r.arg() >> 55 == 1));
             }
-            Kind::ThreadStart | Kind::TaskTerminate | Kind::SpanClose | Kind::Payload => {}
+            Kind::ThreadStart | Kind::TaskTerminate | Kind::Payload => {}
         }
     }
 

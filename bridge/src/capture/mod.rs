@@ -13,6 +13,8 @@
 pub mod alloc;
 pub mod blocking;
 pub mod context;
+pub mod fields;
+pub mod ids;
 pub mod layer;
 pub mod os;
 pub mod perf;

@@ -4,5 +4,6 @@ pub mod artifacts;
 pub mod enrich;
 pub mod judge;
 pub mod processor;
+pub mod source_sampling;
 
 pub use processor::{GranularProcessor, Stats};

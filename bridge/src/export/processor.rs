@@ -19,15 +19,17 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use opentelemetry::Context;
 use opentelemetry::trace::TraceId;
+use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 
 use super::artifacts::{self, ArtifactStore, DirStore};
 use super::enrich::{self, Extras};
 use super::judge::{Judgement, judge};
+use super::source_sampling::{RebuildRequest, SourceSampler};
 use crate::analysis::breakdown::RequestWork;
+use crate::analysis::rebuild::rebuild;
 use crate::analysis::{Breakdown, Decoded, Target, analyze, decode};
 use crate::clock::{self, Calibration};
 use crate::config::{ArtifactSink, Config, SampleMode};
@@ -45,6 +47,10 @@ pub struct Stats {
     pub hold_overflow: AtomicU64,
     pub artifact_errors: AtomicU64,
     pub analysis_errors: AtomicU64,
+    /// Traces chosen for export whose spans were no longer in the recorder.
+    pub lost_traces: AtomicU64,
+    /// Spans still open when their trace was exported (not exported).
+    pub unfinished_spans: AtomicU64,
 }
 
 fn unix_ns(t: std::time::SystemTime) -> u64 {
@@ -52,9 +58,11 @@ fn unix_ns(t: std::time::SystemTime) -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-enum Msg {
+pub(crate) enum Msg {
     Enrich(Box<SpanData>, Judgement),
     Hold(Box<SpanData>, Judgement),
+    /// A local trace recorded by the span-recording layer, chosen for export.
+    Rebuild(RebuildRequest),
     Flush(SyncSender<()>),
 }
 
@@ -125,6 +133,17 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
 
     pub fn stats(&self) -> Arc<Stats> {
         self.stats.clone()
+    }
+
+    /// The handle [`RecorderLayer::recording_spans`](crate::RecorderLayer::recording_spans)
+    /// needs. Starts the analyzer thread: set the inner processor's resource before calling
+    /// this (the SDK's `set_resource` cannot reach it afterwards), as [`crate::init`] does.
+    pub fn source_sampler(&self) -> Arc<SourceSampler> {
+        Arc::new(SourceSampler::new(
+            self.cfg.clone(),
+            self.sender().clone(),
+            self.stats.clone(),
+        ))
     }
 
     fn sender(&self) -> &SyncSender<Msg> {
@@ -270,6 +289,8 @@ struct Analyzer<P: SpanProcessor> {
     store: Option<Box<dyn ArtifactStore>>,
     held: HashMap<TraceId, Held>,
     held_spans: usize,
+    /// Instrumentation scope of rebuilt spans.
+    scope: InstrumentationScope,
 }
 
 const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -290,6 +311,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             store,
             held: HashMap::new(),
             held_spans: 0,
+            scope: InstrumentationScope::builder("granular").build(),
         }
     }
 
@@ -311,18 +333,20 @@ impl<P: SpanProcessor> Analyzer<P> {
                 }
             }
             let mut to_enrich = Vec::new();
+            let mut rebuilds = Vec::new();
             let mut acks = Vec::new();
             for m in batch {
                 match m {
                     Msg::Enrich(s, j) => to_enrich.push((*s, j)),
                     Msg::Hold(s, j) => self.hold(*s, j, &mut to_enrich),
+                    Msg::Rebuild(r) => rebuilds.push(r),
                     Msg::Flush(ack) => acks.push(ack),
                 }
             }
             if !acks.is_empty() {
                 self.expire_held(true);
             }
-            self.enrich_batch(to_enrich);
+            self.process(to_enrich, rebuilds);
             for ack in acks {
                 let _ = ack.send(());
             }
@@ -356,7 +380,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             };
             let mut tmp = Vec::new();
             self.decide(oldest, &mut tmp);
-            self.enrich_batch(tmp);
+            self.process(tmp, Vec::new());
         }
     }
 
@@ -398,11 +422,12 @@ impl<P: SpanProcessor> Analyzer<P> {
         for t in due {
             self.decide(t, &mut out);
         }
-        self.enrich_batch(out);
+        self.process(out, Vec::new());
     }
 
-    fn enrich_batch(&mut self, batch: Vec<(SpanData, Judgement)>) {
-        if batch.is_empty() {
+    /// Enriches `batch` and exports the traces `rebuilds` names, from one recorder snapshot.
+    fn process(&mut self, mut batch: Vec<(SpanData, Judgement)>, rebuilds: Vec<RebuildRequest>) {
+        if batch.is_empty() && rebuilds.is_empty() {
             return;
         }
         // Context switches still in the kernel's rings belong to the windows analysed now.
@@ -415,6 +440,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         let window_start = batch
             .iter()
             .map(|(s, _)| unix_ns(s.start_time))
+            .chain(rebuilds.iter().map(|r| cal.to_unix_ns(r.start_ticks)))
             .min()
             .unwrap_or(0)
             .saturating_sub(1_000_000_000);
@@ -423,6 +449,37 @@ impl<P: SpanProcessor> Analyzer<P> {
             decode(&snapshot, &cal, window_start, taken_at)
         }))
         .ok();
+        for r in rebuilds {
+            let rebuilt = decoded.as_ref().and_then(|d| {
+                catch_unwind(AssertUnwindSafe(|| {
+                    rebuild(d, r.root, r.trace_id, &self.scope)
+                }))
+                .ok()
+            });
+            let Some(rebuilt) = rebuilt else {
+                self.stats.analysis_errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if rebuilt.spans.is_empty() {
+                self.stats.lost_traces.fetch_add(1, Ordering::Relaxed);
+            }
+            self.stats
+                .unfinished_spans
+                .fetch_add(rebuilt.unfinished as u64, Ordering::Relaxed);
+            self.stats.exported_traces.fetch_add(1, Ordering::Relaxed);
+            for span in rebuilt.spans {
+                let j = judge(&self.cfg, &span);
+                if j.wants_detail() {
+                    batch.push((span, j));
+                } else {
+                    let mut span = span;
+                    if j.rule.is_some() {
+                        enrich::add_judgement(&mut span, &j);
+                    }
+                    self.inner.on_end(span);
+                }
+            }
+        }
         for (mut span, j) in batch {
             enrich::add_judgement(&mut span, &j);
             let analysed = decoded

@@ -58,9 +58,11 @@ impl RecorderSize {
 }
 
 /// Who owned a ring, from which record on.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Owner {
     pub tid: u64,
+    /// The Rust thread name, if any (spans report it as `thread.name`).
+    pub name: Option<String>,
     /// tokio worker index + 1, 0 when the thread is not a known worker.
     pub worker: u64,
     pub since_seq: u64,
@@ -157,6 +159,7 @@ impl FlightRecorder {
         if let Ok(mut owners) = slot.owners.lock() {
             owners.push(Owner {
                 tid,
+                name: std::thread::current().name().map(str::to_owned),
                 worker,
                 since_seq: slot.ring.written(),
             });

@@ -34,8 +34,9 @@ pub enum Kind {
     SpanExit = 10,
     SpanClose = 11,
     /// The span's OpenTelemetry ids, recorded once per span. arg = span key. Payload 1:
-    /// w0 = OTel span id, w1 = 1 if a trace id follows. Payload 2: w0 = trace id high,
-    /// w1 = 0. Payload 3: w0 = trace id low.
+    /// w0 = OTel span id, w1 = 0 (nothing follows), 1 (trace id follows) or 3 (trace id and a
+    /// remote parent follow). Payload 2: w0 = trace id high. Payload 3: w0 = trace id low.
+    /// Payload 4: w0 = the remote parent's span id.
     SpanIds = 12,
     /// A `granular::spawn_blocking` job was queued. arg = job id. Payload: w0 = spawning task,
     /// w1 = current span key.
@@ -55,6 +56,15 @@ pub enum Kind {
     /// set when it was preempted (involuntary). Payload: w0 = switch-out time, CLOCK_MONOTONIC
     /// ns (not clock ticks), w1 = off-CPU duration ns.
     OffCpu = 19,
+    /// A field value (span attribute or event field). arg = owning span key, or 0 for a field
+    /// of the preceding [`Kind::Event`] on this thread. Payload 1: w0 = address of the field
+    /// name (`&'static str`), w1 = name length (16 bits) | value kind << 16 | value length
+    /// << 24. Then one payload with the number (bool, i64, f64 bits), or ⌈len/15⌉ payloads
+    /// carrying the UTF-8 bytes of a string, 8 in w0 and 7 in w1 each.
+    Field = 20,
+    /// A `tracing` event inside a span (becomes a span event). arg = span key. Payload:
+    /// w0 = `&'static Metadata` address. Its fields follow as [`Kind::Field`] with arg 0.
+    Event = 21,
 }
 
 impl Kind {
@@ -81,12 +91,14 @@ impl Kind {
             17 => Alloc,
             18 => Payload,
             19 => OffCpu,
+            20 => Field,
+            21 => Event,
             _ => return None,
         })
     }
 
     /// Number of kinds, for per-kind counters (index = discriminant).
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 22;
 }
 
 /// Mask of the 56-bit argument.

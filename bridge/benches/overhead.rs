@@ -1,0 +1,431 @@
+//! Side-by-side runtime-instrumentation overhead: the same workload on a 2-worker multi-thread
+//! tokio runtime, once per configuration, in one process.
+//!
+//! Workloads: (a) `yield_now` polls spread over 4 tasks, (b) tiny `tokio::spawn`s awaited in
+//! batches of 100,000. Configurations:
+//!
+//! | name | what | needs |
+//! |---|---|---|
+//! | `none` | plain runtime | |
+//! | `tokio-sched-latency` | only tokio's `track_task_schedule_latency()` (part of Granular's setup) | `--cfg tokio_unstable` |
+//! | `granular` | `instrument_runtime` + `install_recorder(&Config::default())` | |
+//! | `tokio-metrics` | every spawned future wrapped in one `TaskMonitor` | |
+//! | `console` | console-subscriber's layer as the default subscriber on the runtime's threads | `--cfg tokio_unstable --cfg granular_compare` |
+//! | `dial9` | dial9 recorder (64 MiB in-memory buffer) attached to the runtime, tasks spawned with `dial9::spawn` | `--cfg tokio_unstable --cfg granular_compare` |
+//!
+//! `granular_compare` is this bench's own cfg: it brings in console-subscriber and dial9 (see
+//! bridge/Cargo.toml for why they are not in every tokio_unstable build).
+//!
+//! Two measurements, both printed:
+//! 1. criterion, one benchmark per (workload, configuration); one criterion iteration is one
+//!    yield poll or one spawn, so criterion's slope is ns per poll / per spawn;
+//! 2. an alternating run: rounds that each run every configuration once (order rotated per
+//!    round), medians per configuration, with ns added over `none` and ratios. This is the table
+//!    for docs/benchmarks.md: alternating keeps a noisy shared machine's drift out of the ratios.
+//!
+//! Then the recorder's bytes per event on each workload.
+//!
+//! ```text
+//! cargo bench -p granular --bench overhead -- --warm-up-time 1 --measurement-time 5
+//! RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/unstable cargo bench -p granular --bench overhead -- --warm-up-time 1 --measurement-time 5
+//! RUSTFLAGS="--cfg tokio_unstable --cfg granular_compare" CARGO_TARGET_DIR=target/compare cargo bench -p granular --bench overhead -- --warm-up-time 1 --measurement-time 5
+//! ```
+//! `-- --test` runs every benchmark once and a single alternating round (smoke test).
+//! `GRANULAR_OVERHEAD_ROUNDS` sets the number of alternating rounds (default 15).
+#![allow(unexpected_cfgs)] // granular_compare: see above
+
+use std::future::Future;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use granular::recorder::{FlightRecorder, Kind, RECORD_BYTES};
+use tokio::runtime::{Builder, Runtime};
+
+const WORKERS: usize = 2;
+const YIELD_TASKS: u64 = 4;
+/// Spawns are awaited in batches of this many.
+const SPAWN_BATCH: u64 = 100_000;
+/// Alternating run: yield polls and spawns per run.
+const ALT_YIELDS: u64 = 400_000;
+const ALT_SPAWNS: u64 = 100_000;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Workload {
+    /// `n` yield polls over [`YIELD_TASKS`] tasks.
+    Yield(u64),
+    /// `n` tiny spawns, awaited in batches.
+    Spawn(u64),
+}
+
+/// How a configuration spawns tasks.
+#[derive(Clone)]
+enum Spawner {
+    Tokio,
+    Metrics(tokio_metrics::TaskMonitor),
+    #[cfg(all(tokio_unstable, granular_compare))]
+    Dial9,
+}
+
+impl Spawner {
+    fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self {
+            Spawner::Tokio => tokio::spawn(f),
+            Spawner::Metrics(m) => tokio::spawn(m.instrument(f)),
+            #[cfg(all(tokio_unstable, granular_compare))]
+            Spawner::Dial9 => dial9::spawn(f),
+        }
+    }
+}
+
+async fn driver(sp: Spawner, w: Workload) {
+    match w {
+        Workload::Yield(n) => {
+            let per_task = n.div_ceil(YIELD_TASKS);
+            let tasks: Vec<_> = (0..YIELD_TASKS)
+                .map(|_| {
+                    sp.spawn(async move {
+                        for _ in 0..per_task {
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+        Workload::Spawn(n) => {
+            let mut left = n;
+            let mut handles = Vec::with_capacity(n.min(SPAWN_BATCH) as usize);
+            while left > 0 {
+                let batch = left.min(SPAWN_BATCH);
+                left -= batch;
+                for i in 0..batch {
+                    handles.push(sp.spawn(async move {
+                        black_box(i);
+                    }));
+                }
+                for h in handles.drain(..) {
+                    h.await.unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// One configuration: its runtime and how it spawns.
+struct Setup {
+    name: &'static str,
+    rt: Runtime,
+    spawner: Spawner,
+    /// Subscriber for the thread that calls `block_on` (console: its spans start there).
+    dispatch: Option<tracing::Dispatch>,
+    /// Whatever must live as long as the runtime (dial9's recorder).
+    _keep: Option<Box<dyn std::any::Any>>,
+}
+
+impl Setup {
+    fn plain(name: &'static str, builder: &mut Builder, spawner: Spawner) -> Setup {
+        Setup {
+            name,
+            rt: builder.build().expect("runtime"),
+            spawner,
+            dispatch: None,
+            _keep: None,
+        }
+    }
+
+    /// Runs `w` once, from a driver task on the runtime; returns its wall time.
+    fn run(&self, w: Workload) -> Duration {
+        let sp = self.spawner.clone();
+        let go = || {
+            self.rt.block_on(async move {
+                let start = Instant::now();
+                sp.clone().spawn(driver(sp, w)).await.unwrap();
+                start.elapsed()
+            })
+        };
+        match &self.dispatch {
+            Some(d) => tracing::dispatcher::with_default(d, go),
+            None => go(),
+        }
+    }
+}
+
+fn runtime_builder() -> Builder {
+    let mut b = Builder::new_multi_thread();
+    b.worker_threads(WORKERS).enable_all();
+    b
+}
+
+fn none() -> Setup {
+    Setup::plain("none", &mut runtime_builder(), Spawner::Tokio)
+}
+
+#[cfg(tokio_unstable)]
+fn sched_latency_only() -> Setup {
+    let mut b = runtime_builder();
+    b.track_task_schedule_latency();
+    Setup::plain("tokio-sched-latency", &mut b, Spawner::Tokio)
+}
+
+fn granular() -> Setup {
+    let sources = granular::install_recorder(&granular::Config::default());
+    eprintln!("granular sources: {sources}");
+    let mut b = runtime_builder();
+    granular::instrument_runtime(&mut b);
+    Setup::plain("granular", &mut b, Spawner::Tokio)
+}
+
+fn tokio_metrics() -> Setup {
+    Setup::plain(
+        "tokio-metrics",
+        &mut runtime_builder(),
+        Spawner::Metrics(tokio_metrics::TaskMonitor::new()),
+    )
+}
+
+#[cfg(all(tokio_unstable, granular_compare))]
+fn console() -> Setup {
+    use tracing_subscriber::layer::SubscriberExt;
+    // A free loopback port for its gRPC server (the default 6669 may be taken).
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free loopback port");
+    // Completed tasks are kept 1 h by default; millions of benchmark spawns would grow memory
+    // without bound, so keep 10 s.
+    let layer = console_subscriber::ConsoleLayer::builder()
+        .server_addr(addr)
+        .retention(Duration::from_secs(10))
+        .spawn();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let mut b = runtime_builder();
+    let on_threads = dispatch.clone();
+    // Not a global default (one per process, and it would see the other configurations'
+    // runtimes): the default on this runtime's threads only, for their whole life.
+    b.on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&on_threads)));
+    Setup {
+        dispatch: Some(dispatch),
+        ..Setup::plain("console", &mut b, Spawner::Tokio)
+    }
+}
+
+#[cfg(all(tokio_unstable, granular_compare))]
+fn dial9() -> Setup {
+    use dial9::Dial9HandleTokioExt;
+    // Same memory as Granular's default recorder, kept in process (no disk, no upload).
+    let writer = dial9::MemoryBuffer::new(64 << 20).expect("dial9 memory buffer");
+    let recorder = dial9::recorder(writer).build();
+    let rt = recorder
+        .handle()
+        .attach_tokio_runtime(
+            runtime_builder(),
+            dial9::TokioAttachOptions::builder()
+                .task_tracking_enabled(true)
+                .build(),
+        )
+        .expect("dial9 runtime");
+    Setup {
+        name: "dial9",
+        rt,
+        spawner: Spawner::Dial9,
+        dispatch: None,
+        _keep: Some(Box::new(recorder)),
+    }
+}
+
+fn setups() -> Vec<Setup> {
+    let mut v = vec![none()];
+    #[cfg(tokio_unstable)]
+    v.push(sched_latency_only());
+    v.push(granular());
+    v.push(tokio_metrics());
+    #[cfg(all(tokio_unstable, granular_compare))]
+    {
+        v.push(console());
+        v.push(dial9());
+    }
+    v
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The alternating run; prints a markdown table.
+fn alternating(setups: &[Setup], rounds: usize, none_before: Option<(f64, f64)>) {
+    let n = setups.len();
+    let mut per_yield = vec![Vec::new(); n];
+    let mut per_spawn = vec![Vec::new(); n];
+    for s in setups {
+        // Warm-up, not counted: threads, allocator arenas, the recorder's rings.
+        s.run(Workload::Yield(ALT_YIELDS));
+        s.run(Workload::Spawn(ALT_SPAWNS));
+    }
+    for r in 0..rounds {
+        for k in 0..n {
+            let i = (r + k) % n;
+            let y = setups[i].run(Workload::Yield(ALT_YIELDS));
+            let s = setups[i].run(Workload::Spawn(ALT_SPAWNS));
+            per_yield[i].push(y.as_nanos() as f64 / ALT_YIELDS as f64);
+            per_spawn[i].push(s.as_nanos() as f64 / ALT_SPAWNS as f64);
+        }
+    }
+    let y: Vec<f64> = per_yield.iter_mut().map(|v| median(v)).collect();
+    let s: Vec<f64> = per_spawn.iter_mut().map(|v| median(v)).collect();
+    println!();
+    println!(
+        "alternating run: {rounds} rounds x {n} configurations; per run {ALT_YIELDS} yield polls \
+         ({YIELD_TASKS} tasks) and {ALT_SPAWNS} spawns; medians; {WORKERS} workers; tokio_unstable: {}",
+        cfg!(tokio_unstable)
+    );
+    println!();
+    println!(
+        "| configuration | ns/yield poll | added ns/poll | ratio | ns/spawn | added ns/spawn | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    if let Some((by, bs)) = none_before {
+        println!(
+            "| none, before Granular's sampler thread started | {by:.1} | {:+.1} | {:.2} | {bs:.1} | {:+.1} | {:.2} |",
+            by - y[0],
+            by / y[0],
+            bs - s[0],
+            bs / s[0]
+        );
+    }
+    for i in 0..n {
+        println!(
+            "| {} | {:.1} | {:+.1} | {:.2} | {:.1} | {:+.1} | {:.2} |",
+            setups[i].name,
+            y[i],
+            y[i] - y[0],
+            y[i] / y[0],
+            s[i],
+            s[i] - s[0],
+            s[i] / s[0]
+        );
+    }
+    println!();
+}
+
+/// Records and events (headers) the recorder holds beyond `marks` (per ring: records written).
+fn recorder_growth(marks: &[(usize, u64)]) -> (u64, u64, Vec<(Kind, u64)>) {
+    let snap = FlightRecorder::get().expect("recorder").snapshot();
+    let (mut records, mut events) = (0, 0);
+    let mut kinds = vec![0u64; 256];
+    for t in &snap.threads {
+        let from = marks
+            .iter()
+            .find(|(r, _)| *r == t.ring)
+            .map_or(0, |(_, m)| *m);
+        for (n, r) in t.records.iter().enumerate() {
+            if t.first_seq + n as u64 >= from {
+                records += 1;
+                if r.kind() != Some(Kind::Payload) {
+                    events += 1;
+                    kinds[r.kind_byte() as usize] += 1;
+                }
+            }
+        }
+    }
+    let kinds = kinds
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0)
+        .filter_map(|(k, c)| Some((Kind::from_u8(k as u8)?, *c)))
+        .collect();
+    (records, events, kinds)
+}
+
+fn ring_marks() -> Vec<(usize, u64)> {
+    FlightRecorder::get()
+        .expect("recorder")
+        .snapshot()
+        .threads
+        .iter()
+        .map(|t| (t.ring, t.first_seq + t.records.len() as u64))
+        .collect()
+}
+
+/// Bytes per event the recorder keeps for one run of each workload on `granular`.
+fn bytes_per_event(g: &Setup) {
+    println!("recorder bytes per event (records x {RECORD_BYTES} / events, all rings):");
+    for w in [Workload::Yield(100_000), Workload::Spawn(20_000)] {
+        let marks = ring_marks();
+        g.run(w);
+        let (records, events, kinds) = recorder_growth(&marks);
+        println!(
+            "  {w:?}: {events} events in {records} records = {:.1} B/event; by kind: {kinds:?}",
+            (records * RECORD_BYTES as u64) as f64 / events.max(1) as f64
+        );
+    }
+    println!();
+}
+
+fn criterion_benches(c: &mut Criterion, setups: &[Setup]) {
+    for (group, make) in [
+        (
+            "overhead/yield_poll",
+            Workload::Yield as fn(u64) -> Workload,
+        ),
+        ("overhead/spawn", Workload::Spawn as fn(u64) -> Workload),
+    ] {
+        let mut g = c.benchmark_group(group);
+        g.sample_size(10);
+        for s in setups {
+            // One criterion iteration = one poll (or spawn): `iters` of them per sample, so the
+            // regression slope is the per-poll cost without the per-run task setup.
+            g.bench_function(s.name, |b| b.iter_custom(|iters| s.run(make(iters))));
+        }
+        g.finish();
+    }
+}
+
+fn main() {
+    let test_mode = std::env::args().any(|a| a == "--test");
+    let rounds: usize = if test_mode {
+        1
+    } else {
+        std::env::var("GRANULAR_OVERHEAD_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(15)
+    };
+    // `none` alone first, before Granular's process-wide sampler thread exists.
+    let before = none();
+    let mut by = Vec::new();
+    let mut bs = Vec::new();
+    before.run(Workload::Yield(ALT_YIELDS));
+    before.run(Workload::Spawn(ALT_SPAWNS));
+    for _ in 0..rounds.div_ceil(3) {
+        by.push(before.run(Workload::Yield(ALT_YIELDS)).as_nanos() as f64 / ALT_YIELDS as f64);
+        bs.push(before.run(Workload::Spawn(ALT_SPAWNS)).as_nanos() as f64 / ALT_SPAWNS as f64);
+    }
+    drop(before);
+    let none_before = (median(&mut by), median(&mut bs));
+
+    let setups = setups();
+    alternating(&setups, rounds, Some(none_before));
+    let g = setups
+        .iter()
+        .find(|s| s.name == "granular")
+        .expect("granular setup");
+    bytes_per_event(g);
+
+    let mut c = Criterion::default().configure_from_args();
+    criterion_benches(&mut c, &setups);
+    c.final_summary();
+}

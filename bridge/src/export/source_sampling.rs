@@ -1,0 +1,96 @@
+//! Tail sampling at the source: spans are recorded into the flight recorder at ring-write cost
+//! and judged at close; only when a local root closes is the trace's fate decided. Exported
+//! traces (a violation, or the baseline fraction) are rebuilt from the recorder into
+//! OpenTelemetry spans by the analyzer thread ([`crate::analysis::rebuild`]); the rest cost
+//! nothing more and are counted as dropped.
+//!
+//! Outgoing propagation: [`crate::SpanExt::otel_context`] always carries the sampled flag
+//! (`01`): "record everything, decide at the tail". Downstream services record their part and
+//! the Collector's `granular` processor decides per trace; a trace this process drops may still
+//! be kept downstream, with this process's spans missing (see docs/architecture.md).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+
+use super::judge::in_baseline;
+use super::processor::{Msg, Stats};
+use crate::capture::layer::{OwnSpan, SpanState};
+use crate::config::Config;
+
+/// Judging state shared by the spans of one local trace.
+#[derive(Debug, Default)]
+pub struct LocalTrace {
+    violated: AtomicBool,
+}
+
+/// A local trace chosen for export: its root's recorder key.
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildRequest {
+    pub root: u64,
+    pub trace_id: u128,
+    /// Clock ticks at the root's creation (bounds the window to decode).
+    pub start_ticks: u64,
+}
+
+/// Judges spans as they close and hands exported traces to the analyzer.
+#[derive(Debug)]
+pub struct SourceSampler {
+    cfg: Arc<Config>,
+    tx: SyncSender<Msg>,
+    stats: Arc<Stats>,
+    ns_per_tick: f64,
+}
+
+impl SourceSampler {
+    pub(crate) fn new(cfg: Arc<Config>, tx: SyncSender<Msg>, stats: Arc<Stats>) -> Self {
+        let ns_per_tick = crate::clock::Calibration::now().ticks_to_ns(1_000_000) as f64 / 1e6;
+        SourceSampler {
+            cfg,
+            tx,
+            stats,
+            ns_per_tick,
+        }
+    }
+
+    /// Called by the layer when a recorded span closes (request path: a glob match, a
+    /// comparison and, for a local root, one channel send when the trace is exported).
+    pub(crate) fn on_close(&self, name: &str, state: &SpanState, own: &OwnSpan) {
+        let elapsed = crate::clock::now().saturating_sub(own.start) as f64 * self.ns_per_tick;
+        let rule = self.cfg.slo.matching(name, own.route());
+        let judged = rule.is_some() || state.local_root;
+        let too_slow = rule.is_some_and(|r| elapsed > r.threshold.as_nanos() as f64);
+        if too_slow || (self.cfg.errors_violate && own.error && judged) {
+            own.trace.violated.store(true, Ordering::Relaxed);
+        }
+        if !state.local_root {
+            return;
+        }
+        let keep = own.trace.violated.load(Ordering::Relaxed)
+            || in_baseline(self.cfg.baseline, own.trace_id.to_be_bytes());
+        if !keep {
+            self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let req = RebuildRequest {
+            root: state.key,
+            trace_id: own.trace_id,
+            start_ticks: own.start,
+        };
+        match self.tx.try_send(Msg::Rebuild(req)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                if self
+                    .stats
+                    .skipped_queue_full
+                    .fetch_add(1, Ordering::Relaxed)
+                    == 0
+                {
+                    tracing::warn!(
+                        "granular: analyzer queue full; an SLO-violating trace was not exported (counted as skipped_queue_full)"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! W3C context propagation that works whichever stack records the spans.
+//!
+//! With `tracing-opentelemetry` in the stack this defers to its `OpenTelemetrySpanExt`. With
+//! Granular's span-recording layer (`GRANULAR_SAMPLE=violations`, no OTel layer) it reads and
+//! writes the ids Granular gave the span. Use it for incoming `traceparent` headers
+//! ([`SpanExt::set_remote_parent`], before creating child spans) and outgoing ones
+//! ([`SpanExt::otel_context`] into the global propagator).
+//!
+//! Outgoing contexts of recorded spans always carry the sampled flag: every service records,
+//! the decision is taken at the tail (this process's [`SourceSampler`](crate::export::source_sampling::SourceSampler)
+//! for its spans, the Collector's `granular` processor for the whole trace).
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::capture::layer::SpanState;
+
+/// Propagation helpers on `tracing::Span`.
+pub trait SpanExt {
+    /// Makes the span (a local root) a child of the remote span in `cx`, e.g. extracted from an
+    /// incoming `traceparent`. Call it before the span's first child is created.
+    fn set_remote_parent(&self, cx: &opentelemetry::Context);
+
+    /// The span's OpenTelemetry context, to inject into outgoing requests.
+    fn otel_context(&self) -> opentelemetry::Context;
+}
+
+/// Runs `f` on the span's Granular state when the span was recorded by the span-recording
+/// layer; `None` otherwise.
+fn with_own<R>(span: &tracing::Span, f: impl FnOnce(&mut SpanState) -> R) -> Option<R> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let data = registry.span_data(id)?;
+        let mut ext = tracing_subscriber::registry::SpanData::extensions_mut(&data);
+        let state = ext.get_mut::<SpanState>()?;
+        state.own.as_ref()?;
+        Some(f(state))
+    })
+    .flatten()
+}
+
+impl SpanExt for tracing::Span {
+    fn set_remote_parent(&self, cx: &opentelemetry::Context) {
+        let remote = cx.span().span_context().clone();
+        let handled = with_own(self, |state| {
+            if remote.is_valid() && state.local_root {
+                if let Some(own) = state.own.as_mut() {
+                    own.trace_id = u128::from_be_bytes(remote.trace_id().to_bytes());
+                    own.remote_parent = Some(u64::from_be_bytes(remote.span_id().to_bytes()));
+                }
+            }
+        });
+        if handled.is_none() {
+            let _ = OpenTelemetrySpanExt::set_parent(self, cx.clone());
+        }
+    }
+
+    fn otel_context(&self) -> opentelemetry::Context {
+        let own = with_own(self, |state| {
+            state.own.as_ref().map(|o| (o.trace_id, o.span_id))
+        })
+        .flatten();
+        match own {
+            Some((trace, span)) => {
+                opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+                    TraceId::from_bytes(trace.to_be_bytes()),
+                    SpanId::from_bytes(span.to_be_bytes()),
+                    TraceFlags::SAMPLED,
+                    true,
+                    TraceState::default(),
+                ))
+            }
+            None => OpenTelemetrySpanExt::context(self),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Tail sampling at the source: spans recorded by Granular's layer (no tracing-opentelemetry)
+//! and rebuilt for exported traces must match what tracing-opentelemetry exports for the same
+//! code, field by field; healthy traces must not be exported at all.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use granular::config::{ArtifactSink, Config, SampleMode};
+use granular::slo::SloRules;
+use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::trace::{
+    InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor, SpanData,
+};
+use tracing::Instrument;
+use tracing_subscriber::layer::SubscriberExt;
+
+#[derive(Debug)]
+struct Thing {
+    _n: u8,
+}
+
+/// The code under test: a request with three steps, fields of every kind, a late `record`,
+/// events, reserved `otel.*` fields. `slow` makes the root violate its SLO.
+async fn request(slow: bool) {
+    let root = tracing::info_span!(
+        "GET /messages",
+        otel.kind = "server",
+        http.route = "/messages",
+        http.response.status_code = tracing::field::Empty,
+        big = 18_000_000_000_000_000_000u64,
+    );
+    async {
+        tracing::info_span!("auth.AccessToken", user = "alice", admin = false)
+            .in_scope(|| tracing::info!(token_ttl = 30, "token issued"));
+        async { tokio::time::sleep(Duration::from_millis(1)).await }
+            .instrument(tracing::info_span!(
+                "cache.Lookup",
+                hit = false,
+                ratio = 0.5
+            ))
+            .await;
+        async {
+            if slow {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            tracing::error!(thing = ?Thing { _n: 1 }, "query failed once");
+        }
+        .instrument(tracing::info_span!(
+            "db.Query",
+            otel.status_code = "error",
+            rows = 3i64
+        ))
+        .await;
+        tracing::Span::current().record("http.response.status_code", 200i64);
+    }
+    .instrument(root)
+    .await;
+}
+
+fn config() -> Config {
+    Config {
+        slo: SloRules::parse("GET /messages=20ms,*=10s").unwrap(),
+        sample: SampleMode::Violations,
+        errors_violate: false,
+        artifacts: ArtifactSink::None,
+        ..Config::default()
+    }
+}
+
+fn run<S: tracing::Subscriber + Send + Sync + 'static>(subscriber: S, slow: bool) {
+    let rt = granular::instrument_runtime(&mut tokio::runtime::Builder::new_current_thread())
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || rt.block_on(request(slow)));
+}
+
+fn attrs(s: &SpanData) -> BTreeMap<String, Value> {
+    s.attributes
+        .iter()
+        .filter(|kv| !kv.key.as_str().starts_with("granular."))
+        .map(|kv: &KeyValue| (kv.key.to_string(), kv.value.clone()))
+        .collect()
+}
+
+fn by_name(spans: &[SpanData]) -> BTreeMap<String, &SpanData> {
+    spans
+        .iter()
+        .filter(|s| !s.name.starts_with("granular:"))
+        .map(|s| (s.name.to_string(), s))
+        .collect()
+}
+
+#[test]
+fn rebuilt_spans_match_tracing_opentelemetry_and_healthy_traces_cost_no_export() {
+    let cfg = config();
+    granular::install_recorder(&cfg);
+
+    // Reference: tracing-opentelemetry, exporting everything.
+    let reference = InMemorySpanExporter::default();
+    let ref_provider = SdkTracerProvider::builder()
+        .with_span_processor(SimpleSpanProcessor::new(reference.clone()))
+        .build();
+    run(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(ref_provider.tracer("granular"))),
+        true,
+    );
+    let expected = reference.get_finished_spans().unwrap();
+    assert_eq!(expected.len(), 4);
+
+    // Granular recording the spans itself.
+    let exporter = InMemorySpanExporter::default();
+    let processor =
+        granular::GranularProcessor::new(SimpleSpanProcessor::new(exporter.clone()), cfg, "test");
+    let sampler = processor.source_sampler();
+    let stats = processor.stats();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    let layer = || {
+        tracing_subscriber::registry()
+            .with(granular::RecorderLayer::recording_spans(sampler.clone()))
+    };
+    run(layer(), false);
+    run(layer(), false);
+    run(layer(), true);
+    provider.force_flush().unwrap();
+    let got = exporter.get_finished_spans().unwrap();
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(
+        stats.dropped_traces.load(Relaxed),
+        2,
+        "both healthy traces dropped without export"
+    );
+    assert_eq!(stats.exported_traces.load(Relaxed), 1);
+
+    let (want, have) = (by_name(&expected), by_name(&got));
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        have.keys().collect::<Vec<_>>(),
+        "same spans"
+    );
+    let trace = have["GET /messages"].span_context.trace_id();
+    for (name, w) in &want {
+        let h = have[name];
+        assert_eq!(h.span_context.trace_id(), trace, "{name}: one trace");
+        assert_eq!(h.span_kind, w.span_kind, "{name}: kind");
+        assert_eq!(h.status, w.status, "{name}: status");
+        assert_eq!(
+            h.instrumentation_scope.name(),
+            w.instrumentation_scope.name()
+        );
+        // Parent by name: the ids differ between the two runs, the tree must not.
+        let parent_name = |all: &BTreeMap<String, &SpanData>, s: &SpanData| {
+            all.values()
+                .find(|p| p.span_context.span_id() == s.parent_span_id)
+                .map(|p| p.name.to_string())
+        };
+        assert_eq!(
+            parent_name(&have, h),
+            parent_name(&want, w),
+            "{name}: parent"
+        );
+        let (mut wa, mut ha) = (attrs(w), attrs(h));
+        for timing in ["thread.id", "busy_ns", "idle_ns"] {
+            assert!(ha.remove(timing).is_some(), "{name}: {timing} present");
+            wa.remove(timing);
+        }
+        assert_eq!(ha, wa, "{name}: attributes");
+        let events = |s: &SpanData| -> Vec<(String, BTreeMap<String, Value>)> {
+            s.events
+                .iter()
+                .filter(|e| !e.name.starts_with("granular."))
+                .map(|e| {
+                    (
+                        e.name.to_string(),
+                        e.attributes
+                            .iter()
+                            .map(|kv| (kv.key.to_string(), kv.value.clone()))
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(events(h), events(w), "{name}: events");
+        let dur = |s: &SpanData| s.end_time.duration_since(s.start_time).unwrap();
+        assert!(dur(h) >= Duration::from_millis(if name == "GET /messages" { 30 } else { 0 }));
+    }
+    assert_eq!(have["GET /messages"].span_kind, SpanKind::Server);
+    assert_eq!(have["db.Query"].status, Status::error(""));
+    // The violating root carries its breakdown.
+    let root = have["GET /messages"];
+    assert_eq!(
+        root.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "granular.slo.violated")
+            .map(|kv| kv.value.clone()),
+        Some(Value::Bool(true))
+    );
+    assert!(
+        root.attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "granular.cause"),
+        "{:#?}",
+        root.attributes
+    );
+}
