@@ -1,32 +1,39 @@
 #!/usr/bin/env bash
 # Granular's demo, end to end on this machine: builds Jaeger and the demo,
 # starts Jaeger and two demo services on loopback (`messages`, which calls
-# `inventory` for its downstream hop), sends ~10 s of load with every
-# pathology in the mix, then prints the slow requests' trace ids and the
-# span trees of two of them as Jaeger stored them. Stops everything it
-# started on exit. Needs Go (for Jaeger) and Rust; no Docker, no network
-# beyond the Go module proxy and crates.io for the first build.
+# `inventory` for its downstream hop) with an SLO on GET /messages, sends
+# ~10 s of load with every pathology in the mix, then prints, for one slow
+# request per pathology, its span tree as Jaeger stored it: Granular's
+# answer (granular.cause, .verdict, the time partition, .culprit,
+# .artifact) and its span events. Stops everything it started on exit.
+# Needs Go (for Jaeger) and Rust; no Docker, no network beyond the Go module
+# proxy and crates.io for the first build.
 #
 #   DEMO_DURATION  seconds of load (default 10)
 #   DEMO_RATE      requests per second (default 50)
+#   DEMO_SLO       GRANULAR_SLO of both services (default "GET /messages=20ms,*=1s":
+#                  a healthy /messages takes ~12 ms in a release build)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 duration=${DEMO_DURATION:-10}
 rate=${DEMO_RATE:-50}
+slo=${DEMO_SLO:-"GET /messages=20ms,*=1s"}
 mix="block=2%,blockfile=2%,alloc=2%,spawn_blocking=2%,downstream=2%,child=2%,report=2%"
 kinds=(block blockfile alloc spawn_blocking downstream child report)
 target=${CARGO_TARGET_DIR:-target}
 bin="$target/release"
 logs="$repo/target/demo"
-mkdir -p "$logs"
+artifacts="$logs/artifacts"
+rm -rf "$artifacts"
+mkdir -p "$logs" "$artifacts"
 
 started=$SECONDS
 step_no=0
 step() {
 	step_no=$((step_no + 1))
-	printf '\n==> [%d/6] %s (at %ds)\n' "$step_no" "$*" "$((SECONDS - started))"
+	printf '\n==> [%d/7] %s (at %ds)\n' "$step_no" "$*" "$((SECONDS - started))"
 }
 die() {
 	echo "examples/demo.sh: error: $*" >&2
@@ -82,7 +89,7 @@ export JAEGER_QUERY=${query#JAEGER_QUERY=}
 otlp_grpc=${otlp_grpc#OTLP_GRPC=}
 echo "Jaeger query API $JAEGER_QUERY, OTLP/gRPC $otlp_grpc"
 
-step "starting demo-service: inventory (downstream) and messages"
+step "starting demo-service: inventory (downstream) and messages, GRANULAR_SLO=\"$slo\""
 # Starts demo-service as service $1 with extra VAR=value settings; sets demo_url.
 start_demo() {
 	local name=$1 log="$logs/$1.log"
@@ -90,6 +97,7 @@ start_demo() {
 	env "$@" DEMO_LISTEN=127.0.0.1:0 OTEL_SERVICE_NAME="$name" \
 		OTEL_EXPORTER_OTLP_ENDPOINT="$otlp_grpc" OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
 		OTEL_BSP_SCHEDULE_DELAY=500 NO_COLOR=1 \
+		GRANULAR_SLO="$slo" GRANULAR_DETAIL=events GRANULAR_ARTIFACT_DIR="$artifacts" \
 		"$bin/demo-service" >"$log" 2>&1 &
 	pids+=($!)
 	demo_url=$(wait_line "$log" "listening on " "${pids[-1]}") ||
@@ -100,6 +108,7 @@ inventory=$demo_url
 start_demo messages DEMO_DOWNSTREAM_URL="$inventory"
 messages=$demo_url
 echo "inventory at $inventory, messages at $messages (downstream hop -> inventory)"
+grep -h 'granular: sources:' "$logs/inventory.log" | head -n1 | sed 's/^.*granular: /granular: /' || true
 
 step "load-driver: ${duration}s at ${rate} req/s against messages, mix $mix"
 "$bin/load-driver" --url "$messages" --duration "$duration" --rate "$rate" --mix "$mix" \
@@ -110,26 +119,89 @@ for kind in "${kinds[@]}"; do
 		echo "note: no '$kind' request in this run's random mix" >&2
 done
 
-step "slow requests and their traces in Jaeger"
+step "slow requests the load driver made on purpose"
 grep '^slow ' "$logs/load.txt" || die "the load driver reported no slow request"
-# The slowest `block` request (a worker blocked) and the slowest
-# `downstream` one (two services, one trace).
+
+step "Granular's answer in Jaeger: one slow request per pathology (trace-report)"
+# What each pathology is, in words, for the headings.
+describe() {
+	case $1 in
+	report) echo "a normal /messages request, with GET /report CPU hogs sent 3 ms behind it, one per worker" ;;
+	block) echo "std::thread::sleep inside the async handler (a blocked worker)" ;;
+	blockfile) echo "blocking file I/O and DNS inside the async handler" ;;
+	downstream) echo "an HTTP call to a slow downstream service (inventory)" ;;
+	alloc) echo "an allocation storm (granular::Alloc counts it)" ;;
+	spawn_blocking) echo "spawn_blocking jobs queued on a saturated blocking pool" ;;
+	child) echo "CPU work moved to a spawned child task that has no span" ;;
+	*) echo "$1" ;;
+	esac
+}
+# The slowest request of kind $1 in the load: "trace_id latency_ms".
 pick() {
 	grep "^slow $1 " "$logs/load.txt" |
 		sed 's/.*trace_id=\([0-9a-f]*\) latency_ms=\([0-9]*\).*/\2 \1/' |
-		sort -rn | head -n1 | cut -d' ' -f2
+		sort -rn | head -n1 | awk '{print $2, $1}'
 }
-ids=()
-for kind in block downstream; do
-	id=$(pick "$kind")
-	if [[ -n "$id" ]]; then
-		ids+=("$id")
+# GET $1 (a path) from the messages service; prints the x-trace-id header.
+trace_of_get() {
+	local hostport=${messages#http://} header
+	exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"
+	printf 'GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$1" "$hostport" >&3
+	header=$(tr -d '\r' <&3 | grep -i -m1 '^x-trace-id:' || true)
+	exec 3<&-
+	echo "${header#*: }"
+}
+# Heavier requests for kinds whose load requests can stay under the SLO in a
+# release build (64 MiB of allocations take ~2 ms).
+heavier() {
+	case $1 in
+	alloc) echo "/messages?pathology=alloc&mib=1024" ;;
+	child) echo "/messages?pathology=child&ms=60" ;;
+	blockfile) echo "/messages?pathology=blockfile&mib=32" ;;
+	*) echo "/messages?pathology=$1" ;;
+	esac
+}
+shown=0
+for kind in report block downstream spawn_blocking child alloc; do
+	id='' latency=''
+	read -r id latency <<<"$(pick "$kind")" || true
+	echo
+	echo "---- $kind: $(describe "$kind")"
+	if [[ -z "${id:-}" ]]; then
+		echo "(no '$kind' request in this run's random mix)"
+		continue
 	fi
+	out=$("$bin/trace-report" --jaeger "$JAEGER_QUERY" "$id" 2>&1) || {
+		echo "$out"
+		die "trace-report $id failed"
+	}
+	if ! grep -q 'granular.cause = ' <<<"$out"; then
+		# Not analysed: its span met the SLO (the client's latency includes
+		# waiting to be accepted), or it was skipped (granular.skipped says why).
+		path=$(heavier "$kind")
+		why="its span met the SLO"
+		grep -q 'SLO [0-9.]* ms ok\]' <<<"$out" || why="Granular did not analyse it"
+		skipped=$(grep -o 'granular.skipped = [a-z_]*' <<<"$out" | head -n1 || true)
+		[[ -z "$skipped" ]] || why="it was not analysed ($skipped)"
+		echo "(the slowest '$kind' request of the load took ${latency} ms at the client, but $why;"
+		echo " sending one heavier request: GET $path)"
+		id=$(trace_of_get "$path")
+		[[ -n "$id" ]] || die "GET $path returned no x-trace-id"
+		out=$("$bin/trace-report" --jaeger "$JAEGER_QUERY" "$id" 2>&1) || {
+			echo "$out"
+			die "trace-report $id failed"
+		}
+	else
+		echo "(slowest '$kind' request of the load: ${latency} ms at the client)"
+	fi
+	echo "\$ trace-report $id"
+	echo "$out"
+	shown=$((shown + 1))
 done
-((${#ids[@]} > 0)) || ids=("$(grep -m1 '^slow ' "$logs/load.txt" | sed 's/.*trace_id=\([0-9a-f]*\).*/\1/')")
+((shown > 0)) || die "no slow request to show"
 echo
-echo "\$ trace-report --jaeger $JAEGER_QUERY ${ids[*]}"
-"$bin/trace-report" --jaeger "$JAEGER_QUERY" "${ids[@]}" || die "trace-report failed"
+echo "Perfetto timelines of the analysed spans (granular.artifact links; open them in"
+echo "https://ui.perfetto.dev): $(find "$artifacts" -name '*.perfetto-trace' | wc -l) files in $artifacts"
 
 echo
 echo "done in $((SECONDS - started))s; logs in $logs. Look up any other trace with:"
