@@ -48,6 +48,34 @@ fn burn(ms: u64) {
     }
 }
 
+/// Runs `work` as a spawned task inside a `GET /messages` span and waits for it.
+fn serve<F: std::future::Future<Output = ()> + Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    work: F,
+) {
+    rt.block_on(async {
+        tokio::spawn(work.instrument(tracing::info_span!("GET /messages")))
+            .await
+            .unwrap();
+    });
+}
+
+fn assert_cause(span: &SpanData, cause: &str) {
+    assert_eq!(
+        attr_str(span, "granular.cause"),
+        cause,
+        "{:#?}",
+        span.attributes
+    );
+}
+
+fn duration_us(span: &SpanData) -> i64 {
+    span.end_time
+        .duration_since(span.start_time)
+        .unwrap()
+        .as_micros() as i64
+}
+
 fn request_span(exporter: &InMemorySpanExporter, provider: &SdkTracerProvider) -> SpanData {
     provider.force_flush().unwrap();
     let spans = exporter.get_finished_spans().unwrap();
@@ -111,23 +139,14 @@ pub fn breakdowns_name_the_cause(perf: bool) {
         hog.await.unwrap();
     });
     let span = request_span(&exporter, &provider);
-    assert_eq!(
-        attr_str(&span, "granular.cause"),
-        "scheduler_wait",
-        "{:#?}",
-        span.attributes
-    );
+    assert_cause(&span, "scheduler_wait");
     assert!(
         attr_str(&span, "granular.culprit").contains("GET /report"),
         "{:#?}",
         span.attributes
     );
     let wait = attr_us(&span, "granular.time.scheduler_wait_us");
-    let dur = span
-        .end_time
-        .duration_since(span.start_time)
-        .unwrap()
-        .as_micros() as i64;
+    let dur = duration_us(&span);
     assert!(
         wait >= 60_000 && wait <= dur,
         "scheduler wait {wait} µs of {dur} µs, injected ~75 ms"
@@ -142,21 +161,9 @@ pub fn breakdowns_name_the_cause(perf: bool) {
     );
 
     // 2. A blocking call inside async code.
-    rt.block_on(async {
-        tokio::spawn(
-            async { std::thread::sleep(Duration::from_millis(50)) }
-                .instrument(tracing::info_span!("GET /messages")),
-        )
-        .await
-        .unwrap();
-    });
+    serve(&rt, async { std::thread::sleep(Duration::from_millis(50)) });
     let span = request_span(&exporter, &provider);
-    assert_eq!(
-        attr_str(&span, "granular.cause"),
-        "blocked_in_poll",
-        "{:#?}",
-        span.attributes
-    );
+    assert_cause(&span, "blocked_in_poll");
     let blocked = attr_us(&span, "granular.time.blocked_in_poll_us");
     assert!(
         (40_000..=60_000).contains(&blocked),
@@ -164,21 +171,11 @@ pub fn breakdowns_name_the_cause(perf: bool) {
     );
 
     // 3. Awaiting a timer: idle, nothing blamed on the runtime.
-    rt.block_on(async {
-        tokio::spawn(
-            async { tokio::time::sleep(Duration::from_millis(60)).await }
-                .instrument(tracing::info_span!("GET /messages")),
-        )
-        .await
-        .unwrap();
+    serve(&rt, async {
+        tokio::time::sleep(Duration::from_millis(60)).await
     });
     let span = request_span(&exporter, &provider);
-    assert_eq!(
-        attr_str(&span, "granular.cause"),
-        "idle",
-        "{:#?}",
-        span.attributes
-    );
+    assert_cause(&span, "idle");
     assert!(attr_us(&span, "granular.time.scheduler_wait_us") < 5_000);
     let total: i64 = [
         "running",
@@ -191,22 +188,14 @@ pub fn breakdowns_name_the_cause(perf: bool) {
     .iter()
     .map(|c| attr_us(&span, &format!("granular.time.{c}_us")))
     .sum();
-    let dur = span
-        .end_time
-        .duration_since(span.start_time)
-        .unwrap()
-        .as_micros() as i64;
+    let dur = duration_us(&span);
     assert!(
         (total - dur).abs() * 20 <= dur,
         "parts {total} µs vs span {dur} µs"
     );
 
     // 4. A healthy request carries no runtime detail.
-    rt.block_on(async {
-        tokio::spawn(async {}.instrument(tracing::info_span!("GET /messages")))
-            .await
-            .unwrap();
-    });
+    serve(&rt, async {});
     let span = request_span(&exporter, &provider);
     assert!(
         attr(&span, "granular.cause").is_none(),
