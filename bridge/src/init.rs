@@ -177,6 +177,8 @@ impl Drop for Granular {
             skipped_queue_full = s.skipped_queue_full.load(Relaxed),
             dropped_traces = s.dropped_traces.load(Relaxed),
             recorder_lost_records = snapshot.lost(),
+            overwritten_by_kind = ?snapshot.overwritten,
+            dropped_by_kind = ?snapshot.dropped,
             "granular: shut down"
         );
     }

@@ -103,8 +103,10 @@ pub struct ThreadRecords {
 #[derive(Debug, Clone, Default)]
 pub struct RecorderSnapshot {
     pub threads: Vec<ThreadRecords>,
-    /// Events dropped because their thread had no ring, per kind discriminant.
+    /// Events dropped because their thread had no ring, per kind.
     pub dropped: Vec<(Kind, u64)>,
+    /// Records overwritten in full rings, per kind (what the recorder no longer holds).
+    pub overwritten: Vec<(Kind, u64)>,
 }
 
 impl RecorderSnapshot {
@@ -201,12 +203,21 @@ impl FlightRecorder {
                 }
             })
             .collect();
-        let dropped = (0..Kind::COUNT as u8)
-            .filter_map(Kind::from_u8)
-            .map(|k| (k, self.dropped[k as usize].load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        RecorderSnapshot { threads, dropped }
+        let per_kind = |count: &dyn Fn(usize) -> u64| -> Vec<(Kind, u64)> {
+            (0..Kind::COUNT as u8)
+                .filter_map(Kind::from_u8)
+                .map(|k| (k, count(k as usize)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        };
+        let dropped = per_kind(&|k| self.dropped[k].load(Ordering::Relaxed));
+        let rings: Vec<[u64; Kind::COUNT]> = slots.iter().map(|s| s.ring.overwritten()).collect();
+        let overwritten = per_kind(&|k| rings.iter().map(|r| r[k]).sum());
+        RecorderSnapshot {
+            threads,
+            dropped,
+            overwritten,
+        }
     }
 
     /// Rings currently allocated (for reporting memory in use).

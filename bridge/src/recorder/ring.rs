@@ -21,7 +21,11 @@ use loom::sync::atomic::{AtomicU64, Ordering, fence};
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 
-use super::record::Record;
+use super::record::{Kind, Record};
+
+/// Per-kind counts of overwritten records: statistics only, so plain std atomics even under
+/// loom (they take no part in the publication protocol).
+type Counter = std::sync::atomic::AtomicU64;
 
 #[derive(Debug)]
 struct Slot {
@@ -38,6 +42,9 @@ pub struct Ring {
     claimed: AtomicU64,
     /// Records fully written.
     published: AtomicU64,
+    /// Records overwritten before any snapshot copied them... or after: per kind, every record
+    /// the ring no longer holds. Written only by the writer.
+    overwritten: [Counter; Kind::COUNT],
 }
 
 /// What a snapshot read: records in write order, and how many were lost before them.
@@ -65,6 +72,7 @@ impl Ring {
             mask: cap as u64 - 1,
             claimed: AtomicU64::new(0),
             published: AtomicU64::new(0),
+            overwritten: std::array::from_fn(|_| Counter::new(0)),
         }
     }
 
@@ -77,6 +85,11 @@ impl Ring {
         self.published.load(Ordering::Acquire)
     }
 
+    /// Records overwritten so far, per kind discriminant.
+    pub fn overwritten(&self) -> [u64; Kind::COUNT] {
+        std::array::from_fn(|k| self.overwritten[k].load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Appends a record.
     ///
     /// # Contract
@@ -85,9 +98,19 @@ impl Ring {
     #[inline]
     pub fn push(&self, rec: Record) {
         let h = self.published.load(Ordering::Relaxed);
+        let slot = &self.slots[(h & self.mask) as usize];
+        if h > self.mask {
+            // The slot's line is about to be written anyway: reading its old kind is nearly free.
+            let old = (slot.w1.load(Ordering::Relaxed) >> 56) as usize;
+            if let Some(c) = self.overwritten.get(old) {
+                c.store(
+                    c.load(std::sync::atomic::Ordering::Relaxed) + 1,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+        }
         self.claimed.store(h + 1, Ordering::Relaxed);
         fence(Ordering::Release);
-        let slot = &self.slots[(h & self.mask) as usize];
         slot.w0.store(rec.w0, Ordering::Relaxed);
         slot.w1.store(rec.w1, Ordering::Relaxed);
         self.published.store(h + 1, Ordering::Release);
@@ -152,6 +175,7 @@ mod tests {
         assert_eq!(snap.records, (13..21).map(rec).collect::<Vec<_>>());
         assert_eq!(snap.first_seq, 13);
         assert_eq!(snap.lost, 13);
+        assert_eq!(ring.overwritten()[Kind::PollStart as usize], 13);
     }
 
     #[test]
