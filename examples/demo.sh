@@ -24,10 +24,15 @@ mix="block=2%,blockfile=2%,alloc=2%,spawn_blocking=2%,downstream=2%,child=2%,rep
 kinds=(block blockfile alloc spawn_blocking downstream child report)
 target=${CARGO_TARGET_DIR:-target}
 bin="$target/release"
-logs="$repo/target/demo"
+# One directory per run (logs, load output, artifacts), so runs never mix
+# files; target/demo/latest points at the newest, and only the last 5 are kept.
+mkdir -p "$repo/target/demo"
+logs=$(mktemp -d "$repo/target/demo/run-$(date +%Y%m%d-%H%M%S)-XXXX")
 artifacts="$logs/artifacts"
-rm -rf "$artifacts"
-mkdir -p "$logs" "$artifacts"
+mkdir -p "$artifacts"
+ln -sfn "$(basename "$logs")" "$repo/target/demo/latest"
+find "$repo/target/demo" -mindepth 1 -maxdepth 1 -type d -name 'run-*' | sort | head -n -5 |
+	while read -r old; do rm -rf "$old"; done
 
 started=$SECONDS
 step_no=0
@@ -136,11 +141,12 @@ describe() {
 	*) echo "$1" ;;
 	esac
 }
-# The slowest request of kind $1 in the load: "trace_id latency_ms".
+# The median request of kind $1 in the load, "trace_id latency_ms": a typical
+# one (the slowest of a kind is often one that a CPU hog also hit).
 pick() {
 	grep "^slow $1 " "$logs/load.txt" |
 		sed 's/.*trace_id=\([0-9a-f]*\) latency_ms=\([0-9]*\).*/\2 \1/' |
-		sort -rn | head -n1 | awk '{print $2, $1}'
+		sort -n | awk '{line[NR] = $2 " " $1} END {if (NR) print line[int((NR + 1) / 2)]}'
 }
 # GET $1 (a path) from the messages service; prints the x-trace-id header.
 trace_of_get() {
@@ -183,7 +189,7 @@ for kind in report block downstream spawn_blocking child alloc; do
 		grep -q 'SLO [0-9.]* ms ok\]' <<<"$out" || why="Granular did not analyse it"
 		skipped=$(grep -o 'granular.skipped = [a-z_]*' <<<"$out" | head -n1 || true)
 		[[ -z "$skipped" ]] || why="it was not analysed ($skipped)"
-		echo "(the slowest '$kind' request of the load took ${latency} ms at the client, but $why;"
+		echo "(the median '$kind' request of the load took ${latency} ms at the client, but $why;"
 		echo " sending one heavier request: GET $path)"
 		id=$(trace_of_get "$path")
 		[[ -n "$id" ]] || die "GET $path returned no x-trace-id"
@@ -192,7 +198,7 @@ for kind in report block downstream spawn_blocking child alloc; do
 			die "trace-report $id failed"
 		}
 	else
-		echo "(slowest '$kind' request of the load: ${latency} ms at the client)"
+		echo "(the median '$kind' request of the load: ${latency} ms at the client)"
 	fi
 	echo "\$ trace-report $id"
 	echo "$out"
