@@ -1,1 +1,259 @@
-fn main() {}
+//! The analyzer's price for one violating span, as the recorder's window grows.
+//!
+//! One thread fills the recorder with synthetic requests through the public write path
+//! (`recorder::record` / `record_with`, the same records the tokio hooks and the tracing layer
+//! write): per request a root span and a child span with their OTel ids, a spawned sub-task,
+//! three polls, span enters/exits/closes and a park. Around each level's requests one slow
+//! request is open the whole time (its task waits for a worker at the end), and that span is
+//! the target. Levels are cumulative: ~1e3, then ~1e4, then ~1e5 events in the recorder.
+//!
+//! Timed per level, as the analyzer thread does for a batch of one slow span:
+//! `FlightRecorder::snapshot` + `Calibration::now` + `analysis::decode` (window = span start
+//! minus 1 s, like the processor) + `analysis::analyze`; and, separately, `export::enrich` of a
+//! dummy `SpanData` with that breakdown (`Detail::Events`, 32 events at most). The size of what
+//! enrichment adds to the span is printed once per level.
+//!
+//! Run: `cargo bench -p granular --bench analysis -- --warm-up-time 1 --measurement-time 3`;
+//! smoke: `cargo bench -p granular --bench analysis -- --test`. Results in docs/benchmarks.md.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+use criterion::{BenchmarkId, Criterion};
+use granular::analysis::{Breakdown, Target, analyze, decode};
+use granular::clock::{self, Calibration};
+use granular::config::Detail;
+use granular::export::enrich::{Extras, enrich};
+use granular::recorder::{FlightRecorder, Kind, RecorderSize, next_span_key, record, record_with};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue, Value};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use tracing::Metadata;
+
+/// Event (header) counts the levels aim at.
+const LEVELS: [u64; 3] = [1_000, 10_000, 100_000];
+/// Events [`request`] writes.
+const EVENTS_PER_REQUEST: u64 = 24;
+const TRACE_HI: u64 = 0x4bf9_2f35_77b3_4da6;
+
+struct Metas {
+    root: u64,
+    child: u64,
+    slow: u64,
+    spawn_site: u64,
+}
+
+/// `&'static Metadata` addresses for the synthetic spans (the decoder reads names from them).
+fn metas() -> Metas {
+    fn addr(m: Option<&'static Metadata<'static>>) -> u64 {
+        m.expect("span enabled under the registry") as *const _ as u64
+    }
+    tracing::subscriber::with_default(tracing_subscriber::registry(), || Metas {
+        root: addr(tracing::info_span!("GET /synthetic").metadata()),
+        child: addr(tracing::info_span!("db.query").metadata()),
+        slow: addr(tracing::info_span!("GET /slow").metadata()),
+        spawn_site: std::panic::Location::caller() as *const _ as u64,
+    })
+}
+
+/// One ordinary request: [`EVENTS_PER_REQUEST`] events, 32 records.
+fn request(i: u64, m: &Metas) {
+    let task = 1_000_000 + 2 * i;
+    let sub = task + 1;
+    let root = next_span_key();
+    record_with(Kind::SpanNew, root, &[(m.root, 0)]);
+    record_with(
+        Kind::SpanIds,
+        root,
+        &[(0x1000_0000 + i, 1), (TRACE_HI, 0), (i + 1, 0)],
+    );
+    record(Kind::PollStart, task);
+    record(Kind::SpanEnter, root);
+    let child = next_span_key();
+    record_with(Kind::SpanNew, child, &[(m.child, root)]);
+    record_with(Kind::SpanIds, child, &[(0x2000_0000 + i, 0)]);
+    record(Kind::SpanEnter, child);
+    record_with(Kind::TaskSpawn, sub, &[(task, child), (m.spawn_site, 0)]);
+    record(Kind::SpanExit, child);
+    record(Kind::SpanExit, root);
+    record(Kind::PollEnd, 0);
+    record(Kind::Park, 0);
+    record(Kind::Unpark, 0);
+    record(Kind::PollStart, sub);
+    record(Kind::PollEnd, 2_000);
+    record(Kind::TaskTerminate, sub);
+    record(Kind::PollStart, task);
+    record(Kind::SpanEnter, root);
+    record(Kind::SpanEnter, child);
+    record(Kind::SpanExit, child);
+    record(Kind::SpanClose, child);
+    record(Kind::SpanExit, root);
+    record(Kind::SpanClose, root);
+    record(Kind::PollEnd, 5_000);
+}
+
+/// Writes `n` requests (numbered from `first`) inside one slow request; returns the slow span.
+fn fill(first: u64, n: u64, level: usize, m: &Metas) -> (u64, u64, u64) {
+    let task = 10 + level as u64;
+    let span_id = 0x3000_0000 + level as u64;
+    let start = clock::now();
+    let root = next_span_key();
+    record_with(Kind::SpanNew, root, &[(m.slow, 0)]);
+    record_with(
+        Kind::SpanIds,
+        root,
+        &[(span_id, 1), (TRACE_HI, 0), (level as u64, 0)],
+    );
+    record(Kind::PollStart, task);
+    record(Kind::SpanEnter, root);
+    record(Kind::SpanExit, root);
+    record(Kind::PollEnd, 0);
+    for i in first..first + n {
+        request(i, m);
+    }
+    let waited = clock::now();
+    record(Kind::PollStart, task);
+    record(Kind::SpanEnter, root);
+    record(Kind::SpanExit, root);
+    record(Kind::SpanClose, root);
+    let end = clock::now();
+    let cal = Calibration::now();
+    let latency = cal.to_unix_ns(end).saturating_sub(cal.to_unix_ns(waited));
+    record(Kind::PollEnd, latency.max(1));
+    (span_id, start, end)
+}
+
+/// Snapshot, decode and analyze one target, as the analyzer thread does.
+fn analyze_once(target: &Target) -> Breakdown {
+    let snap = FlightRecorder::get().expect("recorder").snapshot();
+    let cal = Calibration::now();
+    let taken_at = cal.to_unix_ns(clock::now());
+    let decoded = decode(
+        &snap,
+        &cal,
+        target.start.saturating_sub(1_000_000_000),
+        taken_at,
+    );
+    analyze(&decoded, target)
+}
+
+fn dummy_span(t: &Target) -> SpanData {
+    let at = |ns: u64| SystemTime::UNIX_EPOCH + Duration::from_nanos(ns);
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from_bytes([7; 16]),
+            SpanId::from_bytes(t.otel_span_id.to_be_bytes()),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: SpanId::INVALID,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Server,
+        name: Cow::Owned(t.name.clone()),
+        start_time: at(t.start),
+        end_time: at(t.end),
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: InstrumentationScope::builder("bench").build(),
+    }
+}
+
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.as_str().len(),
+        Value::Bool(_) => 1,
+        _ => 8,
+    }
+}
+
+fn kv_bytes(kvs: &[KeyValue]) -> usize {
+    kvs.iter()
+        .map(|kv| kv.key.as_str().len() + value_bytes(&kv.value))
+        .sum()
+}
+
+const EXTRAS: Extras<'static> = Extras {
+    sources: "tokio.workers,tokio.tasks,tracing.spans,os.schedstat",
+    artifact: None,
+    max_events: 32,
+};
+
+fn bench(c: &mut Criterion) {
+    FlightRecorder::install(RecorderSize::default());
+    let m = metas();
+    let mut g = c.benchmark_group("analysis");
+    g.sample_size(10);
+    let mut written = 0;
+    for (level, goal) in LEVELS.iter().enumerate() {
+        let n = (goal / EVENTS_PER_REQUEST).saturating_sub(written);
+        let (span_id, start, end) = fill(written, n, level, &m);
+        written += n;
+        let cal = Calibration::now();
+        let target = Target {
+            otel_span_id: span_id,
+            name: "GET /slow".into(),
+            start: cal.to_unix_ns(start),
+            end: cal.to_unix_ns(end),
+        };
+        let snap = FlightRecorder::get().expect("recorder").snapshot();
+        let records: usize = snap.threads.iter().map(|t| t.records.len()).sum();
+        let events = snap
+            .threads
+            .iter()
+            .flat_map(|t| &t.records)
+            .filter(|r| r.kind() != Some(Kind::Payload))
+            .count();
+        let b = analyze_once(&target);
+        assert!(
+            !b.data_loss && b.polls > 0,
+            "the synthetic target was not found: did the record format change? {b:?}"
+        );
+        let mut span = dummy_span(&target);
+        enrich(&mut span, &b, Detail::Events, &EXTRAS);
+        let ev_attrs: usize = span.events.events.iter().map(|e| e.attributes.len()).sum();
+        let ev_bytes: usize = span
+            .events
+            .events
+            .iter()
+            .map(|e| e.name.len() + 8 + kv_bytes(&e.attributes))
+            .sum();
+        println!(
+            "level {goal}: {events} events ({records} records, {} KiB) in the recorder; \
+             breakdown: {} polls, {} culprits, {} intervals, dominant {:?}; enrich adds {} \
+             attributes (~{} B of keys+values) and {} span events with {ev_attrs} attributes \
+             (~{ev_bytes} B)",
+            records * 16 / 1024,
+            b.polls,
+            b.culprits.len(),
+            b.intervals.len(),
+            b.dominant,
+            span.attributes.len(),
+            kv_bytes(&span.attributes),
+            span.events.events.len(),
+        );
+        g.bench_function(BenchmarkId::new("snapshot+decode+analyze", goal), |bn| {
+            bn.iter(|| analyze_once(&target))
+        });
+        g.bench_function(BenchmarkId::new("enrich", goal), |bn| {
+            let plain = dummy_span(&target);
+            bn.iter(|| {
+                let mut span = plain.clone();
+                enrich(&mut span, &b, Detail::Events, &EXTRAS);
+                span
+            })
+        });
+    }
+    g.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}

@@ -87,6 +87,8 @@ pub struct Culprit {
     pub worker: Option<usize>,
     /// Time it overlapped the request's scheduler wait, ns.
     pub overlap_ns: u64,
+    /// When it was first seen holding a worker during the wait.
+    pub first_seen: u64,
 }
 
 impl Culprit {
@@ -148,6 +150,9 @@ impl Breakdown {
         self.parts.get(&c).copied().unwrap_or(0)
     }
 }
+
+/// Scheduler wait below this names no culprit.
+pub const MIN_CULPRIT_WAIT_NS: u64 = 1_000_000;
 
 /// Intervals shorter than this are not reported as span events.
 pub const MIN_INTERVAL_NS: u64 = 100_000;
@@ -244,7 +249,8 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
             intervals.push(Interval {
                 category: Category::BlockedInPoll,
                 start: a,
-                end: b,
+                // Placed at the poll's start, as long as the time actually spent off-CPU.
+                end: a + split.2,
                 detail: format!(
                     "thread {} off-CPU {} inside a poll of this request",
                     d.threads[ti].tid,
@@ -256,7 +262,7 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
             intervals.push(Interval {
                 category: Category::OsWait,
                 start: a,
-                end: b,
+                end: a + split.1,
                 detail: format!(
                     "thread {} runnable but not on a CPU for {}",
                     d.threads[ti].tid,
@@ -265,7 +271,13 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
             });
         }
     }
-    let culprits = culprits(d, &ours, &merge_ranges(sched_segments.clone()));
+    // A culprit is only worth naming when the wait it caused is: 1 ms at least.
+    let culprits =
+        if parts.get(&Category::SchedulerWait).copied().unwrap_or(0) >= MIN_CULPRIT_WAIT_NS {
+            culprits(d, &ours, &merge_ranges(sched_segments.clone()))
+        } else {
+            Vec::new()
+        };
     for (a, b) in merge_ranges(sched_segments) {
         intervals.push(Interval {
             category: Category::SchedulerWait,
@@ -275,10 +287,11 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
         });
     }
     for c in culprits.iter().take(3) {
+        let from = c.first_seen.clamp(start, end);
         intervals.push(Interval {
             category: Category::SchedulerWait,
-            start,
-            end: start + c.overlap_ns,
+            start: from,
+            end: from + c.overlap_ns,
             detail: format!(
                 "culprit: {} held worker {} for {}",
                 c.describe(),
@@ -579,21 +592,28 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
                     .entry((p.task, 0))
                     .or_insert_with(|| culprit_for(d, t, p.task, root));
                 entry.overlap_ns += ov;
+                entry.first_seen = entry.first_seen.min(p.start.max(waits[0].0));
             }
         } else {
+            // No polls: a root's entries on this thread, nested or not, merged into ranges,
+            // stand in for the work it held the worker with.
+            let mut by_root: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
             for e in t.entries.iter().filter(|e| !ours.spans.contains(&e.span)) {
                 let root = d.local_root(e.span);
-                if ours.spans.contains(&root)
-                    || e.span != root && t.entries.iter().any(|x| x.span == root)
-                {
-                    continue;
+                if !ours.spans.contains(&root) {
+                    by_root.entry(root).or_default().push((e.start, e.end));
                 }
-                let ov = overlap(e.start, e.end);
-                if ov > 0 {
-                    by_key
-                        .entry((0, root))
-                        .or_insert_with(|| culprit_for(d, t, 0, Some(root)))
-                        .overlap_ns += ov;
+            }
+            for (root, ranges) in by_root {
+                for (a, b) in merge_ranges(ranges) {
+                    let ov = overlap(a, b);
+                    if ov > 0 {
+                        let c = by_key
+                            .entry((0, root))
+                            .or_insert_with(|| culprit_for(d, t, 0, Some(root)));
+                        c.overlap_ns += ov;
+                        c.first_seen = c.first_seen.min(a.max(waits[0].0));
+                    }
                 }
             }
         }
@@ -632,6 +652,7 @@ fn culprit_for(d: &Decoded, t: &ThreadActivity, task: u64, root: Option<u64>) ->
         trace_id: root.and_then(|r| d.spans.get(&r)).and_then(|s| s.trace_id),
         worker: t.worker,
         overlap_ns: 0,
+        first_seen: u64::MAX,
     }
 }
 

@@ -129,9 +129,19 @@ pub struct Decoded {
 }
 
 impl Decoded {
-    /// Name of a span key, or "?" when its creation is no longer in the recorder.
-    pub fn span_name(&self, key: u64) -> &'static str {
-        self.spans.get(&key).map_or("?", |s| s.name)
+    /// Name of a span key as exported (`otel.name` when the span recorded one), or "?" when
+    /// its creation is no longer in the recorder.
+    pub fn span_name(&self, key: u64) -> &str {
+        self.spans.get(&key).map_or("?", |s| {
+            s.fields
+                .iter()
+                .rev()
+                .find_map(|(f, v)| match (*f, v) {
+                    ("otel.name", FieldValue::Str(n)) => Some(n.as_str()),
+                    _ => None,
+                })
+                .unwrap_or(s.name)
+        })
     }
 
     /// The local root above a span (the span itself if it is one).

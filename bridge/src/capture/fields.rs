@@ -84,6 +84,8 @@ impl InlineStr {
 #[derive(Debug)]
 pub struct FieldWriter {
     owner: u64,
+    /// Write only this field (the others are visited and skipped).
+    only: Option<&'static str>,
     pub specials: Specials,
 }
 
@@ -91,8 +93,22 @@ impl FieldWriter {
     pub fn new(owner: u64) -> Self {
         FieldWriter {
             owner,
+            only: None,
             specials: Specials::default(),
         }
+    }
+
+    /// A writer that keeps just `name` (beside tracing-opentelemetry, only `otel.name` is
+    /// recorded: culprits and timelines show the name users see in Jaeger).
+    pub fn only(owner: u64, name: &'static str) -> Self {
+        FieldWriter {
+            only: Some(name),
+            ..FieldWriter::new(owner)
+        }
+    }
+
+    fn wanted(&self, field: &Field) -> bool {
+        self.only.is_none_or(|n| n == field.name())
     }
 
     fn number(&self, field: &Field, kind: ValueKind, bits: u64) {
@@ -169,22 +185,37 @@ impl fmt::Write for StackBuf {
 
 impl Visit for FieldWriter {
     fn record_bool(&mut self, field: &Field, value: bool) {
+        if !self.wanted(field) {
+            return;
+        }
         self.number(field, ValueKind::Bool, u64::from(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
+        if !self.wanted(field) {
+            return;
+        }
         self.number(field, ValueKind::I64, value as u64);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
+        if !self.wanted(field) {
+            return;
+        }
         self.number(field, ValueKind::F64, value.to_bits());
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
+        if !self.wanted(field) {
+            return;
+        }
         self.string(field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if !self.wanted(field) {
+            return;
+        }
         let mut buf = StackBuf {
             buf: [0; MAX_VALUE],
             len: 0,

@@ -175,6 +175,9 @@ where
         }
         let meta = attrs.metadata() as *const _ as u64;
         recorder::record_with(Kind::SpanNew, key, &[(meta, parent_key)]);
+        if self.sampler.is_none() {
+            attrs.record(&mut FieldWriter::only(key, "otel.name"));
+        }
         let own = self.sampler.as_ref().map(|_| {
             let (trace_id, trace) = match parent.and_then(|p| p.1) {
                 Some(inherited) => inherited,

@@ -64,7 +64,8 @@ fn assert_cause(span: &SpanData, cause: &str) {
     assert_eq!(
         attr_str(span, "granular.cause"),
         cause,
-        "{:#?}",
+        "expected {cause}; verdict: {}; attributes: {:#?}",
+        attr_str(span, "granular.verdict"),
         span.attributes
     );
 }
