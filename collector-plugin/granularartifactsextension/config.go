@@ -3,6 +3,7 @@ package granularartifactsextension // import "github.com/granular-dev/granular/c
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -22,6 +23,11 @@ type Config struct {
 	MaxArtifactBytes int64 `mapstructure:"max_artifact_bytes"`
 	// Retention deletes artifacts older than this; 0 keeps them until the size cap.
 	Retention time.Duration `mapstructure:"retention"`
+	// PublicURL is the base of the URLs handed out for stored artifacts
+	// (<public_url>/artifacts/<id>) when the listen address is not what
+	// readers reach, e.g. 0.0.0.0 in a container behind a published port
+	// or a Kubernetes Service. Empty: http://<listen address>.
+	PublicURL string `mapstructure:"public_url"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -48,6 +54,12 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Retention < 0 {
 		errs = append(errs, fmt.Errorf("retention must not be negative, got %s", cfg.Retention))
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("public_url must be an absolute http(s) URL without query or fragment, e.g. https://artifacts.example.com, got %q", cfg.PublicURL))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +67,9 @@ func (e *artifactsExtension) Start(ctx context.Context, host component.Host) err
 	}
 	e.store, e.server = st, srv
 	e.baseURL = "http://" + ln.Addr().String()
+	if e.cfg.PublicURL != "" {
+		e.baseURL = strings.TrimRight(e.cfg.PublicURL, "/")
+	}
 	e.stop = make(chan struct{})
 	e.wg.Add(2)
 	go func() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -53,6 +54,7 @@ func TestConfig(t *testing.T) {
 	want.MaxTotalBytes = 1 << 20
 	want.MaxArtifactBytes = 1 << 16
 	want.Retention = 2 * time.Hour
+	want.PublicURL = "https://artifacts.example.com/"
 	assert.Equal(t, want, custom)
 	require.NoError(t, confmap.Validate(custom))
 
@@ -60,7 +62,8 @@ func TestConfig(t *testing.T) {
 	require.EqualError(t, err, "endpoint must be set\n"+
 		"directory must be set\n"+
 		"max_artifact_bytes (20) must not exceed max_total_bytes (10)\n"+
-		"retention must not be negative, got -1s")
+		"retention must not be negative, got -1s\n"+
+		"public_url must be an absolute http(s) URL without query or fragment, e.g. https://artifacts.example.com, got \"ftp://example.com\"")
 	require.NoError(t, componenttest.CheckConfigStruct(want))
 }
 
@@ -232,6 +235,25 @@ func TestHTTPServesArtifacts(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+}
+
+func TestPublicURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	e, base := startExtension(t, func(c *Config) {
+		c.ServerConfig.NetAddr.Endpoint = addr
+		c.PublicURL = "https://artifacts.example.com/granular/"
+	})
+	assert.Equal(t, "https://artifacts.example.com/granular", base)
+	url, err := e.PutArtifact(context.Background(), Artifact{ID: "t-s", Data: []byte("x")})
+	require.NoError(t, err)
+	assert.Equal(t, "https://artifacts.example.com/granular/artifacts/t-s", url)
+	// still served on the listen address
+	resp, body := get(t, "http://"+addr+"/artifacts/t-s")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, []byte("x"), body)
 }
 
 func TestHTTPPathTraversal(t *testing.T) {

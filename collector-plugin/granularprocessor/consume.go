@@ -204,7 +204,7 @@ func (c *core) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	c.tel.add(c.tel.artifacts, lateDropped, attrArtifactResult, artifactDropped)
 	out := plog.NewLogs()
 	if lateKeep.LogRecordCount() > 0 {
-		c.handleArtifacts(ctx, decisionKeepAll, lateKeep, out)
+		c.handleArtifacts(ctx, decisionKeepAll, lateKeep, out, pcommon.SpanID{})
 	}
 	// What is left of ld is ordinary logs: pass them on.
 	rls.RemoveIf(func(rl plog.ResourceLogs) bool {
@@ -217,13 +217,14 @@ func (c *core) consumeLogs(ctx context.Context, ld plog.Logs) error {
 
 // handleArtifacts stores (or forwards into out) the artifact records of a
 // kept trace and drops those of other traces. It returns the URL of the
-// first stored artifact.
-func (c *core) handleArtifacts(ctx context.Context, d decision, ld plog.Logs, out plog.Logs) string {
+// artifact of span prefer (the trace's slowest violating span) if one was
+// stored, else of the first one stored.
+func (c *core) handleArtifacts(ctx context.Context, d decision, ld plog.Logs, out plog.Logs, prefer pcommon.SpanID) string {
 	if d != decisionKeepAll {
 		c.tel.add(c.tel.artifacts, int64(ld.LogRecordCount()), attrArtifactResult, artifactDropped)
 		return ""
 	}
-	firstURL := ""
+	firstURL, preferredURL := "", ""
 	ld.ResourceLogs().RemoveIf(func(rl plog.ResourceLogs) bool {
 		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
 			sl.LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
@@ -241,6 +242,9 @@ func (c *core) handleArtifacts(ctx context.Context, d decision, ld plog.Logs, ou
 				if firstURL == "" {
 					firstURL = url
 				}
+				if preferredURL == "" && !prefer.IsEmpty() && lr.SpanID() == prefer {
+					preferredURL = url
+				}
 				return !c.cfg.Artifacts.Forward
 			})
 			return sl.LogRecords().Len() == 0
@@ -248,6 +252,9 @@ func (c *core) handleArtifacts(ctx context.Context, d decision, ld plog.Logs, ou
 		return rl.ScopeLogs().Len() == 0
 	})
 	ld.ResourceLogs().MoveAndAppendTo(out.ResourceLogs())
+	if preferredURL != "" {
+		return preferredURL
+	}
 	return firstURL
 }
 

@@ -310,7 +310,7 @@ func (c *core) emit(ctx context.Context, ready []decided) error {
 		d := &ready[i]
 		url := ""
 		if d.records > 0 {
-			url = c.handleArtifacts(ctx, d.decision, d.logs, outLogs)
+			url = c.handleArtifacts(ctx, d.decision, d.logs, outLogs, d.verdict.slowSpanID)
 		}
 		switch d.decision {
 		case decisionKeepAll:

@@ -70,6 +70,9 @@ type verdict struct {
 	cause      string
 	culprit    string
 	slowSpan   string
+	// slowSpanID is the span slowSpan names; its artifact is preferred
+	// for granular.trace.artifact.
+	slowSpanID pcommon.SpanID
 	sloMs      float64
 	hasSLO     bool
 }
@@ -80,6 +83,7 @@ type slowCandidate struct {
 	excess    time.Duration // over the threshold, or the duration when flagged only
 	start     pcommon.Timestamp
 	label     string
+	spanID    pcommon.SpanID
 	sloMs     float64
 	hasSLO    bool
 }
@@ -191,7 +195,7 @@ func (j *judge) judge(td ptrace.Traces) verdict {
 
 				if overLatency || flagged || errored {
 					v.violations++
-					c := slowCandidate{found: true, byLatency: overLatency, excess: dur, start: span.StartTimestamp()}
+					c := slowCandidate{found: true, byLatency: overLatency, excess: dur, start: span.StartTimestamp(), spanID: span.SpanID()}
 					if overLatency {
 						c.excess = dur - threshold
 					}
@@ -243,7 +247,7 @@ func (j *judge) judge(td ptrace.Traces) verdict {
 	if !v.violated {
 		return v
 	}
-	v.slowSpan, v.sloMs, v.hasSLO = slow.label, slow.sloMs, slow.hasSLO
+	v.slowSpan, v.slowSpanID, v.sloMs, v.hasSLO = slow.label, slow.spanID, slow.sloMs, slow.hasSLO
 
 	v.cause = dominant(realTimes)
 	if v.cause == "" {

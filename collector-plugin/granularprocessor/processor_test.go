@@ -423,6 +423,25 @@ func TestArtifactsStoredForViolatingTraces(t *testing.T) {
 	assert.Equal(t, int64(1), h.counter(metricArtifacts, attrArtifactResult, artifactFailed))
 }
 
+// With baseline enrichment the library sends artifacts for healthy spans
+// of a violating trace too; the rollup links the violating span's.
+func TestRollupLinksTheSlowSpansArtifact(t *testing.T) {
+	store := &fakeStore{}
+	extID := component.MustNewID("granular_artifacts")
+	host := hostWithExtensions{exts: map[component.ID]component.Component{extID: store}}
+	h := newHarness(t, func(c *Config) { c.Artifacts.Extension = &extID }, host)
+
+	h.consume(violatingTrace(1))
+	h.consumeLogs(artifactLog(1, 2, "child", []byte("baseline")))
+	h.consumeLogs(artifactLog(1, 1, "root", []byte("violation")))
+	h.advance(5 * time.Second)
+
+	assert.Len(t, store.items, 2)
+	root := attrKeys(spansByName(h.sink)["GET /messages"])
+	assert.Equal(t, "api: GET /messages", root["granular.trace.slow_span"])
+	assert.Equal(t, "http://127.0.0.1:16700/artifacts/root", root["granular.trace.artifact"])
+}
+
 func TestArtifactsForwardedWithoutStore(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	h.consume(violatingTrace(1))

@@ -96,9 +96,10 @@ func TestDeployConfigsNeedTheirEnvironment(t *testing.T) {
 }
 
 // TestDeployConfigsBindLoopback checks every listener in the deploy files is
-// on 127.0.0.1 (exporter endpoints come from the environment).
+// on 127.0.0.1 unless GRANULAR_LISTEN_HOST says otherwise (containers), and
+// exporter endpoints come from the environment.
 func TestDeployConfigsBindLoopback(t *testing.T) {
-	endpoint := regexp.MustCompile(`^\s*endpoint:\s*(\S+)`)
+	endpoint := regexp.MustCompile(`^\s*(?:endpoint|host):\s*(\S+)`)
 	for _, file := range deployFiles(t) {
 		f, err := os.Open(file)
 		require.NoError(t, err)
@@ -109,12 +110,15 @@ func TestDeployConfigsBindLoopback(t *testing.T) {
 				continue
 			}
 			v := m[1]
-			ok := strings.HasPrefix(v, "127.0.0.1:") || strings.HasPrefix(v, "${env:JAEGER_OTLP_GRPC}")
+			ok := strings.HasPrefix(v, loopbackHost) || strings.HasPrefix(v, "${env:JAEGER_OTLP_GRPC}")
 			assert.True(t, ok, "%s:%d: endpoint %q must bind 127.0.0.1", filepath.Base(file), line, v)
 		}
 		require.NoError(t, f.Close())
 	}
 }
+
+// loopbackHost is how every listener address starts in the deploy files.
+const loopbackHost = "${env:GRANULAR_LISTEN_HOST:-127.0.0.1}"
 
 func withConfig(uris ...string) otelcol.CollectorSettings {
 	set := settings()
