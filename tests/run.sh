@@ -88,6 +88,7 @@ collector_plugin() {
 
 step toolchain ensure_components
 step jaeger deploy/jaeger/build.sh
+step granularcol collector-plugin/build.sh
 step python python_deps
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
