@@ -22,6 +22,7 @@ struct Watched {
 
 static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
 static RUNNING: AtomicBool = AtomicBool::new(false);
+static SCHEDSTAT: AtomicBool = AtomicBool::new(false);
 
 /// Whether schedstat can be read on this machine (kernel built with schedstats, /proc mounted).
 pub fn available() -> Result<(), String> {
@@ -43,6 +44,7 @@ pub fn start(hz: u32, schedstat: bool) -> Result<(), String> {
     if RUNNING.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
+    SCHEDSTAT.store(schedstat, Ordering::Relaxed);
     let hz = if hz == 0 { 1000 } else { u64::from(hz) };
     let period = Duration::from_nanos(1_000_000_000 / hz);
     std::thread::Builder::new()
@@ -58,6 +60,14 @@ pub fn start(hz: u32, schedstat: bool) -> Result<(), String> {
         })
         .map(|_| ())
         .map_err(|e| format!("cannot start the OS sampler thread: {e}"))
+}
+
+/// Takes one schedstat sample of every registered thread now (the analyzer calls it before
+/// each snapshot so the latest intervals are covered).
+pub fn sample_now() {
+    if RUNNING.load(Ordering::Relaxed) && SCHEDSTAT.load(Ordering::Relaxed) {
+        sample_all();
+    }
 }
 
 fn sample_all() {

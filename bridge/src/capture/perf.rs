@@ -168,10 +168,27 @@ pub fn probe() -> Result<(), String> {
     Ok(())
 }
 
+thread_local! {
+    /// Whether this thread has tried to open its event (so it does it once).
+    static TRIED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Opens the calling thread's event if it has not yet: runtime threads started before
+/// [`enable`] (a runtime built before `granular::init()`) catch up at their next park.
+#[inline]
+pub fn ensure_current_thread() {
+    if enabled() && !TRIED.try_with(std::cell::Cell::get).unwrap_or(true) {
+        register_current_thread();
+    }
+}
+
 /// Opens the calling thread's event (runtime `on_thread_start`). Failures are silent here:
 /// [`probe`] reported them once at init.
 pub fn register_current_thread() {
     if !enabled() {
+        return;
+    }
+    if TRIED.try_with(|t| t.replace(true)).unwrap_or(true) {
         return;
     }
     if let Ok((fd, base, len)) = open_for_current_thread() {

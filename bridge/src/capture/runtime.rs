@@ -17,7 +17,10 @@ pub fn instrument_runtime(builder: &mut tokio::runtime::Builder) -> &mut tokio::
     builder
         .on_thread_start(os::register_current_thread)
         .on_thread_stop(os::unregister_current_thread)
-        .on_thread_park(|| recorder::record(Kind::Park, 0))
+        .on_thread_park(|| {
+            recorder::record(Kind::Park, 0);
+            super::perf::ensure_current_thread();
+        })
         .on_thread_unpark(|| recorder::record(Kind::Unpark, 0));
     #[cfg(tokio_unstable)]
     unstable::install(builder);

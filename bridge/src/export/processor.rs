@@ -430,8 +430,10 @@ impl<P: SpanProcessor> Analyzer<P> {
         if batch.is_empty() && rebuilds.is_empty() {
             return;
         }
-        // Context switches still in the kernel's rings belong to the windows analysed now.
+        // Context switches still in the kernel's rings, and the threads' schedstat right now,
+        // belong to the windows analysed now (the sampler thread may lag under load).
         crate::capture::perf::drain_all();
+        crate::capture::os::sample_now();
         let snapshot = FlightRecorder::get()
             .map(FlightRecorder::snapshot)
             .unwrap_or_default();
@@ -482,9 +484,9 @@ impl<P: SpanProcessor> Analyzer<P> {
         }
         for (mut span, j) in batch {
             enrich::add_judgement(&mut span, &j);
-            let analysed = decoded
-                .as_ref()
-                .and_then(|d| catch_unwind(AssertUnwindSafe(|| self.analyse(d, &span))).ok());
+            let analysed = decoded.as_ref().and_then(|d| {
+                catch_unwind(AssertUnwindSafe(|| self.analyse(d, &span, j.violated))).ok()
+            });
             let synthetic = match analysed {
                 Some((b, artifact)) => {
                     let extras = Extras {
@@ -514,7 +516,14 @@ impl<P: SpanProcessor> Analyzer<P> {
     }
 
     /// The breakdown of one span and the link to its artifact.
-    fn analyse(&self, d: &Decoded, span: &SpanData) -> (Breakdown, Option<String>) {
+    /// The breakdown of one span and, for violating spans (not baseline samples: their
+    /// timelines would cost storage for what is, by definition, normal), its artifact link.
+    fn analyse(
+        &self,
+        d: &Decoded,
+        span: &SpanData,
+        with_artifact: bool,
+    ) -> (Breakdown, Option<String>) {
         let span_id = u64::from_be_bytes(span.span_context.span_id().to_bytes());
         let trace_id = u128::from_be_bytes(span.span_context.trace_id().to_bytes());
         let target = Target {
@@ -524,25 +533,29 @@ impl<P: SpanProcessor> Analyzer<P> {
             end: unix_ns(span.end_time),
         };
         let b = analyze(d, &target);
-        let artifact = self.store.as_ref().and_then(|store| {
-            let work = d
-                .by_otel_id
-                .get(&span_id)
-                .map(|k| RequestWork::collect(d, *k))
-                .unwrap_or_default();
-            let bytes =
-                crate::artifact::encode_perfetto(&artifacts::timeline(d, &b, &work, trace_id));
-            let id = artifacts::artifact_id(trace_id, span_id);
-            match store.put(&id, trace_id, span_id, bytes) {
-                Ok(link) => Some(link),
-                Err(e) => {
-                    if self.stats.artifact_errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                        tracing::warn!("granular: {e}");
+        let artifact = self
+            .store
+            .as_ref()
+            .filter(|_| with_artifact)
+            .and_then(|store| {
+                let work = d
+                    .by_otel_id
+                    .get(&span_id)
+                    .map(|k| RequestWork::collect(d, *k))
+                    .unwrap_or_default();
+                let bytes =
+                    crate::artifact::encode_perfetto(&artifacts::timeline(d, &b, &work, trace_id));
+                let id = artifacts::artifact_id(trace_id, span_id);
+                match store.put(&id, trace_id, span_id, bytes) {
+                    Ok(link) => Some(link),
+                    Err(e) => {
+                        if self.stats.artifact_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            tracing::warn!("granular: {e}");
+                        }
+                        None
                     }
-                    None
                 }
-            }
-        });
+            });
         (b, artifact)
     }
 }
