@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use crate::pathology::PathologyKind;
+use crate::telemetry::Telemetry;
 
 /// What `demo-service` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub struct ServiceConfig {
     pub pathology: PathologyKind,
     /// `DEMO_DOWNSTREAM_URL`: base URL of the downstream hop; `None` means this very process.
     pub downstream_url: Option<String>,
+    /// `DEMO_TELEMETRY`: the telemetry stack (default `granular`; see [`crate::telemetry`]).
+    pub telemetry: Telemetry,
 }
 
 /// A `DEMO_*` variable with a value we cannot use.
@@ -99,12 +102,19 @@ impl ServiceConfig {
                 }
             },
         };
+        let telemetry = match get("DEMO_TELEMETRY") {
+            None => Telemetry::Granular,
+            Some(v) => v
+                .parse()
+                .map_err(|expected: String| invalid("DEMO_TELEMETRY", v, &expected))?,
+        };
         Ok(Self {
             listen,
             workers,
             max_blocking,
             pathology,
             downstream_url,
+            telemetry,
         })
     }
 }
@@ -128,6 +138,7 @@ mod tests {
         assert_eq!((c.workers, c.max_blocking), (2, 4));
         assert_eq!(c.pathology, PathologyKind::None);
         assert_eq!(c.downstream_url, None);
+        assert_eq!(c.telemetry, Telemetry::Granular);
     }
 
     #[test]
@@ -138,6 +149,7 @@ mod tests {
             ("DEMO_MAX_BLOCKING", "1"),
             ("DEMO_PATHOLOGY", "spawn_blocking"),
             ("DEMO_DOWNSTREAM_URL", "http://127.0.0.1:9000"),
+            ("DEMO_TELEMETRY", "otel"),
             ("DEMO_UNRELATED", "x"),
         ])
         .expect("valid values");
@@ -145,6 +157,7 @@ mod tests {
         assert_eq!((c.workers, c.max_blocking), (4, 1));
         assert_eq!(c.pathology, PathologyKind::SpawnBlocking);
         assert_eq!(c.downstream_url.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.telemetry, Telemetry::Otel);
         assert_eq!(config(&[("DEMO_WORKERS", "")]).map(|c| c.workers), Ok(2));
     }
 
@@ -158,6 +171,7 @@ mod tests {
             ("DEMO_PATHOLOGY", "slow", "spawn_blocking"),
             ("DEMO_DOWNSTREAM_URL", "https://example.com", "http://"),
             ("DEMO_DOWNSTREAM_URL", "127.0.0.1:9000", "http://"),
+            ("DEMO_TELEMETRY", "otlp", "granular, otel, none"),
         ] {
             let err = config(&[(var, value)])
                 .expect_err("invalid value")

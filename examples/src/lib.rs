@@ -20,3 +20,4 @@ pub mod report;
 pub mod rng;
 pub mod service;
 pub mod steps;
+pub mod telemetry;

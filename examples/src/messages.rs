@@ -99,6 +99,7 @@ pub async fn messages(
                 Some(downstream::call(&state.client, &state.downstream_url, delay).await?);
         }
         Pathology::Child { cpu } => child_cpu = Some(cpu),
+        Pathology::Sleep { delay } => tokio::time::sleep(delay).await,
     }
 
     let messages = match cached {

@@ -39,11 +39,13 @@ pub enum PathologyKind {
     Downstream,
     /// The db step's work runs as CPU in a spawned child task that has no span of its own.
     Child,
+    /// An awaited timer in the handler: slow, yet nothing is wrong with the runtime (idle).
+    Sleep,
 }
 
 impl PathologyKind {
     /// Every kind, in the order error messages list them.
-    pub const ALL: [PathologyKind; 7] = [
+    pub const ALL: [PathologyKind; 8] = [
         Self::None,
         Self::Block,
         Self::BlockFile,
@@ -51,6 +53,7 @@ impl PathologyKind {
         Self::SpawnBlocking,
         Self::Downstream,
         Self::Child,
+        Self::Sleep,
     ];
 
     /// The name used on the wire and in the response JSON.
@@ -63,6 +66,7 @@ impl PathologyKind {
             Self::SpawnBlocking => "spawn_blocking",
             Self::Downstream => "downstream",
             Self::Child => "child",
+            Self::Sleep => "sleep",
         }
     }
 
@@ -137,6 +141,8 @@ pub enum Pathology {
     Downstream { delay: Duration },
     /// See [`PathologyKind::Child`].
     Child { cpu: Duration },
+    /// See [`PathologyKind::Sleep`].
+    Sleep { delay: Duration },
 }
 
 impl Pathology {
@@ -158,6 +164,7 @@ impl Pathology {
             },
             PathologyKind::Downstream => Self::Downstream { delay: ms(80)? },
             PathologyKind::Child => Self::Child { cpu: ms(20)? },
+            PathologyKind::Sleep => Self::Sleep { delay: ms(100)? },
         })
     }
 
@@ -171,6 +178,7 @@ impl Pathology {
             Self::SpawnBlocking { .. } => PathologyKind::SpawnBlocking,
             Self::Downstream { .. } => PathologyKind::Downstream,
             Self::Child { .. } => PathologyKind::Child,
+            Self::Sleep { .. } => PathologyKind::Sleep,
         }
     }
 }

@@ -306,6 +306,7 @@ mod tests {
             ("pathology=alloc&mib=1", "alloc"),
             ("pathology=spawn_blocking&jobs=3&ms=1", "spawn_blocking"),
             ("pathology=child&ms=1", "child"),
+            ("pathology=sleep&ms=1", "sleep"),
         ] {
             let (status, _, body) = get(&format!("{base}/messages?{query}"), &[]).await;
             assert_eq!(status, 200, "{query}: {body}");

@@ -14,6 +14,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod bench;
 pub mod collector;
 pub mod demo;
 pub mod jaeger;

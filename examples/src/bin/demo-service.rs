@@ -1,34 +1,37 @@
 //! `demo-service`: the axum service Granular's demos and end-to-end tests run against.
 //!
-//! Configuration is by environment only (`DEMO_*` here, `OTEL_*` read by Granular); see
-//! `granular_examples::config`. Exit status 2 means it could not start.
+//! Configuration is by environment only (`DEMO_*` here, `OTEL_*` and `GRANULAR_*` read by the
+//! telemetry stack); see `granular_examples::config`. `DEMO_TELEMETRY` picks the stack
+//! (`granular_examples::telemetry`; default Granular). Exit status 2 means it could not start.
 
 use std::process::ExitCode;
 
 use granular_examples::config::ServiceConfig;
 use granular_examples::service;
+use granular_examples::telemetry::SwitchAlloc;
 
-/// Counts allocations per thread so slow spans report what they allocated.
+/// Counts allocations per thread (with `DEMO_TELEMETRY=granular`) so slow spans report what
+/// they allocated.
 #[global_allocator]
-static ALLOC: granular::Alloc = granular::Alloc::system();
+static ALLOC: SwitchAlloc = SwitchAlloc::new();
 
 fn main() -> ExitCode {
     let config = match ServiceConfig::from_env() {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
+    let telemetry = config.telemetry;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    let runtime = granular::instrument_runtime(&mut builder)
+    builder
         .worker_threads(config.workers)
         .max_blocking_threads(config.max_blocking)
-        .enable_all()
-        .build();
-    let runtime = match runtime {
+        .enable_all();
+    let runtime = match telemetry.runtime(builder) {
         Ok(runtime) => runtime,
-        Err(e) => return fail(&format!("cannot build the tokio runtime: {e}")),
+        Err(e) => return fail(&e),
     };
-    runtime.block_on(async {
-        let _guard = match granular::init() {
+    runtime.runtime.block_on(async {
+        let _guard = match telemetry.install() {
             Ok(guard) => guard,
             Err(e) => return fail(&e),
         };

@@ -1,0 +1,869 @@
+//! The service-overhead benchmark behind the `overhead` binary: `demo-service` under each
+//! telemetry stack (`DEMO_TELEMETRY`), alternated round by round, measured from outside.
+//!
+//! Per configuration and round: start the service pinned to one CPU (`taskset`), warm up, a
+//! fixed-rate phase (open loop), for `GRANULAR_SAMPLE=violations` a look-up of the run's traces
+//! in Jaeger, a saturation phase (closed loop), then peak RSS; stop the service. This process,
+//! its load threads and Jaeger (the OTLP sink of every configuration) share the other CPU.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::docs::{table, today, write_section};
+use super::load::{self, Results, Workload};
+use super::procfs::{self, CpuTimes, Machine};
+use super::stats::{median, percentile};
+use crate::jaeger::Jaeger;
+use crate::process::{Process, ProcessBuilder};
+use crate::{Error, Result, bin_dir};
+
+/// The service's SLO in every Granular configuration, and the slow requests' sleep.
+pub const SLO_MS: u64 = 100;
+pub const SLOW_MS: u64 = 150;
+/// Every `SLOW_EVERY`-th request sleeps past the SLO (1 %).
+pub const SLOW_EVERY: u64 = 100;
+/// The recorder size every Granular configuration runs with (the default), MiB.
+pub const RECORDER_MB: f64 = 64.0;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub rounds: usize,
+    /// Each measured phase.
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// Fixed-rate phase, requests/s.
+    pub rate: f64,
+    /// Connections of the fixed-rate phase.
+    pub rate_connections: usize,
+    /// Connections of the saturation phase.
+    pub connections: usize,
+    /// Include the `granular_compare` build (dial9, console).
+    pub compare: bool,
+    /// Build the service binaries first.
+    pub build: bool,
+    /// Only these configuration keys (all when empty).
+    pub only: Vec<String>,
+    /// Write the "Service overhead" section of this file.
+    pub docs: Option<PathBuf>,
+    /// The command line, for the docs.
+    pub command: String,
+    pub smoke: bool,
+}
+
+/// Which build a configuration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// The harness's own build (stable, or tokio_unstable if the harness was built so).
+    Base,
+    /// `--cfg tokio_unstable --cfg granular_compare`, in `<target>/compare`.
+    Compare,
+}
+
+/// One configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub build: Build,
+    pub telemetry: &'static str,
+    pub env: Vec<(&'static str, String)>,
+}
+
+/// The configurations, base build first.
+pub fn configs(compare: bool) -> Vec<Config> {
+    let slo = format!("GET /messages={SLO_MS}ms");
+    let granular = |extra: &[(&'static str, &str)]| {
+        let mut env = vec![("GRANULAR_SLO", slo.clone())];
+        env.extend(extra.iter().map(|&(k, v)| (k, v.to_owned())));
+        env
+    };
+    let in_process = [("GRANULAR_OS_SAMPLE_HZ", "0"), ("GRANULAR_PERF", "off")];
+    let mut v = vec![
+        Config {
+            key: "a",
+            label: "no telemetry",
+            build: Build::Base,
+            telemetry: "none",
+            env: vec![],
+        },
+        Config {
+            key: "b",
+            label: "tracing-opentelemetry only (100 %, batch OTLP/gRPC)",
+            build: Build::Base,
+            telemetry: "otel",
+            env: vec![],
+        },
+        Config {
+            key: "c",
+            label: "Granular, in-process sources only (OS sources off)",
+            build: Build::Base,
+            telemetry: "granular",
+            env: granular(&in_process),
+        },
+        Config {
+            key: "d",
+            label: "Granular defaults: `init()`, all sources (perf auto + schedstat 1 kHz)",
+            build: Build::Base,
+            telemetry: "granular",
+            env: granular(&[]),
+        },
+        Config {
+            key: "e",
+            label: "Granular defaults + `GRANULAR_SAMPLE=violations`",
+            build: Build::Base,
+            telemetry: "granular",
+            env: granular(&[("GRANULAR_SAMPLE", "violations")]),
+        },
+    ];
+    if compare {
+        v.extend([
+            Config {
+                key: "a'",
+                label: "no telemetry (compare build)",
+                build: Build::Compare,
+                telemetry: "none",
+                env: vec![],
+            },
+            Config {
+                key: "b'",
+                label: "tracing-opentelemetry only (compare build)",
+                build: Build::Compare,
+                telemetry: "otel",
+                env: vec![],
+            },
+            Config {
+                key: "d'",
+                label: "Granular defaults (compare build: task hooks)",
+                build: Build::Compare,
+                telemetry: "granular",
+                env: granular(&[]),
+            },
+            Config {
+                key: "f",
+                label: "b' + dial9-tokio-telemetry 0.5.7 (64 MiB in memory)",
+                build: Build::Compare,
+                telemetry: "dial9",
+                env: vec![],
+            },
+            Config {
+                key: "g",
+                label: "b' + console-subscriber 0.5.0",
+                build: Build::Compare,
+                telemetry: "console",
+                env: vec![],
+            },
+        ]);
+    }
+    v
+}
+
+/// One phase's measurements.
+#[derive(Debug, Clone, Default)]
+pub struct Phase {
+    pub throughput: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub cpu_us_per_req: f64,
+    pub ok: u64,
+    pub errors: u64,
+    pub late: u64,
+    pub first_error: Option<String>,
+    /// Busy fraction of (server CPU, load CPU).
+    pub busy: (f64, f64),
+}
+
+/// The Jaeger check of a `GRANULAR_SAMPLE=violations` run.
+#[derive(Debug, Clone, Default)]
+pub struct TraceCheck {
+    pub violating: usize,
+    /// Violating traces found whole (4 spans) with a breakdown on the root.
+    pub complete: usize,
+    pub healthy_checked: usize,
+    /// Healthy traces Jaeger had (should be none: baseline 0).
+    pub healthy_exported: usize,
+    pub problems: Vec<String>,
+}
+
+/// One configuration in one round.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    pub fixed: Phase,
+    pub sat: Phase,
+    pub hwm_mib: f64,
+    pub rss_mib: f64,
+    pub trace_check: Option<TraceCheck>,
+    pub sources: Option<String>,
+}
+
+/// Where the service binaries of each build are, building them first if asked.
+fn binaries(options: &Options) -> Result<(PathBuf, Option<PathBuf>)> {
+    let dir = bin_dir()?;
+    let profile = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug")
+        .to_owned();
+    let target = dir
+        .parent()
+        .ok_or_else(|| Error::new("the binary directory has no parent"))?
+        .to_path_buf();
+    let compare_target = target.join("compare");
+    if options.build {
+        cargo_build(&target, &profile, None)?;
+        if options.compare {
+            cargo_build(
+                &compare_target,
+                &profile,
+                Some("--cfg tokio_unstable --cfg granular_compare"),
+            )?;
+        }
+    }
+    let base = dir.join("demo-service");
+    let compare = compare_target.join(&profile).join("demo-service");
+    for path in [Some(&base), options.compare.then_some(&compare)]
+        .into_iter()
+        .flatten()
+    {
+        if !path.is_file() {
+            return Err(Error::new(format!(
+                "{} does not exist (run without --no-build)",
+                path.display()
+            )));
+        }
+    }
+    Ok((base, options.compare.then_some(compare)))
+}
+
+fn cargo_build(target: &Path, profile: &str, rustflags: Option<&str>) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "-p", "granular-examples", "--bins"])
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(crate::workspace_root());
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    if let Some(flags) = rustflags {
+        let all = match std::env::var("RUSTFLAGS") {
+            Ok(f) if !f.is_empty() => format!("{f} {flags}"),
+            _ => flags.to_owned(),
+        };
+        cmd.env("RUSTFLAGS", all);
+    }
+    eprintln!("overhead: {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| Error::new(format!("cannot run cargo: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::new(format!("cargo build failed ({status})")))
+    }
+}
+
+/// Runs the benchmark and returns the markdown report; `Err` only when the harness could not
+/// run. Correctness problems (request errors, the violations check) are in the report and in
+/// the returned flag.
+pub fn run(options: &Options) -> Result<(String, bool)> {
+    let machine = Machine::describe();
+    let load_before = procfs::load_average();
+    let (base_bin, compare_bin) = binaries(options)?;
+    let mut configs = configs(compare_bin.is_some());
+    if !options.only.is_empty() {
+        configs.retain(|c| options.only.iter().any(|k| k == c.key));
+    }
+    if configs.is_empty() {
+        return Err(Error::new("no configuration selected"));
+    }
+    let cpus = procfs::allowed_cpus();
+    let (server_cpu, load_cpu) = match cpus[..] {
+        [s, l, ..] => (Some(s), Some(l)),
+        _ => (None, None),
+    };
+    if let Some(cpu) = load_cpu {
+        // Jaeger and the load threads inherit this.
+        procfs::pin_current_thread(cpu)?;
+    }
+    let jaeger = Jaeger::start()?;
+    let artifacts = std::env::temp_dir().join(format!("granular-overhead-{}", std::process::id()));
+    std::fs::create_dir_all(&artifacts)
+        .map_err(|e| Error::new(format!("cannot create {}: {e}", artifacts.display())))?;
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() & 0xffff_ffff)
+        | 1;
+    let started = Instant::now();
+    let n = configs.len();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n];
+    let mut failure = None;
+    'rounds: for round in 0..options.rounds {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let cfg = &configs[i];
+            let bin = match cfg.build {
+                Build::Base => &base_bin,
+                Build::Compare => compare_bin.as_ref().unwrap_or(&base_bin),
+            };
+            let tag = (nonce << 32) | ((round as u64) << 16) | ((i as u64) << 8);
+            let run = Run {
+                options,
+                jaeger: &jaeger,
+                artifacts: &artifacts,
+                server_cpu,
+                load_cpu,
+                tag,
+            };
+            match run.one(cfg, bin) {
+                Ok(sample) => {
+                    eprintln!(
+                        "overhead: round {}/{} {:>2} sat {:>7.0} req/s p99 {:>6.2} ms | fixed p50 {:.2} p99 {:.2} ms cpu {:.1} µs/req | hwm {:.1} MiB{}",
+                        round + 1,
+                        options.rounds,
+                        cfg.key,
+                        sample.sat.throughput,
+                        sample.sat.p99_ms,
+                        sample.fixed.p50_ms,
+                        sample.fixed.p99_ms,
+                        sample.fixed.cpu_us_per_req,
+                        sample.hwm_mib,
+                        sample
+                            .trace_check
+                            .as_ref()
+                            .map_or_else(String::new, |t| format!(
+                                " | traces {}/{} whole, healthy exported {}/{}",
+                                t.complete, t.violating, t.healthy_exported, t.healthy_checked
+                            ))
+                    );
+                    samples[i].push(sample);
+                }
+                Err(e) => {
+                    failure = Some(format!(
+                        "configuration {} round {}: {e}",
+                        cfg.key,
+                        round + 1
+                    ));
+                    break 'rounds;
+                }
+            }
+        }
+    }
+    drop(jaeger);
+    let _ = std::fs::remove_dir_all(&artifacts);
+    if let Some(f) = failure {
+        return Err(Error::new(f));
+    }
+    let report = Report {
+        options,
+        machine: &machine,
+        configs: &configs,
+        samples: &samples,
+        load: (load_before, procfs::load_average()),
+        minutes: started.elapsed().as_secs_f64() / 60.0,
+        debug: bin_dir()?.ends_with("debug"),
+    };
+    let (markdown, ok) = report.render();
+    if let Some(path) = &options.docs {
+        write_section(path, "service-overhead", "## Service overhead", &markdown)?;
+        eprintln!(
+            "overhead: wrote the \"Service overhead\" section of {}",
+            path.display()
+        );
+    }
+    Ok((markdown, ok))
+}
+
+struct Run<'a> {
+    options: &'a Options,
+    jaeger: &'a Jaeger,
+    artifacts: &'a Path,
+    server_cpu: Option<usize>,
+    load_cpu: Option<usize>,
+    tag: u64,
+}
+
+impl Run<'_> {
+    fn workload(&self, phase: u64) -> Workload {
+        Workload {
+            normal_path: "/messages".into(),
+            slow_path: format!("/messages?pathology=sleep&ms={SLOW_MS}"),
+            slow_every: SLOW_EVERY,
+            tag: self.tag | phase,
+        }
+    }
+
+    fn one(&self, cfg: &Config, bin: &Path) -> Result<Sample> {
+        let mut process = self.start(cfg, bin)?;
+        let line =
+            process.wait_for_line("print its listening line", Duration::from_secs(30), |l| {
+                l.starts_with("listening on ")
+            })?;
+        let addr: SocketAddr = line
+            .trim_start_matches("listening on http://")
+            .trim()
+            .parse()
+            .map_err(|e| Error::new(format!("bad listening line {line:?}: {e}")))?;
+        let pid = process.pid();
+        let o = self.options;
+        load::fixed_rate(
+            addr,
+            &self.workload(1),
+            o.rate,
+            o.warmup,
+            o.rate_connections,
+        );
+
+        let fixed_load = self.workload(2);
+        let cpus = (self.server_cpu, self.load_cpu);
+        let (fixed, fixed_results) = measure(pid, cpus, || {
+            load::fixed_rate(addr, &fixed_load, o.rate, o.duration, o.rate_connections)
+        })?;
+        let trace_check = cfg
+            .env
+            .iter()
+            .any(|(k, v)| *k == "GRANULAR_SAMPLE" && v == "violations")
+            .then(|| self.check_traces(&fixed_load, &fixed_results));
+        let sat_load = self.workload(3);
+        let (sat, _) = measure(pid, cpus, || {
+            load::saturate(addr, &sat_load, o.duration, o.connections)
+        })?;
+        let (hwm, rss) = procfs::memory_kib(pid)?;
+        let log = process.log();
+        let sources = log.lines().find_map(|l| {
+            l.split_once("granular: sources: ")
+                .map(|(_, s)| s.to_owned())
+        });
+        process.stop();
+        Ok(Sample {
+            fixed,
+            sat,
+            hwm_mib: hwm as f64 / 1024.0,
+            rss_mib: rss as f64 / 1024.0,
+            trace_check,
+            sources,
+        })
+    }
+
+    fn start(&self, cfg: &Config, bin: &Path) -> Result<Process> {
+        let name = format!("overhead-{}", cfg.key.replace('\'', "-cmp"));
+        let mut builder = match self.server_cpu {
+            Some(cpu) => ProcessBuilder::new(&name, "taskset")
+                .arg("-c")
+                .arg(cpu.to_string())
+                .arg(bin),
+            None => ProcessBuilder::new(&name, bin),
+        };
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if ["OTEL_", "GRANULAR_", "DEMO_", "TOKIO_CONSOLE_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+                || k == "RUST_LOG"
+            {
+                builder = builder.env_remove(key);
+            }
+        }
+        let console_port = crate::ports::free_port()?;
+        builder = builder
+            .env("DEMO_LISTEN", "127.0.0.1:0")
+            .env("DEMO_WORKERS", "1")
+            .env("DEMO_TELEMETRY", cfg.telemetry)
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                self.jaeger.otlp_grpc_endpoint(),
+            )
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+            .env("OTEL_SERVICE_NAME", &name)
+            .env("GRANULAR_ARTIFACT_DIR", self.artifacts)
+            .env("TOKIO_CONSOLE_BIND", format!("127.0.0.1:{console_port}"))
+            .env("NO_COLOR", "1");
+        for (k, v) in &cfg.env {
+            builder = builder.env(k, v);
+        }
+        builder.spawn()
+    }
+
+    /// Every violating request of the fixed-rate phase must be in Jaeger whole (4 spans) with
+    /// a breakdown on its root; a sample of healthy ones must not be (baseline 0).
+    fn check_traces(&self, workload: &Workload, results: &Results) -> TraceCheck {
+        let mut check = TraceCheck::default();
+        let (slow, healthy): (Vec<u64>, Vec<u64>) =
+            results.answered.iter().partition(|&&i| workload.is_slow(i));
+        check.violating = slow.len();
+        for &i in &slow {
+            let id = workload.trace_id(i);
+            let found = self.jaeger.fetch_trace(&id, Duration::from_secs(15), |t| {
+                t.spans.len() >= 4
+                    && t.roots()
+                        .first()
+                        .is_some_and(|r| r.tag("granular.cause").is_some())
+            });
+            match found {
+                Ok(_) => check.complete += 1,
+                Err(e) if check.problems.len() < 3 => check
+                    .problems
+                    .push(e.to_string().lines().take(3).collect::<Vec<_>>().join(" ")),
+                Err(_) => {}
+            }
+        }
+        let step = (healthy.len() / 50).max(1);
+        for &i in healthy.iter().step_by(step).take(50) {
+            check.healthy_checked += 1;
+            match self.jaeger.find_trace(&workload.trace_id(i)) {
+                Ok(None) => {}
+                Ok(Some(_)) => check.healthy_exported += 1,
+                Err(e) => check.problems.push(e.to_string()),
+            }
+        }
+        check
+    }
+}
+
+/// Runs `f` and measures the server's CPU over it, and how busy the two CPUs were.
+fn measure(
+    pid: u32,
+    cpus: (Option<usize>, Option<usize>),
+    f: impl FnOnce() -> Results,
+) -> Result<(Phase, Results)> {
+    let cpu0 = procfs::cpu_seconds(pid)?;
+    let busy0 = CpuTimes::now();
+    let r = f();
+    let busy = CpuTimes::now().busy_since(&busy0);
+    let cpu = procfs::cpu_seconds(pid)? - cpu0;
+    let ms = |p| percentile(&r.healthy_us, p).map_or(f64::NAN, |us| us as f64 / 1000.0);
+    let busy_of = |cpu: Option<usize>| cpu.and_then(|c| busy.get(c)).copied().unwrap_or(f64::NAN);
+    let phase = Phase {
+        throughput: r.throughput(),
+        p50_ms: ms(50.0),
+        p99_ms: ms(99.0),
+        cpu_us_per_req: cpu * 1e6 / r.ok.max(1) as f64,
+        ok: r.ok,
+        errors: r.errors,
+        late: r.late,
+        first_error: r.first_error.clone(),
+        busy: (busy_of(cpus.0), busy_of(cpus.1)),
+    };
+    Ok((phase, r))
+}
+
+struct Report<'a> {
+    options: &'a Options,
+    machine: &'a Machine,
+    configs: &'a [Config],
+    samples: &'a [Vec<Sample>],
+    load: (f64, f64),
+    minutes: f64,
+    debug: bool,
+}
+
+impl Report<'_> {
+    fn index(&self, key: &str) -> Option<usize> {
+        self.configs.iter().position(|c| c.key == key)
+    }
+
+    fn med(&self, i: usize, f: impl Fn(&Sample) -> f64) -> f64 {
+        median(&self.samples[i].iter().map(f).collect::<Vec<_>>())
+    }
+
+    /// Median over rounds of the per-round value of `f(x) op f(y)`, and its range.
+    fn paired(
+        &self,
+        x: &str,
+        y: &str,
+        f: impl Fn(&Sample) -> f64,
+        op: impl Fn(f64, f64) -> f64,
+    ) -> Option<(f64, f64, f64)> {
+        let (xi, yi) = (self.index(x)?, self.index(y)?);
+        let v: Vec<f64> = self.samples[xi]
+            .iter()
+            .zip(&self.samples[yi])
+            .map(|(a, b)| op(f(a), f(b)))
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some((median(&v), lo, hi))
+    }
+
+    fn render(&self) -> (String, bool) {
+        let o = self.options;
+        let mut ok = true;
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "`demo-service`'s `GET /messages` (auth, cache and db spans under the server span: 4 \
+             spans, ~8 ms of awaited timers) with each telemetry stack (`DEMO_TELEMETRY`), measured \
+             from outside by `tests/src/bench` (the `overhead` binary). The service runs on one \
+             CPU (`taskset`, `DEMO_WORKERS=1`); the load generator (plain-socket HTTP/1.1, one \
+             thread per keep-alive connection) and Jaeger, the OTLP/gRPC sink of every \
+             configuration, share the other. Every {SLOW_EVERY}th request (1 %) is \
+             `?pathology=sleep&ms={SLOW_MS}`, an awaited timer past the {SLO_MS} ms SLO \
+             (`GRANULAR_SLO=GET /messages={SLO_MS}ms` in every Granular configuration), in every \
+             configuration alike; latencies are of the other 99 %. Each request carries a \
+             `traceparent` with a trace id the generator minted. Configurations alternate within \
+             each round (order rotated per round); figures are medians over rounds, ratios are \
+             medians of per-round ratios (range in brackets).\n"
+        );
+        let _ = writeln!(
+            md,
+            "- Machine: {} — **shared with other engineers' builds** (1-min load average {:.1} \
+             before, {:.1} after); compare within this table only.",
+            self.machine.summary(),
+            self.load.0,
+            self.load.1
+        );
+        let _ = writeln!(
+            md,
+            "- Command: `{}` ({}, {:.0} min).",
+            o.command,
+            today(),
+            self.minutes
+        );
+        let _ = writeln!(
+            md,
+            "- {} rounds; per configuration and round: {:.1} s warm-up, {:.0} s at a fixed {:.0} \
+             req/s ({} connections, latency from each request's due time), {:.0} s saturation \
+             ({} connections, closed loop). CPU/req = server utime+stime (`/proc/<pid>/stat`) \
+             over the phase ÷ answered requests; memory = `VmHWM` at the end.{}",
+            o.rounds,
+            o.warmup.as_secs_f64(),
+            o.duration.as_secs_f64(),
+            o.rate,
+            o.rate_connections,
+            o.duration.as_secs_f64(),
+            o.connections,
+            if self.debug {
+                " **Debug build: these numbers say nothing about overhead.**"
+            } else {
+                ""
+            }
+        );
+        md.push('\n');
+
+        let header = [
+            "config",
+            "saturation req/s",
+            "sat. p50 / p99 ms",
+            "sat. CPU µs/req",
+            "fixed p50 / p99 ms",
+            "fixed CPU µs/req",
+            "VmHWM MiB",
+            "CPU busy server / load (sat.)",
+            "errors",
+        ];
+        let mut rows = Vec::new();
+        for (i, c) in self.configs.iter().enumerate() {
+            if self.samples[i].is_empty() {
+                continue;
+            }
+            let errors: u64 = self.samples[i]
+                .iter()
+                .map(|s| s.fixed.errors + s.sat.errors)
+                .sum();
+            if errors > 0 {
+                ok = false;
+            }
+            rows.push(vec![
+                format!("({}) {}", c.key, c.label),
+                format!("{:.0}", self.med(i, |s| s.sat.throughput)),
+                format!(
+                    "{:.2} / {:.2}",
+                    self.med(i, |s| s.sat.p50_ms),
+                    self.med(i, |s| s.sat.p99_ms)
+                ),
+                format!("{:.1}", self.med(i, |s| s.sat.cpu_us_per_req)),
+                format!(
+                    "{:.2} / {:.2}",
+                    self.med(i, |s| s.fixed.p50_ms),
+                    self.med(i, |s| s.fixed.p99_ms)
+                ),
+                format!("{:.1}", self.med(i, |s| s.fixed.cpu_us_per_req)),
+                format!("{:.1}", self.med(i, |s| s.hwm_mib)),
+                format!(
+                    "{:.0} % / {:.0} %",
+                    100.0 * self.med(i, |s| s.sat.busy.0),
+                    100.0 * self.med(i, |s| s.sat.busy.1)
+                ),
+                errors.to_string(),
+            ]);
+        }
+        md.push_str(&table(&header, &rows));
+        md.push('\n');
+
+        // Targets.
+        let ratio = |a: f64, b: f64| a / b;
+        let diff = |a: f64, b: f64| a - b;
+        let fmt = |v: Option<(f64, f64, f64)>, unit: &str, digits: usize| {
+            v.map_or_else(
+                || "not run".to_owned(),
+                |(m, lo, hi)| format!("{m:.digits$}{unit} [{lo:.digits$}–{hi:.digits$}]"),
+            )
+        };
+        let verdict = |v: Option<(f64, f64, f64)>, pass: &dyn Fn(f64) -> bool| match v {
+            None => "not run".to_owned(),
+            Some((m, _, _)) if pass(m) => "**met**".to_owned(),
+            Some(_) => "**not met**".to_owned(),
+        };
+        let mut targets = Vec::new();
+        let mut target = |what: String,
+                          v: Option<(f64, f64, f64)>,
+                          unit: &str,
+                          digits,
+                          pass: &dyn Fn(f64) -> bool| {
+            targets.push(vec![what, fmt(v, unit, digits), verdict(v, pass)]);
+        };
+        for g in ["d", "c"] {
+            let name = if g == "d" {
+                "(d) Granular defaults"
+            } else {
+                "(c) Granular, OS sources off"
+            };
+            target(
+                format!("{name} ÷ (b) tracing-opentelemetry: saturation throughput ≥ 0.99"),
+                self.paired(g, "b", |s| s.sat.throughput, ratio),
+                "",
+                3,
+                &|m| m >= 0.99,
+            );
+            target(
+                format!("{name} ÷ (b): p99 at {:.0} req/s ≤ 1.03", o.rate),
+                self.paired(g, "b", |s| s.fixed.p99_ms, ratio),
+                "",
+                3,
+                &|m| m <= 1.03,
+            );
+            target(
+                format!("{name} ÷ (b): p99 at saturation ≤ 1.03"),
+                self.paired(g, "b", |s| s.sat.p99_ms, ratio),
+                "",
+                3,
+                &|m| m <= 1.03,
+            );
+            target(
+                format!("{name} − (b): VmHWM ≤ recorder ({RECORDER_MB:.0} MiB) + 10 MiB"),
+                self.paired(g, "b", |s| s.hwm_mib, diff),
+                " MiB",
+                1,
+                &|m| m <= RECORDER_MB + 10.0,
+            );
+        }
+        target(
+            "(e) violations ÷ (a) no telemetry: saturation throughput ≥ 0.85".into(),
+            self.paired("e", "a", |s| s.sat.throughput, ratio),
+            "",
+            3,
+            &|m| m >= 0.85,
+        );
+        target(
+            "(e) violations ÷ (b) tracing-opentelemetry 100 %: saturation throughput ≥ 2.5".into(),
+            self.paired("e", "b", |s| s.sat.throughput, ratio),
+            "",
+            2,
+            &|m| m >= 2.5,
+        );
+        target(
+            format!(
+                "(e) − (a): CPU per request at {:.0} req/s ≤ 2 µs (4 spans)",
+                o.rate
+            ),
+            self.paired("e", "a", |s| s.fixed.cpu_us_per_req, diff),
+            " µs",
+            1,
+            &|m| m <= 2.0,
+        );
+        target(
+            "(e) − (a): CPU per request at saturation ≤ 2 µs (4 spans)".into(),
+            self.paired("e", "a", |s| s.sat.cpu_us_per_req, diff),
+            " µs",
+            1,
+            &|m| m <= 2.0,
+        );
+        for (x, y, what) in [
+            ("b", "a", "(b) tracing-opentelemetry − (a)"),
+            ("d'", "b'", "(d') Granular, task hooks − (b')"),
+            ("f", "b'", "(f) dial9 − (b')"),
+            ("g", "b'", "(g) console − (b')"),
+        ] {
+            let v = self.paired(x, y, |s| s.fixed.cpu_us_per_req, diff);
+            if v.is_some() {
+                targets.push(vec![
+                    format!(
+                        "{what}: CPU per request at {:.0} req/s (for reference)",
+                        o.rate
+                    ),
+                    fmt(v, " µs", 1),
+                    "—".into(),
+                ]);
+            }
+            let v = self.paired(x, y, |s| s.sat.throughput, ratio);
+            if v.is_some() {
+                targets.push(vec![
+                    format!("{what}: saturation throughput ratio (for reference)"),
+                    fmt(v, "", 3),
+                    "—".into(),
+                ]);
+            }
+        }
+        // The violations check.
+        if let Some(e) = self.index("e") {
+            let checks: Vec<&TraceCheck> = self.samples[e]
+                .iter()
+                .filter_map(|s| s.trace_check.as_ref())
+                .collect();
+            let violating: usize = checks.iter().map(|c| c.violating).sum();
+            let complete: usize = checks.iter().map(|c| c.complete).sum();
+            let healthy: usize = checks.iter().map(|c| c.healthy_checked).sum();
+            let exported: usize = checks.iter().map(|c| c.healthy_exported).sum();
+            let problems: Vec<&String> = checks.iter().flat_map(|c| &c.problems).collect();
+            let pass =
+                complete == violating && exported == 0 && violating > 0 && problems.is_empty();
+            ok &= pass;
+            targets.push(vec![
+                "(e) every violating request in Jaeger whole (4 spans) with a breakdown; no healthy one (baseline 0)".into(),
+                format!(
+                    "{complete}/{violating} violating traces whole with `granular.cause`; {exported}/{healthy} sampled healthy traces exported{}",
+                    if problems.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; first problem: {}", problems[0].replace('|', "/"))
+                    }
+                ),
+                if pass { "**met**" } else { "**not met**" }.into(),
+            ]);
+        }
+        md.push_str(&table(&["target", "measured", "verdict"], &targets));
+        let notes: Vec<String> = self
+            .configs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let s = self.samples[i].first()?.sources.as_ref()?;
+                Some(format!("- ({}) `granular: sources: {s}`", c.key))
+            })
+            .collect();
+        if !notes.is_empty() {
+            md.push_str("\nSources each Granular configuration reported at start-up:\n\n");
+            md.push_str(&notes.join("\n"));
+            md.push('\n');
+        }
+        let late: u64 = self.samples.iter().flatten().map(|s| s.fixed.late).sum();
+        if late > 0 {
+            let _ = writeln!(
+                md,
+                "\n{late} fixed-rate requests in all were sent more than 1 ms late (all \
+                 connections busy); their latency includes the delay."
+            );
+        }
+        (md, ok)
+    }
+}
