@@ -17,7 +17,7 @@
 //! smoke: `cargo bench -p granular --bench analysis -- --test`. Results in docs/benchmarks.md.
 
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion};
 use granular::analysis::{Breakdown, Target, analyze, decode};
@@ -139,6 +139,25 @@ fn analyze_once(target: &Target) -> Breakdown {
     analyze(&decoded, target)
 }
 
+/// One [`analyze_once`], timed per phase: (snapshot, decode, analyze).
+fn phase_times(target: &Target) -> (Duration, Duration, Duration) {
+    let t0 = Instant::now();
+    let snap = FlightRecorder::get().expect("recorder").snapshot();
+    let t1 = Instant::now();
+    let cal = Calibration::now();
+    let taken_at = cal.to_unix_ns(clock::now());
+    let decoded = decode(
+        &snap,
+        &cal,
+        target.start.saturating_sub(1_000_000_000),
+        taken_at,
+    );
+    let t2 = Instant::now();
+    std::hint::black_box(analyze(&decoded, target));
+    let t3 = Instant::now();
+    (t1 - t0, t2 - t1, t3 - t2)
+}
+
 fn dummy_span(t: &Target) -> SpanData {
     let at = |ns: u64| SystemTime::UNIX_EPOCH + Duration::from_nanos(ns);
     SpanData {
@@ -210,6 +229,7 @@ fn bench(c: &mut Criterion) {
             .filter(|r| r.kind() != Some(Kind::Payload))
             .count();
         let b = analyze_once(&target);
+        let phases = phase_times(&target);
         assert!(
             !b.data_loss && b.polls > 0,
             "the synthetic target was not found: did the record format change? {b:?}"
@@ -236,6 +256,10 @@ fn bench(c: &mut Criterion) {
             span.attributes.len(),
             kv_bytes(&span.attributes),
             span.events.events.len(),
+        );
+        println!(
+            "level {goal}: one pass: snapshot {:?}, decode {:?}, analyze {:?}",
+            phases.0, phases.1, phases.2
         );
         g.bench_function(BenchmarkId::new("snapshot+decode+analyze", goal), |bn| {
             bn.iter(|| analyze_once(&target))

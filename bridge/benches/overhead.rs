@@ -1,7 +1,7 @@
 //! Side-by-side runtime-instrumentation overhead: the same workload on a 2-worker multi-thread
 //! tokio runtime, once per configuration, in one process.
 //!
-//! Workloads: (a) `yield_now` polls spread over 4 tasks, (b) tiny `tokio::spawn`s awaited in
+//! Workloads: (a) `yield_now` polls spread over 8 tasks, (b) tiny `tokio::spawn`s awaited in
 //! batches of 100,000. Configurations:
 //!
 //! | name | what | needs |
@@ -16,12 +16,17 @@
 //! `granular_compare` is this bench's own cfg: it brings in console-subscriber and dial9 (see
 //! bridge/Cargo.toml for why they are not in every tokio_unstable build).
 //!
+//! The cost measured is the process's CPU time (`CLOCK_PROCESS_CPUTIME_ID`: both workers, the
+//! driver, and every background thread a tool starts) per poll or spawn; wall time per poll is
+//! printed too but swings with how evenly the two workers happen to share the tasks.
+//!
 //! Two measurements, both printed:
-//! 1. criterion, one benchmark per (workload, configuration); one criterion iteration is one
-//!    yield poll or one spawn, so criterion's slope is ns per poll / per spawn;
-//! 2. an alternating run: rounds that each run every configuration once (order rotated per
-//!    round), medians per configuration, with ns added over `none` and ratios. This is the table
-//!    for docs/benchmarks.md: alternating keeps a noisy shared machine's drift out of the ratios.
+//! 1. an alternating run: rounds that each run every configuration once (order rotated per
+//!    round), minimum and median per configuration, with ns added over `none` and ratios. This is the table
+//!    for docs/benchmarks.md: alternating keeps a noisy shared machine's drift out of the ratios;
+//! 2. criterion, one benchmark per (workload, configuration); one criterion iteration is one
+//!    yield poll or one spawn and the time criterion sees is process CPU time, so its slope is
+//!    CPU ns per poll / per spawn.
 //!
 //! Then the recorder's bytes per event on each workload.
 //!
@@ -31,7 +36,7 @@
 //! RUSTFLAGS="--cfg tokio_unstable --cfg granular_compare" CARGO_TARGET_DIR=target/compare cargo bench -p granular --bench overhead -- --warm-up-time 1 --measurement-time 5
 //! ```
 //! `-- --test` runs every benchmark once and a single alternating round (smoke test).
-//! `GRANULAR_OVERHEAD_ROUNDS` sets the number of alternating rounds (default 15).
+//! `GRANULAR_OVERHEAD_ROUNDS` sets the number of alternating rounds (default 30).
 #![allow(unexpected_cfgs)] // granular_compare: see above
 
 use std::future::Future;
@@ -43,12 +48,12 @@ use granular::recorder::{FlightRecorder, Kind, RECORD_BYTES};
 use tokio::runtime::{Builder, Runtime};
 
 const WORKERS: usize = 2;
-const YIELD_TASKS: u64 = 4;
+const YIELD_TASKS: u64 = 8;
 /// Spawns are awaited in batches of this many.
 const SPAWN_BATCH: u64 = 100_000;
 /// Alternating run: yield polls and spawns per run.
-const ALT_YIELDS: u64 = 400_000;
-const ALT_SPAWNS: u64 = 100_000;
+const ALT_YIELDS: u64 = 200_000;
+const ALT_SPAWNS: u64 = 50_000;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Workload {
@@ -118,6 +123,41 @@ async fn driver(sp: Spawner, w: Workload) {
     }
 }
 
+/// CPU time of the whole process so far.
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// What one run cost.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// CPU ns per operation over a configuration's runs: (minimum, median, median wall ns).
+/// Interference from other processes only ever adds time, so the minimum is the steadiest
+/// estimate of the intrinsic cost on a shared machine; the median is shown beside it.
+fn per_op(samples: &[Sample], ops: u64) -> (f64, f64, f64) {
+    let mut cpu: Vec<f64> = samples
+        .iter()
+        .map(|s| s.cpu.as_nanos() as f64 / ops as f64)
+        .collect();
+    let mut wall: Vec<f64> = samples
+        .iter()
+        .map(|s| s.wall.as_nanos() as f64 / ops as f64)
+        .collect();
+    let min = cpu.iter().copied().fold(f64::INFINITY, f64::min);
+    (min, median(&mut cpu), median(&mut wall))
+}
+
 /// One configuration: its runtime and how it spawns.
 struct Setup {
     name: &'static str,
@@ -140,14 +180,17 @@ impl Setup {
         }
     }
 
-    /// Runs `w` once, from a driver task on the runtime; returns its wall time.
-    fn run(&self, w: Workload) -> Duration {
+    /// Runs `w` once, from a driver task on the runtime.
+    fn run(&self, w: Workload) -> Sample {
         let sp = self.spawner.clone();
         let go = || {
             self.rt.block_on(async move {
-                let start = Instant::now();
+                let (wall, cpu) = (Instant::now(), process_cpu());
                 sp.clone().spawn(driver(sp, w)).await.unwrap();
-                start.elapsed()
+                Sample {
+                    wall: wall.elapsed(),
+                    cpu: process_cpu() - cpu,
+                }
             })
         };
         match &self.dispatch {
@@ -265,11 +308,12 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// The alternating run; prints a markdown table.
-fn alternating(setups: &[Setup], rounds: usize, none_before: Option<(f64, f64)>) {
+/// The alternating run; prints a markdown table. `before`: `none`'s runs before Granular's
+/// recorder (and its process-wide sampler thread) was installed.
+fn alternating(setups: &[Setup], rounds: usize, before: (&[Sample], &[Sample])) {
     let n = setups.len();
-    let mut per_yield = vec![Vec::new(); n];
-    let mut per_spawn = vec![Vec::new(); n];
+    let mut yields = vec![Vec::new(); n];
+    let mut spawns = vec![Vec::new(); n];
     for s in setups {
         // Warm-up, not counted: threads, allocator arenas, the recorder's rings.
         s.run(Workload::Yield(ALT_YIELDS));
@@ -278,45 +322,54 @@ fn alternating(setups: &[Setup], rounds: usize, none_before: Option<(f64, f64)>)
     for r in 0..rounds {
         for k in 0..n {
             let i = (r + k) % n;
-            let y = setups[i].run(Workload::Yield(ALT_YIELDS));
-            let s = setups[i].run(Workload::Spawn(ALT_SPAWNS));
-            per_yield[i].push(y.as_nanos() as f64 / ALT_YIELDS as f64);
-            per_spawn[i].push(s.as_nanos() as f64 / ALT_SPAWNS as f64);
+            yields[i].push(setups[i].run(Workload::Yield(ALT_YIELDS)));
+            spawns[i].push(setups[i].run(Workload::Spawn(ALT_SPAWNS)));
         }
     }
-    let y: Vec<f64> = per_yield.iter_mut().map(|v| median(v)).collect();
-    let s: Vec<f64> = per_spawn.iter_mut().map(|v| median(v)).collect();
+    let y: Vec<(f64, f64, f64)> = yields.iter().map(|v| per_op(v, ALT_YIELDS)).collect();
+    let s: Vec<(f64, f64, f64)> = spawns.iter().map(|v| per_op(v, ALT_SPAWNS)).collect();
     println!();
     println!(
         "alternating run: {rounds} rounds x {n} configurations; per run {ALT_YIELDS} yield polls \
-         ({YIELD_TASKS} tasks) and {ALT_SPAWNS} spawns; medians; {WORKERS} workers; tokio_unstable: {}",
+         ({YIELD_TASKS} tasks) and {ALT_SPAWNS} spawns; {WORKERS} workers; tokio_unstable: {}",
         cfg!(tokio_unstable)
+    );
+    println!(
+        "process CPU ns per operation (all threads), minimum over rounds (median); added and \
+         ratio from the minimums; wall = median wall-clock ns per operation"
     );
     println!();
     println!(
-        "| configuration | ns/yield poll | added ns/poll | ratio | ns/spawn | added ns/spawn | ratio |"
+        "| configuration | CPU ns/poll | added | ratio | wall ns/poll | CPU ns/spawn | added | ratio | wall ns/spawn |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    if let Some((by, bs)) = none_before {
+    println!("|---|---|---|---|---|---|---|---|---|");
+    type Op = (f64, f64, f64);
+    let row = |name: &str, y: Op, s: Op, y0: Op, s0: Op| {
         println!(
-            "| none, before Granular's sampler thread started | {by:.1} | {:+.1} | {:.2} | {bs:.1} | {:+.1} | {:.2} |",
-            by - y[0],
-            by / y[0],
-            bs - s[0],
-            bs / s[0]
+            "| {name} | {:.0} ({:.0}) | {:+.0} | {:.2} | {:.0} | {:.0} ({:.0}) | {:+.0} | {:.2} | {:.0} |",
+            y.0,
+            y.1,
+            y.0 - y0.0,
+            y.0 / y0.0,
+            y.2,
+            s.0,
+            s.1,
+            s.0 - s0.0,
+            s.0 / s0.0,
+            s.2
+        )
+    };
+    if !before.0.is_empty() {
+        row(
+            "none, before Granular was installed",
+            per_op(before.0, ALT_YIELDS),
+            per_op(before.1, ALT_SPAWNS),
+            y[0],
+            s[0],
         );
     }
     for i in 0..n {
-        println!(
-            "| {} | {:.1} | {:+.1} | {:.2} | {:.1} | {:+.1} | {:.2} |",
-            setups[i].name,
-            y[i],
-            y[i] - y[0],
-            y[i] / y[0],
-            s[i],
-            s[i] - s[0],
-            s[i] / s[0]
-        );
+        row(setups[i].name, y[i], s[i], y[0], s[0]);
     }
     println!();
 }
@@ -388,7 +441,7 @@ fn criterion_benches(c: &mut Criterion, setups: &[Setup]) {
         for s in setups {
             // One criterion iteration = one poll (or spawn): `iters` of them per sample, so the
             // regression slope is the per-poll cost without the per-run task setup.
-            g.bench_function(s.name, |b| b.iter_custom(|iters| s.run(make(iters))));
+            g.bench_function(s.name, |b| b.iter_custom(|iters| s.run(make(iters)).cpu));
         }
         g.finish();
     }
@@ -402,23 +455,21 @@ fn main() {
         std::env::var("GRANULAR_OVERHEAD_ROUNDS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(15)
+            .unwrap_or(30)
     };
     // `none` alone first, before Granular's process-wide sampler thread exists.
     let before = none();
-    let mut by = Vec::new();
-    let mut bs = Vec::new();
     before.run(Workload::Yield(ALT_YIELDS));
     before.run(Workload::Spawn(ALT_SPAWNS));
+    let (mut by, mut bs) = (Vec::new(), Vec::new());
     for _ in 0..rounds.div_ceil(3) {
-        by.push(before.run(Workload::Yield(ALT_YIELDS)).as_nanos() as f64 / ALT_YIELDS as f64);
-        bs.push(before.run(Workload::Spawn(ALT_SPAWNS)).as_nanos() as f64 / ALT_SPAWNS as f64);
+        by.push(before.run(Workload::Yield(ALT_YIELDS)));
+        bs.push(before.run(Workload::Spawn(ALT_SPAWNS)));
     }
     drop(before);
-    let none_before = (median(&mut by), median(&mut bs));
 
     let setups = setups();
-    alternating(&setups, rounds, Some(none_before));
+    alternating(&setups, rounds, (&by, &bs));
     let g = setups
         .iter()
         .find(|s| s.name == "granular")
