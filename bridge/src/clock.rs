@@ -194,6 +194,12 @@ impl Calibration {
         (self.anchor_unix_ns as i128 + mono_ns as i128 - self.anchor_mono_ns as i128).max(0) as u64
     }
 
+    /// The tick value of a Unix-epoch nanosecond time (the inverse of [`to_unix_ns`](Self::to_unix_ns)).
+    pub fn unix_to_ticks(&self, unix_ns: u64) -> u64 {
+        let delta = unix_ns as i128 - self.anchor_unix_ns as i128;
+        (self.anchor_ticks as i128 + (delta as f64 / self.ns_per_tick) as i128).max(0) as u64
+    }
+
     /// Nanoseconds spanned by a tick count.
     pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
         (ticks as f64 * self.ns_per_tick) as u64

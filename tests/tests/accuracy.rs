@@ -424,14 +424,21 @@ fn concurrent_requests(jaeger: &Jaeger) -> Vec<Row> {
     let (ra, rb) = (root(&a), root(&b));
     let mut row_a = Row::new("8a", "two concurrent traces: the allocating one", ra, &a);
     row_a.expected = format!(
-        "alloc.bytes ≈ {:.1} MiB (its own); blocked_in_poll ≤ 2 ms (not the other's sleep)",
+        "alloc.bytes ≈ {:.1} MiB (its own); blocked_in_poll ≤ 10 ms (not the other's 60 ms sleep)",
         mib(allocated)
     );
     row_a.check_bytes(ra, allocated);
     let blocked_a = ra.granular_time_us("blocked_in_poll").unwrap_or(-1);
+    // What is checked is isolation: the other request's 60 ms sleep must not land here. The
+    // allocation storm itself really blocks in the kernel at times (page faults contending
+    // with the other thread on the address space: 3.4 ms seen with perf), so the bound is
+    // well below 60 ms rather than near zero.
     row_a.require(
-        (0..=2_000).contains(&blocked_a),
-        format!("blocked_in_poll {:.2} ms ≤ 2 ms", blocked_a as f64 / 1000.0),
+        (0..=10_000).contains(&blocked_a),
+        format!(
+            "blocked_in_poll {:.2} ms ≤ 10 ms",
+            blocked_a as f64 / 1000.0
+        ),
     );
     row_a.finish_parts(&[ra]);
     let mut row_b = Row::new("8b", "two concurrent traces: the blocking one", rb, &b);

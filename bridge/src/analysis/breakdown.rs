@@ -15,7 +15,9 @@
 //! 5. Culprits: whatever other tasks the workers polled during scheduler wait, grouped by task,
 //!    named by spawn site and the span (and trace) they served.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use super::idmap::{IdMap, IdSet};
 use std::fmt::Write as _;
 
 use super::decode::{Decoded, ThreadActivity};
@@ -167,19 +169,26 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
     let mut marks: Vec<Mark> = Vec::new();
     let mut polls = 0;
     let (mut alloc_count, mut alloc_bytes) = (0, 0);
-    let mut used_threads = HashSet::new();
+    let mut used_threads = IdSet::default();
     for (ti, t) in d.threads.iter().enumerate() {
-        for e in t.entries.iter().filter(|e| ours.spans.contains(&e.span)) {
+        // Entries of the request's spans that touch the window. Entries on one thread nest, so
+        // only those starting before the window's end can overlap it.
+        let upto = t.entries.partition_point(|e| e.start <= end);
+        for e in t.entries[..upto]
+            .iter()
+            .filter(|e| e.end >= start && ours.spans.contains(&e.span))
+        {
             push_mark(&mut marks, e.start, e.end, start, end, Tag::Ours(ti));
             add_alloc(e.alloc, &mut alloc_count, &mut alloc_bytes);
+            used_threads.insert(t.tid);
         }
-        for p in &t.polls {
+        for p in t.polls_overlapping(start, end) {
             let whole = ours.tasks.contains(&p.task);
             let home = !whole
-                && t.entries.iter().any(|e| {
-                    ours.spans.contains(&e.span) && e.start >= p.start && e.start <= p.end
-                });
-            if !(whole || home) || p.end < start || p.start > end {
+                && t.entries_starting_in(p.start, p.end)
+                    .iter()
+                    .any(|e| ours.spans.contains(&e.span));
+            if !(whole || home) {
                 continue;
             }
             polls += 1;
@@ -198,9 +207,6 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
                     Tag::SchedWait,
                 );
             }
-        }
-        if t.entries.iter().any(|e| ours.spans.contains(&e.span)) {
-            used_threads.insert(t.tid);
         }
     }
     let scheduler_wait_estimated = !crate::capture::runtime::TASK_HOOKS;
@@ -338,25 +344,25 @@ fn add_alloc(a: Option<((u64, u64), (u64, u64))>, count: &mut u64, bytes: &mut u
 /// The spans and tasks doing a request's work.
 #[derive(Debug, Default)]
 pub struct RequestWork {
-    pub spans: HashSet<u64>,
-    pub tasks: HashSet<u64>,
+    pub spans: IdSet<u64>,
+    pub tasks: IdSet<u64>,
 }
 
 impl RequestWork {
     /// `root` and its descendants, and the tasks spawned beneath them, transitively.
     pub fn collect(d: &Decoded, root: u64) -> RequestWork {
-        let mut children: HashMap<u64, Vec<u64>> = HashMap::new();
+        let mut children: IdMap<u64, Vec<u64>> = IdMap::default();
         for (k, s) in &d.spans {
             children.entry(s.parent).or_default().push(*k);
         }
-        let mut spans = HashSet::new();
+        let mut spans = IdSet::default();
         let mut stack = vec![root];
         while let Some(k) = stack.pop() {
             if spans.insert(k) {
                 stack.extend(children.get(&k).into_iter().flatten().copied());
             }
         }
-        let mut tasks = HashSet::new();
+        let mut tasks = IdSet::default();
         loop {
             let before = tasks.len();
             for (id, t) in &d.tasks {
@@ -469,7 +475,11 @@ fn os_split(d: &Decoded, tid: u64, a: u64, b: u64) -> (u64, u64, u64) {
     if let Some(iv) = d.off_cpu.get(&tid) {
         // Exact intervals from perf: preempted → OS wait, voluntary → blocked.
         let (mut os_wait, mut blocked) = (0, 0);
-        for &(x, y, preempted) in iv {
+        // Sorted by start, and a thread is off-CPU in one interval at a time, so ends are
+        // sorted too.
+        let from = iv.partition_point(|x| x.1 < a);
+        let to = iv.partition_point(|x| x.0 <= b);
+        for &(x, y, preempted) in &iv[from..to.max(from)] {
             let ov = b.min(y).saturating_sub(a.max(x));
             if preempted {
                 os_wait += ov;
@@ -542,11 +552,14 @@ pub fn estimate_scheduler_waits(
             let last_park = workers
                 .iter()
                 .filter_map(|t| {
-                    t.parks
+                    // Parks are sorted and do not overlap: walk back from the last one that
+                    // began before `s` to the first long enough to count.
+                    let upto = t.parks.partition_point(|(a, _)| *a < s);
+                    t.parks[..upto]
                         .iter()
-                        .filter(|(a, b)| *a < s && b - a >= MIN_PARK_NS)
+                        .rev()
+                        .find(|(a, b)| b - a >= MIN_PARK_NS)
                         .map(|(_, b)| (*b).min(s))
-                        .max()
                 })
                 .max()
                 .unwrap_or(covered_until);
@@ -573,32 +586,41 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
             .sum()
     };
     let mut by_key: HashMap<(u64, u64), Culprit> = HashMap::new();
+    let (lo, hi) = (waits[0].0, waits[waits.len() - 1].1);
     for t in &d.threads {
         if crate::capture::runtime::TASK_HOOKS {
-            for p in t.polls.iter().filter(|p| !ours.tasks.contains(&p.task)) {
+            for p in t
+                .polls_overlapping(lo, hi)
+                .iter()
+                .filter(|p| !ours.tasks.contains(&p.task))
+            {
                 let ov = overlap(p.start, p.end);
                 if ov == 0 {
                     continue;
                 }
-                let root = served_root(t, p.start, p.end, d).filter(|r| !ours.spans.contains(r));
-                if root.is_none()
-                    && t.entries.iter().any(|e| {
-                        ours.spans.contains(&e.span) && e.start >= p.start && e.end <= p.end
-                    })
-                {
+                let entered = t.entries_starting_in(p.start, p.end);
+                let root = entered
+                    .first()
+                    .map(|e| d.local_root(e.span))
+                    .filter(|r| !ours.spans.contains(r));
+                if root.is_none() && entered.iter().any(|e| ours.spans.contains(&e.span)) {
                     continue; // the request's own home task
                 }
                 let entry = by_key
                     .entry((p.task, 0))
                     .or_insert_with(|| culprit_for(d, t, p.task, root));
                 entry.overlap_ns += ov;
-                entry.first_seen = entry.first_seen.min(p.start.max(waits[0].0));
+                entry.first_seen = entry.first_seen.min(p.start.max(lo));
             }
         } else {
             // No polls: a root's entries on this thread, nested or not, merged into ranges,
             // stand in for the work it held the worker with.
             let mut by_root: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
-            for e in t.entries.iter().filter(|e| !ours.spans.contains(&e.span)) {
+            let upto = t.entries.partition_point(|e| e.start <= hi);
+            for e in t.entries[..upto]
+                .iter()
+                .filter(|e| e.end >= lo && !ours.spans.contains(&e.span))
+            {
                 let root = d.local_root(e.span);
                 if !ours.spans.contains(&root) {
                     by_root.entry(root).or_default().push((e.start, e.end));
@@ -612,7 +634,7 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
                             .entry((0, root))
                             .or_insert_with(|| culprit_for(d, t, 0, Some(root)));
                         c.overlap_ns += ov;
-                        c.first_seen = c.first_seen.min(a.max(waits[0].0));
+                        c.first_seen = c.first_seen.min(a.max(lo));
                     }
                 }
             }
@@ -622,15 +644,6 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
     v.sort_by_key(|c| std::cmp::Reverse(c.overlap_ns));
     v.truncate(8);
     v
-}
-
-/// The local root of the outermost span entered during `[a, b]` on thread `t`.
-fn served_root(t: &ThreadActivity, a: u64, b: u64, d: &Decoded) -> Option<u64> {
-    t.entries
-        .iter()
-        .filter(|e| e.start >= a && e.start <= b)
-        .min_by_key(|e| e.start)
-        .map(|e| d.local_root(e.span))
 }
 
 fn culprit_for(d: &Decoded, t: &ThreadActivity, task: u64, root: Option<u64>) -> Culprit {

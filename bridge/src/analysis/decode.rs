@@ -5,7 +5,7 @@
 //! from the whole ring, because a long-lived task's spawn may be far older than the window;
 //! intervals (polls, span entries, parks) only from `window_start` on.
 
-use std::collections::HashMap;
+use super::idmap::IdMap;
 use std::panic::Location;
 
 use tracing::Metadata;
@@ -103,19 +103,35 @@ pub struct ThreadActivity {
     pub parks: Vec<(u64, u64)>,
 }
 
+impl ThreadActivity {
+    /// Polls overlapping `[a, b]` (polls on one thread do not overlap, so ends are sorted too).
+    pub fn polls_overlapping(&self, a: u64, b: u64) -> &[Poll] {
+        let from = self.polls.partition_point(|p| p.end < a);
+        let to = self.polls.partition_point(|p| p.start <= b);
+        &self.polls[from..to.max(from)]
+    }
+
+    /// Span entries that started within `[a, b]`.
+    pub fn entries_starting_in(&self, a: u64, b: u64) -> &[Entry] {
+        let from = self.entries.partition_point(|e| e.start < a);
+        let to = self.entries.partition_point(|e| e.start <= b);
+        &self.entries[from..to.max(from)]
+    }
+}
+
 /// A decoded snapshot.
 #[derive(Debug)]
 pub struct Decoded {
-    pub spans: HashMap<u64, SpanInfo>,
-    pub by_otel_id: HashMap<u64, u64>,
-    pub tasks: HashMap<u64, TaskInfo>,
-    pub jobs: HashMap<u64, Job>,
+    pub spans: IdMap<u64, SpanInfo>,
+    pub by_otel_id: IdMap<u64, u64>,
+    pub tasks: IdMap<u64, TaskInfo>,
+    pub jobs: IdMap<u64, Job>,
     pub threads: Vec<ThreadActivity>,
     /// Per OS thread id: (time, cumulative on-CPU ns, cumulative run-queue wait ns).
-    pub os_samples: HashMap<u64, Vec<(u64, u64, u64)>>,
+    pub os_samples: IdMap<u64, Vec<(u64, u64, u64)>>,
     /// Per OS thread id: exact off-CPU intervals from perf (start, end, preempted), when the
     /// perf source recorded any for that thread.
-    pub off_cpu: HashMap<u64, Vec<(u64, u64, bool)>>,
+    pub off_cpu: IdMap<u64, Vec<(u64, u64, bool)>>,
     /// Records lost before or during the snapshot (overwritten, or dropped for want of a ring).
     pub lost_records: u64,
     /// Oldest time still covered by every ring that lost records (None: nothing lost).
@@ -125,7 +141,7 @@ pub struct Decoded {
     /// The clock mapping used.
     pub calibration: Calibration,
     /// Rust thread names by OS thread id.
-    pub thread_names: HashMap<u64, String>,
+    pub thread_names: IdMap<u64, String>,
 }
 
 impl Decoded {
@@ -191,18 +207,18 @@ pub fn decode(
     taken_at: u64,
 ) -> Decoded {
     let mut d = Decoded {
-        spans: HashMap::new(),
-        by_otel_id: HashMap::new(),
-        tasks: HashMap::new(),
-        jobs: HashMap::new(),
+        spans: IdMap::default(),
+        by_otel_id: IdMap::default(),
+        tasks: IdMap::default(),
+        jobs: IdMap::default(),
         threads: Vec::new(),
-        os_samples: HashMap::new(),
-        off_cpu: HashMap::new(),
+        os_samples: IdMap::default(),
+        off_cpu: IdMap::default(),
         lost_records: snap.lost(),
         complete_since: None,
         taken_at,
         calibration: *cal,
-        thread_names: HashMap::new(),
+        thread_names: IdMap::default(),
     };
     for t in &snap.threads {
         for o in &t.owners {
@@ -233,6 +249,15 @@ pub fn decode(
         };
         let mut decoder = ThreadDecoder::default();
         let recs = &t.records;
+        // Records before `cut` are older than the window: only what names spans and tasks is
+        // read from them (a long-lived task's spawn site, a culprit's span name), not the
+        // polls, entries and samples whose intervals ended long ago. Found by walking back
+        // from the newest record, so the cost is the window's, not the ring's.
+        let window_ticks = cal.unix_to_ticks(window_start);
+        let cut = recs
+            .iter()
+            .rposition(|r| r.kind().is_some_and(|k| k != Kind::Payload) && r.ts() < window_ticks)
+            .unwrap_or(0);
         let mut i = 0;
         while i < recs.len() {
             let r = recs[i];
@@ -257,6 +282,9 @@ pub fn decode(
             }
             let p = &recs[i..i + n];
             i += n;
+            if i <= cut && !names_things(kind, p) {
+                continue;
+            }
             let ts = cal.to_unix_ns(r.ts());
             if kind == Kind::ThreadStart {
                 // A new owner: flush what the previous one left open, start a fresh activity.
@@ -276,6 +304,15 @@ pub fn decode(
     for samples in d.os_samples.values_mut() {
         samples.sort_unstable_by_key(|s| s.0);
     }
+    for iv in d.off_cpu.values_mut() {
+        iv.sort_unstable_by_key(|x| x.0);
+    }
+    // Sorted by start once, so the analyzer can binary-search instead of scanning.
+    for t in &mut d.threads {
+        t.polls.sort_unstable_by_key(|p| p.start);
+        t.entries.sort_unstable_by_key(|e| e.start);
+        t.parks.sort_unstable_by_key(|p| p.0);
+    }
     d
 }
 
@@ -289,6 +326,20 @@ struct ThreadDecoder {
     alloc_opens: Option<bool>,
     /// The span whose last event the next owner-less field belongs to.
     last_event: Option<u64>,
+}
+
+/// Whether a record outside the window is still needed: it names a span or a task.
+fn names_things(kind: Kind, p: &[Record]) -> bool {
+    match kind {
+        Kind::ThreadStart | Kind::SpanNew | Kind::SpanIds | Kind::TaskSpawn => true,
+        Kind::Field => {
+            let len = (p[0].arg() & 0xffff) as usize;
+            // SAFETY: as in `decode_field`: the address and length of a `&'static str`.
+            let name = unsafe { std::slice::from_raw_parts(p[0].w0 as *const u8, len) };
+            name == b"otel.name"
+        }
+        _ => false,
+    }
 }
 
 /// A field's name and value from its payload records (see [`Kind::Field`]).

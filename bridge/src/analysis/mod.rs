@@ -2,6 +2,7 @@
 
 pub mod breakdown;
 pub mod decode;
+pub mod idmap;
 pub mod rebuild;
 
 pub use breakdown::{Breakdown, Category, Culprit, Target, analyze};

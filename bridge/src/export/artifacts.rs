@@ -26,18 +26,12 @@ pub fn timeline(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u128) 
     let mut poll_refs: Vec<(u64, SliceRef)> = Vec::new();
     for t in &d.threads {
         let mut slices = Vec::new();
-        for p in t.polls.iter().filter(|p| p.end > lo && p.start < hi) {
+        for p in t.polls_overlapping(lo, hi) {
             let (a, z) = clip(p.start, p.end);
+            let entered = t.entries_starting_in(p.start, p.end);
             let ours = work.tasks.contains(&p.task)
-                || t.entries.iter().any(|e| {
-                    work.spans.contains(&e.span) && e.start >= p.start && e.start <= p.end
-                });
-            let served = t
-                .entries
-                .iter()
-                .filter(|e| e.start >= p.start && e.start <= p.end)
-                .min_by_key(|e| e.start)
-                .map(|e| d.span_name(d.local_root(e.span)));
+                || entered.iter().any(|e| work.spans.contains(&e.span));
+            let served = entered.first().map(|e| d.span_name(d.local_root(e.span)));
             let site = d
                 .tasks
                 .get(&p.task)
@@ -75,7 +69,8 @@ pub fn timeline(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u128) 
                 args,
             });
         }
-        for e in t.entries.iter().filter(|e| e.end > lo && e.start < hi) {
+        let upto = t.entries.partition_point(|e| e.start < hi);
+        for e in t.entries[..upto].iter().filter(|e| e.end > lo) {
             let (a, z) = clip(e.start, e.end);
             let ours = work.spans.contains(&e.span);
             slices.push(Slice {
