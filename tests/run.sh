@@ -82,6 +82,11 @@ unstable() {
 	RUSTFLAGS="$unstable_rustflags" CARGO_TARGET_DIR="$unstable_target" "$@"
 }
 
+# Model-checks the recorder ring's publication protocol (bridge/loom) under --cfg loom.
+loom_check() {
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p granular-loom --release
+}
+
 collector_plugin() {
 	(cd collector-plugin && go vet ./... && go test ./...)
 }
@@ -94,8 +99,12 @@ step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step build-demo build_demo
 step test cargo test --workspace
+step clippy-unstable unstable cargo clippy --workspace --all-targets -- -D warnings
 step build-demo-unstable unstable build_demo
 step test-unstable unstable cargo test --workspace
+step loom loom_check
+step bench-smoke cargo bench -p granular --bench recorder --bench overhead --bench analysis -- --test
+step overhead-smoke cargo run -p granular-e2e --bin overhead -- --smoke
 if [[ -d collector-plugin ]]; then
 	step collector-plugin collector_plugin
 else

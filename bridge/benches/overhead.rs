@@ -37,7 +37,6 @@
 //! ```
 //! `-- --test` runs every benchmark once and a single alternating round (smoke test).
 //! `GRANULAR_OVERHEAD_ROUNDS` sets the number of alternating rounds (default 30).
-#![allow(unexpected_cfgs)] // granular_compare: see above
 
 use std::future::Future;
 use std::hint::black_box;
