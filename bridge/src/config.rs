@@ -195,7 +195,7 @@ impl Config {
             }
             c.max_events = n as usize;
         }
-        if let Some(n) = num("GRANULAR_RECORDER_MB", "a whole number of MiB, e.g. 64")? {
+        if let Some(n) = num("GRANULAR_RECORDER_MB", "a whole number of MiB, e.g. 128")? {
             if n == 0 {
                 return Err(bad(
                     "GRANULAR_RECORDER_MB",
@@ -207,7 +207,7 @@ impl Config {
         }
         if let Some(n) = num(
             "GRANULAR_RING_KB",
-            "a whole number of KiB per thread, e.g. 4096",
+            "a whole number of KiB per worker thread, e.g. 16384",
         )? {
             if n < 4 {
                 return Err(bad(
@@ -331,7 +331,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.sample, SampleMode::Violations);
         assert_eq!(c.baseline, 0.05);
-        assert_eq!(c.recorder.max_rings(), 16);
+        assert_eq!(c.recorder.ring_bytes_for(true), 512 << 10);
+        assert_eq!(c.recorder.ring_bytes_for(false), 64 << 10);
     }
 
     #[test]

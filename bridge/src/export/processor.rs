@@ -295,6 +295,12 @@ struct Analyzer<P: SpanProcessor> {
 
 const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How far before the earliest span of a batch the analyzer decodes intervals: long enough for
+/// a culprit's poll that began before the span (a 200 ms CPU hog), short enough that a busy
+/// service's decode stays small (decode is ~40 ns per record in the window). Names of spans
+/// and tasks are read from the whole ring regardless.
+const DECODE_MARGIN_NS: u64 = 200_000_000;
+
 impl<P: SpanProcessor> Analyzer<P> {
     fn new(
         inner: Arc<P>,
@@ -445,7 +451,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             .chain(rebuilds.iter().map(|r| cal.to_unix_ns(r.start_ticks)))
             .min()
             .unwrap_or(0)
-            .saturating_sub(1_000_000_000);
+            .saturating_sub(DECODE_MARGIN_NS);
         // A bug in the analysis must cost a breakdown, never the span or the thread.
         let decoded = catch_unwind(AssertUnwindSafe(|| {
             decode(&snapshot, &cal, window_start, taken_at)

@@ -8,10 +8,13 @@
 //!  analyzer ─> FlightRecorder::snapshot() ─> copies every ring without stopping its writer
 //! ```
 //!
-//! Memory is fixed at install time: `total_bytes / ring_bytes` rings of `ring_bytes` each,
-//! allocated when a thread first records and handed back to a free list when it exits, so a
-//! later thread reuses it. A thread that finds no free ring records nothing and its events are
-//! counted as dropped, per kind. A full ring overwrites its oldest records; snapshots report how
+//! Memory is bounded at install time by `total_bytes`. A tokio worker thread gets a ring of
+//! `ring_bytes` (it records nearly everything); any other thread (blocking pool, the OS
+//! sampler, application threads) a small ring of `ring_bytes / 16`. Rings are allocated when a
+//! thread first records, zeroed by the allocator (so pages become resident only as the ring
+//! fills), and handed back to a free list when the thread exits, so a later thread of the same
+//! kind reuses it. A thread that finds no room records nothing and its events are counted as
+//! dropped, per kind. A full ring overwrites its oldest records; snapshots report how
 //! many were lost. Nothing here blocks or allocates on the hot path: a write is a thread-local
 //! read, a clock read and four stores.
 
@@ -38,22 +41,26 @@ pub struct RecorderSize {
 }
 
 impl Default for RecorderSize {
-    /// 64 MiB in 4 MiB rings: 16 recording threads, 262,144 records (about 13 s of a worker
-    /// serving the demo at 2,000 requests/s, see docs/architecture.md for the formula).
+    /// At most 128 MiB; 16 MiB per worker ring (1,048,576 records: about 10 s of a worker
+    /// serving the demo at 2,000 requests/s on two workers, see docs/architecture.md for the
+    /// formula), 1 MiB per other thread.
     fn default() -> Self {
         RecorderSize {
-            total_bytes: 64 << 20,
-            ring_bytes: 4 << 20,
+            total_bytes: 128 << 20,
+            ring_bytes: 16 << 20,
         }
     }
 }
 
 impl RecorderSize {
-    pub fn max_rings(&self) -> usize {
-        (self.total_bytes / self.ring_bytes.max(RECORD_BYTES)).max(1)
-    }
-    pub fn ring_records(&self) -> usize {
-        (self.ring_bytes / RECORD_BYTES).max(2)
+    /// Bytes of the ring a thread gets: `ring_bytes` for tokio workers, a sixteenth of it
+    /// (at least 64 KiB) for other threads.
+    pub fn ring_bytes_for(&self, worker: bool) -> usize {
+        if worker {
+            self.ring_bytes
+        } else {
+            (self.ring_bytes / 16).max(64 << 10).min(self.ring_bytes)
+        }
     }
 }
 
@@ -71,6 +78,8 @@ pub struct Owner {
 #[derive(Debug)]
 struct RingSlot {
     index: usize,
+    /// A worker-sized ring (see [`RecorderSize::ring_bytes_for`]).
+    worker: bool,
     ring: Ring,
     /// Owners in order; the last is current. Written only when a thread takes the ring.
     owners: Mutex<Vec<Owner>>,
@@ -138,17 +147,26 @@ impl FlightRecorder {
     }
 
     fn acquire(&'static self) -> Option<&'static RingSlot> {
-        let recycled = self.free.lock().ok()?.pop();
+        let is_worker = tokio::runtime::worker_index().is_some();
+        let recycled = {
+            let mut free = self.free.lock().ok()?;
+            free.iter()
+                .position(|s| s.worker == is_worker)
+                .map(|i| free.swap_remove(i))
+        };
         let slot = match recycled {
             Some(slot) => slot,
             None => {
                 let mut slots = self.slots.lock().ok()?;
-                if slots.len() >= self.size.max_rings() {
+                let bytes = self.size.ring_bytes_for(is_worker);
+                let used: usize = slots.iter().map(|s| s.ring.capacity() * RECORD_BYTES).sum();
+                if used + bytes > self.size.total_bytes {
                     return None;
                 }
                 let slot: &'static RingSlot = Box::leak(Box::new(RingSlot {
                     index: slots.len(),
-                    ring: Ring::new(self.size.ring_records()),
+                    worker: is_worker,
+                    ring: Ring::new(bytes / RECORD_BYTES),
                     owners: Mutex::new(Vec::new()),
                     next_key: AtomicU64::new(1),
                 }));
@@ -220,9 +238,17 @@ impl FlightRecorder {
         }
     }
 
-    /// Rings currently allocated (for reporting memory in use).
+    /// Rings currently allocated.
     pub fn rings_in_use(&self) -> usize {
         self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Bytes of ring memory allocated (reserved; resident only as far as rings have filled).
+    pub fn bytes_allocated(&self) -> usize {
+        self.slots
+            .lock()
+            .map(|s| s.iter().map(|r| r.ring.capacity() * RECORD_BYTES).sum())
+            .unwrap_or(0)
     }
 }
 

@@ -33,6 +33,35 @@ struct Slot {
     w1: AtomicU64,
 }
 
+/// `cap` zeroed slots. Outside loom they come from the allocator already zeroed (`calloc`,
+/// fresh pages for large rings), so a ring's memory becomes resident only as it fills.
+#[cfg(not(loom))]
+fn zeroed_slots(cap: usize) -> Box<[Slot]> {
+    let Ok(layout) = std::alloc::Layout::array::<Slot>(cap) else {
+        return Box::new([]);
+    };
+    // SAFETY: `layout` has non-zero size (cap >= 2); a Slot is two AtomicU64, for which all-zero
+    // bytes are a valid value (0); the Box takes ownership of exactly `cap` slots allocated with
+    // the layout `Box<[Slot]>` deallocates with.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout) as *mut Slot;
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, cap))
+    }
+}
+
+#[cfg(loom)]
+fn zeroed_slots(cap: usize) -> Box<[Slot]> {
+    (0..cap)
+        .map(|_| Slot {
+            w0: AtomicU64::new(0),
+            w1: AtomicU64::new(0),
+        })
+        .collect()
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Ring {
@@ -61,14 +90,8 @@ impl Ring {
     /// A ring of `capacity` records, rounded up to a power of two (at least 2).
     pub fn new(capacity: usize) -> Ring {
         let cap = capacity.max(2).next_power_of_two();
-        let slots = (0..cap)
-            .map(|_| Slot {
-                w0: AtomicU64::new(0),
-                w1: AtomicU64::new(0),
-            })
-            .collect();
         Ring {
-            slots,
+            slots: zeroed_slots(cap),
             mask: cap as u64 - 1,
             claimed: AtomicU64::new(0),
             published: AtomicU64::new(0),
