@@ -25,7 +25,7 @@ pub const SLOW_MS: u64 = 150;
 /// Every `SLOW_EVERY`-th request sleeps past the SLO (1 %).
 pub const SLOW_EVERY: u64 = 100;
 /// The recorder size every Granular configuration runs with (the default), MiB.
-pub const RECORDER_MB: f64 = 64.0;
+pub const RECORDER_MB: f64 = 128.0;
 
 /// How to run.
 #[derive(Debug, Clone)]
