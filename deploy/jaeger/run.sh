@@ -11,53 +11,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 bin="${GRANULAR_JAEGER_BIN:-$repo/.cache/bin/jaeger}"
 ready_timeout=60
+run_script=deploy/jaeger/run.sh
+# shellcheck source=deploy/lib.sh
+source "$repo/deploy/lib.sh"
 
 "$here/build.sh" >&2
 
-taken=" "
-# A loopback port nobody listens on (and not handed out already).
-free_port() {
-	local port
-	while :; do
-		port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		[[ "$taken" == *" $port "* ]] && continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
-			return
-		fi
-	done
-}
-for var in JAEGER_QUERY_HTTP_PORT JAEGER_QUERY_GRPC_PORT JAEGER_OTLP_GRPC_PORT JAEGER_OTLP_HTTP_PORT; do
-	if [[ -z "${!var:-}" ]]; then
-		port=$(free_port)
-		taken+="$port "
-		export "$var=$port"
-	fi
-done
+export_free_ports JAEGER_QUERY_HTTP_PORT JAEGER_QUERY_GRPC_PORT JAEGER_OTLP_GRPC_PORT JAEGER_OTLP_HTTP_PORT
 
-log_dir="$repo/target/e2e-logs"
-mkdir -p "$log_dir"
-log="$log_dir/jaeger-run-$$.log"
-
-"$bin" --config "$here/config.yaml" >"$log" 2>&1 &
-pid=$!
-# shellcheck disable=SC2329 # invoked by the EXIT trap
-stop() {
-	if kill -0 "$pid" 2>/dev/null; then
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-}
-trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-fail() {
-	echo "deploy/jaeger/run.sh: error: $*" >&2
-	echo "---- last lines of $log ----" >&2
-	tail -n 40 "$log" >&2
-	exit 1
-}
+start_logged jaeger "$bin" --config "$here/config.yaml"
 
 # Ready when the query API answers 200 and the OTLP gRPC port accepts.
 query_ok() {
@@ -68,20 +30,12 @@ query_ok() {
 	exec 3>&-
 	[[ "$status" == 200 ]]
 }
-otlp_ok() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$JAEGER_OTLP_GRPC_PORT") 2>/dev/null &&
-		(exec 3<>"/dev/tcp/127.0.0.1/$JAEGER_OTLP_HTTP_PORT") 2>/dev/null
+ready() {
+	query_ok 2>/dev/null && port_open "$JAEGER_OTLP_GRPC_PORT" && port_open "$JAEGER_OTLP_HTTP_PORT"
 }
-deadline=$((SECONDS + ready_timeout))
-until query_ok 2>/dev/null && otlp_ok; do
-	kill -0 "$pid" 2>/dev/null || fail "jaeger exited during startup"
-	((SECONDS < deadline)) || fail "jaeger not ready after ${ready_timeout}s"
-	sleep 0.2
-done
+wait_until_ready jaeger ready
 
 echo "JAEGER_QUERY=http://127.0.0.1:$JAEGER_QUERY_HTTP_PORT OTLP_GRPC=http://127.0.0.1:$JAEGER_OTLP_GRPC_PORT OTLP_HTTP=http://127.0.0.1:$JAEGER_OTLP_HTTP_PORT"
 echo "jaeger: running (pid $pid, log $log); Ctrl-C stops it" >&2
 
-status=0
-wait "$pid" || status=$?
-fail "jaeger exited unexpectedly (status $status)"
+wait_for_exit jaeger

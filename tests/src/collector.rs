@@ -4,7 +4,6 @@
 //! `granular_artifacts` store.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -14,6 +13,7 @@ use serde_json::Value;
 
 use crate::ports::free_port;
 use crate::process::{Process, ProcessBuilder};
+use crate::service::{Binary, cut, http_client, start_with_retries, wait_for_loopback_ports};
 use crate::{Error, Result, log_dir, workspace_root};
 
 /// Overrides the granularcol binary (default `<repo>/.cache/bin/granularcol`).
@@ -25,9 +25,6 @@ pub const OTLP_HTTP_PORT_ENV: &str = "GRANULAR_OTLP_HTTP_PORT";
 pub const ARTIFACTS_PORT_ENV: &str = "GRANULAR_ARTIFACTS_PORT";
 pub const METRICS_PORT_ENV: &str = "GRANULAR_METRICS_PORT";
 pub const ARTIFACT_DIR_ENV: &str = "GRANULAR_ARTIFACT_DIR";
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Attempts to start when another process grabbed a port we picked.
-const START_ATTEMPTS: usize = 3;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest excerpt of an HTTP answer quoted in an error.
 const MAX_QUOTE: usize = 2000;
@@ -38,28 +35,15 @@ static INSTANCES: AtomicUsize = AtomicUsize::new(0);
 /// `<repo>/.cache/bin/granularcol` as built by collector-plugin/build.sh.
 /// Fails, saying how to get it, if absent.
 pub fn binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(BIN_ENV) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(Error::new(format!(
-                "{BIN_ENV}={} does not exist (unset it to use the granularcol that \
-                 collector-plugin/build.sh builds)",
-                path.display()
-            )))
-        };
+    Binary {
+        env: BIN_ENV,
+        file: "granularcol",
+        label: "granularcol",
+        build_script: "collector-plugin/build.sh",
+        kind: "a granularcol binary",
+        env_missing_note: " (unset it to use the granularcol that collector-plugin/build.sh builds)",
     }
-    let path = workspace_root().join(".cache/bin/granularcol");
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::new(format!(
-            "no granularcol binary at {}: run collector-plugin/build.sh first (needs Go; the \
-             first build takes minutes), or point {BIN_ENV} at a granularcol binary",
-            path.display()
-        )))
-    }
+    .locate()
 }
 
 /// A running granularcol, stopped on drop (its log stays under
@@ -98,18 +82,7 @@ impl Collector {
                 path.display()
             )));
         }
-        let mut attempt = 1;
-        loop {
-            match Self::start_once(&binary, &path, env) {
-                Err(e)
-                    if attempt < START_ATTEMPTS
-                        && e.to_string().contains("address already in use") =>
-                {
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        start_with_retries(|| Self::start_once(&binary, &path, env))
     }
 
     fn start_once(binary: &Path, config: &Path, env: &[(&str, &str)]) -> Result<Self> {
@@ -166,15 +139,8 @@ impl Collector {
         let mut process = builder.spawn()?;
         // Receivers start last: the OTLP gRPC port accepting means every
         // pipeline runs (whatever GRANULAR_LOG_LEVEL hides from the log).
-        process.wait_for_port(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, otlp_grpc_port)),
-            READY_TIMEOUT,
-        )?;
-        let http = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| Error::new(format!("cannot build an HTTP client: {e}")))?;
+        wait_for_loopback_ports(&mut process, &[otlp_grpc_port])?;
+        let http = http_client()?;
         Ok(Self {
             process,
             config: config.to_path_buf(),
@@ -313,11 +279,7 @@ impl Drop for Collector {
 /// links such as `granular.artifact`, whose target may be stored a moment
 /// after the link was written.
 pub fn fetch_bytes(url: &str, timeout: Duration) -> Result<Vec<u8>> {
-    let http = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| Error::new(format!("cannot build an HTTP client: {e}")))?;
+    let http = http_client()?;
     let deadline = Instant::now() + timeout;
     loop {
         match http_get(&http, url) {
@@ -351,14 +313,10 @@ fn http_get(http: &reqwest::blocking::Client, url: &str) -> std::result::Result<
 
 fn quote(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    if text.len() <= MAX_QUOTE {
-        return text.into_owned();
+    match cut(&text, MAX_QUOTE) {
+        None => text.into_owned(),
+        Some((head, more)) => format!("{head}... ({more} more bytes)"),
     }
-    let mut end = MAX_QUOTE;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} more bytes)", &text[..end], text.len() - end)
 }
 
 /// Samples of a Prometheus text exposition.

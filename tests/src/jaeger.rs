@@ -2,7 +2,6 @@
 //! gRPC and HTTP receivers, query API) on free loopback ports, and a client
 //! for its query API.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,14 +11,14 @@ use serde_json::Value;
 
 use crate::ports::free_port;
 use crate::process::{Process, ProcessBuilder};
+use crate::service::{
+    Binary, READY_TIMEOUT, cut, http_client, start_with_retries, wait_for_loopback_ports,
+};
 use crate::trace::Trace;
 use crate::{Error, Result, workspace_root};
 
 /// Overrides the Jaeger binary (default `<repo>/.cache/bin/jaeger`).
 pub const BIN_ENV: &str = "GRANULAR_JAEGER_BIN";
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Attempts to start when another process grabbed a port we picked.
-const START_ATTEMPTS: usize = 3;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest excerpt of a Jaeger answer quoted in an error.
 const MAX_QUOTE: usize = 4000;
@@ -27,27 +26,15 @@ const MAX_QUOTE: usize = 4000;
 /// The Jaeger binary: `$GRANULAR_JAEGER_BIN`, else `<repo>/.cache/bin/jaeger`
 /// as built by deploy/jaeger/build.sh. Fails, saying how to get it, if absent.
 pub fn binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(BIN_ENV) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(Error::new(format!(
-                "{BIN_ENV}={} does not exist",
-                path.display()
-            )))
-        };
+    Binary {
+        env: BIN_ENV,
+        file: "jaeger",
+        label: "Jaeger",
+        build_script: "deploy/jaeger/build.sh",
+        kind: "a Jaeger v2 binary",
+        env_missing_note: "",
     }
-    let path = workspace_root().join(".cache/bin/jaeger");
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::new(format!(
-            "no Jaeger binary at {}: run deploy/jaeger/build.sh first (needs Go; the first \
-             build takes minutes), or point {BIN_ENV} at a Jaeger v2 binary",
-            path.display()
-        )))
-    }
+    .locate()
 }
 
 /// A running Jaeger, stopped on drop.
@@ -64,18 +51,7 @@ impl Jaeger {
     /// and waits until its query API answers and its OTLP ports accept.
     pub fn start() -> Result<Self> {
         let binary = binary()?;
-        let mut attempt = 1;
-        loop {
-            match Self::start_once(&binary) {
-                Err(e)
-                    if attempt < START_ATTEMPTS
-                        && e.to_string().contains("address already in use") =>
-                {
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        start_with_retries(|| Self::start_once(&binary))
     }
 
     fn start_once(binary: &Path) -> Result<Self> {
@@ -92,9 +68,7 @@ impl Jaeger {
             .spawn()?;
         let query = QueryClient::new(&format!("http://127.0.0.1:{query_http_port}"))?;
         process.wait_until("serve the query API", READY_TIMEOUT, || query.is_up())?;
-        for port in [otlp_grpc_port, otlp_http_port] {
-            process.wait_for_port(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), READY_TIMEOUT)?;
-        }
+        wait_for_loopback_ports(&mut process, &[otlp_grpc_port, otlp_http_port])?;
         Ok(Self {
             process,
             otlp_grpc_port,
@@ -174,11 +148,7 @@ pub struct QueryClient {
 impl QueryClient {
     /// `base_url` like `http://127.0.0.1:16686`.
     pub fn new(base_url: &str) -> Result<Self> {
-        let http = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| Error::new(format!("cannot build an HTTP client: {e}")))?;
+        let http = http_client()?;
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             http,
@@ -348,16 +318,8 @@ fn quote(body: &str) -> String {
     let pretty = serde_json::from_str::<Value>(body)
         .and_then(|value| serde_json::to_string_pretty(&value))
         .unwrap_or_else(|_| body.to_owned());
-    if pretty.len() <= MAX_QUOTE {
-        return pretty;
+    match cut(&pretty, MAX_QUOTE) {
+        None => pretty,
+        Some((head, more)) => format!("{head}\n... ({more} more bytes)"),
     }
-    let mut end = MAX_QUOTE;
-    while !pretty.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}\n... ({} more bytes)",
-        &pretty[..end],
-        pretty.len() - end
-    )
 }

@@ -21,6 +21,7 @@ pub mod jaeger;
 pub mod perfetto;
 pub mod ports;
 pub mod process;
+mod service;
 pub mod trace;
 
 /// A harness failure, carrying a message meant for a human reading test output.
