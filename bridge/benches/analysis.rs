@@ -204,7 +204,12 @@ const EXTRAS: Extras<'static> = Extras {
 };
 
 fn bench(c: &mut Criterion) {
-    FlightRecorder::install(RecorderSize::default());
+    // The bench thread is not a tokio worker, so it gets a small ring (ring_bytes / 16): size
+    // it so the largest level (~133k records) fits without wrapping.
+    FlightRecorder::install(RecorderSize {
+        total_bytes: 1 << 30,
+        ring_bytes: 256 << 20,
+    });
     let m = metas();
     let mut g = c.benchmark_group("analysis");
     g.sample_size(10);
