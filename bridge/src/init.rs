@@ -50,6 +50,10 @@ impl From<ConfigError> for Error {
     }
 }
 
+/// How often the sampler thread drains the perf rings when schedstat is not sampled: each
+/// 64 KiB ring holds ~1,300 switches, so 100 Hz keeps up with 100,000 switches/s per thread.
+const PERF_DRAIN_HZ: u32 = 100;
+
 /// Which event sources are recording, and why the others are not.
 #[derive(Debug, Clone)]
 pub struct Sources {
@@ -100,21 +104,26 @@ pub fn install_recorder(cfg: &Config) -> Sources {
         ),
         ("tracing.spans", Ok(())),
     ];
-    let schedstat = if cfg.os_sample_hz == 0 {
-        Err("GRANULAR_OS_SAMPLE_HZ=0".to_string())
-    } else {
-        os::available()
-    };
     let perf = if cfg.perf {
         perf::enable()
     } else {
         Err("GRANULAR_PERF=off".to_string())
     };
-    // One sampler thread serves both: it reads schedstat and drains the perf rings.
-    let sampler = if schedstat.is_ok() || perf.is_ok() {
-        os::start(cfg.os_sample_hz, schedstat.is_ok())
+    // With perf, off-CPU intervals are exact and schedstat adds nothing but a 1 kHz wake-up;
+    // it is the fallback where perf is denied.
+    let schedstat = if perf.is_ok() {
+        Err("not needed: perf context switches give exact off-CPU intervals".to_string())
+    } else if cfg.os_sample_hz == 0 {
+        Err("GRANULAR_OS_SAMPLE_HZ=0".to_string())
     } else {
-        Ok(())
+        os::available()
+    };
+    // One sampler thread serves both: it reads schedstat (at GRANULAR_OS_SAMPLE_HZ) or only
+    // drains the perf rings (at PERF_DRAIN_HZ; the analyzer also drains before each snapshot).
+    let sampler = match (&schedstat, &perf) {
+        (Ok(()), _) => os::start(cfg.os_sample_hz, true),
+        (Err(_), Ok(())) => os::start(PERF_DRAIN_HZ, false),
+        (Err(_), Err(_)) => Ok(()),
     };
     entries.push(("os.schedstat", schedstat.and(sampler.clone())));
     entries.push(("perf.context_switches", perf.and(sampler)));
