@@ -295,10 +295,10 @@ struct Analyzer<P: SpanProcessor> {
 
 const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How far before the earliest span of a batch the analyzer decodes intervals: long enough for
-/// a culprit's poll that began before the span (a 200 ms CPU hog), short enough that a busy
-/// service's decode stays small (decode is ~40 ns per record in the window). Names of spans
-/// and tasks are read from the whole ring regardless.
+/// How far before the earliest span of a batch the analyzer copies and decodes the rings:
+/// long enough for a culprit's poll that began before the span (a 200 ms CPU hog) and for the
+/// spans and tasks created for the request, short enough that a busy service's copy and decode
+/// stay small (decode is ~40 ns per record in the window).
 const DECODE_MARGIN_NS: u64 = 200_000_000;
 
 impl<P: SpanProcessor> Analyzer<P> {
@@ -440,11 +440,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         // belong to the windows analysed now (the sampler thread may lag under load).
         crate::capture::perf::drain_all();
         crate::capture::os::sample_now();
-        let snapshot = FlightRecorder::get()
-            .map(FlightRecorder::snapshot)
-            .unwrap_or_default();
         let cal = Calibration::now();
-        let taken_at = cal.to_unix_ns(clock::now());
         let window_start = batch
             .iter()
             .map(|(s, _)| unix_ns(s.start_time))
@@ -452,6 +448,12 @@ impl<P: SpanProcessor> Analyzer<P> {
             .min()
             .unwrap_or(0)
             .saturating_sub(DECODE_MARGIN_NS);
+        // Only the window is copied: names of spans and tasks created before it (a long-lived
+        // culprit's spawn site) are then unknown, and say so.
+        let snapshot = FlightRecorder::get()
+            .map(|r| r.snapshot_since(cal.unix_to_ticks(window_start).max(1)))
+            .unwrap_or_default();
+        let taken_at = cal.to_unix_ns(clock::now());
         // A bug in the analysis must cost a breakdown, never the span or the thread.
         let decoded = catch_unwind(AssertUnwindSafe(|| {
             decode(&snapshot, &cal, window_start, taken_at)

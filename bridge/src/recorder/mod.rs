@@ -206,12 +206,23 @@ impl FlightRecorder {
 
     /// Copies every ring. Writers keep writing meanwhile.
     pub fn snapshot(&self) -> RecorderSnapshot {
+        self.snapshot_since(0)
+    }
+
+    /// Copies what every ring holds from clock tick `ts` on (the analyzer's window), so a
+    /// busy ring is not copied whole for every batch. `lost` then counts only records of that
+    /// window that were overwritten.
+    pub fn snapshot_since(&self, ts: u64) -> RecorderSnapshot {
         let slots: Vec<&'static RingSlot> =
             self.slots.lock().map(|s| s.clone()).unwrap_or_default();
         let threads = slots
             .iter()
             .map(|slot| {
-                let snap = slot.ring.snapshot(0);
+                let snap = slot.ring.snapshot(if ts == 0 {
+                    0
+                } else {
+                    slot.ring.seq_for_time(ts)
+                });
                 ThreadRecords {
                     ring: slot.index,
                     owners: slot.owners.lock().map(|o| o.clone()).unwrap_or_default(),

@@ -139,6 +139,31 @@ impl Ring {
         self.published.store(h + 1, Ordering::Release);
     }
 
+    /// A sequence number from which to snapshot so that every record stamped at or after `ts`
+    /// (clock ticks) is included: a binary search over the headers' timestamps, which one
+    /// writer stamps in order. A hint only: racing with the writer can make it start a little
+    /// early or at the oldest record; [`snapshot`](Self::snapshot) still checks what it copies.
+    pub fn seq_for_time(&self, ts: u64) -> u64 {
+        let cap = self.slots.len() as u64;
+        let end = self.published.load(Ordering::Acquire);
+        let (mut lo, mut hi) = (end.saturating_sub(cap), end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            // The first header at or after `mid` (payload runs are short).
+            let header = (mid..hi.min(mid + 64)).find_map(|seq| {
+                let slot = &self.slots[(seq & self.mask) as usize];
+                let kind = (slot.w1.load(Ordering::Relaxed) >> 56) as u8;
+                (kind != 0 && kind != Kind::Payload as u8)
+                    .then(|| (seq, slot.w0.load(Ordering::Relaxed)))
+            });
+            match header {
+                Some((seq, t)) if t < ts => lo = seq + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+
     /// Copies the records currently held, oldest first, without stopping the writer.
     /// `from_seq` skips records numbered below it (to read only what is new since a previous
     /// snapshot).
@@ -199,6 +224,17 @@ mod tests {
         assert_eq!(snap.first_seq, 13);
         assert_eq!(snap.lost, 13);
         assert_eq!(ring.overwritten()[Kind::PollStart as usize], 13);
+        // Timestamps are the record numbers here: from time 17, records 17..21.
+        let from = ring.seq_for_time(17);
+        assert_eq!(
+            ring.snapshot(from).records,
+            (17..21).map(rec).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ring.seq_for_time(0),
+            13,
+            "older than the ring: its oldest record"
+        );
     }
 
     #[test]
