@@ -21,6 +21,18 @@ const STEPS: [(&str, u64); 3] = [
     ("db.Query", 5_000),
 ];
 
+/// Sends `GET /messages` and reads its trace back from Jaeger once its four spans arrived.
+/// Returns the trace id the service answered with, and the trace.
+fn messages_trace(jaeger: &Jaeger, demo: &mut Demo) -> (String, Trace) {
+    let trace_id = ok(demo.get("/messages").expect("GET /messages")).expect("trace id");
+    let trace = jaeger
+        .fetch_trace(&trace_id, TRACE_TIMEOUT, |t| {
+            t.spans.len() >= 4 && t.is_connected()
+        })
+        .expect("the /messages trace in Jaeger");
+    (trace_id, trace)
+}
+
 #[test]
 fn messages_span_tree_over_otlp_grpc() {
     let jaeger = Jaeger::start().expect("start Jaeger");
@@ -29,12 +41,7 @@ fn messages_span_tree_over_otlp_grpc() {
         .start()
         .expect("start demo-service");
 
-    let trace_id = ok(demo.get("/messages").expect("GET /messages")).expect("trace id");
-    let trace = jaeger
-        .fetch_trace(&trace_id, TRACE_TIMEOUT, |t| {
-            t.spans.len() >= 4 && t.is_connected()
-        })
-        .expect("the /messages trace in Jaeger");
+    let (_, trace) = messages_trace(&jaeger, &mut demo);
 
     assert_eq!(trace.spans.len(), 4, "{}", trace.render());
     assert_eq!(trace.services(), ["messages"], "{}", trace.render());
@@ -114,12 +121,7 @@ fn otlp_http_protobuf_export() {
         .start()
         .expect("start demo-service");
 
-    let trace_id = ok(demo.get("/messages").expect("GET /messages")).expect("trace id");
-    let trace = jaeger
-        .fetch_trace(&trace_id, TRACE_TIMEOUT, |t| {
-            t.spans.len() >= 4 && t.is_connected()
-        })
-        .expect("the /messages trace in Jaeger");
+    let (trace_id, trace) = messages_trace(&jaeger, &mut demo);
     assert_eq!(trace.services(), ["messages-http"], "{}", trace.render());
     assert_messages_request(&trace, single_root(&trace), &[]);
 
