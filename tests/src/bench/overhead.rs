@@ -105,7 +105,7 @@ pub fn configs(compare: bool) -> Vec<Config> {
         },
         Config {
             key: "d",
-            label: "Granular defaults: `init()`, all sources (perf auto + schedstat 1 kHz)",
+            label: "Granular defaults: `init()`, all sources (perf auto; schedstat only where perf is denied)",
             build: Build::Base,
             telemetry: "granular",
             env: granular(&[]),
