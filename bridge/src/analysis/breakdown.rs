@@ -159,6 +159,10 @@ pub const MIN_CULPRIT_WAIT_NS: u64 = 1_000_000;
 /// Intervals shorter than this are not reported as span events.
 pub const MIN_INTERVAL_NS: u64 = 100_000;
 
+/// How far a span's start from the SDK (`SystemTime`) and from the recorder (TSC, calibrated)
+/// may disagree.
+pub const CLOCK_SLACK_NS: u64 = 1_000_000;
+
 /// Analyzes one span against a decoded snapshot.
 pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
     let (start, end) = (target.start, target.end.max(target.start));
@@ -171,12 +175,12 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
     let (mut alloc_count, mut alloc_bytes) = (0, 0);
     let mut used_threads = IdSet::default();
     for (ti, t) in d.threads.iter().enumerate() {
-        // Entries of the request's spans that touch the window. Entries on one thread nest, so
-        // only those starting before the window's end can overlap it.
-        let upto = t.entries.partition_point(|e| e.start <= end);
-        for e in t.entries[..upto]
+        // Entries of the request's spans: the spans were created at or after the target's
+        // start, so their entries begin inside the window.
+        for e in t
+            .entries_starting_in(start.saturating_sub(CLOCK_SLACK_NS), end)
             .iter()
-            .filter(|e| e.end >= start && ours.spans.contains(&e.span))
+            .filter(|e| ours.spans.contains(&e.span))
         {
             push_mark(&mut marks, e.start, e.end, start, end, Tag::Ours(ti));
             add_alloc(e.alloc, &mut alloc_count, &mut alloc_bytes);
@@ -351,36 +355,30 @@ pub struct RequestWork {
 impl RequestWork {
     /// `root` and its descendants, and the tasks spawned beneath them, transitively.
     pub fn collect(d: &Decoded, root: u64) -> RequestWork {
-        let mut children: IdMap<u64, Vec<u64>> = IdMap::default();
-        for (k, s) in &d.spans {
-            children.entry(s.parent).or_default().push(*k);
-        }
         let mut spans = IdSet::default();
         let mut stack = vec![root];
         while let Some(k) = stack.pop() {
             if spans.insert(k) {
-                stack.extend(children.get(&k).into_iter().flatten().copied());
+                stack.extend_from_slice(below(&d.children, k));
             }
         }
         let mut tasks = IdSet::default();
-        loop {
-            let before = tasks.len();
-            for (id, t) in &d.tasks {
-                let joined = if t.parent_span != 0 {
-                    spans.contains(&t.parent_span)
-                } else {
-                    tasks.contains(&t.parent_task)
-                };
-                if joined {
-                    tasks.insert(*id);
-                }
-            }
-            if tasks.len() == before {
-                break;
+        let mut stack: Vec<u64> = spans
+            .iter()
+            .flat_map(|s| below(&d.spawned_in_span, *s))
+            .copied()
+            .collect();
+        while let Some(t) = stack.pop() {
+            if tasks.insert(t) {
+                stack.extend_from_slice(below(&d.spawned_by_task, t));
             }
         }
         RequestWork { spans, tasks }
     }
+}
+
+fn below(map: &IdMap<u64, Vec<u64>>, key: u64) -> &[u64] {
+    map.get(&key).map_or(&[], Vec::as_slice)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -615,12 +613,17 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
         } else {
             // No polls: a root's entries on this thread, nested or not, merged into ranges,
             // stand in for the work it held the worker with.
+            // Only outermost entries: one nested inside another adds no time to its range.
             let mut by_root: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
-            let upto = t.entries.partition_point(|e| e.start <= hi);
-            for e in t.entries[..upto]
-                .iter()
-                .filter(|e| e.end >= lo && !ours.spans.contains(&e.span))
-            {
+            let mut outer_end = 0;
+            for e in t.entries_overlapping(lo, hi) {
+                if e.start < outer_end {
+                    continue;
+                }
+                outer_end = e.end;
+                if ours.spans.contains(&e.span) {
+                    continue;
+                }
                 let root = d.local_root(e.span);
                 if !ours.spans.contains(&root) {
                     by_root.entry(root).or_default().push((e.start, e.end));

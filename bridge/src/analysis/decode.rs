@@ -101,6 +101,8 @@ pub struct ThreadActivity {
     pub entries: Vec<Entry>,
     /// Parked intervals (the worker had nothing to do).
     pub parks: Vec<(u64, u64)>,
+    /// Latest end among `entries[..=i]`, for [`Self::entries_overlapping`].
+    pub entry_reach: Vec<u64>,
 }
 
 impl ThreadActivity {
@@ -109,6 +111,15 @@ impl ThreadActivity {
         let from = self.polls.partition_point(|p| p.end < a);
         let to = self.polls.partition_point(|p| p.start <= b);
         &self.polls[from..to.max(from)]
+    }
+
+    /// Span entries overlapping `[a, b]`, without scanning those that ended before `a`.
+    pub fn entries_overlapping(&self, a: u64, b: u64) -> impl Iterator<Item = &Entry> {
+        let from = self.entry_reach.partition_point(|end| *end < a);
+        let to = self.entries.partition_point(|e| e.start <= b);
+        self.entries[from..to.max(from)]
+            .iter()
+            .filter(move |e| e.end >= a)
     }
 
     /// Span entries that started within `[a, b]`.
@@ -142,6 +153,12 @@ pub struct Decoded {
     pub calibration: Calibration,
     /// Rust thread names by OS thread id.
     pub thread_names: IdMap<u64, String>,
+    /// Child span keys of each span key.
+    pub children: IdMap<u64, Vec<u64>>,
+    /// Tasks spawned inside each span.
+    pub spawned_in_span: IdMap<u64, Vec<u64>>,
+    /// Tasks spawned by each task outside any span.
+    pub spawned_by_task: IdMap<u64, Vec<u64>>,
 }
 
 impl Decoded {
@@ -219,6 +236,9 @@ pub fn decode(
         taken_at,
         calibration: *cal,
         thread_names: IdMap::default(),
+        children: IdMap::default(),
+        spawned_in_span: IdMap::default(),
+        spawned_by_task: IdMap::default(),
     };
     for t in &snap.threads {
         for o in &t.owners {
@@ -307,10 +327,33 @@ pub fn decode(
     for iv in d.off_cpu.values_mut() {
         iv.sort_unstable_by_key(|x| x.0);
     }
+    // Indexed once, so finding one request's spans and tasks costs that request's size.
+    for (k, s) in &d.spans {
+        d.children.entry(s.parent).or_default().push(*k);
+    }
+    for (id, t) in &d.tasks {
+        match t.parent_span {
+            0 => d
+                .spawned_by_task
+                .entry(t.parent_task)
+                .or_default()
+                .push(*id),
+            span => d.spawned_in_span.entry(span).or_default().push(*id),
+        }
+    }
     // Sorted by start once, so the analyzer can binary-search instead of scanning.
     for t in &mut d.threads {
         t.polls.sort_unstable_by_key(|p| p.start);
         t.entries.sort_unstable_by_key(|e| e.start);
+        let mut reach = 0;
+        t.entry_reach = t
+            .entries
+            .iter()
+            .map(|e| {
+                reach = reach.max(e.end);
+                reach
+            })
+            .collect();
         t.parks.sort_unstable_by_key(|p| p.0);
     }
     d

@@ -165,7 +165,7 @@ fn span_data(
     let busy: u64 = d
         .threads
         .iter()
-        .flat_map(|t| t.entries.iter())
+        .flat_map(|t| t.entries_starting_in(info.start, end))
         .filter(|e| e.span == key)
         .map(|e| e.end.saturating_sub(e.start))
         .sum();
