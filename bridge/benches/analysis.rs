@@ -200,6 +200,7 @@ fn kv_bytes(kvs: &[KeyValue]) -> usize {
 const EXTRAS: Extras<'static> = Extras {
     sources: "tokio.workers,tokio.tasks,tracing.spans,os.schedstat",
     artifact: None,
+    artifact_skipped: None,
     max_events: 32,
 };
 

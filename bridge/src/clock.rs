@@ -184,9 +184,11 @@ impl Calibration {
 
     /// Unix-epoch nanoseconds of a tick value.
     pub fn to_unix_ns(&self, ticks: u64) -> u64 {
-        let delta = ticks as i128 - self.anchor_ticks as i128;
-        let ns = (delta as f64 * self.ns_per_tick) as i128 + self.anchor_unix_ns as i128;
-        ns.max(0) as u64
+        // i64, not i128: 128-bit float conversions are library calls, and this runs for every
+        // decoded record. Tick distances fit in 63 bits for centuries.
+        let delta = ticks.wrapping_sub(self.anchor_ticks) as i64;
+        let ns = (delta as f64 * self.ns_per_tick) as i64;
+        (self.anchor_unix_ns as i64).saturating_add(ns).max(0) as u64
     }
 
     /// Unix-epoch nanoseconds of a `CLOCK_MONOTONIC` time (perf records use that clock).

@@ -16,6 +16,7 @@ pub const DEFAULT_MAX_EVENTS: usize = 32;
 pub const DEFAULT_OS_SAMPLE_HZ: u32 = 1000;
 pub const DEFAULT_QUEUE: usize = 4096;
 pub const DEFAULT_ARTIFACT_MAX_MB: u64 = 256;
+pub const DEFAULT_ARTIFACTS_PER_SEC: u32 = 10;
 pub const DEFAULT_ARTIFACT_RETENTION: Duration = Duration::from_secs(3600);
 pub const DEFAULT_HOLD_SPANS: usize = 100_000;
 
@@ -69,6 +70,8 @@ pub struct Config {
     pub artifacts: ArtifactSink,
     pub artifact_base_url: Option<String>,
     pub artifact_max_bytes: u64,
+    /// Timelines built per second at most (the slowest spans of each batch first).
+    pub artifacts_per_sec: u32,
     pub artifact_retention: Duration,
 }
 
@@ -91,6 +94,7 @@ impl Default for Config {
             artifacts: ArtifactSink::Dir(std::env::temp_dir().join("granular-artifacts")),
             artifact_base_url: None,
             artifact_max_bytes: DEFAULT_ARTIFACT_MAX_MB << 20,
+            artifacts_per_sec: DEFAULT_ARTIFACTS_PER_SEC,
             artifact_retention: DEFAULT_ARTIFACT_RETENTION,
         }
     }
@@ -275,6 +279,12 @@ impl Config {
             "a whole number of MiB, e.g. 256",
         )? {
             c.artifact_max_bytes = n << 20;
+        }
+        if let Some(n) = num(
+            "GRANULAR_ARTIFACTS_PER_SEC",
+            "a whole number of timelines per second, e.g. 10 (0: none)",
+        )? {
+            c.artifacts_per_sec = n.min(u64::from(u32::MAX)) as u32;
         }
         if let Some(v) = var("GRANULAR_ARTIFACT_RETENTION") {
             c.artifact_retention = crate::slo::parse_duration(v.trim()).map_err(|_| {

@@ -3,8 +3,10 @@
 //! the span ([`OtlpArtifacts`], many hosts: the Collector side stores it).
 //!
 //! Timeline contents: one track per thread that did anything in the window (workers named
-//! `worker N`), polls as slices named after the span they served (the request's own highlighted
-//! and prefixed `▶`), span entries, parked intervals; a `request` track with the breakdown's
+//! `worker N`), the request's own polls as slices named after the span they served
+//! (highlighted, prefixed `▶`) and its span entries; other work gathered into runs (one slice
+//! per stretch with gaps under 1 ms, named after its longest poll or entry: a culprit keeps its
+//! name and spawn site); parked intervals; a `request` track with the breakdown's
 //! intervals (scheduler wait, blocked in poll...), and flows from each scheduler-wait interval
 //! to the poll that ended it.
 
@@ -15,35 +17,98 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::analysis::breakdown::RequestWork;
+use crate::analysis::decode::Poll;
 use crate::analysis::{Breakdown, Decoded};
 use crate::artifact::{Flow, Instant, Slice, SliceRef, Timeline, Track, TrackKind};
+
+/// Other work closer together than this on one thread is drawn as one slice: on a busy worker
+/// the window holds thousands of other requests' polls, and one slice per poll made artifacts
+/// of ~1 MB that cost more to build than the analysis.
+const MERGE_GAP_NS: u64 = 1_000_000;
+
+/// A stretch of other work on one thread, named after its longest member.
+struct Run<T> {
+    start: u64,
+    end: u64,
+    count: usize,
+    longest: T,
+    longest_ns: u64,
+}
+
+/// Gathers other work into [`Run`]s; items must come sorted by start.
+struct Runs<T> {
+    open: Option<Run<T>>,
+}
+
+impl<T> Runs<T> {
+    fn new() -> Self {
+        Runs { open: None }
+    }
+
+    /// Adds `[a, z]`; returns the run it closed, if it starts a new one.
+    fn add(&mut self, a: u64, z: u64, item: T) -> Option<Run<T>> {
+        if let Some(r) = &mut self.open {
+            if a <= r.end.saturating_add(MERGE_GAP_NS) {
+                r.end = r.end.max(z);
+                r.count += 1;
+                if z - a > r.longest_ns {
+                    r.longest_ns = z - a;
+                    r.longest = item;
+                }
+                return None;
+            }
+        }
+        self.open.replace(Run {
+            start: a,
+            end: z,
+            count: 1,
+            longest: item,
+            longest_ns: z - a,
+        })
+    }
+
+    fn take(&mut self) -> Option<Run<T>> {
+        self.open.take()
+    }
+}
+
+/// The slice of a run: named after its longest member, `(+N more)` when it holds others.
+fn run_slice<T>(run: Run<T>, what: &str, name: String, mut args: Vec<(String, String)>) -> Slice {
+    let name = match run.count {
+        1 => name,
+        n => format!("{name} (+{} more {what})", n - 1),
+    };
+    args.push((what.to_string(), run.count.to_string()));
+    Slice {
+        name,
+        category: "other".into(),
+        start_unix_ns: run.start,
+        end_unix_ns: run.end,
+        highlight: false,
+        args,
+    }
+}
 
 /// Builds the timeline of `b`'s window from the decoded snapshot.
 pub fn timeline(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u128) -> Timeline {
     let (lo, hi) = (b.start, b.end);
-    let clip = |a: u64, z: u64| (a.max(lo), z.min(hi));
+    let clip = |a: u64, z: u64| (a.max(lo), z.min(hi).max(a.max(lo)));
     let mut tracks = Vec::new();
     let mut poll_refs: Vec<(u64, SliceRef)> = Vec::new();
     for t in &d.threads {
         let mut slices = Vec::new();
-        for p in t.polls_overlapping(lo, hi) {
-            let (a, z) = clip(p.start, p.end);
+        let polls = t.polls_overlapping(lo, hi);
+        let poll_slice = |p: &Poll, ours: bool| {
             let entered = t.entries_starting_in(p.start, p.end);
-            let ours = work.tasks.contains(&p.task)
-                || entered.iter().any(|e| work.spans.contains(&e.span));
             let served = entered.first().map(|e| d.span_name(d.local_root(e.span)));
-            let site = d
-                .tasks
-                .get(&p.task)
-                .and_then(|i| i.spawned_at)
-                .map(|l| format!("{}:{}", l.file(), l.line()));
+            let mark = if ours { "▶ " } else { "" };
             let name = match served {
-                Some(n) => format!("{}{n}", if ours { "▶ " } else { "" }),
-                None => format!("{}poll task {}", if ours { "▶ " } else { "" }, p.task),
+                Some(n) => format!("{mark}{n}"),
+                None => format!("{mark}poll task {}", p.task),
             };
             let mut args = vec![("task".to_string(), p.task.to_string())];
-            if let Some(s) = site {
-                args.push(("spawn_site".into(), s));
+            if let Some(l) = d.tasks.get(&p.task).and_then(|i| i.spawned_at) {
+                args.push(("spawn_site".into(), format!("{}:{}", l.file(), l.line())));
             }
             if p.sched_latency > 0 {
                 args.push((
@@ -51,44 +116,84 @@ pub fn timeline(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u128) 
                     (p.sched_latency / 1000).to_string(),
                 ));
             }
-            if ours {
-                poll_refs.push((
-                    p.start,
-                    SliceRef {
-                        track: tracks.len(),
-                        slice: slices.len(),
-                    },
-                ));
+            (name, args)
+        };
+        let mut runs = Runs::new();
+        let close_run = |run: Option<Run<&Poll>>, slices: &mut Vec<Slice>| {
+            if let Some(run) = run {
+                let (name, args) = poll_slice(run.longest, false);
+                slices.push(run_slice(run, "polls", name, args));
             }
+        };
+        for p in polls {
+            let (a, z) = clip(p.start, p.end);
+            let ours = work.tasks.contains(&p.task)
+                || t.entries_starting_in(p.start, p.end)
+                    .iter()
+                    .any(|e| work.spans.contains(&e.span));
+            if !ours {
+                let closed = runs.add(a, z, p);
+                close_run(closed, &mut slices);
+                continue;
+            }
+            close_run(runs.take(), &mut slices);
+            let (name, args) = poll_slice(p, true);
+            poll_refs.push((
+                p.start,
+                SliceRef {
+                    track: tracks.len(),
+                    slice: slices.len(),
+                },
+            ));
             slices.push(Slice {
                 name,
-                category: if ours { "running" } else { "other" }.into(),
+                category: "running".into(),
                 start_unix_ns: a,
-                end_unix_ns: z.max(a),
-                highlight: ours,
+                end_unix_ns: z,
+                highlight: true,
                 args,
             });
         }
-        let upto = t.entries.partition_point(|e| e.start < hi);
-        for e in t.entries[..upto].iter().filter(|e| e.end > lo) {
+        close_run(runs.take(), &mut slices);
+        // With polls on the track, other requests' entries sit inside the polls drawn above;
+        // without task hooks the entries are all there is, gathered into runs the same way.
+        let mut runs = Runs::new();
+        let close_run = |run: Option<Run<u64>>, slices: &mut Vec<Slice>| {
+            if let Some(run) = run {
+                let name = d.span_name(d.local_root(run.longest)).to_string();
+                slices.push(run_slice(run, "entries", name, Vec::new()));
+            }
+        };
+        for e in t
+            .entries_overlapping(lo, hi)
+            .filter(|e| e.end > lo && e.start < hi)
+        {
             let (a, z) = clip(e.start, e.end);
-            let ours = work.spans.contains(&e.span);
+            if !work.spans.contains(&e.span) {
+                if polls.is_empty() {
+                    let closed = runs.add(a, z, e.span);
+                    close_run(closed, &mut slices);
+                }
+                continue;
+            }
+            close_run(runs.take(), &mut slices);
             slices.push(Slice {
                 name: d.span_name(e.span).to_string(),
-                category: if ours { "running" } else { "other" }.into(),
+                category: "running".into(),
                 start_unix_ns: a,
-                end_unix_ns: z.max(a),
-                highlight: ours,
+                end_unix_ns: z,
+                highlight: true,
                 args: vec![],
             });
         }
+        close_run(runs.take(), &mut slices);
         for &(a, z) in t.parks.iter().filter(|(a, z)| *z > lo && *a < hi) {
             let (a, z) = clip(a, z);
             slices.push(Slice {
                 name: "parked".into(),
                 category: "idle".into(),
                 start_unix_ns: a,
-                end_unix_ns: z.max(a),
+                end_unix_ns: z,
                 highlight: false,
                 args: vec![],
             });
@@ -119,7 +224,7 @@ pub fn timeline(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u128) 
             name: i.category.words().into(),
             category: i.category.key().into(),
             start_unix_ns: a,
-            end_unix_ns: z.max(a),
+            end_unix_ns: z,
             highlight: true,
             args: vec![("detail".into(), i.detail.clone())],
         });
@@ -176,7 +281,7 @@ pub trait ArtifactStore: Send + std::fmt::Debug {
 }
 
 /// A bounded directory of artifacts: files are 0600, the directory keeps at most `max_bytes`
-/// (oldest removed first) and nothing older than `retention`.
+/// (oldest removed first) and nothing older than `retention` (checked at least once a second).
 #[derive(Debug)]
 pub struct DirStore {
     dir: PathBuf,
@@ -184,7 +289,14 @@ pub struct DirStore {
     retention: Duration,
     /// Links become `<base>/<id>.perfetto-trace`; `file://` paths without it.
     base_url: Option<String>,
+    /// Bytes in the directory as of the last scan plus those written since, and when that
+    /// scan was: the directory is listed only when the cap may be exceeded or a second has
+    /// passed, not on every write.
+    usage: std::sync::Mutex<(u64, Option<std::time::Instant>)>,
 }
+
+/// How often the directory is listed for expired files at most.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 impl DirStore {
     pub fn new(
@@ -199,6 +311,7 @@ impl DirStore {
             max_bytes,
             retention,
             base_url,
+            usage: std::sync::Mutex::new((0, None)),
         })
     }
 
@@ -216,13 +329,19 @@ impl DirStore {
             .mode(0o600)
             .open(&path)?;
         f.write_all(bytes)?;
-        self.prune();
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        usage.0 += bytes.len() as u64;
+        if usage.0 > self.max_bytes || usage.1.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            *usage = (self.prune(), Some(std::time::Instant::now()));
+        }
         Ok(path)
     }
 
-    fn prune(&self) {
+    /// Removes expired files, then the oldest until the directory holds at most 90 % of the
+    /// cap (so the next writes need no listing); returns the bytes left.
+    fn prune(&self) -> u64 {
         let Ok(rd) = fs::read_dir(&self.dir) else {
-            return;
+            return 0;
         };
         let mut files: Vec<(SystemTime, u64, PathBuf)> = rd
             .filter_map(Result::ok)
@@ -235,14 +354,16 @@ impl DirStore {
         files.sort();
         let now = SystemTime::now();
         let mut total: u64 = files.iter().map(|f| f.1).sum();
+        let keep = self.max_bytes / 10 * 9;
         for (modified, len, path) in files {
             let expired = now
                 .duration_since(modified)
                 .is_ok_and(|age| age > self.retention);
-            if (expired || total > self.max_bytes) && fs::remove_file(&path).is_ok() {
+            if (expired || total > keep) && fs::remove_file(&path).is_ok() {
                 total -= len;
             }
         }
+        total
     }
 }
 

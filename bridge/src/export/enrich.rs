@@ -17,6 +17,9 @@ use crate::config::Detail;
 pub struct Extras<'a> {
     pub sources: &'a str,
     pub artifact: Option<String>,
+    /// Why a violating span has no artifact (`rate_limit`), put on it as
+    /// `granular.artifact.skipped`.
+    pub artifact_skipped: Option<&'a str>,
     pub max_events: usize,
 }
 
@@ -92,6 +95,9 @@ pub fn enrich(
     }
     if let Some(url) = &extras.artifact {
         a.push(KeyValue::new("granular.artifact", url.clone()));
+    }
+    if let Some(why) = extras.artifact_skipped {
+        a.push(KeyValue::new("granular.artifact.skipped", why.to_string()));
     }
     if detail == Detail::Summary {
         return Vec::new();

@@ -33,7 +33,7 @@ use crate::analysis::rebuild::rebuild;
 use crate::analysis::{Breakdown, Decoded, Target, analyze, decode};
 use crate::clock::{self, Calibration};
 use crate::config::{ArtifactSink, Config, SampleMode};
-use crate::recorder::FlightRecorder;
+use crate::recorder::{FlightRecorder, RecorderSnapshot};
 
 /// Counters of what the processor did; read them with [`GranularProcessor::stats`].
 #[derive(Debug, Default)]
@@ -289,11 +289,28 @@ struct Analyzer<P: SpanProcessor> {
     store: Option<Box<dyn ArtifactStore>>,
     held: HashMap<TraceId, Held>,
     held_spans: usize,
+    /// The last batch's copy of the rings, whose buffers the next copy reuses.
+    spare: RecorderSnapshot,
+    /// (second, artifacts built in it), for `GRANULAR_ARTIFACTS_PER_SEC`.
+    artifacts_this_sec: (u64, u32),
     /// Instrumentation scope of rebuilt spans.
     scope: InstrumentationScope,
 }
 
 const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long work that needs the recorder waits for more to join it. Each batch copies and
+/// decodes the rings from [`DECODE_MARGIN_NS`] before its earliest span, so batching many
+/// spans into one pass is what keeps the analyzer's cost near one decode of every record
+/// (analysing each violation alone decoded the same ~300 ms of records again and again).
+/// Short next to the rings' reach (a busy worker's 16 MiB ring holds over a second at 10k
+/// requests/s) and to the SDK's own export delay.
+const BATCH_DELAY: Duration = Duration::from_millis(500);
+/// The copy of the rings kept for the next batch is dropped above this size (a batch that
+/// reached far back must not keep that memory resident).
+const SPARE_MAX_BYTES: usize = 32 << 20;
+/// A batch this large is analysed at once.
+const BATCH_MAX: usize = 4096;
 
 /// How far before the earliest span of a batch the analyzer copies and decodes the rings:
 /// long enough for a culprit's poll that began before the span (a 200 ms CPU hog) and for the
@@ -317,47 +334,58 @@ impl<P: SpanProcessor> Analyzer<P> {
             store,
             held: HashMap::new(),
             held_spans: 0,
+            artifacts_this_sec: (0, 0),
+            spare: RecorderSnapshot::default(),
             scope: InstrumentationScope::builder("granular").build(),
         }
     }
 
+    /// Receives messages until the work that needs the recorder has waited [`BATCH_DELAY`]
+    /// (or a flush, or [`BATCH_MAX`] items), then does all of it from one copy of the rings.
+    /// Held spans are decided as they arrive.
     fn run(mut self, rx: Receiver<Msg>) {
+        let mut to_enrich = Vec::new();
+        let mut rebuilds = Vec::new();
+        let mut acks = Vec::new();
+        let mut due: Option<Instant> = None;
+        let mut expired_at = Instant::now();
         loop {
-            let first = match rx.recv_timeout(Duration::from_secs(1)) {
-                Ok(m) => m,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.expire_held(false);
-                    continue;
+            let wait = due.map_or(Duration::from_secs(1), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Enrich(s, j)) => to_enrich.push((*s, j)),
+                Ok(Msg::Hold(s, j)) => self.hold(*s, j, &mut to_enrich),
+                Ok(Msg::Rebuild(r)) => rebuilds.push(r),
+                Ok(Msg::Flush(ack)) => {
+                    self.expire_held(&mut to_enrich, true);
+                    acks.push(ack);
                 }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut batch = vec![first];
-            while batch.len() < 4096 {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
+            }
+            if expired_at.elapsed() >= Duration::from_secs(1) {
+                self.expire_held(&mut to_enrich, false);
+                expired_at = Instant::now();
+            }
+            let pending = to_enrich.len() + rebuilds.len();
+            if pending > 0 && due.is_none() {
+                due = Some(Instant::now() + BATCH_DELAY);
+            }
+            let ready = due.is_some_and(|d| Instant::now() >= d);
+            if ready || !acks.is_empty() || pending >= BATCH_MAX {
+                self.process(
+                    std::mem::take(&mut to_enrich),
+                    std::mem::take(&mut rebuilds),
+                );
+                due = None;
+                for ack in acks.drain(..) {
+                    let _ = ack.send(());
                 }
-            }
-            let mut to_enrich = Vec::new();
-            let mut rebuilds = Vec::new();
-            let mut acks = Vec::new();
-            for m in batch {
-                match m {
-                    Msg::Enrich(s, j) => to_enrich.push((*s, j)),
-                    Msg::Hold(s, j) => self.hold(*s, j, &mut to_enrich),
-                    Msg::Rebuild(r) => rebuilds.push(r),
-                    Msg::Flush(ack) => acks.push(ack),
-                }
-            }
-            if !acks.is_empty() {
-                self.expire_held(true);
-            }
-            self.process(to_enrich, rebuilds);
-            for ack in acks {
-                let _ = ack.send(());
             }
         }
-        self.expire_held(true);
+        self.expire_held(&mut to_enrich, true);
+        self.process(to_enrich, rebuilds);
     }
 
     fn hold(&mut self, span: SpanData, j: Judgement, out: &mut Vec<(SpanData, Judgement)>) {
@@ -384,9 +412,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             else {
                 break;
             };
-            let mut tmp = Vec::new();
-            self.decide(oldest, &mut tmp);
-            self.process(tmp, Vec::new());
+            self.decide(oldest, out);
         }
     }
 
@@ -417,18 +443,17 @@ impl<P: SpanProcessor> Analyzer<P> {
         }
     }
 
-    fn expire_held(&mut self, all: bool) {
+    /// Decides the traces held longer than [`HOLD_TIMEOUT`] (all of them with `all`).
+    fn expire_held(&mut self, out: &mut Vec<(SpanData, Judgement)>, all: bool) {
         let due: Vec<TraceId> = self
             .held
             .iter()
             .filter(|(_, h)| all || h.since.elapsed() > HOLD_TIMEOUT)
             .map(|(t, _)| *t)
             .collect();
-        let mut out = Vec::new();
         for t in due {
-            self.decide(t, &mut out);
+            self.decide(t, out);
         }
-        self.process(out, Vec::new());
     }
 
     /// Enriches `batch` and exports the traces `rebuilds` names, from one recorder snapshot.
@@ -451,7 +476,10 @@ impl<P: SpanProcessor> Analyzer<P> {
         // Only the window is copied: names of spans and tasks created before it (a long-lived
         // culprit's spawn site) are then unknown, and say so.
         let snapshot = FlightRecorder::get()
-            .map(|r| r.snapshot_since(cal.unix_to_ticks(window_start).max(1)))
+            .map(|r| {
+                let reuse = std::mem::take(&mut self.spare);
+                r.snapshot_since(cal.unix_to_ticks(window_start).max(1), reuse)
+            })
             .unwrap_or_default();
         let taken_at = cal.to_unix_ns(clock::now());
         // A bug in the analysis must cost a breakdown, never the span or the thread.
@@ -459,6 +487,10 @@ impl<P: SpanProcessor> Analyzer<P> {
             decode(&snapshot, &cal, window_start, taken_at)
         }))
         .ok();
+        let copied: usize = snapshot.threads.iter().map(|t| t.records.capacity()).sum();
+        if copied * std::mem::size_of::<crate::recorder::Record>() <= SPARE_MAX_BYTES {
+            self.spare = snapshot;
+        }
         for r in rebuilds {
             let rebuilt = decoded.as_ref().and_then(|d| {
                 catch_unwind(AssertUnwindSafe(|| {
@@ -490,16 +522,19 @@ impl<P: SpanProcessor> Analyzer<P> {
                 }
             }
         }
-        for (mut span, j) in batch {
+        let with_artifact = self.artifact_budget(&batch);
+        for ((mut span, j), with_artifact) in batch.into_iter().zip(with_artifact) {
             enrich::add_judgement(&mut span, &j);
             let analysed = decoded.as_ref().and_then(|d| {
-                catch_unwind(AssertUnwindSafe(|| self.analyse(d, &span, j.violated))).ok()
+                catch_unwind(AssertUnwindSafe(|| self.analyse(d, &span, with_artifact))).ok()
             });
             let synthetic = match analysed {
                 Some((b, artifact)) => {
+                    let skipped = j.violated && self.store.is_some() && !with_artifact;
                     let extras = Extras {
                         sources: &self.sources,
                         artifact,
+                        artifact_skipped: skipped.then_some("rate_limit"),
                         max_events: self.cfg.max_events,
                     };
                     self.stats.enriched.fetch_add(1, Ordering::Relaxed);
@@ -523,9 +558,36 @@ impl<P: SpanProcessor> Analyzer<P> {
         }
     }
 
-    /// The breakdown of one span and the link to its artifact.
-    /// The breakdown of one span and, for violating spans (not baseline samples: their
-    /// timelines would cost storage for what is, by definition, normal), its artifact link.
+    /// Which spans of `batch` get an artifact: violating ones (not baseline samples: their
+    /// timelines would cost storage for what is, by definition, normal), slowest first, within
+    /// `GRANULAR_ARTIFACTS_PER_SEC`.
+    fn artifact_budget(&mut self, batch: &[(SpanData, Judgement)]) -> Vec<bool> {
+        let mut chosen = vec![false; batch.len()];
+        if self.store.is_none() {
+            return chosen;
+        }
+        let sec = clock::monotonic_ns() / 1_000_000_000;
+        if self.artifacts_this_sec.0 != sec {
+            self.artifacts_this_sec = (sec, 0);
+        }
+        let mut violating: Vec<usize> = (0..batch.len()).filter(|i| batch[*i].1.violated).collect();
+        let length = |i: &usize| {
+            let s = &batch[*i].0;
+            s.end_time.duration_since(s.start_time).unwrap_or_default()
+        };
+        violating.sort_by_key(|i| std::cmp::Reverse(length(i)));
+        let room = self
+            .cfg
+            .artifacts_per_sec
+            .saturating_sub(self.artifacts_this_sec.1);
+        for i in violating.into_iter().take(room as usize) {
+            chosen[i] = true;
+            self.artifacts_this_sec.1 += 1;
+        }
+        chosen
+    }
+
+    /// The breakdown of one span and, `with_artifact`, its artifact link.
     fn analyse(
         &self,
         d: &Decoded,

@@ -206,23 +206,28 @@ impl FlightRecorder {
 
     /// Copies every ring. Writers keep writing meanwhile.
     pub fn snapshot(&self) -> RecorderSnapshot {
-        self.snapshot_since(0)
+        self.snapshot_since(0, RecorderSnapshot::default())
     }
 
     /// Copies what every ring holds from clock tick `ts` on (the analyzer's window), so a
     /// busy ring is not copied whole for every batch. `lost` then counts only records of that
-    /// window that were overwritten.
-    pub fn snapshot_since(&self, ts: u64) -> RecorderSnapshot {
+    /// window that were overwritten. The record buffers of `reuse` (an earlier snapshot) are
+    /// filled again rather than allocated anew.
+    pub fn snapshot_since(&self, ts: u64, reuse: RecorderSnapshot) -> RecorderSnapshot {
         let slots: Vec<&'static RingSlot> =
             self.slots.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut buffers = reuse.threads.into_iter().map(|t| t.records);
         let threads = slots
             .iter()
             .map(|slot| {
-                let snap = slot.ring.snapshot(if ts == 0 {
+                let from = if ts == 0 {
                     0
                 } else {
                     slot.ring.seq_for_time(ts)
-                });
+                };
+                let snap = slot
+                    .ring
+                    .snapshot_into(from, buffers.next().unwrap_or_default());
                 ThreadRecords {
                     ring: slot.index,
                     owners: slot.owners.lock().map(|o| o.clone()).unwrap_or_default(),

@@ -168,10 +168,17 @@ impl Ring {
     /// `from_seq` skips records numbered below it (to read only what is new since a previous
     /// snapshot).
     pub fn snapshot(&self, from_seq: u64) -> Snapshot {
+        self.snapshot_into(from_seq, Vec::new())
+    }
+
+    /// [`Self::snapshot`] into `records` (cleared first): a reader that keeps the buffer
+    /// from one snapshot to the next does not fault in fresh pages for every copy.
+    pub fn snapshot_into(&self, from_seq: u64, mut records: Vec<Record>) -> Snapshot {
         let cap = self.slots.len() as u64;
         let end = self.published.load(Ordering::Acquire);
         let start = end.saturating_sub(cap).max(from_seq.min(end));
-        let mut records = Vec::with_capacity((end - start) as usize);
+        records.clear();
+        records.reserve((end - start) as usize);
         for seq in start..end {
             let slot = &self.slots[(seq & self.mask) as usize];
             records.push(Record {
