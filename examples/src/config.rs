@@ -171,7 +171,7 @@ mod tests {
             ("DEMO_PATHOLOGY", "slow", "spawn_blocking"),
             ("DEMO_DOWNSTREAM_URL", "https://example.com", "http://"),
             ("DEMO_DOWNSTREAM_URL", "127.0.0.1:9000", "http://"),
-            ("DEMO_TELEMETRY", "otlp", "granular, otel, none"),
+            ("DEMO_TELEMETRY", "otlp", "granular, otel, logs, none"),
         ] {
             let err = config(&[(var, value)])
                 .expect_err("invalid value")

@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | `granular` (default) | [`granular::instrument_runtime`] | [`granular::init`] | yes |
 //! | `otel` | plain | env filter + fmt + tracing-opentelemetry, batch OTLP exporter (`OTEL_*`) | no |
+//! | `logs` | plain | env filter + fmt (what any `tracing` service pays before exporting) | no |
 //! | `none` | plain | none | no |
 //! | `dial9` | dial9 recorder attached (64 MiB in memory) | as `otel` | no |
 //! | `console` | plain | console-subscriber's layer (`TOKIO_CONSOLE_*`) + as `otel` | no |
@@ -32,6 +33,8 @@ pub enum Telemetry {
     Granular,
     /// Plain tracing-opentelemetry with a batch OTLP exporter: what Granular is added to.
     Otel,
+    /// The env filter and fmt layer alone: the floor any `tracing` subscriber costs.
+    Logs,
     /// No subscriber at all.
     None,
     /// `otel` plus dial9-tokio-telemetry's recorder on the runtime.
@@ -46,9 +49,10 @@ const COMPARE_BUILD: &str = "a build with RUSTFLAGS=\"--cfg tokio_unstable --cfg
 
 impl Telemetry {
     /// Every value, in the order error messages list them.
-    pub const ALL: [Telemetry; 5] = [
+    pub const ALL: [Telemetry; 6] = [
         Self::Granular,
         Self::Otel,
+        Self::Logs,
         Self::None,
         Self::Dial9,
         Self::Console,
@@ -59,6 +63,7 @@ impl Telemetry {
         match self {
             Self::Granular => "granular",
             Self::Otel => "otel",
+            Self::Logs => "logs",
             Self::None => "none",
             Self::Dial9 => "dial9",
             Self::Console => "console",
@@ -109,6 +114,14 @@ impl Telemetry {
                 .map(|g| Guard::Granular(Box::new(g)))
                 .map_err(|e| e.to_string()),
             Self::None => Ok(Guard::Nothing),
+            Self::Logs => {
+                tracing_subscriber::registry()
+                    .with(filter())
+                    .with(tracing_subscriber::fmt::layer())
+                    .try_init()
+                    .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
+                Ok(Guard::Nothing)
+            }
             Self::Otel | Self::Dial9 => {
                 let provider = provider()?;
                 tracing_subscriber::registry()
@@ -361,14 +374,19 @@ mod tests {
         }
         let err = "loud".parse::<Telemetry>().expect_err("not a stack");
         assert!(
-            err.contains("granular, otel, none, dial9, console"),
+            err.contains("granular, otel, logs, none, dial9, console"),
             "{err}"
         );
     }
 
     #[test]
     fn comparison_stacks_need_their_build() {
-        for t in [Telemetry::Granular, Telemetry::Otel, Telemetry::None] {
+        for t in [
+            Telemetry::Granular,
+            Telemetry::Otel,
+            Telemetry::Logs,
+            Telemetry::None,
+        ] {
             assert_eq!(t.available(), Ok(()));
         }
         for t in [Telemetry::Dial9, Telemetry::Console] {

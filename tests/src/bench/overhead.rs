@@ -90,6 +90,13 @@ pub fn configs(compare: bool) -> Vec<Config> {
             env: vec![],
         },
         Config {
+            key: "a2",
+            label: "logs only: env filter + fmt layer, nothing exported (the floor of any `tracing` stack)",
+            build: Build::Base,
+            telemetry: "logs",
+            env: vec![],
+        },
+        Config {
             key: "b",
             label: "tracing-opentelemetry only (100 %, batch OTLP/gRPC)",
             build: Build::Base,
@@ -789,6 +796,8 @@ impl Report<'_> {
             &|m| m <= 2.0,
         );
         for (x, y, what) in [
+            ("a2", "a", "(a2) logs only − (a): the `tracing` floor"),
+            ("e", "a2", "(e) violations − (a2) logs only"),
             ("b", "a", "(b) tracing-opentelemetry − (a)"),
             ("d'", "b'", "(d') Granular, task hooks − (b')"),
             ("f", "b'", "(f) dial9 − (b')"),
