@@ -25,6 +25,8 @@ pub struct MessagesQuery {
     ms: Option<String>,
     mib: Option<String>,
     jobs: Option<String>,
+    /// `timers` (default) or `yield`: see [`steps::Pace`].
+    steps: Option<String>,
 }
 
 /// Body of a `/messages` answer.
@@ -79,8 +81,9 @@ pub async fn messages(
         },
     )?;
 
-    let token = steps::access_token().await;
-    let cached = steps::cache_lookup(token).await;
+    let pace = steps::Pace::parse(query.steps.as_deref()).map_err(AppError::bad_request)?;
+    let token = steps::access_token(pace).await;
+    let cached = steps::cache_lookup(token, pace).await;
 
     let mut allocated_bytes = None;
     let mut downstream_trace_id = None;
@@ -104,7 +107,7 @@ pub async fn messages(
 
     let messages = match cached {
         Some(messages) => messages,
-        None => steps::db_query(token, child_cpu).await?,
+        None => steps::db_query(token, child_cpu, pace).await?,
     };
     Ok(Json(MessagesResponse {
         trace_id: http_trace::trace_id(&Span::current()),

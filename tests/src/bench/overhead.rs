@@ -398,10 +398,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn workload(&self, phase: u64) -> Workload {
+    /// The requests of a phase; `steps` is the `/messages` steps' pace (`timers` or `yield`).
+    fn workload(&self, phase: u64, steps: &str) -> Workload {
         Workload {
-            normal_path: "/messages".into(),
-            slow_path: format!("/messages?pathology=sleep&ms={SLOW_MS}"),
+            normal_path: format!("/messages?steps={steps}"),
+            slow_path: format!("/messages?pathology=sleep&ms={SLOW_MS}&steps={steps}"),
             slow_every: SLOW_EVERY,
             tag: self.tag | phase,
         }
@@ -422,13 +423,13 @@ impl Run<'_> {
         let o = self.options;
         load::fixed_rate(
             addr,
-            &self.workload(1),
+            &self.workload(1, "timers"),
             o.rate,
             o.warmup,
             o.rate_connections,
         );
 
-        let fixed_load = self.workload(2);
+        let fixed_load = self.workload(2, "timers");
         let cpus = (self.server_cpu, self.load_cpu);
         let (fixed, fixed_results) = measure(pid, cpus, || {
             load::fixed_rate(addr, &fixed_load, o.rate, o.duration, o.rate_connections)
@@ -438,7 +439,9 @@ impl Run<'_> {
             .iter()
             .any(|(k, v)| *k == "GRANULAR_SAMPLE" && v == "violations")
             .then(|| self.check_traces(&fixed_load, &fixed_results));
-        let sat_load = self.workload(3);
+        // Without the steps' timers, so the closed loop is bound by the service's CPU, not by
+        // connections ÷ latency.
+        let sat_load = self.workload(3, "yield");
         let (sat, _) = measure(pid, cpus, || {
             load::saturate(addr, &sat_load, o.duration, o.connections)
         })?;
@@ -609,7 +612,9 @@ impl Report<'_> {
         let _ = writeln!(
             md,
             "`demo-service`'s `GET /messages` (auth, cache and db spans under the server span: 4 \
-             spans, ~8 ms of awaited timers) with each telemetry stack (`DEMO_TELEMETRY`), measured \
+             spans, ~8 ms of awaited timers; in the saturation phase `?steps=yield`, one yield per \
+             step instead of its timer, so that the closed loop is bound by the service's CPU and \
+             not by connections ÷ latency) with each telemetry stack (`DEMO_TELEMETRY`), measured \
              from outside by `tests/src/bench` (the `overhead` binary). The service runs on one \
              CPU (`taskset`, `DEMO_WORKERS=1`); the load generator (plain-socket HTTP/1.1, one \
              thread per keep-alive connection) and Jaeger, the OTLP/gRPC sink of every \
