@@ -309,6 +309,19 @@ const BATCH_DELAY: Duration = Duration::from_millis(500);
 /// The copy of the rings kept for the next batch is dropped above this size (a batch that
 /// reached far back must not keep that memory resident).
 const SPARE_MAX_BYTES: usize = 32 << 20;
+/// The analyzer's niceness: on a saturated CPU the application's threads (nice 0) get ~90 % of
+/// it and a batch no longer stalls requests for its whole length.
+const ANALYZER_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's priority to [`ANALYZER_NICE`]; needs no privilege (raising it
+/// back would). Failure only means the analyzer competes at the application's priority.
+fn lower_priority() {
+    let tid = crate::recorder::current_tid() as libc::id_t;
+    // SAFETY: setpriority takes plain integers; PRIO_PROCESS with a thread id sets that
+    // thread's nice value on Linux.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, ANALYZER_NICE) };
+}
+
 /// A batch this large is analysed at once.
 const BATCH_MAX: usize = 4096;
 
@@ -344,6 +357,7 @@ impl<P: SpanProcessor> Analyzer<P> {
     /// (or a flush, or [`BATCH_MAX`] items), then does all of it from one copy of the rings.
     /// Held spans are decided as they arrive.
     fn run(mut self, rx: Receiver<Msg>) {
+        lower_priority();
         let mut to_enrich = Vec::new();
         let mut rebuilds = Vec::new();
         let mut acks = Vec::new();
