@@ -365,7 +365,8 @@ struct ThreadDecoder {
     entries: Vec<Entry>,
     park: Option<u64>,
     last_alloc: Option<(u64, u64)>,
-    /// The next Alloc record is the start counter of the last poll/entry opened.
+    /// The last record opened a poll (true) or an entry (false): an Alloc record right after
+    /// it holds its starting counters.
     alloc_opens: Option<bool>,
     /// The span whose last event the next owner-less field belongs to.
     last_event: Option<u64>,
@@ -419,14 +420,18 @@ impl ThreadDecoder {
         act: &mut ThreadActivity,
         d: &mut Decoded,
     ) {
+        // An Alloc record gives a poll's or entry's starting counters only right after it.
+        let opened = self.alloc_opens.take();
         match kind {
             Kind::PollStart => {
+                // The allocator records its counters only when they changed: until an Alloc
+                // record follows, they are the last ones seen.
                 self.polls.push(Poll {
                     task: r.arg(),
                     start: ts,
                     end: ts,
                     sched_latency: 0,
-                    alloc: None,
+                    alloc: self.last_alloc.map(|a| (a, a)),
                     open: true,
                 });
                 self.alloc_opens = Some(true);
@@ -449,7 +454,7 @@ impl ThreadDecoder {
                     span: r.arg(),
                     start: ts,
                     end: ts,
-                    alloc: None,
+                    alloc: self.last_alloc.map(|a| (a, a)),
                 });
                 self.alloc_opens = Some(false);
             }
@@ -467,7 +472,7 @@ impl ThreadDecoder {
             }
             Kind::Alloc => {
                 let now = (r.arg(), p[0].w0);
-                match self.alloc_opens.take() {
+                match opened {
                     Some(true) => {
                         if let Some(poll) = self.polls.last_mut() {
                             poll.alloc = Some((now, now));

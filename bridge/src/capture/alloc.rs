@@ -38,12 +38,19 @@ struct Counters {
     count: Cell<u64>,
     bytes: Cell<u64>,
     frees: Cell<u64>,
+    /// (count, bytes) as last written to the recorder.
+    written: Cell<(u64, u64)>,
 }
 
 thread_local! {
     // const and without Drop: usable from inside the allocator, never registers a destructor.
     static COUNTERS: Counters = const {
-        Counters { count: Cell::new(0), bytes: Cell::new(0), frees: Cell::new(0) }
+        Counters {
+            count: Cell::new(0),
+            bytes: Cell::new(0),
+            frees: Cell::new(0),
+            written: Cell::new((0, 0)),
+        }
     };
 }
 
@@ -109,11 +116,20 @@ pub fn thread_counters() -> (u64, u64, u64) {
         .unwrap_or((0, 0, 0))
 }
 
-/// Records this thread's cumulative counters when the wrapper is installed.
+/// Records this thread's cumulative counters when the wrapper is installed and they changed
+/// since this thread last recorded them: an unchanged record would tell the decoder nothing
+/// (it carries the last values forward), and at ~2 an entry they were a third of a busy
+/// service's records.
 #[inline]
 pub(crate) fn record_counters() {
-    if INSTALLED.load(Ordering::Relaxed) {
-        let (count, bytes, frees) = thread_counters();
+    if !INSTALLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let changed = COUNTERS.try_with(|c| {
+        let now = (c.count.get(), c.bytes.get());
+        (c.written.replace(now) != now).then_some((now, c.frees.get()))
+    });
+    if let Ok(Some(((count, bytes), frees))) = changed {
         recorder::record_with(Kind::Alloc, count, &[(bytes, frees)]);
     }
 }
