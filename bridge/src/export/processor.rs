@@ -303,9 +303,22 @@ const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 /// decodes the rings from [`DECODE_MARGIN_NS`] before its earliest span, so batching many
 /// spans into one pass is what keeps the analyzer's cost near one decode of every record
 /// (analysing each violation alone decoded the same ~300 ms of records again and again).
-/// Short next to the rings' reach (a busy worker's 16 MiB ring holds over a second at 10k
-/// requests/s) and to the SDK's own export delay.
+/// Shortened when the rings wrap fast (see [`batch_delay`]).
 const BATCH_DELAY: Duration = Duration::from_millis(500);
+/// [`BATCH_DELAY`], or a quarter of the rings' reach when they wrap faster than that: a busy
+/// worker (~2 KB of records a request at 20k requests/s fills 16 MiB in ~0.4 s) must not
+/// overwrite a slow trace while it waits for its batch.
+fn batch_delay() -> Duration {
+    let reach = FlightRecorder::get().and_then(|r| r.reach(clock::now()));
+    match reach {
+        Some(ticks) => {
+            let ns = Calibration::now().ticks_to_ns(ticks) / 4;
+            BATCH_DELAY.min(Duration::from_nanos(ns))
+        }
+        None => BATCH_DELAY,
+    }
+}
+
 /// The copy of the rings kept for the next batch is dropped above this size (a batch that
 /// reached far back must not keep that memory resident).
 const SPARE_MAX_BYTES: usize = 32 << 20;
@@ -384,7 +397,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             }
             let pending = to_enrich.len() + rebuilds.len();
             if pending > 0 && due.is_none() {
-                due = Some(Instant::now() + BATCH_DELAY);
+                due = Some(Instant::now() + batch_delay());
             }
             let ready = due.is_some_and(|d| Instant::now() >= d);
             if ready || !acks.is_empty() || pending >= BATCH_MAX {

@@ -204,6 +204,14 @@ impl FlightRecorder {
         }
     }
 
+    /// The shortest history any ring holds at its current rate, in clock ticks (see
+    /// [`Ring::reach`]): about how long a record written at `now` survives. `None` while every
+    /// ring is empty.
+    pub fn reach(&self, now: u64) -> Option<u64> {
+        let slots = self.slots.lock().ok()?;
+        slots.iter().filter_map(|slot| slot.ring.reach(now)).min()
+    }
+
     /// Copies every ring. Writers keep writing meanwhile.
     pub fn snapshot(&self) -> RecorderSnapshot {
         self.snapshot_since(0, RecorderSnapshot::default())

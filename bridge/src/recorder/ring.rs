@@ -164,6 +164,25 @@ impl Ring {
         lo
     }
 
+    /// How many clock ticks of history this ring holds at its current rate, as of `now`:
+    /// extrapolated from how long its newest eighth (or, while less is written, everything)
+    /// took to write, so a ring that just got busy reports its new, short reach. `None` while
+    /// it is empty. Approximate: the writer may be overwriting meanwhile.
+    pub fn reach(&self, now: u64) -> Option<u64> {
+        let cap = self.slots.len() as u64;
+        let end = self.published.load(Ordering::Acquire);
+        let probe = end.min((cap / 8).max(1));
+        let from = end - probe;
+        let (seq, ts) = (from..end.min(from + 64)).find_map(|seq| {
+            let slot = &self.slots[(seq & self.mask) as usize];
+            let kind = (slot.w1.load(Ordering::Relaxed) >> 56) as u8;
+            (kind != 0 && kind != Kind::Payload as u8)
+                .then(|| (seq, slot.w0.load(Ordering::Relaxed)))
+        })?;
+        let written = (end - seq).max(1);
+        Some((u128::from(now.saturating_sub(ts)) * u128::from(cap) / u128::from(written)) as u64)
+    }
+
     /// Copies the records currently held, oldest first, without stopping the writer.
     /// `from_seq` skips records numbered below it (to read only what is new since a previous
     /// snapshot).
@@ -207,6 +226,23 @@ mod tests {
 
     fn rec(i: u64) -> Record {
         Record::header(Kind::PollStart, i, i * 7)
+    }
+
+    #[test]
+    fn reach_extrapolates_the_recent_rate() {
+        let ring = Ring::new(64);
+        assert_eq!(ring.reach(100), None);
+        // One record every 10 ticks: the ring holds 640 ticks at this rate.
+        for i in 0..32 {
+            ring.push(Record::header(Kind::PollStart, 10 * i, 0));
+        }
+        assert_eq!(ring.reach(320), Some(640));
+        // Ten times faster from now on: the reach follows the new rate once an eighth is
+        // written at it, wrapped or not.
+        for i in 0..100 {
+            ring.push(Record::header(Kind::PollStart, 320 + i, 0));
+        }
+        assert_eq!(ring.reach(420), Some(64));
     }
 
     #[test]
