@@ -194,6 +194,9 @@ pub struct TraceCheck {
     pub problems: Vec<String>,
 }
 
+/// Picks one phase's [`TraceCheck`] out of a sample.
+type CheckOf = fn(&Sample) -> Option<&TraceCheck>;
+
 /// One configuration in one round.
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
@@ -202,6 +205,8 @@ pub struct Sample {
     pub hwm_mib: f64,
     pub rss_mib: f64,
     pub trace_check: Option<TraceCheck>,
+    /// The same check on the saturation phase.
+    pub sat_trace_check: Option<TraceCheck>,
     pub sources: Option<String>,
 }
 
@@ -332,7 +337,7 @@ pub fn run(options: &Options) -> Result<(String, bool)> {
             match run.one(cfg, bin) {
                 Ok(sample) => {
                     eprintln!(
-                        "overhead: round {}/{} {:>2} sat {:>7.0} req/s p99 {:>6.2} ms | fixed p50 {:.2} p99 {:.2} ms cpu {:.1} µs/req | hwm {:.1} MiB{}",
+                        "overhead: round {}/{} {:>2} sat {:>7.0} req/s p99 {:>6.2} ms | fixed p50 {:.2} p99 {:.2} ms cpu {:.1} µs/req | hwm {:.1} MiB{}{}",
                         round + 1,
                         options.rounds,
                         cfg.key,
@@ -347,6 +352,13 @@ pub fn run(options: &Options) -> Result<(String, bool)> {
                             .as_ref()
                             .map_or_else(String::new, |t| format!(
                                 " | traces {}/{} whole, healthy exported {}/{}",
+                                t.complete, t.violating, t.healthy_exported, t.healthy_checked
+                            )),
+                        sample
+                            .sat_trace_check
+                            .as_ref()
+                            .map_or_else(String::new, |t| format!(
+                                " | at saturation {}/{} whole, healthy exported {}/{}",
                                 t.complete, t.violating, t.healthy_exported, t.healthy_checked
                             ))
                     );
@@ -434,17 +446,18 @@ impl Run<'_> {
         let (fixed, fixed_results) = measure(pid, cpus, || {
             load::fixed_rate(addr, &fixed_load, o.rate, o.duration, o.rate_connections)
         })?;
-        let trace_check = cfg
+        let violations = cfg
             .env
             .iter()
-            .any(|(k, v)| *k == "GRANULAR_SAMPLE" && v == "violations")
-            .then(|| self.check_traces(&fixed_load, &fixed_results));
+            .any(|(k, v)| *k == "GRANULAR_SAMPLE" && v == "violations");
+        let trace_check = violations.then(|| self.check_traces(&fixed_load, &fixed_results));
         // Without the steps' timers, so the closed loop is bound by the service's CPU, not by
         // connections ÷ latency.
         let sat_load = self.workload(3, "yield");
-        let (sat, _) = measure(pid, cpus, || {
+        let (sat, sat_results) = measure(pid, cpus, || {
             load::saturate(addr, &sat_load, o.duration, o.connections)
         })?;
+        let sat_trace_check = violations.then(|| self.check_traces(&sat_load, &sat_results));
         let (hwm, rss) = procfs::memory_kib(pid)?;
         let log = process.log();
         let sources = log.lines().find_map(|l| {
@@ -458,6 +471,7 @@ impl Run<'_> {
             hwm_mib: hwm as f64 / 1024.0,
             rss_mib: rss as f64 / 1024.0,
             trace_check,
+            sat_trace_check,
             sources,
         })
     }
@@ -508,9 +522,17 @@ impl Run<'_> {
         let (slow, healthy): (Vec<u64>, Vec<u64>) =
             results.answered.iter().partition(|&&i| workload.is_slow(i));
         check.violating = slow.len();
+        let mut misses = 0;
         for &i in &slow {
             let id = workload.trace_id(i);
-            let found = self.jaeger.fetch_trace(&id, Duration::from_secs(15), |t| {
+            // Export lags: the first look waits long, later ones less, and once many are
+            // missing, not at all (thousands of misses must not take hours).
+            let wait = match (check.complete + misses, misses) {
+                (0, _) => Duration::from_secs(15),
+                (_, 0..20) => Duration::from_secs(6),
+                _ => Duration::ZERO,
+            };
+            let found = self.jaeger.fetch_trace(&id, wait, |t| {
                 t.spans.len() >= 4
                     && t.roots()
                         .first()
@@ -518,10 +540,14 @@ impl Run<'_> {
             });
             match found {
                 Ok(_) => check.complete += 1,
-                Err(e) if check.problems.len() < 3 => check
-                    .problems
-                    .push(e.to_string().lines().take(3).collect::<Vec<_>>().join(" ")),
-                Err(_) => {}
+                Err(e) => {
+                    misses += 1;
+                    if check.problems.len() < 3 {
+                        check
+                            .problems
+                            .push(e.to_string().lines().take(3).collect::<Vec<_>>().join(" "));
+                    }
+                }
             }
         }
         let step = (healthy.len() / 50).max(1);
@@ -828,12 +854,16 @@ impl Report<'_> {
                 ]);
             }
         }
-        // The violations check.
-        if let Some(e) = self.index("e") {
-            let checks: Vec<&TraceCheck> = self.samples[e]
-                .iter()
-                .filter_map(|s| s.trace_check.as_ref())
-                .collect();
+        // The violations checks, at the fixed rate and at saturation.
+        let phases: [(&str, CheckOf); 2] = [
+            (&format!("at {:.0} req/s", o.rate), |s| {
+                s.trace_check.as_ref()
+            }),
+            ("at saturation", |s| s.sat_trace_check.as_ref()),
+        ];
+        for (phase, check_of) in phases {
+            let Some(e) = self.index("e") else { break };
+            let checks: Vec<&TraceCheck> = self.samples[e].iter().filter_map(check_of).collect();
             let violating: usize = checks.iter().map(|c| c.violating).sum();
             let complete: usize = checks.iter().map(|c| c.complete).sum();
             let healthy: usize = checks.iter().map(|c| c.healthy_checked).sum();
@@ -843,7 +873,7 @@ impl Report<'_> {
                 complete == violating && exported == 0 && violating > 0 && problems.is_empty();
             ok &= pass;
             targets.push(vec![
-                "(e) every violating request in Jaeger whole (4 spans) with a breakdown; no healthy one (baseline 0)".into(),
+                format!("(e) {phase}: every violating request in Jaeger whole (4 spans) with a breakdown; no healthy one (baseline 0)"),
                 format!(
                     "{complete}/{violating} violating traces whole with `granular.cause`; {exported}/{healthy} sampled healthy traces exported{}",
                     if problems.is_empty() {
