@@ -206,4 +206,43 @@ fn rebuilt_spans_match_tracing_opentelemetry_and_healthy_traces_cost_no_export()
         "{:#?}",
         root.attributes
     );
+    light_decode_rebuilds_the_same_spans(u128::from_be_bytes(trace.to_bytes()));
+}
+
+/// An overloaded analyzer rebuilds traces from a span-only decode: the spans must come out as
+/// from the full decode.
+fn light_decode_rebuilds_the_same_spans(trace: u128) {
+    use granular::analysis::{decode, decode_spans_of, rebuild::rebuild};
+    let snap = granular::recorder::FlightRecorder::get()
+        .expect("recorder")
+        .snapshot();
+    let cal = granular::clock::Calibration::now();
+    let now = cal.to_unix_ns(granular::clock::now());
+    let full = decode(&snap, &cal, 0, now);
+    let root = full
+        .spans
+        .iter()
+        .find(|(_, s)| s.trace_id == Some(trace))
+        .map(|(k, _)| *k)
+        .expect("the exported trace's root in the recorder");
+    let light = decode_spans_of(&snap, &cal, 0, now, &[root]);
+    assert!(
+        light.spans.len() < full.spans.len(),
+        "only the trace's spans: {} of {}",
+        light.spans.len(),
+        full.spans.len()
+    );
+    let scope = opentelemetry::InstrumentationScope::builder("granular").build();
+    let from_full = rebuild(&full, root, trace, &scope).spans;
+    let from_light = rebuild(&light, root, trace, &scope).spans;
+    assert_eq!(from_full.len(), 4);
+    let (f, l) = (by_name(&from_full), by_name(&from_light));
+    assert_eq!(f.keys().collect::<Vec<_>>(), l.keys().collect::<Vec<_>>());
+    for (name, a) in &f {
+        let b = l[name];
+        assert_eq!(attrs(a), attrs(b), "{name}: attributes");
+        assert_eq!(a.events.events, b.events.events, "{name}: events");
+        assert_eq!(a.parent_span_id, b.parent_span_id, "{name}: parent");
+        assert_eq!((a.start_time, a.end_time), (b.start_time, b.end_time));
+    }
 }

@@ -30,7 +30,7 @@ use super::judge::{Judgement, judge};
 use super::source_sampling::{RebuildRequest, SourceSampler};
 use crate::analysis::breakdown::RequestWork;
 use crate::analysis::rebuild::rebuild;
-use crate::analysis::{Breakdown, Decoded, Target, analyze, decode};
+use crate::analysis::{Breakdown, Decoded, Target, analyze, decode, decode_spans_of};
 use crate::clock::{self, Calibration};
 use crate::config::{ArtifactSink, Config, SampleMode};
 use crate::recorder::{FlightRecorder, RecorderSnapshot};
@@ -41,6 +41,8 @@ pub struct Stats {
     pub enriched: AtomicU64,
     pub skipped_rate_limit: AtomicU64,
     pub skipped_queue_full: AtomicU64,
+    /// Spans exported without breakdown because full analysis would exceed its share.
+    pub skipped_overload: AtomicU64,
     pub dropped_healthy_spans: AtomicU64,
     pub exported_traces: AtomicU64,
     pub dropped_traces: AtomicU64,
@@ -289,6 +291,8 @@ struct Analyzer<P: SpanProcessor> {
     store: Option<Box<dyn ArtifactStore>>,
     held: HashMap<TraceId, Held>,
     held_spans: usize,
+    /// When the last fully analysed batch ended, and what it cost (wall time).
+    last_full: (Instant, Duration),
     /// The last batch's copy of the rings, whose buffers the next copy reuses.
     spare: RecorderSnapshot,
     /// (second, artifacts built in it), for `GRANULAR_ARTIFACTS_PER_SEC`.
@@ -322,18 +326,10 @@ fn batch_delay() -> Duration {
 /// The copy of the rings kept for the next batch is dropped above this size (a batch that
 /// reached far back must not keep that memory resident).
 const SPARE_MAX_BYTES: usize = 32 << 20;
-/// The analyzer's niceness: on a saturated CPU the application's threads (nice 0) get ~90 % of
-/// it and a batch no longer stalls requests for its whole length.
-const ANALYZER_NICE: libc::c_int = 10;
-
-/// Lowers the calling thread's priority to [`ANALYZER_NICE`]; needs no privilege (raising it
-/// back would). Failure only means the analyzer competes at the application's priority.
-fn lower_priority() {
-    let tid = crate::recorder::current_tid() as libc::id_t;
-    // SAFETY: setpriority takes plain integers; PRIO_PROCESS with a thread id sets that
-    // thread's nice value on Linux.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, ANALYZER_NICE) };
-}
+/// The largest share of wall time the analyzer spends on full analysis (decoding every record
+/// of a window and analysing each span). Beyond it, on a saturated service, traces are still
+/// exported whole, from a span-only decode, but without breakdowns.
+const ANALYSIS_DUTY: f64 = 0.1;
 
 /// A batch this large is analysed at once.
 const BATCH_MAX: usize = 4096;
@@ -361,6 +357,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             held: HashMap::new(),
             held_spans: 0,
             artifacts_this_sec: (0, 0),
+            last_full: (Instant::now(), Duration::ZERO),
             spare: RecorderSnapshot::default(),
             scope: InstrumentationScope::builder("granular").build(),
         }
@@ -370,7 +367,6 @@ impl<P: SpanProcessor> Analyzer<P> {
     /// (or a flush, or [`BATCH_MAX`] items), then does all of it from one copy of the rings.
     /// Held spans are decided as they arrive.
     fn run(mut self, rx: Receiver<Msg>) {
-        lower_priority();
         let mut to_enrich = Vec::new();
         let mut rebuilds = Vec::new();
         let mut acks = Vec::new();
@@ -493,13 +489,16 @@ impl<P: SpanProcessor> Analyzer<P> {
         crate::capture::perf::drain_all();
         crate::capture::os::sample_now();
         let cal = Calibration::now();
+        let light = self.overloaded();
+        // A span-only decode needs no margin: the spans begin with their root.
+        let margin = if light { 0 } else { DECODE_MARGIN_NS };
         let window_start = batch
             .iter()
             .map(|(s, _)| unix_ns(s.start_time))
             .chain(rebuilds.iter().map(|r| cal.to_unix_ns(r.start_ticks)))
             .min()
             .unwrap_or(0)
-            .saturating_sub(DECODE_MARGIN_NS);
+            .saturating_sub(margin);
         // Only the window is copied: names of spans and tasks created before it (a long-lived
         // culprit's spawn site) are then unknown, and say so.
         let snapshot = FlightRecorder::get()
@@ -509,9 +508,15 @@ impl<P: SpanProcessor> Analyzer<P> {
             })
             .unwrap_or_default();
         let taken_at = cal.to_unix_ns(clock::now());
+        let started = Instant::now();
         // A bug in the analysis must cost a breakdown, never the span or the thread.
         let decoded = catch_unwind(AssertUnwindSafe(|| {
-            decode(&snapshot, &cal, window_start, taken_at)
+            if light {
+                let roots: Vec<u64> = rebuilds.iter().map(|r| r.root).collect();
+                decode_spans_of(&snapshot, &cal, window_start, taken_at, &roots)
+            } else {
+                decode(&snapshot, &cal, window_start, taken_at)
+            }
         }))
         .ok();
         let copied: usize = snapshot.threads.iter().map(|t| t.records.capacity()).sum();
@@ -549,6 +554,16 @@ impl<P: SpanProcessor> Analyzer<P> {
                 }
             }
         }
+        if light {
+            // Exported whole, without a breakdown, and saying why.
+            for (mut span, j) in batch {
+                enrich::add_judgement(&mut span, &j);
+                enrich::mark_skipped(&mut span, "overload");
+                self.stats.skipped_overload.fetch_add(1, Ordering::Relaxed);
+                self.inner.on_end(span);
+            }
+            return;
+        }
         let with_artifact = self.artifact_budget(&batch);
         for ((mut span, j), with_artifact) in batch.into_iter().zip(with_artifact) {
             enrich::add_judgement(&mut span, &j);
@@ -583,6 +598,19 @@ impl<P: SpanProcessor> Analyzer<P> {
                 self.inner.on_end(s);
             }
         }
+        self.last_full = (Instant::now(), started.elapsed());
+    }
+
+    /// Whether full analysis would take the analyzer past [`ANALYSIS_DUTY`] (the last full
+    /// batch's cost, spread over the time since it ended, is too large a share) while the
+    /// rings wrap fast enough to shorten the batch wait: a busy service, not a slow build
+    /// analysing a few requests. Then traces
+    /// are rebuilt from a span-only decode and exported without breakdowns
+    /// (`granular.skipped=overload`) until enough time has passed.
+    fn overloaded(&self) -> bool {
+        let (ended, cost) = self.last_full;
+        ended.elapsed().as_secs_f64() * ANALYSIS_DUTY < cost.as_secs_f64()
+            && batch_delay() < BATCH_DELAY
     }
 
     /// Which spans of `batch` get an artifact: violating ones (not baseline samples: their

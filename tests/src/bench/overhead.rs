@@ -186,8 +186,10 @@ pub struct Phase {
 #[derive(Debug, Clone, Default)]
 pub struct TraceCheck {
     pub violating: usize,
-    /// Violating traces found whole (4 spans) with a breakdown on the root.
+    /// Violating traces found whole (4 spans).
     pub complete: usize,
+    /// Of those, with a breakdown on the root (`granular.cause`).
+    pub analysed: usize,
     pub healthy_checked: usize,
     /// Healthy traces Jaeger had (should be none: baseline 0).
     pub healthy_exported: usize,
@@ -351,15 +353,23 @@ pub fn run(options: &Options) -> Result<(String, bool)> {
                             .trace_check
                             .as_ref()
                             .map_or_else(String::new, |t| format!(
-                                " | traces {}/{} whole, healthy exported {}/{}",
-                                t.complete, t.violating, t.healthy_exported, t.healthy_checked
+                                " | traces {}/{} whole ({} analysed), healthy exported {}/{}",
+                                t.complete,
+                                t.violating,
+                                t.analysed,
+                                t.healthy_exported,
+                                t.healthy_checked
                             )),
                         sample
                             .sat_trace_check
                             .as_ref()
                             .map_or_else(String::new, |t| format!(
-                                " | at saturation {}/{} whole, healthy exported {}/{}",
-                                t.complete, t.violating, t.healthy_exported, t.healthy_checked
+                                " | at saturation {}/{} whole ({} analysed), healthy exported {}/{}",
+                                t.complete,
+                                t.violating,
+                                t.analysed,
+                                t.healthy_exported,
+                                t.healthy_checked
                             ))
                     );
                     samples[i].push(sample);
@@ -532,14 +542,15 @@ impl Run<'_> {
                 (_, 0..20) => Duration::from_secs(6),
                 _ => Duration::ZERO,
             };
-            let found = self.jaeger.fetch_trace(&id, wait, |t| {
-                t.spans.len() >= 4
-                    && t.roots()
-                        .first()
-                        .is_some_and(|r| r.tag("granular.cause").is_some())
-            });
+            let found = self.jaeger.fetch_trace(&id, wait, |t| t.spans.len() >= 4);
             match found {
-                Ok(_) => check.complete += 1,
+                Ok(t) => {
+                    check.complete += 1;
+                    let root = t.roots().first().copied();
+                    if root.is_some_and(|r| r.tag("granular.cause").is_some()) {
+                        check.analysed += 1;
+                    }
+                }
                 Err(e) => {
                     misses += 1;
                     if check.problems.len() < 3 {
@@ -854,28 +865,39 @@ impl Report<'_> {
                 ]);
             }
         }
-        // The violations checks, at the fixed rate and at saturation.
-        let phases: [(&str, CheckOf); 2] = [
-            (&format!("at {:.0} req/s", o.rate), |s| {
-                s.trace_check.as_ref()
-            }),
-            ("at saturation", |s| s.sat_trace_check.as_ref()),
+        // The violations checks, at the fixed rate and at saturation. The first is a
+        // correctness check (it fails the run); the second a target: at saturation an
+        // overloaded analyzer exports traces without breakdowns, or loses them, by design
+        // and counted (docs/architecture.md).
+        let phases: [(&str, CheckOf, bool); 2] = [
+            (
+                &format!("at {:.0} req/s", o.rate),
+                |s| s.trace_check.as_ref(),
+                true,
+            ),
+            ("at saturation", |s| s.sat_trace_check.as_ref(), false),
         ];
-        for (phase, check_of) in phases {
+        for (phase, check_of, required) in phases {
             let Some(e) = self.index("e") else { break };
             let checks: Vec<&TraceCheck> = self.samples[e].iter().filter_map(check_of).collect();
             let violating: usize = checks.iter().map(|c| c.violating).sum();
             let complete: usize = checks.iter().map(|c| c.complete).sum();
+            let analysed: usize = checks.iter().map(|c| c.analysed).sum();
             let healthy: usize = checks.iter().map(|c| c.healthy_checked).sum();
             let exported: usize = checks.iter().map(|c| c.healthy_exported).sum();
             let problems: Vec<&String> = checks.iter().flat_map(|c| &c.problems).collect();
-            let pass =
-                complete == violating && exported == 0 && violating > 0 && problems.is_empty();
-            ok &= pass;
+            let pass = complete == violating
+                && analysed == violating
+                && exported == 0
+                && violating > 0
+                && problems.is_empty();
+            if required {
+                ok &= pass;
+            }
             targets.push(vec![
                 format!("(e) {phase}: every violating request in Jaeger whole (4 spans) with a breakdown; no healthy one (baseline 0)"),
                 format!(
-                    "{complete}/{violating} violating traces whole with `granular.cause`; {exported}/{healthy} sampled healthy traces exported{}",
+                    "{complete}/{violating} violating traces whole, {analysed} of them with `granular.cause`; {exported}/{healthy} sampled healthy traces exported{}",
                     if problems.is_empty() {
                         String::new()
                     } else {

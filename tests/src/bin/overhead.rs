@@ -7,7 +7,8 @@
 //! cargo run -p granular-e2e --bin overhead -- --smoke      # CI: harness check, < 1 min
 //! ```
 //! Exit status: 0 done; 1 a correctness check failed (request errors, the violations
-//! check); 2 the harness could not run.
+//! check at the fixed rate; the one at saturation is a reported target); 2 the harness could
+//! not run.
 
 use std::process::ExitCode;
 use std::time::Duration;
