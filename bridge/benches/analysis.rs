@@ -20,11 +20,13 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion};
-use granular::analysis::{Breakdown, Target, analyze, decode};
+use granular::analysis::{Breakdown, Decoded, Target, analyze, decode};
 use granular::clock::{self, Calibration};
 use granular::config::Detail;
 use granular::export::enrich::{Extras, enrich};
-use granular::recorder::{FlightRecorder, Kind, RecorderSize, next_span_key, record, record_with};
+use granular::recorder::{
+    FlightRecorder, Kind, RecorderSize, RecorderSnapshot, next_span_key, record, record_with,
+};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -125,18 +127,22 @@ fn fill(first: u64, n: u64, level: usize, m: &Metas) -> (u64, u64, u64) {
     (span_id, start, end)
 }
 
-/// Snapshot, decode and analyze one target, as the analyzer thread does.
-fn analyze_once(target: &Target) -> Breakdown {
-    let snap = FlightRecorder::get().expect("recorder").snapshot();
+/// Decodes `snap` from 1 s before the target, as the analyzer thread does.
+fn decode_window(snap: &RecorderSnapshot, target: &Target) -> Decoded {
     let cal = Calibration::now();
     let taken_at = cal.to_unix_ns(clock::now());
-    let decoded = decode(
-        &snap,
+    decode(
+        snap,
         &cal,
         target.start.saturating_sub(1_000_000_000),
         taken_at,
-    );
-    analyze(&decoded, target)
+    )
+}
+
+/// Snapshot, decode and analyze one target, as the analyzer thread does.
+fn analyze_once(target: &Target) -> Breakdown {
+    let snap = FlightRecorder::get().expect("recorder").snapshot();
+    analyze(&decode_window(&snap, target), target)
 }
 
 /// One [`analyze_once`], timed per phase: (snapshot, decode, analyze).
@@ -144,14 +150,7 @@ fn phase_times(target: &Target) -> (Duration, Duration, Duration) {
     let t0 = Instant::now();
     let snap = FlightRecorder::get().expect("recorder").snapshot();
     let t1 = Instant::now();
-    let cal = Calibration::now();
-    let taken_at = cal.to_unix_ns(clock::now());
-    let decoded = decode(
-        &snap,
-        &cal,
-        target.start.saturating_sub(1_000_000_000),
-        taken_at,
-    );
+    let decoded = decode_window(&snap, target);
     let t2 = Instant::now();
     std::hint::black_box(analyze(&decoded, target));
     let t3 = Instant::now();
