@@ -604,9 +604,8 @@ impl<P: SpanProcessor> Analyzer<P> {
     /// Whether full analysis would take the analyzer past [`ANALYSIS_DUTY`] (the last full
     /// batch's cost, spread over the time since it ended, is too large a share) while the
     /// rings wrap fast enough to shorten the batch wait: a busy service, not a slow build
-    /// analysing a few requests. Then traces
-    /// are rebuilt from a span-only decode and exported without breakdowns
-    /// (`granular.skipped=overload`) until enough time has passed.
+    /// analysing a few requests. Then traces are rebuilt from a span-only decode and exported
+    /// without breakdowns (`granular.skipped=overload`) until enough time has passed.
     fn overloaded(&self) -> bool {
         let (ended, cost) = self.last_full;
         ended.elapsed().as_secs_f64() * ANALYSIS_DUTY < cost.as_secs_f64()
