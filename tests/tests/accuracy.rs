@@ -192,13 +192,8 @@ fn cpu_hog(jaeger: &Jaeger) -> Vec<Row> {
 
 /// 2. `thread::sleep(80 ms)` in the handler → blocked in poll ≈ 80 ms.
 fn blocking_call(jaeger: &Jaeger) -> Vec<Row> {
-    let mut demo = demo(jaeger, "acc-block").start().expect("demo");
-    let id = ok_trace_id(
-        &demo
-            .get(&format!("/messages?pathology=block&ms={BLOCK_MS}"))
-            .expect("GET"),
-    );
-    let trace = fetch(jaeger, &id, 4);
+    let path = format!("/messages?pathology=block&ms={BLOCK_MS}");
+    let trace = request_trace(jaeger, "acc-block", &path, 4);
     let root = root(&trace);
     let mut row = Row::new("2", "blocking call in async code", root, &trace);
     row.expected = format!("blocked_in_poll ≈ {BLOCK_MS} ms (thread::sleep)");
@@ -272,15 +267,8 @@ fn os_preemption(jaeger: &Jaeger) -> Vec<Row> {
 ///    time between `cache.Lookup`'s end and `db.Query`'s start, where the handler awaits them
 ///    (span timings; nominally 3 waves = 60 ms if all 4 threads are free).
 fn blocking_pool(jaeger: &Jaeger) -> Vec<Row> {
-    let mut demo = demo(jaeger, "acc-pool").start().expect("demo");
-    let id = ok_trace_id(
-        &demo
-            .get(&format!(
-                "/messages?pathology=spawn_blocking&jobs={POOL_JOBS}&ms={POOL_JOB_MS}"
-            ))
-            .expect("GET"),
-    );
-    let trace = fetch(jaeger, &id, 4);
+    let path = format!("/messages?pathology=spawn_blocking&jobs={POOL_JOBS}&ms={POOL_JOB_MS}");
+    let trace = request_trace(jaeger, "acc-pool", &path, 4);
     let root = root(&trace);
     let cache = trace.span_by_name("cache.Lookup").expect("cache.Lookup");
     let db = trace.span_by_name("db.Query").expect("db.Query");
@@ -387,13 +375,8 @@ fn slow_downstream(jaeger: &Jaeger) -> Vec<Row> {
 /// 7. 60 ms of CPU in a spawned child task without a span → attributed to the request
 ///    (running), which only task hooks can see.
 fn unspanned_child(jaeger: &Jaeger) -> Vec<Row> {
-    let mut demo = demo(jaeger, "acc-child").start().expect("demo");
-    let id = ok_trace_id(
-        &demo
-            .get(&format!("/messages?pathology=child&ms={CHILD_MS}"))
-            .expect("GET"),
-    );
-    let trace = fetch(jaeger, &id, 4);
+    let path = format!("/messages?pathology=child&ms={CHILD_MS}");
+    let trace = request_trace(jaeger, "acc-child", &path, 4);
     let root = root(&trace);
     let mut row = Row::new("7", "work in an unspanned child task", root, &trace);
     // The burn lasts 60 ms of wall time: on CPU (running) or preempted by the shared
@@ -773,6 +756,14 @@ fn fetch(jaeger: &Jaeger, trace_id: &str, spans: usize) -> Trace {
                 })
         })
         .expect("the trace in Jaeger, complete and analysed")
+}
+
+/// Starts a demo named `service`, sends it one `GET path` and returns that request's trace once
+/// it has `spans` spans (see [`fetch`]).
+fn request_trace(jaeger: &Jaeger, service: &str, path: &str, spans: usize) -> Trace {
+    let mut demo = demo(jaeger, service).start().expect("demo");
+    let id = ok_trace_id(&demo.get(path).expect("GET"));
+    fetch(jaeger, &id, spans)
 }
 
 fn root(trace: &Trace) -> &Span {

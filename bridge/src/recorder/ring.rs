@@ -139,6 +139,17 @@ impl Ring {
         self.published.store(h + 1, Ordering::Release);
     }
 
+    /// The first header at or after `seq` (and before `end`): its sequence number and time.
+    /// Payload runs are short, so at most 64 records are looked at.
+    fn header_from(&self, seq: u64, end: u64) -> Option<(u64, u64)> {
+        (seq..end.min(seq + 64)).find_map(|seq| {
+            let slot = &self.slots[(seq & self.mask) as usize];
+            let kind = (slot.w1.load(Ordering::Relaxed) >> 56) as u8;
+            (kind != 0 && kind != Kind::Payload as u8)
+                .then(|| (seq, slot.w0.load(Ordering::Relaxed)))
+        })
+    }
+
     /// A sequence number from which to snapshot so that every record stamped at or after `ts`
     /// (clock ticks) is included: a binary search over the headers' timestamps, which one
     /// writer stamps in order. A hint only: racing with the writer can make it start a little
@@ -149,14 +160,7 @@ impl Ring {
         let (mut lo, mut hi) = (end.saturating_sub(cap), end);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            // The first header at or after `mid` (payload runs are short).
-            let header = (mid..hi.min(mid + 64)).find_map(|seq| {
-                let slot = &self.slots[(seq & self.mask) as usize];
-                let kind = (slot.w1.load(Ordering::Relaxed) >> 56) as u8;
-                (kind != 0 && kind != Kind::Payload as u8)
-                    .then(|| (seq, slot.w0.load(Ordering::Relaxed)))
-            });
-            match header {
+            match self.header_from(mid, hi) {
                 Some((seq, t)) if t < ts => lo = seq + 1,
                 _ => hi = mid,
             }
@@ -173,12 +177,7 @@ impl Ring {
         let end = self.published.load(Ordering::Acquire);
         let probe = end.min((cap / 8).max(1));
         let from = end - probe;
-        let (seq, ts) = (from..end.min(from + 64)).find_map(|seq| {
-            let slot = &self.slots[(seq & self.mask) as usize];
-            let kind = (slot.w1.load(Ordering::Relaxed) >> 56) as u8;
-            (kind != 0 && kind != Kind::Payload as u8)
-                .then(|| (seq, slot.w0.load(Ordering::Relaxed)))
-        })?;
+        let (seq, ts) = self.header_from(from, end)?;
         let written = (end - seq).max(1);
         Some((u128::from(now.saturating_sub(ts)) * u128::from(cap) / u128::from(written)) as u64)
     }
