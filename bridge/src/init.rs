@@ -15,6 +15,7 @@ use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanProces
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime};
 use crate::config::{ArtifactSink, Config, ConfigError, SampleMode};
 use crate::export::artifacts::OtlpArtifacts;
@@ -201,7 +202,8 @@ impl Drop for Granular {
 }
 
 /// One-line setup: reads `GRANULAR_*` and `OTEL_*` from the environment, installs the flight
-/// recorder, the global `tracing` subscriber (fmt + OpenTelemetry + Granular's layer), the W3C
+/// recorder, the global `tracing` subscriber (env filter + fmt + OpenTelemetry + Granular's
+/// layer; with `GRANULAR_SAMPLE=violations`, [`GranularSubscriber`] instead), the W3C
 /// propagator and an OTLP exporter (gRPC, or HTTP/protobuf when `OTEL_EXPORTER_OTLP_PROTOCOL`
 /// says so) behind [`GranularProcessor`]. Call it inside a tokio runtime built with
 /// [`instrument_runtime`](crate::instrument_runtime).
@@ -253,20 +255,27 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     opentelemetry::global::set_tracer_provider(provider.clone());
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let installed = match sampler {
-        Some(sampler) => tracing_subscriber::registry()
-            .with(filter)
-            .with(tracing_subscriber::fmt::layer())
-            .with(crate::RecorderLayer::recording_spans(sampler))
-            .try_init(),
+        Some(sampler) => {
+            let (filter, warning) = crate::capture::subscriber::filter_from_env();
+            let set = GranularSubscriber::new(sampler, filter)
+                .try_init()
+                .map_err(|e| e.to_string());
+            if let (Ok(()), Some(w)) = (&set, warning) {
+                tracing::warn!("{w}");
+            }
+            set
+        }
         None => tracing_subscriber::registry()
-            .with(filter)
+            .with(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
             .with(tracing_subscriber::fmt::layer())
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("granular")))
             .with(crate::RecorderLayer::new())
-            .try_init(),
+            .try_init()
+            .map_err(|e| e.to_string()),
     };
     installed.map_err(|e| {
         Error::Subscriber(format!(

@@ -40,6 +40,7 @@ pub use capture::alloc::Alloc;
 pub use capture::blocking::spawn_blocking;
 pub use capture::layer::RecorderLayer;
 pub use capture::runtime::instrument_runtime;
+pub use capture::subscriber::GranularSubscriber;
 pub use config::Config;
 pub use export::GranularProcessor;
 pub use init::{Error, Granular, Sources, init, init_with, install_recorder, otlp_exporter};

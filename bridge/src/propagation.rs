@@ -1,8 +1,9 @@
 //! W3C context propagation that works whichever stack records the spans.
 //!
 //! With `tracing-opentelemetry` in the stack this defers to its `OpenTelemetrySpanExt`. With
-//! Granular's span-recording layer (`GRANULAR_SAMPLE=violations`, no OTel layer) it reads and
-//! writes the ids Granular gave the span. Use it for incoming `traceparent` headers
+//! Granular recording spans itself (`GRANULAR_SAMPLE=violations`: [`GranularSubscriber`], or
+//! the span-recording layer in a registry, no OTel layer) it reads and writes the ids Granular
+//! gave the span. Use it for incoming `traceparent` headers
 //! ([`SpanExt::set_remote_parent`], before creating child spans) and outgoing ones
 //! ([`SpanExt::otel_context`] into the global propagator).
 //!
@@ -14,7 +15,8 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, Tra
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::capture::layer::SpanState;
+use crate::capture::spans::{OwnSpan, SpanState};
+use crate::capture::subscriber::GranularSubscriber;
 
 /// Propagation helpers on `tracing::Span`.
 pub trait SpanExt {
@@ -26,16 +28,18 @@ pub trait SpanExt {
     fn otel_context(&self) -> opentelemetry::Context;
 }
 
-/// Runs `f` on the span's Granular state when the span was recorded by the span-recording
-/// layer; `None` otherwise.
-fn with_own<R>(span: &tracing::Span, f: impl FnOnce(&mut SpanState) -> R) -> Option<R> {
+/// Runs `f` on the span's Granular state when Granular records the span itself (its
+/// subscriber, or its span-recording layer in a registry); `None` otherwise.
+fn with_own<R>(span: &tracing::Span, f: impl FnOnce(&SpanState, &mut OwnSpan) -> R) -> Option<R> {
+    let apply = |state: &SpanState| state.own().map(|mut own| f(state, &mut own));
     span.with_subscriber(|(id, dispatch)| {
+        if let Some(subscriber) = dispatch.downcast_ref::<GranularSubscriber>() {
+            return subscriber.with_state(id, apply).flatten();
+        }
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
         let data = registry.span_data(id)?;
-        let mut ext = tracing_subscriber::registry::SpanData::extensions_mut(&data);
-        let state = ext.get_mut::<SpanState>()?;
-        state.own.as_ref()?;
-        Some(f(state))
+        let ext = tracing_subscriber::registry::SpanData::extensions(&data);
+        apply(ext.get::<SpanState>()?)
     })
     .flatten()
 }
@@ -43,12 +47,10 @@ fn with_own<R>(span: &tracing::Span, f: impl FnOnce(&mut SpanState) -> R) -> Opt
 impl SpanExt for tracing::Span {
     fn set_remote_parent(&self, cx: &opentelemetry::Context) {
         let remote = cx.span().span_context().clone();
-        let handled = with_own(self, |state| {
+        let handled = with_own(self, |state, own| {
             if remote.is_valid() && state.local_root {
-                if let Some(own) = state.own.as_mut() {
-                    own.trace_id = u128::from_be_bytes(remote.trace_id().to_bytes());
-                    own.remote_parent = Some(u64::from_be_bytes(remote.span_id().to_bytes()));
-                }
+                own.trace_id = u128::from_be_bytes(remote.trace_id().to_bytes());
+                own.remote_parent = Some(u64::from_be_bytes(remote.span_id().to_bytes()));
             }
         });
         if handled.is_none() {
@@ -57,10 +59,7 @@ impl SpanExt for tracing::Span {
     }
 
     fn otel_context(&self) -> opentelemetry::Context {
-        let own = with_own(self, |state| {
-            state.own.as_ref().map(|o| (o.trace_id, o.span_id))
-        })
-        .flatten();
+        let own = with_own(self, |_, o| (o.trace_id, o.span_id));
         match own {
             Some((trace, span)) => {
                 opentelemetry::Context::new().with_remote_span_context(SpanContext::new(

@@ -3,9 +3,11 @@
 //! code, field by field; healthy traces must not be exported at all.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use granular::config::{ArtifactSink, Config, SampleMode};
+use granular::export::source_sampling::SourceSampler;
 use granular::slo::SloRules;
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
@@ -68,12 +70,12 @@ fn config() -> Config {
     }
 }
 
-fn run<S: tracing::Subscriber + Send + Sync + 'static>(subscriber: S, slow: bool) {
+fn run(subscriber: impl Into<tracing::Dispatch>, slow: bool) {
     let rt = granular::instrument_runtime(&mut tokio::runtime::Builder::new_current_thread())
         .enable_all()
         .build()
         .unwrap();
-    tracing::subscriber::with_default(subscriber, || rt.block_on(request(slow)));
+    tracing::dispatcher::with_default(&subscriber.into(), || rt.block_on(request(slow)));
 }
 
 fn attrs(s: &SpanData) -> BTreeMap<String, Value> {
@@ -110,7 +112,34 @@ fn rebuilt_spans_match_tracing_opentelemetry_and_healthy_traces_cost_no_export()
     let expected = reference.get_finished_spans().unwrap();
     assert_eq!(expected.len(), 4);
 
-    // Granular recording the spans itself.
+    // Granular recording the spans itself: its own subscriber (what `init` installs), and its
+    // layer in a tracing-subscriber registry (for users who compose their stack).
+    check_granular_stack("GranularSubscriber", &expected, |sampler| {
+        granular::GranularSubscriber::new(
+            sampler,
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
+        )
+        .into()
+    });
+    check_granular_stack(
+        "registry + RecorderLayer::recording_spans",
+        &expected,
+        |sampler| {
+            tracing_subscriber::registry()
+                .with(granular::RecorderLayer::recording_spans(sampler))
+                .into()
+        },
+    );
+}
+
+/// Runs the request twice healthy and once slow under the stack `make` builds, and compares
+/// the one exported trace with `expected`, field by field.
+fn check_granular_stack(
+    stack: &str,
+    expected: &[SpanData],
+    make: impl Fn(Arc<SourceSampler>) -> tracing::Dispatch,
+) {
+    let cfg = config();
     let exporter = InMemorySpanExporter::default();
     let processor =
         granular::GranularProcessor::new(SimpleSpanProcessor::new(exporter.clone()), cfg, "test");
@@ -119,32 +148,28 @@ fn rebuilt_spans_match_tracing_opentelemetry_and_healthy_traces_cost_no_export()
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .build();
-    let layer = || {
-        tracing_subscriber::registry()
-            .with(granular::RecorderLayer::recording_spans(sampler.clone()))
-    };
-    run(layer(), false);
-    run(layer(), false);
-    run(layer(), true);
+    run(make(sampler.clone()), false);
+    run(make(sampler.clone()), false);
+    run(make(sampler.clone()), true);
     provider.force_flush().unwrap();
     let got = exporter.get_finished_spans().unwrap();
     use std::sync::atomic::Ordering::Relaxed;
     assert_eq!(
         stats.dropped_traces.load(Relaxed),
         2,
-        "both healthy traces dropped without export"
+        "{stack}: both healthy traces dropped without export"
     );
-    assert_eq!(stats.exported_traces.load(Relaxed), 1);
-
-    let (want, have) = (by_name(&expected), by_name(&got));
+    assert_eq!(stats.exported_traces.load(Relaxed), 1, "{stack}");
+    let (want, have) = (by_name(expected), by_name(&got));
     assert_eq!(
         want.keys().collect::<Vec<_>>(),
         have.keys().collect::<Vec<_>>(),
-        "same spans"
+        "{stack}: same spans"
     );
     let trace = have["GET /messages"].span_context.trace_id();
     for (name, w) in &want {
-        let h = have[name];
+        let name = format!("{stack}: {name}");
+        let h = have[name.rsplit(": ").next().unwrap_or_default()];
         assert_eq!(h.span_context.trace_id(), trace, "{name}: one trace");
         assert_eq!(h.span_kind, w.span_kind, "{name}: kind");
         assert_eq!(h.status, w.status, "{name}: status");
@@ -186,7 +211,14 @@ fn rebuilt_spans_match_tracing_opentelemetry_and_healthy_traces_cost_no_export()
         };
         assert_eq!(events(h), events(w), "{name}: events");
         let dur = |s: &SpanData| s.end_time.duration_since(s.start_time).unwrap();
-        assert!(dur(h) >= Duration::from_millis(if name == "GET /messages" { 30 } else { 0 }));
+        assert!(
+            dur(h)
+                >= Duration::from_millis(if name.ends_with("GET /messages") {
+                    30
+                } else {
+                    0
+                })
+        );
     }
     assert_eq!(have["GET /messages"].span_kind, SpanKind::Server);
     assert_eq!(have["db.Query"].status, Status::error(""));

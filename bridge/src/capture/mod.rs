@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | worker park/unpark, thread start/stop | [`runtime`] | stable tokio API |
 //! | task spawn/terminate, every poll, wake-to-poll latency | [`runtime`] | `--cfg tokio_unstable` |
-//! | span new/enter/exit/close, OTel ids | [`layer`] | a `tracing` subscriber with our layer |
+//! | span new/enter/exit/close, OTel ids, fields, events | [`spans`], through [`layer`] or [`subscriber`] | our layer in a `tracing-subscriber` registry, or our own subscriber |
 //! | on-CPU time and run-queue wait per thread | [`os`] | `/proc` (unprivileged) |
 //! | exact off-CPU intervals, voluntary or preempted | [`perf`] | `perf_event_open` permitted (paranoid ≤ 2, no seccomp block) |
 //! | allocations per thread | [`alloc`] | `granular::Alloc` as the global allocator |
@@ -16,6 +16,10 @@ pub mod context;
 pub mod fields;
 pub mod ids;
 pub mod layer;
+pub mod log_line;
 pub mod os;
 pub mod perf;
 pub mod runtime;
+pub mod slab;
+pub mod spans;
+pub mod subscriber;

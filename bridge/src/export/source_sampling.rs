@@ -15,7 +15,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 
 use super::judge::in_baseline;
 use super::processor::{Msg, Stats};
-use crate::capture::layer::{OwnSpan, SpanState};
+use crate::capture::spans::OwnSpan;
 use crate::config::Config;
 
 /// Judging state shared by the spans of one local trace.
@@ -53,17 +53,17 @@ impl SourceSampler {
         }
     }
 
-    /// Called by the layer when a recorded span closes (request path: a glob match, a
+    /// Called when a recorded span (recorder key `key`) closes (request path: a glob match, a
     /// comparison and, for a local root, one channel send when the trace is exported).
-    pub(crate) fn on_close(&self, name: &str, state: &SpanState, own: &OwnSpan) {
+    pub(crate) fn on_close(&self, name: &str, key: u64, local_root: bool, own: &OwnSpan) {
         let elapsed = crate::clock::now().saturating_sub(own.start) as f64 * self.ns_per_tick;
         let rule = self.cfg.slo.matching(name, own.route());
-        let judged = rule.is_some() || state.local_root;
+        let judged = rule.is_some() || local_root;
         let too_slow = rule.is_some_and(|r| elapsed > r.threshold.as_nanos() as f64);
         if too_slow || (self.cfg.errors_violate && own.error && judged) {
             own.trace.violated.store(true, Ordering::Relaxed);
         }
-        if !state.local_root {
+        if !local_root {
             return;
         }
         let keep = own.trace.violated.load(Ordering::Relaxed)
@@ -73,7 +73,7 @@ impl SourceSampler {
             return;
         }
         let req = RebuildRequest {
-            root: state.key,
+            root: key,
             trace_id: own.trace_id,
             start_ticks: own.start,
         };

@@ -1,0 +1,383 @@
+//! Span storage for [`GranularSubscriber`](super::subscriber::GranularSubscriber): values in
+//! lazily allocated pages of slots, addressed by ids that carry the slot's generation, so a
+//! stale id (a closed span's) finds nothing rather than another span.
+//!
+//! No locks. A slot's generation and reference count share one atomic word: a reference is
+//! taken only while the generation matches and the count is non-zero, and the thread that
+//! drops the count to zero owns the value, takes it out, bumps the generation and pushes the
+//! slot on a lock-free free stack (ABA-tagged). Capacity is fixed ([`CAPACITY`] live values);
+//! [`Slab::insert`] returns `None` beyond it and nothing else is affected.
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+const PAGE: usize = 1024;
+const PAGES: usize = 4096;
+/// Most values alive at once.
+pub const CAPACITY: usize = PAGE * PAGES;
+
+const REFS: u64 = 0xffff_ffff;
+
+struct Slot<T> {
+    /// `generation << 32 | references`; no references = free, or being filled.
+    state: AtomicU64,
+    /// The next free slot's index + 1 while this one is on the free stack.
+    next_free: AtomicU32,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// Fixed-capacity, lock-free storage of reference-counted values under generation-checked ids.
+pub struct Slab<T> {
+    pages: Box<[AtomicPtr<Slot<T>>]>,
+    /// Slots handed out so far by bump allocation.
+    next: AtomicU32,
+    /// Free stack head: `tag << 32 | (index + 1)`, 0 in the low half when empty.
+    free: AtomicU64,
+}
+
+// SAFETY: values are reached from any thread through `Ref`s (shared) and moved out by the one
+// thread that drops the last reference; `T: Send + Sync` covers both.
+unsafe impl<T: Send + Sync> Sync for Slab<T> {}
+// SAFETY: as above; the slab owns its pages.
+unsafe impl<T: Send + Sync> Send for Slab<T> {}
+
+impl<T> std::fmt::Debug for Slab<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slab")
+            .field("slots", &self.next.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            pages: (0..PAGES)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
+            next: AtomicU32::new(0),
+            free: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What releasing a reference did.
+#[derive(Debug)]
+pub enum Released<T> {
+    /// The id names no live value.
+    Unknown,
+    /// Other references remain.
+    Shared,
+    /// That was the last reference: the value, now out of the slab.
+    Last(T),
+}
+
+/// A shared reference to a value; keeps it in the slab until dropped.
+#[derive(Debug)]
+pub struct Ref<'a, T> {
+    slab: &'a Slab<T>,
+    index: usize,
+}
+
+impl<T> std::ops::Deref for Ref<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: this reference keeps the count above zero, so the value is initialised and
+        // nobody takes it out.
+        unsafe { (*self.slab.slot(self.index).value.get()).assume_init_ref() }
+    }
+}
+
+impl<T> Drop for Ref<'_, T> {
+    fn drop(&mut self) {
+        let id = self.slab.id_of(self.index);
+        drop(self.slab.release(id));
+    }
+}
+
+impl<T> Slab<T> {
+    /// Stores `value` with one reference; `None` when [`CAPACITY`] values are alive.
+    pub fn insert(&self, value: T) -> Option<u64> {
+        let index = match self.pop_free() {
+            Some(i) => i,
+            None => {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= CAPACITY {
+                    self.next.fetch_sub(1, Ordering::Relaxed);
+                    return None;
+                }
+                self.ensure_page(i / PAGE);
+                i
+            }
+        };
+        let slot = self.slot(index);
+        let generation = slot.state.load(Ordering::Acquire) >> 32;
+        // SAFETY: the slot came off the free stack or the bump counter, so no reference to it
+        // exists and the count of zero keeps `get` out until the store below publishes it.
+        unsafe { (*slot.value.get()).write(value) };
+        slot.state.store(generation << 32 | 1, Ordering::Release);
+        Some(generation << 32 | (index as u64 + 1))
+    }
+
+    /// A reference to the value under `id`, if it is alive.
+    pub fn get(&self, id: u64) -> Option<Ref<'_, T>> {
+        let index = self.acquire(id)?;
+        Some(Ref { slab: self, index })
+    }
+
+    /// Adds a reference to the value under `id` (released by [`Slab::release`]); false if the
+    /// id names no live value.
+    pub fn add_ref(&self, id: u64) -> bool {
+        self.acquire(id).is_some()
+    }
+
+    /// Drops one reference; the last one takes the value out and frees the slot.
+    pub fn release(&self, id: u64) -> Released<T> {
+        let Some(index) = self.index_of(id) else {
+            return Released::Unknown;
+        };
+        let slot = self.slot(index);
+        let generation = id >> 32;
+        let mut s = slot.state.load(Ordering::Acquire);
+        loop {
+            if s >> 32 != generation || s & REFS == 0 {
+                return Released::Unknown;
+            }
+            match slot
+                .state
+                .compare_exchange_weak(s, s - 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        if s & REFS > 1 {
+            return Released::Shared;
+        }
+        // SAFETY: the count is now zero under this generation: no reference exists and none
+        // can be taken, so this thread owns the value.
+        let value = unsafe { (*slot.value.get()).assume_init_read() };
+        let next_generation = (generation + 1) & REFS;
+        slot.state.store(next_generation << 32, Ordering::Release);
+        self.push_free(index);
+        Released::Last(value)
+    }
+
+    fn acquire(&self, id: u64) -> Option<usize> {
+        let index = self.index_of(id)?;
+        let slot = self.slot(index);
+        let generation = id >> 32;
+        let mut s = slot.state.load(Ordering::Acquire);
+        loop {
+            if s >> 32 != generation || s & REFS == 0 || s & REFS == REFS {
+                return None;
+            }
+            match slot
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(index),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// The slot index of `id` if that slot exists.
+    fn index_of(&self, id: u64) -> Option<usize> {
+        let index = ((id & REFS) as usize).checked_sub(1)?;
+        let exists = index < self.next.load(Ordering::Acquire) as usize
+            && !self.pages[index / PAGE].load(Ordering::Acquire).is_null();
+        exists.then_some(index)
+    }
+
+    fn id_of(&self, index: usize) -> u64 {
+        (self.slot(index).state.load(Ordering::Acquire) & !REFS) | (index as u64 + 1)
+    }
+
+    /// The slot at `index`; its page must exist.
+    fn slot(&self, index: usize) -> &Slot<T> {
+        let page = self.pages[index / PAGE].load(Ordering::Acquire);
+        debug_assert!(!page.is_null());
+        // SAFETY: pages are allocated before any index in them is handed out, never freed
+        // before the slab, and hold PAGE slots.
+        unsafe { &*page.add(index % PAGE) }
+    }
+
+    fn ensure_page(&self, p: usize) {
+        if !self.pages[p].load(Ordering::Acquire).is_null() {
+            return;
+        }
+        let page: Box<[Slot<T>]> = (0..PAGE)
+            .map(|_| Slot {
+                state: AtomicU64::new(0),
+                next_free: AtomicU32::new(0),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        let raw = Box::into_raw(page) as *mut Slot<T>;
+        if self.pages[p]
+            .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // SAFETY: `raw` came from the box above and was not published.
+            drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(raw, PAGE)) });
+        }
+    }
+
+    fn pop_free(&self) -> Option<usize> {
+        let mut head = self.free.load(Ordering::Acquire);
+        loop {
+            let top = (head & REFS) as usize;
+            if top == 0 {
+                return None;
+            }
+            let next = u64::from(self.slot(top - 1).next_free.load(Ordering::Relaxed));
+            let new = ((head >> 32).wrapping_add(1) << 32) | next;
+            match self
+                .free
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(top - 1),
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    fn push_free(&self, index: usize) {
+        let slot = self.slot(index);
+        let mut head = self.free.load(Ordering::Acquire);
+        loop {
+            slot.next_free
+                .store((head & REFS) as u32, Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | (index as u64 + 1);
+            match self
+                .free
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+}
+
+impl<T> Drop for Slab<T> {
+    fn drop(&mut self) {
+        for page in self.pages.iter() {
+            let raw = page.load(Ordering::Acquire);
+            if raw.is_null() {
+                continue;
+            }
+            // SAFETY: `&mut self`: no other access; the page came from `ensure_page`.
+            let mut page = unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(raw, PAGE)) };
+            for slot in page.iter_mut() {
+                if *slot.state.get_mut() & REFS != 0 {
+                    // SAFETY: a non-zero count means the value is initialised.
+                    unsafe { slot.value.get_mut().assume_init_drop() };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn ids_find_their_value_until_the_last_release() {
+        let slab = Slab::default();
+        let id = slab.insert(String::from("a")).unwrap();
+        assert_eq!(slab.get(id).as_deref().map(String::as_str), Some("a"));
+        assert!(slab.add_ref(id));
+        assert!(matches!(slab.release(id), Released::Shared));
+        match slab.release(id) {
+            Released::Last(v) => assert_eq!(v, "a"),
+            other => panic!("expected the value back, got {other:?}"),
+        }
+        assert!(slab.get(id).is_none());
+        assert!(matches!(slab.release(id), Released::Unknown));
+    }
+
+    #[test]
+    fn a_reused_slot_does_not_answer_to_the_old_id() {
+        let slab = Slab::default();
+        let old = slab.insert(1u32).unwrap();
+        assert!(matches!(slab.release(old), Released::Last(1)));
+        let new = slab.insert(2u32).unwrap();
+        assert_eq!(old & REFS, new & REFS, "the slot is reused");
+        assert_ne!(old, new);
+        assert!(slab.get(old).is_none());
+        assert!(!slab.add_ref(old));
+        assert_eq!(slab.get(new).map(|r| *r), Some(2));
+    }
+
+    #[test]
+    fn a_reference_outliving_the_last_release_drops_the_value() {
+        let slab = Slab::default();
+        let value = Arc::new(());
+        let id = slab.insert(value.clone()).unwrap();
+        let r = slab.get(id).unwrap();
+        assert!(matches!(slab.release(id), Released::Shared));
+        assert_eq!(Arc::strong_count(&value), 2);
+        drop(r);
+        assert_eq!(
+            Arc::strong_count(&value),
+            1,
+            "dropped with the last reference"
+        );
+        assert!(slab.get(id).is_none());
+    }
+
+    #[test]
+    fn ids_that_were_never_handed_out_find_nothing() {
+        let slab: Slab<u8> = Slab::default();
+        assert!(slab.get(0).is_none());
+        assert!(slab.get(1).is_none());
+        assert!(slab.get(u64::MAX).is_none());
+        assert!(matches!(slab.release(7), Released::Unknown));
+    }
+
+    #[test]
+    fn live_values_are_dropped_with_the_slab() {
+        let value = Arc::new(());
+        let slab = Slab::default();
+        for _ in 0..3 {
+            slab.insert(value.clone()).unwrap();
+        }
+        drop(slab);
+        assert_eq!(Arc::strong_count(&value), 1);
+    }
+
+    #[test]
+    fn threads_inserting_and_releasing_never_share_a_live_slot() {
+        let slab = Arc::new(Slab::default());
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let slab = slab.clone();
+                std::thread::spawn(move || {
+                    let mut live = Vec::new();
+                    for i in 0..20_000u64 {
+                        let v = t << 32 | i;
+                        live.push((slab.insert(v).unwrap(), v));
+                        if i % 3 != 0 {
+                            let (id, v) = live.swap_remove((i as usize * 7) % live.len());
+                            assert_eq!(slab.get(id).map(|r| *r), Some(v));
+                            assert!(matches!(slab.release(id), Released::Last(x) if x == v));
+                        }
+                    }
+                    for (id, v) in live {
+                        assert_eq!(slab.get(id).map(|r| *r), Some(v));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!((slab.next.load(Ordering::Relaxed) as usize) < 4 * 20_000);
+    }
+}

@@ -1,0 +1,217 @@
+//! Span lifecycles into the recorder: the part shared by [`RecorderLayer`](super::layer::RecorderLayer)
+//! (inside a `tracing-subscriber` registry) and [`GranularSubscriber`](super::subscriber::GranularSubscriber)
+//! (Granular's own subscriber), so both write the same records and the analyzer rebuilds the
+//! same spans from either.
+//!
+//! Records per span: `SpanNew` (metadata by reference, parent key), its fields (span-recording
+//! mode), `SpanIds` once (at the first enter, or at close if never entered), `SpanEnter` /
+//! `SpanExit` per entry with the allocation counters, `SpanClose`; and `Event` + fields for
+//! events inside it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tracing::Event;
+use tracing::span::{Attributes, Record};
+
+use super::fields::{FieldWriter, InlineStr};
+use super::{alloc, context, ids};
+use crate::export::source_sampling::{LocalTrace, SourceSampler};
+use crate::recorder::{self, Kind};
+
+/// Granular's state of one span.
+#[derive(Debug)]
+pub struct SpanState {
+    /// The span's recorder key (see [`recorder::next_span_key`]).
+    pub key: u64,
+    /// Whether the span is a local root.
+    pub local_root: bool,
+    ids_recorded: AtomicBool,
+    /// Span-recording mode only: the ids and judging state Granular keeps. Locked once at the
+    /// first enter, once at close and on `record`, never per entry.
+    own: Option<Mutex<OwnSpan>>,
+}
+
+/// A span recorded without `tracing-opentelemetry`.
+#[derive(Debug)]
+pub(crate) struct OwnSpan {
+    pub trace_id: u128,
+    pub span_id: u64,
+    /// Set by [`crate::SpanExt::set_remote_parent`] on a local root.
+    pub remote_parent: Option<u64>,
+    /// Clock ticks at creation.
+    pub start: u64,
+    pub trace: Arc<LocalTrace>,
+    pub error: bool,
+    /// `http.route` and `otel.name`, kept inline (no allocation) for judging.
+    pub route: Option<InlineStr>,
+    pub name: Option<InlineStr>,
+}
+
+impl OwnSpan {
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_ref().map(InlineStr::as_str)
+    }
+
+    /// The name the span is exported under: `otel.name` if recorded, else `default`.
+    pub fn name<'a>(&'a self, default: &'a str) -> &'a str {
+        self.name.as_ref().map_or(default, InlineStr::as_str)
+    }
+
+    fn absorb(&mut self, w: &FieldWriter) {
+        self.error |= w.specials.error;
+        self.route = w.specials.route.or(self.route);
+        self.name = w.specials.name.or(self.name);
+    }
+}
+
+/// What a new span takes from its local parent.
+#[derive(Debug)]
+pub(crate) struct Inherited {
+    key: u64,
+    trace: Option<(u128, Arc<LocalTrace>)>,
+}
+
+impl SpanState {
+    /// What a child of this span inherits.
+    pub(crate) fn inherited(&self) -> Inherited {
+        Inherited {
+            key: self.key,
+            trace: self.own().map(|o| (o.trace_id, o.trace.clone())),
+        }
+    }
+
+    /// The span-recording state, locked; `None` beside `tracing-opentelemetry`.
+    pub(crate) fn own(&self) -> Option<MutexGuard<'_, OwnSpan>> {
+        self.own
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Records a new span. `recording` is span-recording mode (all fields, own ids); beside
+    /// `tracing-opentelemetry` only `otel.name` is kept. `None` when the recorder is not
+    /// installed.
+    pub(crate) fn open(
+        attrs: &Attributes<'_>,
+        parent: Option<Inherited>,
+        recording: bool,
+    ) -> Option<SpanState> {
+        let key = recorder::next_span_key();
+        if key == 0 {
+            return None;
+        }
+        let parent_key = parent.as_ref().map_or(0, |p| p.key);
+        let meta = attrs.metadata() as *const _ as u64;
+        recorder::record_with(Kind::SpanNew, key, &[(meta, parent_key)]);
+        let own = if recording {
+            let (trace_id, trace) = match parent.and_then(|p| p.trace) {
+                Some(inherited) => inherited,
+                None => (ids::trace_id(), Arc::new(LocalTrace::default())),
+            };
+            let mut w = FieldWriter::new(key);
+            attrs.record(&mut w);
+            let mut own = OwnSpan {
+                trace_id,
+                span_id: ids::span_id(),
+                remote_parent: None,
+                start: crate::clock::now(),
+                trace,
+                error: false,
+                route: None,
+                name: None,
+            };
+            own.absorb(&w);
+            Some(Mutex::new(own))
+        } else {
+            attrs.record(&mut FieldWriter::only(key, "otel.name"));
+            None
+        };
+        Some(SpanState {
+            key,
+            local_root: parent_key == 0,
+            ids_recorded: AtomicBool::new(false),
+            own,
+        })
+    }
+
+    /// Records values recorded after creation (span-recording mode only).
+    pub(crate) fn record(&self, values: &Record<'_>) {
+        if let Some(mut own) = self.own() {
+            let mut w = FieldWriter::new(self.key);
+            values.record(&mut w);
+            own.absorb(&w);
+        }
+    }
+
+    /// Records an entry. True the first time for a span whose ids come from elsewhere
+    /// (`tracing-opentelemetry`): the caller records them then.
+    pub(crate) fn enter(&self) -> bool {
+        let first = !self.ids_recorded.swap(true, Ordering::Relaxed);
+        if first {
+            self.record_own_ids();
+        }
+        recorder::record(Kind::SpanEnter, self.key);
+        alloc::record_counters();
+        context::push_span(self.key);
+        first && self.own.is_none()
+    }
+
+    /// Records an exit.
+    pub(crate) fn exit(&self) {
+        alloc::record_counters();
+        recorder::record(Kind::SpanExit, self.key);
+        context::pop_span();
+    }
+
+    /// Records the close and, in span-recording mode, has `sampler` judge the span; `name` is
+    /// the span's metadata name.
+    pub(crate) fn close(&self, name: &str, sampler: Option<&SourceSampler>) {
+        if !self.ids_recorded.swap(true, Ordering::Relaxed) {
+            self.record_own_ids();
+        }
+        recorder::record(Kind::SpanClose, self.key);
+        if let (Some(sampler), Some(own)) = (sampler, self.own()) {
+            sampler.on_close(own.name(name), self.key, self.local_root, &own);
+        }
+    }
+
+    fn record_own_ids(&self) {
+        if let Some(own) = self.own() {
+            let root = self.local_root.then_some((own.trace_id, own.remote_parent));
+            record_ids(self.key, own.span_id, root);
+        }
+    }
+}
+
+/// Records an event inside the span `key` (span-recording mode): its metadata and fields.
+pub(crate) fn record_event(key: u64, event: &Event<'_>) {
+    recorder::record_with(
+        Kind::Event,
+        key,
+        &[(event.metadata() as *const _ as u64, 0)],
+    );
+    event.record(&mut FieldWriter::new(0));
+}
+
+/// Writes a [`Kind::SpanIds`] record: the span id, and for a local root the trace id and the
+/// remote parent's span id (the trace id only for local roots: descendants share it).
+pub(crate) fn record_ids(key: u64, span_id: u64, root: Option<(u128, Option<u64>)>) {
+    match root {
+        None => recorder::record_with(Kind::SpanIds, key, &[(span_id, 0)]),
+        Some((t, None)) => recorder::record_with(
+            Kind::SpanIds,
+            key,
+            &[(span_id, 1), ((t >> 64) as u64, 0), (t as u64, 0)],
+        ),
+        Some((t, Some(parent))) => recorder::record_with(
+            Kind::SpanIds,
+            key,
+            &[
+                (span_id, 3),
+                ((t >> 64) as u64, 0),
+                (t as u64, 0),
+                (parent, 0),
+            ],
+        ),
+    }
+}

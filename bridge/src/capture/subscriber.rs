@@ -1,0 +1,417 @@
+//! [`GranularSubscriber`]: the `tracing` subscriber [`init`](crate::init) installs with
+//! `GRANULAR_SAMPLE=violations`. It records spans into the flight recorder exactly as
+//! [`RecorderLayer::recording_spans`](crate::RecorderLayer::recording_spans) does, without a
+//! `tracing-subscriber` registry: no sharded-slab pool, no per-span extension map, no
+//! formatted span fields, no layer plumbing per call. Spans live in a lock-free [`Slab`]
+//! under generation-checked ids; a child holds a reference on its parent, so a parent closes
+//! after its children, as in the registry.
+//!
+//! Events are filtered by target and level (`RUST_LOG` syntax, without span or field
+//! directives), recorded into their span, and written to standard output by [`log_line`].
+//!
+//! Limits: at most [`slab::CAPACITY`] spans open at once (beyond that a span is handed an id
+//! that records nothing; counted in [`GranularSubscriber::untracked_spans`]); the entered-span
+//! stack is per thread and shared by all instances of this subscriber on that thread.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_core::span::Current;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+
+use super::log_line;
+use super::slab::{Released, Slab};
+use super::spans::{SpanState, record_event};
+use crate::export::source_sampling::SourceSampler;
+
+/// The id of a span that could not be stored (the slab is full): it names no slot.
+const UNTRACKED: u64 = u64::MAX;
+
+/// How deep [`GranularSubscriber`] walks up the span tree for a log line's scope.
+const MAX_SCOPE: usize = 16;
+
+thread_local! {
+    /// Ids of the spans entered on this thread, innermost last.
+    static ENTERED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One open span.
+#[derive(Debug)]
+struct Slot {
+    meta: &'static Metadata<'static>,
+    /// The parent's id, on which this span holds a reference.
+    parent: Option<u64>,
+    /// `None` when the recorder is not installed.
+    state: Option<SpanState>,
+}
+
+/// Records spans and events into the flight recorder and judges spans at close (see the
+/// module docs). Build it with [`GranularSubscriber::new`]; the sampler comes from
+/// [`GranularProcessor::source_sampler`](crate::GranularProcessor::source_sampler).
+#[derive(Debug)]
+pub struct GranularSubscriber {
+    spans: Slab<Slot>,
+    filter: Targets,
+    max_level: LevelFilter,
+    sampler: Arc<SourceSampler>,
+    untracked: AtomicU64,
+}
+
+impl GranularSubscriber {
+    /// A subscriber that keeps the spans and events `filter` enables.
+    pub fn new(sampler: Arc<SourceSampler>, filter: Targets) -> Self {
+        let max_level = filter
+            .iter()
+            .map(|(_, level)| level)
+            .chain(filter.default_level())
+            .max()
+            .unwrap_or(LevelFilter::OFF);
+        GranularSubscriber {
+            spans: Slab::default(),
+            filter,
+            max_level,
+            sampler,
+            untracked: AtomicU64::new(0),
+        }
+    }
+
+    /// Spans handed an id that records nothing because [`slab::CAPACITY`](super::slab::CAPACITY)
+    /// spans were open.
+    pub fn untracked_spans(&self) -> u64 {
+        self.untracked.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the Granular state of the span `id`, if it has one.
+    pub(crate) fn with_state<R>(&self, id: &Id, f: impl FnOnce(&SpanState) -> R) -> Option<R> {
+        let slot = self.spans.get(id.into_u64())?;
+        slot.state.as_ref().map(f)
+    }
+
+    fn current(&self) -> Option<u64> {
+        ENTERED
+            .try_with(|e| e.borrow().last().copied())
+            .ok()
+            .flatten()
+    }
+
+    /// Records the close of `slot` and of every ancestor this close releases.
+    fn close(&self, slot: Slot) {
+        let mut next = Some(slot);
+        while let Some(slot) = next.take() {
+            if let Some(state) = &slot.state {
+                state.close(slot.meta.name(), Some(&self.sampler));
+            }
+            if let Some(Released::Last(parent)) = slot.parent.map(|p| self.spans.release(p)) {
+                next = Some(parent);
+            }
+        }
+    }
+
+    /// The names of the spans around `span`, outermost first.
+    fn scope(&self, span: Option<u64>) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        let mut at = span;
+        while let Some(id) = at {
+            if names.len() == MAX_SCOPE {
+                break;
+            }
+            let Some(slot) = self.spans.get(id) else {
+                break;
+            };
+            names.push(slot.meta.name());
+            at = slot.parent;
+        }
+        names.reverse();
+        names
+    }
+}
+
+impl Subscriber for GranularSubscriber {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.enabled(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        self.filter.would_enable(meta.target(), meta.level())
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max_level)
+    }
+
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let parent = if attrs.is_root() {
+            None
+        } else if let Some(p) = attrs.parent() {
+            Some(p.into_u64())
+        } else {
+            self.current()
+        };
+        // The child holds a reference on its parent until it closes.
+        let parent = parent.filter(|&p| self.spans.add_ref(p));
+        let inherited =
+            parent.and_then(|p| self.with_state(&Id::from_u64(p), SpanState::inherited));
+        let slot = Slot {
+            meta: attrs.metadata(),
+            parent,
+            state: SpanState::open(attrs, inherited, true),
+        };
+        match self.spans.insert(slot) {
+            Some(id) => Id::from_u64(id),
+            None => {
+                if let Some(p) = parent {
+                    drop(self.spans.release(p));
+                }
+                self.untracked.fetch_add(1, Ordering::Relaxed);
+                Id::from_u64(UNTRACKED)
+            }
+        }
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        self.with_state(span, |state| state.record(values));
+    }
+
+    fn record_follows_from(&self, _span: &Id, _follows: &Id) {
+        // Span links are not recorded (see analysis::rebuild).
+    }
+
+    fn event(&self, event: &Event<'_>) {
+        let span = if event.is_root() {
+            None
+        } else if let Some(p) = event.parent() {
+            Some(p.into_u64())
+        } else {
+            self.current()
+        };
+        if let Some(id) = span {
+            self.with_state(&Id::from_u64(id), |state| record_event(state.key, event));
+        }
+        let line = log_line::format(event, &self.scope(span), SystemTime::now());
+        log_line::write(&line);
+    }
+
+    fn enter(&self, span: &Id) {
+        let id = span.into_u64();
+        self.with_state(span, SpanState::enter);
+        let _ = ENTERED.try_with(|e| e.borrow_mut().push(id));
+    }
+
+    fn exit(&self, span: &Id) {
+        let id = span.into_u64();
+        self.with_state(span, SpanState::exit);
+        let _ = ENTERED.try_with(|e| {
+            let mut e = e.borrow_mut();
+            if let Some(i) = e.iter().rposition(|&x| x == id) {
+                e.remove(i);
+            }
+        });
+    }
+
+    fn clone_span(&self, span: &Id) -> Id {
+        self.spans.add_ref(span.into_u64());
+        span.clone()
+    }
+
+    fn try_close(&self, span: Id) -> bool {
+        match self.spans.release(span.into_u64()) {
+            Released::Last(slot) => {
+                self.close(slot);
+                true
+            }
+            Released::Shared | Released::Unknown => false,
+        }
+    }
+
+    fn current_span(&self) -> Current {
+        self.current()
+            .and_then(|id| {
+                let slot = self.spans.get(id)?;
+                Some(Current::new(Id::from_u64(id), slot.meta))
+            })
+            .unwrap_or_else(Current::none)
+    }
+}
+
+/// The filter `RUST_LOG` asks for (see [`filter_from`]).
+pub fn filter_from_env() -> (Targets, Option<String>) {
+    filter_from(std::env::var("RUST_LOG").ok().as_deref())
+}
+
+/// The filter a `RUST_LOG` value asks for, read as target/level directives; `info` when unset
+/// or empty. A value this subscriber cannot honour (span or field directives, bad syntax)
+/// falls back to `info`, with a message saying why.
+pub fn filter_from(rust_log: Option<&str>) -> (Targets, Option<String>) {
+    let info = Targets::new().with_default(LevelFilter::INFO);
+    let Some(v) = rust_log.filter(|v| !v.trim().is_empty()) else {
+        return (info, None);
+    };
+    match v.parse::<Targets>() {
+        Ok(t) => (t, None),
+        Err(e) => (
+            info,
+            Some(format!(
+                "granular: RUST_LOG={v:?} is not understood ({e}); with GRANULAR_SAMPLE=violations \
+                 it takes target=level directives only, e.g. \"info,my_crate=debug\"; using \"info\""
+            )),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::{Receiver, sync_channel};
+
+    use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
+    use opentelemetry::trace::{SpanId, TraceId};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::export::processor::Msg;
+    use crate::recorder::FlightRecorder;
+    use crate::slo::SloRules;
+    use crate::{SpanExt, config};
+
+    /// A subscriber whose sampler exports every trace (its `*` SLO is zero), and the channel
+    /// its rebuild requests arrive on.
+    fn subscriber() -> (Arc<GranularSubscriber>, Receiver<Msg>) {
+        let cfg = Config {
+            slo: SloRules::parse("*=0ms").unwrap(),
+            sample: config::SampleMode::Violations,
+            ..Config::default()
+        };
+        FlightRecorder::install(cfg.recorder);
+        let (tx, rx) = sync_channel(16);
+        let sampler = SourceSampler::new(Arc::new(cfg), tx, Default::default());
+        let filter = Targets::new().with_default(LevelFilter::INFO);
+        (
+            Arc::new(GranularSubscriber::new(Arc::new(sampler), filter)),
+            rx,
+        )
+    }
+
+    fn rebuilt_roots(rx: &Receiver<Msg>) -> Vec<u128> {
+        rx.try_iter()
+            .filter_map(|m| match m {
+                Msg::Rebuild(r) => Some(r.trace_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_parent_closes_after_its_children() {
+        let (sub, rx) = subscriber();
+        tracing::subscriber::with_default(sub.clone(), || {
+            let root = tracing::info_span!("root");
+            let child = root.in_scope(|| tracing::info_span!("child"));
+            let root_id = root.id().unwrap();
+            drop(root);
+            assert!(
+                sub.spans.get(root_id.into_u64()).is_some(),
+                "kept by its child"
+            );
+            assert!(rebuilt_roots(&rx).is_empty(), "the root has not closed yet");
+            drop(child);
+            assert!(sub.spans.get(root_id.into_u64()).is_none());
+            assert_eq!(
+                rebuilt_roots(&rx).len(),
+                1,
+                "the root closed, its trace judged"
+            );
+        });
+    }
+
+    #[test]
+    fn current_span_and_contextual_parents_follow_entries() {
+        let (sub, _rx) = subscriber();
+        tracing::subscriber::with_default(sub.clone(), || {
+            assert!(tracing::Span::current().is_none());
+            let root = tracing::info_span!("root");
+            let _g = root.enter();
+            assert_eq!(tracing::Span::current().id(), root.id());
+            let child = tracing::info_span!("child");
+            let parent = sub
+                .spans
+                .get(child.id().unwrap().into_u64())
+                .unwrap()
+                .parent;
+            assert_eq!(parent, root.id().map(|i| i.into_u64()));
+            let explicit_root = tracing::info_span!(parent: None, "other");
+            let slot = sub
+                .spans
+                .get(explicit_root.id().unwrap().into_u64())
+                .unwrap();
+            assert_eq!(slot.parent, None);
+            assert!(slot.state.as_ref().unwrap().local_root);
+        });
+    }
+
+    #[test]
+    fn filtered_out_levels_build_no_span() {
+        let (sub, _rx) = subscriber();
+        tracing::subscriber::with_default(sub, || {
+            assert!(tracing::debug_span!("noisy").is_disabled());
+            assert!(!tracing::info_span!("kept").is_disabled());
+        });
+    }
+
+    #[test]
+    fn a_remote_parent_carries_into_outgoing_contexts() {
+        let (sub, _rx) = subscriber();
+        let trace = TraceId::from_bytes(7u128.to_be_bytes());
+        let remote = opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            trace,
+            SpanId::from_bytes(9u64.to_be_bytes()),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        ));
+        tracing::subscriber::with_default(sub, || {
+            let root = tracing::info_span!("root");
+            root.set_remote_parent(&remote);
+            let child = root.in_scope(|| tracing::info_span!("child"));
+            let cx = child.otel_context();
+            let sc = cx.span().span_context().clone();
+            assert_eq!(sc.trace_id(), trace);
+            assert!(
+                sc.is_sampled(),
+                "always recorded: the decision is at the tail"
+            );
+            assert_ne!(
+                sc.span_id(),
+                root.otel_context().span().span_context().span_id()
+            );
+        });
+    }
+
+    #[test]
+    fn bad_rust_log_values_fall_back_to_info_and_say_why() {
+        let (t, warning) = filter_from(Some("warn,my_crate=debug"));
+        assert!(warning.is_none());
+        assert!(t.would_enable("my_crate::db", &tracing::Level::DEBUG));
+        assert!(!t.would_enable("other", &tracing::Level::INFO));
+        let (t, warning) = filter_from(Some("my_crate[span{a=1}]=debug"));
+        let warning = warning.expect("a message");
+        assert!(
+            warning.contains("RUST_LOG") && warning.contains("target=level"),
+            "{warning}"
+        );
+        assert!(t.would_enable("any", &tracing::Level::INFO));
+        assert!(!t.would_enable("any", &tracing::Level::DEBUG));
+        assert!(
+            filter_from(None)
+                .0
+                .would_enable("any", &tracing::Level::INFO)
+        );
+    }
+}
