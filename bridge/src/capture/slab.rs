@@ -92,8 +92,12 @@ impl<T> std::ops::Deref for Ref<'_, T> {
 
 impl<T> Drop for Ref<'_, T> {
     fn drop(&mut self) {
-        let id = self.slab.id_of(self.index);
-        drop(self.slab.release(id));
+        // This reference keeps the generation: no need to check it, one decrement does.
+        let slot = self.slab.slot(self.index);
+        let before = slot.state.fetch_sub(1, Ordering::AcqRel);
+        if before & REFS == 1 {
+            drop(self.slab.take(self.index, before >> 32));
+        }
     }
 }
 
@@ -156,13 +160,20 @@ impl<T> Slab<T> {
         if s & REFS > 1 {
             return Released::Shared;
         }
-        // SAFETY: the count is now zero under this generation: no reference exists and none
-        // can be taken, so this thread owns the value.
+        Released::Last(self.take(index, generation))
+    }
+
+    /// Moves the value out of the slot at `index`, whose count this thread just dropped to
+    /// zero under `generation`, and frees the slot.
+    fn take(&self, index: usize, generation: u64) -> T {
+        let slot = self.slot(index);
+        // SAFETY: the count is zero under this generation: no reference exists and none can
+        // be taken, so this thread owns the value.
         let value = unsafe { (*slot.value.get()).assume_init_read() };
         let next_generation = (generation + 1) & REFS;
         slot.state.store(next_generation << 32, Ordering::Release);
         self.push_free(index);
-        Released::Last(value)
+        value
     }
 
     fn acquire(&self, id: u64) -> Option<usize> {
@@ -190,10 +201,6 @@ impl<T> Slab<T> {
         let exists = index < self.next.load(Ordering::Acquire) as usize
             && !self.pages[index / PAGE].load(Ordering::Acquire).is_null();
         exists.then_some(index)
-    }
-
-    fn id_of(&self, index: usize) -> u64 {
-        (self.slot(index).state.load(Ordering::Acquire) & !REFS) | (index as u64 + 1)
     }
 
     /// The slot at `index`; its page must exist.

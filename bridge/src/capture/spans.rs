@@ -146,7 +146,7 @@ impl SpanState {
     /// Records an entry. True the first time for a span whose ids come from elsewhere
     /// (`tracing-opentelemetry`): the caller records them then.
     pub(crate) fn enter(&self) -> bool {
-        let first = !self.ids_recorded.swap(true, Ordering::Relaxed);
+        let first = self.first_ids();
         if first {
             self.record_own_ids();
         }
@@ -166,13 +166,19 @@ impl SpanState {
     /// Records the close and, in span-recording mode, has `sampler` judge the span; `name` is
     /// the span's metadata name.
     pub(crate) fn close(&self, name: &str, sampler: Option<&SourceSampler>) {
-        if !self.ids_recorded.swap(true, Ordering::Relaxed) {
+        if self.first_ids() {
             self.record_own_ids();
         }
         recorder::record(Kind::SpanClose, self.key);
         if let (Some(sampler), Some(own)) = (sampler, self.own()) {
             sampler.on_close(own.name(name), self.key, self.local_root, &own);
         }
+    }
+
+    /// True once: the ids are due (a plain load first, so later entries pay no atomic swap).
+    fn first_ids(&self) -> bool {
+        !self.ids_recorded.load(Ordering::Relaxed)
+            && !self.ids_recorded.swap(true, Ordering::Relaxed)
     }
 
     fn record_own_ids(&self) {
