@@ -82,7 +82,7 @@ unstable() {
 	RUSTFLAGS="$unstable_rustflags" CARGO_TARGET_DIR="$unstable_target" "$@"
 }
 
-# Model-checks the recorder ring's publication protocol (bridge/loom) under --cfg loom.
+# Model-checks the recorder ring's publication protocol and the span slab (bridge/loom) under --cfg loom.
 loom_check() {
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p granular-loom --release
 }

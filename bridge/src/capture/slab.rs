@@ -7,14 +7,46 @@
 //! drops the count to zero owns the value, takes it out, bumps the generation and pushes the
 //! slot on a lock-free free stack (ABA-tagged). Capacity is fixed ([`CAPACITY`] live values);
 //! [`Slab::insert`] returns `None` beyond it and nothing else is affected.
+//!
+//! This file is also compiled by `bridge/loom/` under `--cfg loom` (with two pages of two
+//! slots) to model-check the protocol.
 
-use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::ptr;
+
+#[cfg(loom)]
+use loom::cell::UnsafeCell;
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
+#[cfg(not(loom))]
 const PAGE: usize = 1024;
+#[cfg(not(loom))]
 const PAGES: usize = 4096;
+#[cfg(loom)]
+const PAGE: usize = 2;
+#[cfg(loom)]
+const PAGES: usize = 2;
+
+/// `std::cell::UnsafeCell` with loom's closure-style access, so the same code runs under both.
+#[cfg(not(loom))]
+#[derive(Debug)]
+struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    fn new(v: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(v))
+    }
+    fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+    fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
 /// Most values alive at once.
 pub const CAPACITY: usize = PAGE * PAGES;
 
@@ -85,8 +117,11 @@ impl<T> std::ops::Deref for Ref<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: this reference keeps the count above zero, so the value is initialised and
-        // nobody takes it out.
-        unsafe { (*self.slab.slot(self.index).value.get()).assume_init_ref() }
+        // nobody takes it out while `self` lives.
+        self.slab
+            .slot(self.index)
+            .value
+            .with(|v| unsafe { (*v).assume_init_ref() })
     }
 }
 
@@ -120,7 +155,7 @@ impl<T> Slab<T> {
         let generation = slot.state.load(Ordering::Acquire) >> 32;
         // SAFETY: the slot came off the free stack or the bump counter, so no reference to it
         // exists and the count of zero keeps `get` out until the store below publishes it.
-        unsafe { (*slot.value.get()).write(value) };
+        slot.value.with_mut(|v| unsafe { (*v).write(value) });
         slot.state.store(generation << 32 | 1, Ordering::Release);
         Some(generation << 32 | (index as u64 + 1))
     }
@@ -169,7 +204,7 @@ impl<T> Slab<T> {
         let slot = self.slot(index);
         // SAFETY: the count is zero under this generation: no reference exists and none can
         // be taken, so this thread owns the value.
-        let value = unsafe { (*slot.value.get()).assume_init_read() };
+        let value = slot.value.with_mut(|v| unsafe { (*v).assume_init_read() });
         let next_generation = (generation + 1) & REFS;
         slot.state.store(next_generation << 32, Ordering::Release);
         self.push_free(index);
@@ -198,8 +233,11 @@ impl<T> Slab<T> {
     /// The slot index of `id` if that slot exists.
     fn index_of(&self, id: u64) -> Option<usize> {
         let index = ((id & REFS) as usize).checked_sub(1)?;
+        // `next` may pass CAPACITY for a moment while a full slab refuses an insert: the page
+        // lookup is bounds-checked as well.
+        let page = self.pages.get(index / PAGE)?;
         let exists = index < self.next.load(Ordering::Acquire) as usize
-            && !self.pages[index / PAGE].load(Ordering::Acquire).is_null();
+            && !page.load(Ordering::Acquire).is_null();
         exists.then_some(index)
     }
 
@@ -278,18 +316,18 @@ impl<T> Drop for Slab<T> {
                 continue;
             }
             // SAFETY: `&mut self`: no other access; the page came from `ensure_page`.
-            let mut page = unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(raw, PAGE)) };
-            for slot in page.iter_mut() {
-                if *slot.state.get_mut() & REFS != 0 {
+            let page = unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(raw, PAGE)) };
+            for slot in page.iter() {
+                if slot.state.load(Ordering::Acquire) & REFS != 0 {
                     // SAFETY: a non-zero count means the value is initialised.
-                    unsafe { slot.value.get_mut().assume_init_drop() };
+                    slot.value.with_mut(|v| unsafe { (*v).assume_init_drop() });
                 }
             }
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;
@@ -345,6 +383,8 @@ mod tests {
         assert!(slab.get(0).is_none());
         assert!(slab.get(1).is_none());
         assert!(slab.get(u64::MAX).is_none());
+        assert!(slab.get(CAPACITY as u64 + 1).is_none());
+        assert!(slab.get(u64::from(u32::MAX) - 1).is_none());
         assert!(matches!(slab.release(7), Released::Unknown));
     }
 
