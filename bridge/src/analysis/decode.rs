@@ -237,7 +237,52 @@ pub fn decode_spans_of(
     roots: &[u64],
 ) -> Decoded {
     let keys = descendants(snap, roots);
-    decode_keeping(snap, cal, window_start, taken_at, Some(&keys))
+    decode_spans(snap, cal, window_start, taken_at, &keys)
+}
+
+/// [`decode_spans_of`] when the spans' keys are known already (the span-recording path notes
+/// them per trace): one pass over the records instead of two or more.
+pub fn decode_spans(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    window_start: u64,
+    taken_at: u64,
+    keys: &IdSet<u64>,
+) -> Decoded {
+    decode_keeping(
+        snap,
+        cal,
+        window_start,
+        taken_at,
+        Some(&KeyFilter::new(keys)),
+    )
+}
+
+/// A set of span keys with a 4,096-bit filter in front: most records of a busy ring belong to
+/// other spans, and the bitmap (one L1-resident word) turns them away before a hash lookup.
+struct KeyFilter<'a> {
+    bits: [u64; 64],
+    keys: &'a IdSet<u64>,
+}
+
+impl<'a> KeyFilter<'a> {
+    fn new(keys: &'a IdSet<u64>) -> Self {
+        let mut bits = [0u64; 64];
+        for &k in keys {
+            let b = Self::bit(k);
+            bits[b / 64] |= 1 << (b % 64);
+        }
+        KeyFilter { bits, keys }
+    }
+
+    fn bit(key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize
+    }
+
+    fn contains(&self, key: u64) -> bool {
+        let b = Self::bit(key);
+        self.bits[b / 64] & (1 << (b % 64)) != 0 && self.keys.contains(&key)
+    }
 }
 
 /// `roots` and every span created beneath them in `snap`. Parents are created before their
@@ -269,7 +314,7 @@ fn decode_keeping(
     cal: &Calibration,
     window_start: u64,
     taken_at: u64,
-    only: Option<&IdSet<u64>>,
+    only: Option<&KeyFilter<'_>>,
 ) -> Decoded {
     let mut d = Decoded {
         spans: IdMap::default(),
@@ -462,7 +507,7 @@ fn decode_field(p: &[Record]) -> Option<(&'static str, FieldValue)> {
 impl ThreadDecoder {
     /// Whether a span-only decode of `keys` passes over this record. Fields without an owner
     /// belong to the last event, kept only if that event was.
-    fn skips(&mut self, kind: Kind, r: Record, keys: &IdSet<u64>) -> bool {
+    fn skips(&mut self, kind: Kind, r: Record, keys: &KeyFilter<'_>) -> bool {
         match kind {
             Kind::ThreadStart => false,
             Kind::Field if r.arg() == 0 => self.last_event.is_none(),
@@ -471,9 +516,9 @@ impl ThreadDecoder {
             | Kind::SpanEnter
             | Kind::SpanExit
             | Kind::SpanClose
-            | Kind::Field => !keys.contains(&r.arg()),
+            | Kind::Field => !keys.contains(r.arg()),
             Kind::Event => {
-                let skip = !keys.contains(&r.arg());
+                let skip = !keys.contains(r.arg());
                 if skip {
                     self.last_event = None;
                 }

@@ -6,4 +6,4 @@ pub mod idmap;
 pub mod rebuild;
 
 pub use breakdown::{Breakdown, Category, Culprit, Target, analyze};
-pub use decode::{Decoded, decode, decode_spans_of};
+pub use decode::{Decoded, decode, decode_spans, decode_spans_of};

@@ -108,6 +108,7 @@ impl SpanState {
                 Some(inherited) => inherited,
                 None => (ids::trace_id(), Arc::new(LocalTrace::default())),
             };
+            trace.add_span(key);
             let mut w = FieldWriter::new(key);
             attrs.record(&mut w);
             let mut own = OwnSpan {

@@ -277,6 +277,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::export::processor::Msg;
+    use crate::export::source_sampling::RebuildRequest;
     use crate::recorder::FlightRecorder;
     use crate::slo::SloRules;
     use crate::{SpanExt, config};
@@ -299,10 +300,10 @@ mod tests {
         )
     }
 
-    fn rebuilt_roots(rx: &Receiver<Msg>) -> Vec<u128> {
+    fn rebuilt_roots(rx: &Receiver<Msg>) -> Vec<RebuildRequest> {
         rx.try_iter()
             .filter_map(|m| match m {
-                Msg::Rebuild(r) => Some(r.trace_id),
+                Msg::Rebuild(r) => Some(r),
                 _ => None,
             })
             .collect()
@@ -321,12 +322,17 @@ mod tests {
                 "kept by its child"
             );
             assert!(rebuilt_roots(&rx).is_empty(), "the root has not closed yet");
+            let keys =
+                [&root_id, &child.id().unwrap()].map(|id| sub.with_state(id, |s| s.key).unwrap());
             drop(child);
             assert!(sub.spans.get(root_id.into_u64()).is_none());
+            let judged = rebuilt_roots(&rx);
+            assert_eq!(judged.len(), 1, "the root closed, its trace judged");
+            assert_eq!(judged[0].root, keys[0]);
             assert_eq!(
-                rebuilt_roots(&rx).len(),
-                1,
-                "the root closed, its trace judged"
+                judged[0].span_keys.as_deref(),
+                Some(&keys[..]),
+                "both spans noted"
             );
         });
     }

@@ -29,8 +29,9 @@ use super::enrich::{self, Extras};
 use super::judge::{Judgement, judge};
 use super::source_sampling::{RebuildRequest, SourceSampler};
 use crate::analysis::breakdown::RequestWork;
+use crate::analysis::idmap::IdSet;
 use crate::analysis::rebuild::rebuild;
-use crate::analysis::{Breakdown, Decoded, Target, analyze, decode, decode_spans_of};
+use crate::analysis::{Breakdown, Decoded, Target, analyze, decode, decode_spans, decode_spans_of};
 use crate::clock::{self, Calibration};
 use crate::config::{ArtifactSink, Config, SampleMode};
 use crate::recorder::{FlightRecorder, RecorderSnapshot};
@@ -339,6 +340,9 @@ const BATCH_MAX: usize = 4096;
 /// spans and tasks created for the request, short enough that a busy service's copy and decode
 /// stay small (decode is ~40 ns per record in the window).
 const DECODE_MARGIN_NS: u64 = 200_000_000;
+/// How far before a root's start time a span-only decode begins: the root's creation record is
+/// stamped before the start time is read (by the time its fields take to record).
+const ROOT_MARGIN_NS: u64 = 1_000_000;
 
 impl<P: SpanProcessor> Analyzer<P> {
     fn new(
@@ -490,8 +494,13 @@ impl<P: SpanProcessor> Analyzer<P> {
         crate::capture::os::sample_now();
         let cal = Calibration::now();
         let light = self.overloaded();
-        // A span-only decode needs no margin: the spans begin with their root.
-        let margin = if light { 0 } else { DECODE_MARGIN_NS };
+        // A span-only decode needs only the root's own records: they begin with its creation,
+        // stamped a little before the start time the request carries.
+        let margin = if light {
+            ROOT_MARGIN_NS
+        } else {
+            DECODE_MARGIN_NS
+        };
         let window_start = batch
             .iter()
             .map(|(s, _)| unix_ns(s.start_time))
@@ -512,8 +521,21 @@ impl<P: SpanProcessor> Analyzer<P> {
         // A bug in the analysis must cost a breakdown, never the span or the thread.
         let decoded = catch_unwind(AssertUnwindSafe(|| {
             if light {
-                let roots: Vec<u64> = rebuilds.iter().map(|r| r.root).collect();
-                decode_spans_of(&snapshot, &cal, window_start, taken_at, &roots)
+                // The traces' own keys when every one noted them, else found from the roots.
+                let keys: Option<IdSet<u64>> = rebuilds
+                    .iter()
+                    .map(|r| r.span_keys.as_deref())
+                    .try_fold(IdSet::default(), |mut all, keys| {
+                        all.extend(keys?);
+                        Some(all)
+                    });
+                match keys {
+                    Some(keys) => decode_spans(&snapshot, &cal, window_start, taken_at, &keys),
+                    None => {
+                        let roots: Vec<u64> = rebuilds.iter().map(|r| r.root).collect();
+                        decode_spans_of(&snapshot, &cal, window_start, taken_at, &roots)
+                    }
+                }
             } else {
                 decode(&snapshot, &cal, window_start, taken_at)
             }

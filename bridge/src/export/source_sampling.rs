@@ -10,7 +10,7 @@
 //! be kept downstream, with this process's spans missing (see docs/architecture.md).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 
 use super::judge::in_baseline;
@@ -18,19 +18,51 @@ use super::processor::{Msg, Stats};
 use crate::capture::spans::OwnSpan;
 use crate::config::Config;
 
-/// Judging state shared by the spans of one local trace.
+/// Span keys a [`LocalTrace`] remembers; a trace with more spans is found in the recorder by
+/// walking parent links instead.
+const TRACE_KEYS: usize = 16;
+
+/// Judging state shared by the spans of one local trace, and the recorder keys of its first
+/// [`TRACE_KEYS`] spans (so the analyzer can pick the trace's records out of the rings without
+/// first walking the span tree).
 #[derive(Debug, Default)]
 pub struct LocalTrace {
     violated: AtomicBool,
+    keys: [AtomicU64; TRACE_KEYS],
+    spans: AtomicUsize,
+}
+
+impl LocalTrace {
+    /// Notes a span of this trace (one atomic add and a store).
+    pub(crate) fn add_span(&self, key: u64) {
+        let i = self.spans.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = self.keys.get(i) {
+            slot.store(key, Ordering::Relaxed);
+        }
+    }
+
+    /// The keys of every span of the trace, or `None` when it had more than [`TRACE_KEYS`].
+    /// Called when the local root closes: every span noted itself at creation, before.
+    fn span_keys(&self) -> Option<Vec<u64>> {
+        let n = self.spans.load(Ordering::Relaxed);
+        (n <= TRACE_KEYS).then(|| {
+            self.keys[..n]
+                .iter()
+                .map(|k| k.load(Ordering::Relaxed))
+                .collect()
+        })
+    }
 }
 
 /// A local trace chosen for export: its root's recorder key.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RebuildRequest {
     pub root: u64,
     pub trace_id: u128,
     /// Clock ticks at the root's creation (bounds the window to decode).
     pub start_ticks: u64,
+    /// The keys of all the trace's spans, root included, when the trace noted them all.
+    pub span_keys: Option<Vec<u64>>,
 }
 
 /// Judges spans as they close and hands exported traces to the analyzer.
@@ -76,6 +108,7 @@ impl SourceSampler {
             root: key,
             trace_id: own.trace_id,
             start_ticks: own.start,
+            span_keys: own.trace.span_keys(),
         };
         match self.tx.try_send(Msg::Rebuild(req)) {
             Ok(()) => {}
@@ -92,5 +125,24 @@ impl SourceSampler {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_remembers_its_span_keys_up_to_the_limit() {
+        let t = LocalTrace::default();
+        for k in 1..=TRACE_KEYS as u64 {
+            t.add_span(k);
+        }
+        assert_eq!(
+            t.span_keys(),
+            Some((1..=TRACE_KEYS as u64).collect::<Vec<_>>())
+        );
+        t.add_span(99);
+        assert_eq!(t.span_keys(), None, "too many: found from the root instead");
     }
 }
