@@ -258,6 +258,10 @@ fn light_decode_rebuilds_the_same_spans(trace: u128) {
         .map(|(k, _)| *k)
         .expect("the exported trace's root in the recorder");
     let light = decode_spans_of(&snap, &cal, 0, now, &[root]);
+    // The same span-only decode from the keys the trace noted (what the analyzer uses).
+    let keys: granular::analysis::idmap::IdSet<u64> = light.spans.keys().copied().collect();
+    assert_eq!(keys.len(), 4, "the root and its three children");
+    let keyed = granular::analysis::decode_spans(&snap, &cal, 0, now, &keys);
     assert!(
         light.spans.len() < full.spans.len(),
         "only the trace's spans: {} of {}",
@@ -266,15 +270,18 @@ fn light_decode_rebuilds_the_same_spans(trace: u128) {
     );
     let scope = opentelemetry::InstrumentationScope::builder("granular").build();
     let from_full = rebuild(&full, root, trace, &scope).spans;
-    let from_light = rebuild(&light, root, trace, &scope).spans;
     assert_eq!(from_full.len(), 4);
-    let (f, l) = (by_name(&from_full), by_name(&from_light));
-    assert_eq!(f.keys().collect::<Vec<_>>(), l.keys().collect::<Vec<_>>());
-    for (name, a) in &f {
-        let b = l[name];
-        assert_eq!(attrs(a), attrs(b), "{name}: attributes");
-        assert_eq!(a.events.events, b.events.events, "{name}: events");
-        assert_eq!(a.parent_span_id, b.parent_span_id, "{name}: parent");
-        assert_eq!((a.start_time, a.end_time), (b.start_time, b.end_time));
+    let f = by_name(&from_full);
+    for decoded in [&light, &keyed] {
+        let from_light = rebuild(decoded, root, trace, &scope).spans;
+        let l = by_name(&from_light);
+        assert_eq!(f.keys().collect::<Vec<_>>(), l.keys().collect::<Vec<_>>());
+        for (name, a) in &f {
+            let b = l[name];
+            assert_eq!(attrs(a), attrs(b), "{name}: attributes");
+            assert_eq!(a.events.events, b.events.events, "{name}: events");
+            assert_eq!(a.parent_span_id, b.parent_span_id, "{name}: parent");
+            assert_eq!((a.start_time, a.end_time), (b.start_time, b.end_time));
+        }
     }
 }

@@ -190,6 +190,8 @@ pub struct TraceCheck {
     pub complete: usize,
     /// Of those, with a breakdown on the root (`granular.cause`).
     pub analysed: usize,
+    /// Violating traces Jaeger had with fewer than 4 spans.
+    pub partial: usize,
     pub healthy_checked: usize,
     /// Healthy traces Jaeger had (should be none: baseline 0).
     pub healthy_exported: usize,
@@ -210,6 +212,33 @@ pub struct Sample {
     /// The same check on the saturation phase.
     pub sat_trace_check: Option<TraceCheck>,
     pub sources: Option<String>,
+    /// The processor's counters from the service's "granular: shut down" line.
+    pub shutdown: Option<String>,
+}
+
+/// The counters worth reading from a "granular: shut down" log line, as `key=value`s.
+fn shutdown_counters(log: &str) -> Option<String> {
+    const KEYS: [&str; 7] = [
+        "exported_traces",
+        "dropped_traces",
+        "lost_traces",
+        "skipped_overload",
+        "skipped_queue_full",
+        "enriched",
+        "recorder_lost_records",
+    ];
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("granular: shut down"))?;
+    let pairs: Vec<&str> = line
+        .split_whitespace()
+        .filter(|w| {
+            KEYS.iter()
+                .any(|k| w.strip_prefix(k).is_some_and(|r| r.starts_with('=')))
+        })
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join(" "))
 }
 
 /// Where the service binaries of each build are, building them first if asked.
@@ -364,14 +393,18 @@ pub fn run(options: &Options) -> Result<(String, bool)> {
                             .sat_trace_check
                             .as_ref()
                             .map_or_else(String::new, |t| format!(
-                                " | at saturation {}/{} whole ({} analysed), healthy exported {}/{}",
+                                " | at saturation {}/{} whole ({} analysed, {} partial), healthy exported {}/{}",
                                 t.complete,
                                 t.violating,
                                 t.analysed,
+                                t.partial,
                                 t.healthy_exported,
                                 t.healthy_checked
                             ))
                     );
+                    if let Some(counters) = &sample.shutdown {
+                        eprintln!("overhead:        {:>2} at shutdown: {counters}", cfg.key);
+                    }
                     samples[i].push(sample);
                 }
                 Err(e) => {
@@ -469,12 +502,13 @@ impl Run<'_> {
         })?;
         let sat_trace_check = violations.then(|| self.check_traces(&sat_load, &sat_results));
         let (hwm, rss) = procfs::memory_kib(pid)?;
+        process.stop();
         let log = process.log();
         let sources = log.lines().find_map(|l| {
             l.split_once("granular: sources: ")
                 .map(|(_, s)| s.to_owned())
         });
-        process.stop();
+        let shutdown = shutdown_counters(&log);
         Ok(Sample {
             fixed,
             sat,
@@ -483,6 +517,7 @@ impl Run<'_> {
             trace_check,
             sat_trace_check,
             sources,
+            shutdown,
         })
     }
 
@@ -553,6 +588,24 @@ impl Run<'_> {
                 }
                 Err(e) => {
                     misses += 1;
+                    if let Ok(Some(t)) = self.jaeger.find_trace(&id) {
+                        check.partial += 1;
+                        if check.partial <= 3 {
+                            let names: Vec<String> = t
+                                .spans
+                                .iter()
+                                .map(|s| {
+                                    let loss = s.tag("granular.data_loss").is_some();
+                                    format!(
+                                        "{}{}",
+                                        s.operation_name,
+                                        if loss { " (data_loss)" } else { "" }
+                                    )
+                                })
+                                .collect();
+                            eprintln!("overhead: partial trace {id}: {}", names.join(", "));
+                        }
+                    }
                     if check.problems.len() < 3 {
                         check
                             .problems
@@ -883,6 +936,7 @@ impl Report<'_> {
             let violating: usize = checks.iter().map(|c| c.violating).sum();
             let complete: usize = checks.iter().map(|c| c.complete).sum();
             let analysed: usize = checks.iter().map(|c| c.analysed).sum();
+            let partial: usize = checks.iter().map(|c| c.partial).sum();
             let healthy: usize = checks.iter().map(|c| c.healthy_checked).sum();
             let exported: usize = checks.iter().map(|c| c.healthy_exported).sum();
             let problems: Vec<&String> = checks.iter().flat_map(|c| &c.problems).collect();
@@ -897,7 +951,7 @@ impl Report<'_> {
             targets.push(vec![
                 format!("(e) {phase}: every violating request in Jaeger whole (4 spans) with a breakdown; no healthy one (baseline 0)"),
                 format!(
-                    "{complete}/{violating} violating traces whole, {analysed} of them with `granular.cause`; {exported}/{healthy} sampled healthy traces exported{}",
+                    "{complete}/{violating} violating traces whole, {analysed} of them with `granular.cause`, {partial} more in Jaeger with fewer spans; {exported}/{healthy} sampled healthy traces exported{}",
                     if problems.is_empty() {
                         String::new()
                     } else {
@@ -922,6 +976,23 @@ impl Report<'_> {
             md.push_str(&notes.join("\n"));
             md.push('\n');
         }
+        let counters: Vec<String> = self
+            .configs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let s = self.samples[i].last()?.shutdown.as_ref()?;
+                Some(format!("- ({}) {s}", c.key))
+            })
+            .collect();
+        if !counters.is_empty() {
+            md.push_str(
+                "\nThe processor's counters at shutdown, last round (whole process life: both \
+                 phases and the warm-up):\n\n",
+            );
+            md.push_str(&counters.join("\n"));
+            md.push('\n');
+        }
         let late: u64 = self.samples.iter().flatten().map(|s| s.fixed.late).sum();
         if late > 0 {
             let _ = writeln!(
@@ -931,5 +1002,20 @@ impl Report<'_> {
             );
         }
         (md, ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shutdown_counters_are_read_from_the_last_shutdown_line() {
+        let log = "2026 INFO granular: sources: x\n\
+                   2026 INFO granular::init: granular: shut down enriched=3 skipped_rate_limit=0 \
+                   exported_traces=40 lost_traces=2 recorder_lost_records=9 overwritten_by_kind=[]\n";
+        assert_eq!(
+            super::shutdown_counters(log).as_deref(),
+            Some("enriched=3 exported_traces=40 lost_traces=2 recorder_lost_records=9")
+        );
+        assert_eq!(super::shutdown_counters("no such line"), None);
     }
 }
