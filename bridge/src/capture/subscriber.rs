@@ -92,6 +92,16 @@ impl GranularSubscriber {
         slot.state.as_ref().map(f)
     }
 
+    /// The span a new span or event belongs to: none for an explicit root, the explicit
+    /// parent, else the innermost span entered on this thread.
+    fn parent_of(&self, is_root: bool, explicit: Option<&Id>) -> Option<u64> {
+        match (is_root, explicit) {
+            (true, _) => None,
+            (false, Some(p)) => Some(p.into_u64()),
+            (false, None) => self.current(),
+        }
+    }
+
     fn current(&self) -> Option<u64> {
         ENTERED
             .try_with(|e| e.borrow().last().copied())
@@ -149,13 +159,7 @@ impl Subscriber for GranularSubscriber {
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
-        let parent = if attrs.is_root() {
-            None
-        } else if let Some(p) = attrs.parent() {
-            Some(p.into_u64())
-        } else {
-            self.current()
-        };
+        let parent = self.parent_of(attrs.is_root(), attrs.parent());
         // The child holds a reference on its parent until it closes.
         let parent = parent.filter(|&p| self.spans.add_ref(p));
         let inherited =
@@ -186,13 +190,7 @@ impl Subscriber for GranularSubscriber {
     }
 
     fn event(&self, event: &Event<'_>) {
-        let span = if event.is_root() {
-            None
-        } else if let Some(p) = event.parent() {
-            Some(p.into_u64())
-        } else {
-            self.current()
-        };
+        let span = self.parent_of(event.is_root(), event.parent());
         if let Some(id) = span {
             self.with_state(&Id::from_u64(id), |state| record_event(state.key, event));
         }

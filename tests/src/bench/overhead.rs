@@ -695,6 +695,26 @@ impl Report<'_> {
         Some((median(&v), lo, hi))
     }
 
+    /// Appends `heading` and one bullet per configuration for which `line` says something.
+    fn per_config(
+        &self,
+        md: &mut String,
+        heading: &str,
+        line: impl Fn(&[Sample]) -> Option<String>,
+    ) {
+        let lines: Vec<String> = self
+            .configs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some(format!("- ({}) {}", c.key, line(&self.samples[i])?)))
+            .collect();
+        if !lines.is_empty() {
+            md.push_str(&format!("\n{heading}\n\n"));
+            md.push_str(&lines.join("\n"));
+            md.push('\n');
+        }
+    }
+
     fn render(&self) -> (String, bool) {
         let o = self.options;
         let mut ok = true;
@@ -962,37 +982,20 @@ impl Report<'_> {
             ]);
         }
         md.push_str(&table(&["target", "measured", "verdict"], &targets));
-        let notes: Vec<String> = self
-            .configs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let s = self.samples[i].first()?.sources.as_ref()?;
-                Some(format!("- ({}) `granular: sources: {s}`", c.key))
-            })
-            .collect();
-        if !notes.is_empty() {
-            md.push_str("\nSources each Granular configuration reported at start-up:\n\n");
-            md.push_str(&notes.join("\n"));
-            md.push('\n');
-        }
-        let counters: Vec<String> = self
-            .configs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let s = self.samples[i].last()?.shutdown.as_ref()?;
-                Some(format!("- ({}) {s}", c.key))
-            })
-            .collect();
-        if !counters.is_empty() {
-            md.push_str(
-                "\nThe processor's counters at shutdown, last round (whole process life: both \
-                 phases and the warm-up):\n\n",
-            );
-            md.push_str(&counters.join("\n"));
-            md.push('\n');
-        }
+        self.per_config(
+            &mut md,
+            "Sources each Granular configuration reported at start-up:",
+            |samples| {
+                let s = samples.first()?.sources.as_ref()?;
+                Some(format!("`granular: sources: {s}`"))
+            },
+        );
+        self.per_config(
+            &mut md,
+            "The processor's counters at shutdown, last round (whole process life: both phases \
+             and the warm-up):",
+            |samples| samples.last()?.shutdown.clone(),
+        );
         let late: u64 = self.samples.iter().flatten().map(|s| s.fixed.late).sum();
         if late > 0 {
             let _ = writeln!(
