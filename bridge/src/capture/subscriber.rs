@@ -253,7 +253,14 @@ pub fn filter_from(rust_log: Option<&str>) -> (Targets, Option<String>) {
     let Some(v) = rust_log.filter(|v| !v.trim().is_empty()) else {
         return (info, None);
     };
-    match v.parse::<Targets>() {
+    // `Targets` would read `crate[span]=debug` as a target named `crate[span]`: refuse span
+    // directives outright rather than filter on a target that never matches.
+    let parsed = if v.contains('[') {
+        Err("span directives ([...]) are not supported".to_string())
+    } else {
+        v.parse::<Targets>().map_err(|e| e.to_string())
+    };
+    match parsed {
         Ok(t) => (t, None),
         Err(e) => (
             info,
@@ -404,6 +411,8 @@ mod tests {
         assert!(warning.is_none());
         assert!(t.would_enable("my_crate::db", &tracing::Level::DEBUG));
         assert!(!t.would_enable("other", &tracing::Level::INFO));
+        let (_, warning) = filter_from(Some("info,my_crate[request]=debug"));
+        assert!(warning.is_some_and(|w| w.contains("span directives")));
         let (t, warning) = filter_from(Some("my_crate[span{a=1}]=debug"));
         let warning = warning.expect("a message");
         assert!(
