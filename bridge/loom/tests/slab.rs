@@ -31,14 +31,14 @@ impl Drop for Counted {
     }
 }
 
-/// Runs `f` under loom and returns how many executions it explored, asserting a floor so a
-/// change that collapses the exploration does not pass silently.
-fn model(floor: usize, f: impl Fn() + Send + Sync + 'static) {
+/// Runs `f` under loom on a fresh slab and drop counter, asserting a floor on the executions
+/// explored so a change that collapses the exploration does not pass silently.
+fn model(floor: usize, f: impl Fn(Arc<Slab<Counted>>, Arc<AtomicUsize>) + Send + Sync + 'static) {
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = runs.clone();
     loom::model(move || {
         counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
+        f(Arc::new(Slab::default()), Arc::new(AtomicUsize::new(0)));
     });
     let runs = runs.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!("explored {runs} executions");
@@ -57,9 +57,7 @@ fn counted(v: u64, drops: &Arc<AtomicUsize>) -> Counted {
 
 #[test]
 fn a_lookup_racing_the_last_release_sees_the_value_or_nothing() {
-    model(20, || {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let slab = Arc::new(Slab::default());
+    model(20, |slab, drops| {
         let id = slab.insert(counted(7, &drops)).unwrap();
         let looking = {
             let slab = slab.clone();
@@ -80,9 +78,7 @@ fn a_lookup_racing_the_last_release_sees_the_value_or_nothing() {
 
 #[test]
 fn a_reused_slot_never_answers_to_the_old_id() {
-    model(50, || {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let slab = Arc::new(Slab::default());
+    model(50, |slab, drops| {
         let old = slab.insert(counted(1, &drops)).unwrap();
         let stale = {
             let slab = slab.clone();
@@ -101,9 +97,7 @@ fn a_reused_slot_never_answers_to_the_old_id() {
 
 #[test]
 fn concurrent_inserts_and_releases_hand_out_distinct_live_slots() {
-    model(100, || {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let slab = Arc::new(Slab::default());
+    model(100, |slab, drops| {
         let first = slab.insert(counted(0, &drops)).unwrap();
         let other = {
             let (slab, drops) = (slab.clone(), drops.clone());
@@ -125,9 +119,7 @@ fn concurrent_inserts_and_releases_hand_out_distinct_live_slots() {
 
 #[test]
 fn a_clone_racing_the_last_release_keeps_the_value_or_fails() {
-    model(20, || {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let slab = Arc::new(Slab::default());
+    model(20, |slab, drops| {
         let id = slab.insert(counted(5, &drops)).unwrap();
         let cloning = {
             let slab = slab.clone();
@@ -152,9 +144,7 @@ fn the_free_stack_survives_a_pop_racing_pop_pop_push() {
     // The ABA case: one thread reads the free stack's head (a) and its next (b), another pops
     // a and b and pushes a back; an untagged head would then let the first thread install b,
     // which is in use, and hand one slot out twice.
-    model(1200, || {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let slab = Arc::new(Slab::default());
+    model(1200, |slab, drops| {
         let a = slab.insert(counted(0, &drops)).unwrap();
         let b = slab.insert(counted(0, &drops)).unwrap();
         drop(slab.release(b));

@@ -125,6 +125,14 @@ impl<T> std::ops::Deref for Ref<'_, T> {
     }
 }
 
+impl<T> Ref<'_, T> {
+    /// Leaves this reference counted in the slab (released later with [`Slab::release`]):
+    /// a lookup that becomes a held reference without a second atomic update.
+    pub fn keep(this: Self) {
+        std::mem::forget(this);
+    }
+}
+
 impl<T> Drop for Ref<'_, T> {
     fn drop(&mut self) {
         // This reference keeps the generation: no need to check it, one decrement does.
@@ -345,6 +353,15 @@ mod tests {
         }
         assert!(slab.get(id).is_none());
         assert!(matches!(slab.release(id), Released::Unknown));
+    }
+
+    #[test]
+    fn a_kept_lookup_holds_the_value_until_released() {
+        let slab = Slab::default();
+        let id = slab.insert(3u32).unwrap();
+        Ref::keep(slab.get(id).unwrap());
+        assert!(matches!(slab.release(id), Released::Shared));
+        assert!(matches!(slab.release(id), Released::Last(3)));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use tracing_core::span::Current;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
 use super::log_line;
-use super::slab::{Released, Slab};
+use super::slab::{Ref, Released, Slab};
 use super::spans::{SpanState, record_event};
 use crate::export::source_sampling::SourceSampler;
 
@@ -159,11 +159,18 @@ impl Subscriber for GranularSubscriber {
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
-        let parent = self.parent_of(attrs.is_root(), attrs.parent());
-        // The child holds a reference on its parent until it closes.
-        let parent = parent.filter(|&p| self.spans.add_ref(p));
-        let inherited =
-            parent.and_then(|p| self.with_state(&Id::from_u64(p), SpanState::inherited));
+        // The child keeps its lookup of the parent as the reference it holds until it closes.
+        let found = self
+            .parent_of(attrs.is_root(), attrs.parent())
+            .and_then(|p| Some((p, self.spans.get(p)?)));
+        let (parent, inherited) = match found {
+            Some((p, slot)) => {
+                let inherited = slot.state.as_ref().map(SpanState::inherited);
+                Ref::keep(slot);
+                (Some(p), inherited)
+            }
+            None => (None, None),
+        };
         let slot = Slot {
             meta: attrs.metadata(),
             parent,
