@@ -114,25 +114,23 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v * unit))
 }
 
-/// `*` matches any run of characters; everything else literally.
+/// `*` matches any run of characters; everything else literally. Allocates nothing: it runs
+/// on the request path, for every span that closes.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
+    let mut parts = pattern.split('*').peekable();
+    let Some(mut rest) = text.strip_prefix(parts.next().unwrap_or_default()) else {
+        return false;
+    };
+    if parts.peek().is_none() {
+        return rest.is_empty();
     }
-    let mut rest = text;
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            match rest.strip_prefix(part) {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        } else if i == parts.len() - 1 {
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
             return rest.ends_with(part);
-        } else if let Some(pos) = rest.find(part) {
-            rest = &rest[pos + part.len()..];
-        } else {
-            return false;
+        }
+        match rest.find(part) {
+            Some(pos) => rest = &rest[pos + part.len()..],
+            None => return false,
         }
     }
     true
@@ -182,6 +180,12 @@ mod tests {
         assert!(!glob("auth.*", "db.auth.x"));
         assert!(glob("a*b*c", "a-b-c"));
         assert!(!glob("a*b*c", "a-c"));
+        assert!(glob("GET /messages", "GET /messages"));
+        assert!(!glob("GET /messages", "GET /messages/1"));
+        assert!(!glob("GET", "GE"));
+        assert!(glob("a**b", "ab"));
+        assert!(!glob("ab*ba", "aba"), "the two ends must not overlap");
+        assert!(glob("*x*", "axb"));
     }
 
     #[test]
