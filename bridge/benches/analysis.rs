@@ -226,11 +226,11 @@ fn bench(c: &mut Criterion) {
             end: cal.to_unix_ns(end),
         };
         let snap = FlightRecorder::get().expect("recorder").snapshot();
-        let records: usize = snap.threads.iter().map(|t| t.records.len()).sum();
+        let records: usize = snap.threads.iter().map(|t| t.records().len()).sum();
         let events = snap
             .threads
             .iter()
-            .flat_map(|t| &t.records)
+            .flat_map(|t| t.records())
             .filter(|r| r.kind() != Some(Kind::Payload))
             .count();
         let b = analyze_once(&target);

@@ -383,8 +383,8 @@ fn recorder_growth(marks: &[(usize, u64)]) -> (u64, u64, Vec<(Kind, u64)>) {
             .iter()
             .find(|(r, _)| *r == t.ring)
             .map_or(0, |(_, m)| *m);
-        for (n, r) in t.records.iter().enumerate() {
-            if t.first_seq + n as u64 >= from {
+        for (n, r) in t.records().iter().enumerate() {
+            if t.first_seq() + n as u64 >= from {
                 records += 1;
                 if r.kind() != Some(Kind::Payload) {
                     events += 1;
@@ -408,7 +408,7 @@ fn ring_marks() -> Vec<(usize, u64)> {
         .snapshot()
         .threads
         .iter()
-        .map(|t| (t.ring, t.first_seq + t.records.len() as u64))
+        .map(|t| (t.ring, t.first_seq() + t.records().len() as u64))
         .collect()
 }
 

@@ -185,7 +185,7 @@ impl Drop for Granular {
             enriched = s.enriched.load(Relaxed),
             skipped_rate_limit = s.skipped_rate_limit.load(Relaxed),
             skipped_queue_full = s.skipped_queue_full.load(Relaxed),
-            skipped_overload = s.skipped_overload.load(Relaxed),
+            light_analysed = s.light_analysed.load(Relaxed),
             exported_traces = s.exported_traces.load(Relaxed),
             dropped_traces = s.dropped_traces.load(Relaxed),
             lost_traces = s.lost_traces.load(Relaxed),

@@ -284,4 +284,32 @@ fn light_decode_rebuilds_the_same_spans(trace: u128) {
             assert_eq!((a.start_time, a.end_time), (b.start_time, b.end_time));
         }
     }
+    // A light decode still breaks the root's time down: the same categories from the same
+    // span entries, parks and allocation counters, without polls or a culprit search.
+    let target = |d: &granular::analysis::Decoded| granular::analysis::Target {
+        otel_span_id: d.spans[&root].otel_span_id,
+        name: "GET /messages".into(),
+        start: d.spans[&root].start,
+        end: d.spans[&root].end.expect("the root closed"),
+    };
+    let (f, l) = (
+        granular::analysis::analyze(&full, &target(&full)),
+        granular::analysis::analyze(&keyed, &target(&keyed)),
+    );
+    assert!(l.light && !f.light, "only the light decode says so");
+    assert!(l.verdict.contains("light analysis"), "{}", l.verdict);
+    assert_eq!(l.dominant, f.dominant, "{l:#?}\n{f:#?}");
+    assert_eq!(
+        (l.alloc_count, l.alloc_bytes),
+        (f.alloc_count, f.alloc_bytes)
+    );
+    let idle = |b: &granular::analysis::Breakdown| b.part(granular::analysis::Category::Idle);
+    assert!(
+        idle(&l).abs_diff(idle(&f)) < 2_000_000,
+        "idle {} vs {} ns",
+        idle(&l),
+        idle(&f)
+    );
+    let total: u64 = l.parts.values().sum();
+    assert_eq!(total, l.end - l.start, "the parts add up to the span");
 }

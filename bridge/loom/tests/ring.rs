@@ -16,7 +16,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use granular_loom::recorder::record::Record;
-use granular_loom::recorder::ring::{Ring, Snapshot};
+use granular_loom::recorder::ring::{Ring, RingCopy};
 use loom::thread;
 
 /// Record number `seq` as the writer pushes it: word 1 is a function of word 0, and neither is
@@ -30,9 +30,9 @@ fn rec(seq: u64) -> Record {
 }
 
 /// Checks a snapshot taken with `from_seq` while at most `written` records had been pushed.
-fn check(snap: &Snapshot, from_seq: u64, written: u64) {
-    for (n, r) in snap.records.iter().enumerate() {
-        let seq = snap.first_seq + n as u64;
+fn check(snap: &RingCopy, from_seq: u64, written: u64) {
+    for (n, r) in snap.records().iter().enumerate() {
+        let seq = snap.first_seq() + n as u64;
         assert_eq!(
             rec(r.w0.wrapping_sub(1)),
             *r,
@@ -41,12 +41,12 @@ fn check(snap: &Snapshot, from_seq: u64, written: u64) {
         assert_eq!(*r, rec(seq), "record #{seq} out of sequence: {r:?}");
     }
     assert!(
-        snap.first_seq >= from_seq,
+        snap.first_seq() >= from_seq,
         "{snap:?} starts before {from_seq}"
     );
-    assert_eq!(snap.lost, snap.first_seq - from_seq, "{snap:?}");
+    assert_eq!(snap.lost(), snap.first_seq() - from_seq, "{snap:?}");
     assert!(
-        snap.first_seq + snap.records.len() as u64 <= written,
+        snap.first_seq() + snap.records().len() as u64 <= written,
         "{snap:?} returns records never written ({written} were)"
     );
 }
@@ -73,8 +73,12 @@ fn model(pushes: u64, reader: impl Fn(&Ring) + Send + Sync + 'static) -> usize {
         // returned or counted as lost.
         let last = ring.snapshot(0);
         check(&last, 0, pushes);
-        assert_eq!(last.lost + last.records.len() as u64, pushes, "{last:?}");
-        assert_eq!(last.records.len(), 2, "{last:?}");
+        assert_eq!(
+            last.lost() + last.records().len() as u64,
+            pushes,
+            "{last:?}"
+        );
+        assert_eq!(last.records().len(), 2, "{last:?}");
     });
     let runs = runs.load(Ordering::Relaxed);
     eprintln!("explored {runs} executions");
@@ -100,9 +104,24 @@ fn incremental_snapshots_racing_three_pushes() {
     let runs = model(3, |ring| {
         let first = ring.snapshot(0);
         check(&first, 0, 3);
-        let from = first.first_seq + first.records.len() as u64;
+        let from = first.first_seq() + first.records().len() as u64;
         let next = ring.snapshot(from);
         check(&next, from, 3);
+    });
+    assert!(runs >= 10_000);
+}
+
+/// One copy refreshed twice racing 3 pushes: what the second read appends to the first must
+/// be as intact and in sequence as a fresh read, and the copy stays contiguous.
+#[test]
+fn refreshed_copy_racing_three_pushes() {
+    let runs = model(3, |ring| {
+        let mut copy = RingCopy::default();
+        ring.refresh(0, &mut copy);
+        check(&copy, 0, 3);
+        let from = copy.first_seq();
+        ring.refresh(from, &mut copy);
+        check(&copy, from, 3);
     });
     assert!(runs >= 10_000);
 }

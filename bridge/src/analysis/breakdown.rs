@@ -141,8 +141,12 @@ pub struct Breakdown {
     pub verdict: String,
     /// The span was not found in the recorder, or records of its window were overwritten.
     pub data_loss: bool,
-    /// Scheduler wait was estimated from span entries (no task hooks in this build).
+    /// Scheduler wait was estimated from span entries (no task hooks in this build, or a
+    /// light analysis).
     pub scheduler_wait_estimated: bool,
+    /// A light analysis (an overloaded analyzer): no culprit search, and from a light decode
+    /// the request's own spans and its threads' parks, off-CPU time and allocations, no polls.
+    pub light: bool,
     /// Threads whose time this span used (for the artifact).
     pub threads: Vec<u64>,
 }
@@ -165,6 +169,14 @@ pub const CLOCK_SLACK_NS: u64 = 1_000_000;
 
 /// Analyzes one span against a decoded snapshot.
 pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
+    analyze_with(d, target, false)
+}
+
+/// [`analyze`]; `light` skips the search for culprits (a light decode holds nothing to
+/// search), whose cost grows with how busy the workers were: on a saturated worker every
+/// other request is a candidate.
+pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
+    let light = light || d.light;
     let (start, end) = (target.start, target.end.max(target.start));
     let key = d.by_otel_id.get(&target.otel_span_id).copied();
     let data_loss = key.is_none() || d.complete_since.is_some_and(|c| c > start);
@@ -213,7 +225,7 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
             }
         }
     }
-    let scheduler_wait_estimated = !crate::capture::runtime::TASK_HOOKS;
+    let scheduler_wait_estimated = !crate::capture::runtime::TASK_HOOKS || d.light;
     let mut ours_ranges: Vec<(u64, u64)> = marks
         .iter()
         .filter(|m| matches!(m.tag, Tag::Ours(_)))
@@ -281,13 +293,15 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
             });
         }
     }
-    // A culprit is only worth naming when the wait it caused is: 1 ms at least.
-    let culprits =
-        if parts.get(&Category::SchedulerWait).copied().unwrap_or(0) >= MIN_CULPRIT_WAIT_NS {
-            culprits(d, &ours, &merge_ranges(sched_segments.clone()))
-        } else {
-            Vec::new()
-        };
+    // A culprit is only worth naming when the wait it caused is: 1 ms at least (and a light
+    // decode holds no other work to name).
+    let culprits = if !light
+        && parts.get(&Category::SchedulerWait).copied().unwrap_or(0) >= MIN_CULPRIT_WAIT_NS
+    {
+        culprits(d, &ours, &merge_ranges(sched_segments.clone()))
+    } else {
+        Vec::new()
+    };
     for (a, b) in merge_ranges(sched_segments) {
         intervals.push(Interval {
             category: Category::SchedulerWait,
@@ -332,6 +346,7 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
         verdict: String::new(),
         data_loss,
         scheduler_wait_estimated,
+        light,
         threads: used_threads.into_iter().collect(),
     };
     b.verdict = verdict(&b);
@@ -731,6 +746,9 @@ fn verdict(b: &Breakdown) -> String {
     }
     if b.data_loss {
         v.push_str(" (incomplete: recorder data lost)");
+    }
+    if b.light {
+        v.push_str(" (light analysis under load: no culprit search)");
     }
     v
 }

@@ -151,6 +151,9 @@ pub struct Decoded {
     pub taken_at: u64,
     /// The clock mapping used.
     pub calibration: Calibration,
+    /// A light decode ([`decode_spans`]): only the chosen traces' spans and the thread-level
+    /// records a breakdown needs, not other tasks' polls or other spans (so no culprits).
+    pub light: bool,
     /// Rust thread names by OS thread id.
     pub thread_names: IdMap<u64, String>,
     /// Child span keys of each span key.
@@ -226,9 +229,11 @@ pub fn decode(
     decode_keeping(snap, cal, window_start, taken_at, None)
 }
 
-/// Decodes only the spans under the local roots `roots` (their creation, ids, fields, events,
-/// entries and ends): enough to rebuild and export those traces, nothing to analyse them with.
-/// A few ns a record instead of ~40: what an overloaded analyzer falls back to.
+/// A light decode of the spans under the local roots `roots`: their creation, ids, fields,
+/// events, entries and ends, plus what a breakdown needs of their threads (parks, allocation
+/// counters, off-CPU intervals, OS samples, blocking-pool jobs); not the polls of tasks or the
+/// entries of other spans. Enough to rebuild those traces and break their time down, not to
+/// name a culprit. A few ns a record instead of ~40: what an overloaded analyzer falls back to.
 pub fn decode_spans_of(
     snap: &RecorderSnapshot,
     cal: &Calibration,
@@ -285,6 +290,29 @@ impl<'a> KeyFilter<'a> {
     }
 }
 
+/// [`decode_spans_of`] for spans known by their OpenTelemetry span ids (spans that
+/// `tracing-opentelemetry` built): their keys are found from their id records first.
+pub fn decode_spans_by_otel_id(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    window_start: u64,
+    taken_at: u64,
+    otel_ids: &IdSet<u64>,
+) -> Decoded {
+    let mut roots = Vec::new();
+    for t in &snap.threads {
+        for w in t.records().windows(2) {
+            if w[0].kind() == Some(Kind::SpanIds)
+                && w[1].kind() == Some(Kind::Payload)
+                && otel_ids.contains(&w[1].w0)
+            {
+                roots.push(w[0].arg());
+            }
+        }
+    }
+    decode_spans_of(snap, cal, window_start, taken_at, &roots)
+}
+
 /// `roots` and every span created beneath them in `snap`. Parents are created before their
 /// children, so one pass finds a ring's own chains; passes repeat while spans on one ring
 /// turn out to be children of spans found on another.
@@ -293,7 +321,7 @@ fn descendants(snap: &RecorderSnapshot, roots: &[u64]) -> IdSet<u64> {
     loop {
         let before = keys.len();
         for t in &snap.threads {
-            for w in t.records.windows(2) {
+            for w in t.records().windows(2) {
                 if w[0].kind() == Some(Kind::SpanNew)
                     && w[1].kind() == Some(Kind::Payload)
                     && keys.contains(&w[1].arg())
@@ -328,6 +356,7 @@ fn decode_keeping(
         complete_since: None,
         taken_at,
         calibration: *cal,
+        light: only.is_some(),
         thread_names: IdMap::default(),
         children: IdMap::default(),
         spawned_in_span: IdMap::default(),
@@ -339,9 +368,9 @@ fn decode_keeping(
                 d.thread_names.insert(o.tid, name.clone());
             }
         }
-        if t.lost > 0 {
+        if t.lost() > 0 {
             let oldest = t
-                .records
+                .records()
                 .first()
                 .map_or(taken_at, |r| cal.to_unix_ns(r.ts()));
             d.complete_since = Some(d.complete_since.map_or(oldest, |c: u64| c.max(oldest)));
@@ -354,14 +383,14 @@ fn decode_keeping(
                 .or(t.owners.first())
                 .map_or((0, 0), |o| (o.tid, o.worker))
         };
-        let (tid, worker) = owner_tid(t.first_seq);
+        let (tid, worker) = owner_tid(t.first_seq());
         let mut act = ThreadActivity {
             tid,
             worker: worker.checked_sub(1).map(|w| w as usize),
             ..ThreadActivity::default()
         };
         let mut decoder = ThreadDecoder::default();
-        let recs = &t.records;
+        let recs = t.records();
         // Records before `cut` are older than the window: only what names spans and tasks is
         // read from them (a long-lived task's spawn site, a culprit's span name), not the
         // polls, entries and samples whose intervals ended long ago. Found by walking back
@@ -379,6 +408,10 @@ fn decode_keeping(
             if kind == Kind::Payload {
                 continue; // its header was overwritten
             }
+            // A skipped header's payloads are passed over one by one, as stray payloads.
+            if only.is_some_and(|keys| decoder.skips(kind, r, keys)) {
+                continue;
+            }
             let mut n = payloads(kind);
             match (kind, recs.get(i)) {
                 (Kind::SpanIds, Some(p)) if p.arg() == 1 => n = 3,
@@ -395,9 +428,6 @@ fn decode_keeping(
             }
             let p = &recs[i..i + n];
             i += n;
-            if only.is_some_and(|keys| decoder.skips(kind, r, keys)) {
-                continue;
-            }
             if i <= cut && !names_things(kind, p) {
                 continue;
             }
@@ -505,11 +535,20 @@ fn decode_field(p: &[Record]) -> Option<(&'static str, FieldValue)> {
 }
 
 impl ThreadDecoder {
-    /// Whether a span-only decode of `keys` passes over this record. Fields without an owner
-    /// belong to the last event, kept only if that event was.
+    /// Whether a light decode of `keys` passes over this record: polls, spawns and other
+    /// spans' records. Fields without an owner belong to the last event, kept only if that
+    /// event was.
     fn skips(&mut self, kind: Kind, r: Record, keys: &KeyFilter<'_>) -> bool {
         match kind {
-            Kind::ThreadStart => false,
+            Kind::ThreadStart
+            | Kind::Park
+            | Kind::Unpark
+            | Kind::Alloc
+            | Kind::OffCpu
+            | Kind::OsSample
+            | Kind::BlockingQueued
+            | Kind::BlockingStart
+            | Kind::BlockingEnd => false,
             Kind::Field if r.arg() == 0 => self.last_event.is_none(),
             Kind::SpanNew
             | Kind::SpanIds
@@ -524,7 +563,11 @@ impl ThreadDecoder {
                 }
                 skip
             }
-            _ => true,
+            Kind::PollStart
+            | Kind::PollEnd
+            | Kind::TaskSpawn
+            | Kind::TaskTerminate
+            | Kind::Payload => true,
         }
     }
 

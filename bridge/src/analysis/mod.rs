@@ -5,5 +5,5 @@ pub mod decode;
 pub mod idmap;
 pub mod rebuild;
 
-pub use breakdown::{Breakdown, Category, Culprit, Target, analyze};
-pub use decode::{Decoded, decode, decode_spans, decode_spans_of};
+pub use breakdown::{Breakdown, Category, Culprit, Target, analyze, analyze_with};
+pub use decode::{Decoded, decode, decode_spans, decode_spans_by_otel_id, decode_spans_of};

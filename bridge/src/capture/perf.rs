@@ -324,7 +324,7 @@ mod tests {
                 let longest = snap
                     .threads
                     .iter()
-                    .flat_map(|t| t.records.windows(2))
+                    .flat_map(|t| t.records().windows(2))
                     .filter(|w| {
                         w[0].kind() == Some(Kind::OffCpu) && w[0].arg() & ((1 << 55) - 1) == tid
                     })

@@ -74,6 +74,9 @@ pub fn enrich(
     if b.scheduler_wait_estimated {
         a.push(KeyValue::new("granular.scheduler_wait.estimated", true));
     }
+    if b.light {
+        a.push(KeyValue::new("granular.analysis", "light"));
+    }
     if let Some(c) = b.culprits.first() {
         a.push(KeyValue::new("granular.culprit", c.describe()));
         if let Some(site) = &c.spawn_site {

@@ -31,7 +31,10 @@ use super::source_sampling::{RebuildRequest, SourceSampler};
 use crate::analysis::breakdown::RequestWork;
 use crate::analysis::idmap::IdSet;
 use crate::analysis::rebuild::rebuild;
-use crate::analysis::{Breakdown, Decoded, Target, analyze, decode, decode_spans, decode_spans_of};
+use crate::analysis::{
+    Breakdown, Decoded, Target, analyze_with, decode, decode_spans, decode_spans_by_otel_id,
+    decode_spans_of,
+};
 use crate::clock::{self, Calibration};
 use crate::config::{ArtifactSink, Config, SampleMode};
 use crate::recorder::{FlightRecorder, RecorderSnapshot};
@@ -42,8 +45,8 @@ pub struct Stats {
     pub enriched: AtomicU64,
     pub skipped_rate_limit: AtomicU64,
     pub skipped_queue_full: AtomicU64,
-    /// Spans exported without breakdown because full analysis would exceed its share.
-    pub skipped_overload: AtomicU64,
+    /// Spans analysed from a light decode because full analysis would exceed its share.
+    pub light_analysed: AtomicU64,
     pub dropped_healthy_spans: AtomicU64,
     pub exported_traces: AtomicU64,
     pub dropped_traces: AtomicU64,
@@ -294,8 +297,8 @@ struct Analyzer<P: SpanProcessor> {
     held_spans: usize,
     /// When the last fully analysed batch ended, and what it cost (wall time).
     last_full: (Instant, Duration),
-    /// The last batch's copy of the rings, whose buffers the next copy reuses.
-    spare: RecorderSnapshot,
+    /// The last batch's copy of the rings, which the next batch brings up to date.
+    copy: RecorderSnapshot,
     /// (second, artifacts built in it), for `GRANULAR_ARTIFACTS_PER_SEC`.
     artifacts_this_sec: (u64, u32),
     /// Instrumentation scope of rebuilt spans.
@@ -324,9 +327,6 @@ fn batch_delay() -> Duration {
     }
 }
 
-/// The copy of the rings kept for the next batch is dropped above this size (a batch that
-/// reached far back must not keep that memory resident).
-const SPARE_MAX_BYTES: usize = 32 << 20;
 /// The largest share of wall time the analyzer spends on full analysis (decoding every record
 /// of a window and analysing each span). Beyond it, on a saturated service, traces are still
 /// exported whole, from a span-only decode, but without breakdowns.
@@ -340,6 +340,9 @@ const BATCH_MAX: usize = 4096;
 /// spans and tasks created for the request, short enough that a busy service's copy and decode
 /// stay small (decode is ~40 ns per record in the window).
 const DECODE_MARGIN_NS: u64 = 200_000_000;
+/// What a full decode costs per record, roughly (a light one ~5 ns): a batch whose window holds
+/// more records than its time budget allows at this rate is decoded lightly.
+const FULL_DECODE_NS_PER_RECORD: u64 = 100;
 /// How far before a root's start time a span-only decode begins: the root's creation record is
 /// stamped before the start time is read (by the time its fields take to record).
 const ROOT_MARGIN_NS: u64 = 1_000_000;
@@ -362,7 +365,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             held_spans: 0,
             artifacts_this_sec: (0, 0),
             last_full: (Instant::now(), Duration::ZERO),
-            spare: RecorderSnapshot::default(),
+            copy: RecorderSnapshot::default(),
             scope: InstrumentationScope::builder("granular").build(),
         }
     }
@@ -493,34 +496,57 @@ impl<P: SpanProcessor> Analyzer<P> {
         crate::capture::perf::drain_all();
         crate::capture::os::sample_now();
         let cal = Calibration::now();
-        let light = self.overloaded();
-        // A span-only decode needs only the root's own records: they begin with its creation,
-        // stamped a little before the start time the request carries.
-        let margin = if light {
-            ROOT_MARGIN_NS
-        } else {
-            DECODE_MARGIN_NS
-        };
-        let window_start = batch
+        // How long this batch may take: the traces queued behind it wait as long, and the
+        // rings overwrite them meanwhile.
+        let budget = batch_delay() / 2;
+        let mut light = self.overloaded();
+        let earliest = batch
             .iter()
             .map(|(s, _)| unix_ns(s.start_time))
             .chain(rebuilds.iter().map(|r| cal.to_unix_ns(r.start_ticks)))
             .min()
-            .unwrap_or(0)
-            .saturating_sub(margin);
+            .unwrap_or(0);
+        // A light decode needs only the traces' own time: their records begin with the root's
+        // creation, stamped a little before the start time the request carries.
+        let light_start = earliest.saturating_sub(ROOT_MARGIN_NS);
+        let mut window_start = if light {
+            light_start
+        } else {
+            earliest.saturating_sub(DECODE_MARGIN_NS)
+        };
         // Only the window is copied: names of spans and tasks created before it (a long-lived
-        // culprit's spawn site) are then unknown, and say so.
-        let snapshot = FlightRecorder::get()
+        // culprit's spawn site) are then unknown, and say so. The last batch's copy is
+        // extended, so overlapping windows copy each record about once.
+        let recorder = FlightRecorder::get();
+        let snapshot = recorder
             .map(|r| {
-                let reuse = std::mem::take(&mut self.spare);
-                r.snapshot_since(cal.unix_to_ticks(window_start).max(1), reuse)
+                let earlier = std::mem::take(&mut self.copy);
+                r.snapshot_since(cal.unix_to_ticks(window_start).max(1), earlier)
             })
             .unwrap_or_default();
         let taken_at = cal.to_unix_ns(clock::now());
+        // A window too busy to decode fully within the budget (the load just rose) is decoded
+        // lightly at once, rather than after a stall that loses the traces queued behind it.
+        let records: usize = snapshot.threads.iter().map(|t| t.records().len()).sum();
+        let predicted = Duration::from_nanos(records as u64 * FULL_DECODE_NS_PER_RECORD);
+        if !light && predicted > budget {
+            light = true;
+            window_start = light_start;
+            // Counted as if spent, so the following batches stay light as long as that full
+            // batch would have kept the analyzer past its duty.
+            self.last_full = (Instant::now(), predicted);
+        }
         let started = Instant::now();
         // A bug in the analysis must cost a breakdown, never the span or the thread.
         let decoded = catch_unwind(AssertUnwindSafe(|| {
-            if light {
+            if light && rebuilds.is_empty() {
+                // Spans tracing-opentelemetry built: found by their ids.
+                let ids: IdSet<u64> = batch
+                    .iter()
+                    .map(|(s, _)| u64::from_be_bytes(s.span_context.span_id().to_bytes()))
+                    .collect();
+                decode_spans_by_otel_id(&snapshot, &cal, window_start, taken_at, &ids)
+            } else if light {
                 // The traces' own keys when every one noted them, else found from the roots.
                 let keys: Option<IdSet<u64>> = rebuilds
                     .iter()
@@ -541,9 +567,13 @@ impl<P: SpanProcessor> Analyzer<P> {
             }
         }))
         .ok();
-        let copied: usize = snapshot.threads.iter().map(|t| t.records.capacity()).sum();
-        if copied * std::mem::size_of::<crate::recorder::Record>() <= SPARE_MAX_BYTES {
-            self.spare = snapshot;
+        // Kept for the next batch unless it grew past twice the rings' own size (it holds at
+        // most the window, twice over until its front is compacted away; a batch that reached
+        // far back must not keep more resident).
+        let copied: usize = snapshot.threads.iter().map(|t| t.copy.capacity()).sum();
+        let rings = recorder.map_or(0, FlightRecorder::bytes_allocated);
+        if copied * std::mem::size_of::<crate::recorder::Record>() <= 2 * rings {
+            self.copy = snapshot;
         }
         for r in rebuilds {
             let rebuilt = decoded.as_ref().and_then(|d| {
@@ -576,21 +606,23 @@ impl<P: SpanProcessor> Analyzer<P> {
                 }
             }
         }
-        if light {
-            // Exported whole, without a breakdown, and saying why.
-            for (mut span, j) in batch {
-                enrich::add_judgement(&mut span, &j);
-                enrich::mark_skipped(&mut span, "overload");
-                self.stats.skipped_overload.fetch_add(1, Ordering::Relaxed);
-                self.inner.on_end(span);
-            }
-            return;
-        }
-        let with_artifact = self.artifact_budget(&batch);
+        // A light batch builds no artifacts: a timeline without polls would mislead.
+        let with_artifact = if light {
+            vec![false; batch.len()]
+        } else {
+            self.artifact_budget(&batch)
+        };
         for ((mut span, j), with_artifact) in batch.into_iter().zip(with_artifact) {
             enrich::add_judgement(&mut span, &j);
+            // Past the budget, the rest of the batch skips the culprit search and artifacts.
+            let late = started.elapsed() > budget;
+            let light = light || late;
+            let with_artifact = with_artifact && !late;
             let analysed = decoded.as_ref().and_then(|d| {
-                catch_unwind(AssertUnwindSafe(|| self.analyse(d, &span, with_artifact))).ok()
+                catch_unwind(AssertUnwindSafe(|| {
+                    self.analyse(d, &span, light, with_artifact)
+                }))
+                .ok()
             });
             let synthetic = match analysed {
                 Some((b, artifact)) => {
@@ -598,10 +630,19 @@ impl<P: SpanProcessor> Analyzer<P> {
                     let extras = Extras {
                         sources: &self.sources,
                         artifact,
-                        artifact_skipped: skipped.then_some("rate_limit"),
+                        artifact_skipped: skipped.then_some(if light {
+                            "overload"
+                        } else {
+                            "rate_limit"
+                        }),
                         max_events: self.cfg.max_events,
                     };
-                    self.stats.enriched.fetch_add(1, Ordering::Relaxed);
+                    let counter = if light {
+                        &self.stats.light_analysed
+                    } else {
+                        &self.stats.enriched
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
                     enrich::enrich(&mut span, &b, self.cfg.detail, &extras)
                 }
                 None => {
@@ -620,14 +661,16 @@ impl<P: SpanProcessor> Analyzer<P> {
                 self.inner.on_end(s);
             }
         }
-        self.last_full = (Instant::now(), started.elapsed());
+        if !light {
+            self.last_full = (Instant::now(), started.elapsed());
+        }
     }
 
     /// Whether full analysis would take the analyzer past [`ANALYSIS_DUTY`] (the last full
     /// batch's cost, spread over the time since it ended, is too large a share) while the
     /// rings wrap fast enough to shorten the batch wait: a busy service, not a slow build
-    /// analysing a few requests. Then traces are rebuilt from a span-only decode and exported
-    /// without breakdowns (`granular.skipped=overload`) until enough time has passed.
+    /// analysing a few requests. Then traces are rebuilt and analysed from a light decode
+    /// (`granular.analysis=light`: no polls, no culprit) until enough time has passed.
     fn overloaded(&self) -> bool {
         let (ended, cost) = self.last_full;
         ended.elapsed().as_secs_f64() * ANALYSIS_DUTY < cost.as_secs_f64()
@@ -668,6 +711,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         &self,
         d: &Decoded,
         span: &SpanData,
+        light: bool,
         with_artifact: bool,
     ) -> (Breakdown, Option<String>) {
         let span_id = u64::from_be_bytes(span.span_context.span_id().to_bytes());
@@ -678,7 +722,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             start: unix_ns(span.start_time),
             end: unix_ns(span.end_time),
         };
-        let b = analyze(d, &target);
+        let b = analyze_with(d, &target, light);
         let artifact = self
             .store
             .as_ref()

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 pub use record::{Kind, Record};
-use ring::Ring;
+use ring::{Ring, RingCopy};
 
 /// Bytes in one record.
 pub const RECORD_BYTES: usize = 16;
@@ -103,9 +103,24 @@ static RECORDER: OnceLock<FlightRecorder> = OnceLock::new();
 pub struct ThreadRecords {
     pub ring: usize,
     pub owners: Vec<Owner>,
-    pub records: Vec<Record>,
-    pub first_seq: u64,
-    pub lost: u64,
+    pub copy: RingCopy,
+}
+
+impl ThreadRecords {
+    /// The records, oldest first.
+    pub fn records(&self) -> &[Record] {
+        self.copy.records()
+    }
+
+    /// Number of the first record since the ring was created.
+    pub fn first_seq(&self) -> u64 {
+        self.copy.first_seq()
+    }
+
+    /// Records of the window asked for that the ring no longer held.
+    pub fn lost(&self) -> u64 {
+        self.copy.lost()
+    }
 }
 
 /// A copy of every ring.
@@ -121,7 +136,7 @@ pub struct RecorderSnapshot {
 impl RecorderSnapshot {
     /// Records overwritten or dropped in total.
     pub fn lost(&self) -> u64 {
-        self.threads.iter().map(|t| t.lost).sum::<u64>()
+        self.threads.iter().map(ThreadRecords::lost).sum::<u64>()
             + self.dropped.iter().map(|(_, n)| n).sum::<u64>()
     }
 }
@@ -219,29 +234,32 @@ impl FlightRecorder {
 
     /// Copies what every ring holds from clock tick `ts` on (the analyzer's window), so a
     /// busy ring is not copied whole for every batch. `lost` then counts only records of that
-    /// window that were overwritten. The record buffers of `reuse` (an earlier snapshot) are
-    /// filled again rather than allocated anew.
-    pub fn snapshot_since(&self, ts: u64, reuse: RecorderSnapshot) -> RecorderSnapshot {
+    /// window that were overwritten. `earlier` (a previous snapshot, or an empty one) is
+    /// brought up to date rather than copied anew: each ring's copy drops what precedes the
+    /// window and appends what was written since, so a reader whose windows overlap copies
+    /// each record about once.
+    pub fn snapshot_since(&self, ts: u64, earlier: RecorderSnapshot) -> RecorderSnapshot {
         let slots: Vec<&'static RingSlot> =
             self.slots.lock().map(|s| s.clone()).unwrap_or_default();
-        let mut buffers = reuse.threads.into_iter().map(|t| t.records);
+        // Rings are never removed, so an earlier snapshot's threads are the first rings, in order.
+        let mut copies = earlier.threads.into_iter().map(|t| t.copy);
         let threads = slots
             .iter()
             .map(|slot| {
+                let mut copy = copies.next().unwrap_or_default();
+                // The copy may still hold records of the window the ring has overwritten.
                 let from = if ts == 0 {
                     0
                 } else {
-                    slot.ring.seq_for_time(ts)
+                    let in_ring = slot.ring.seq_for_time(ts);
+                    copy.seq_for_time(ts)
+                        .map_or(in_ring, |kept| kept.min(in_ring))
                 };
-                let snap = slot
-                    .ring
-                    .snapshot_into(from, buffers.next().unwrap_or_default());
+                slot.ring.refresh(from, &mut copy);
                 ThreadRecords {
                     ring: slot.index,
                     owners: slot.owners.lock().map(|o| o.clone()).unwrap_or_default(),
-                    records: snap.records,
-                    first_seq: snap.first_seq,
-                    lost: snap.lost,
+                    copy,
                 }
             })
             .collect();

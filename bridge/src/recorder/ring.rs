@@ -1,7 +1,7 @@
 //! A single-writer, many-reader ring of [`Record`]s that overwrites its oldest records.
 //!
-//! The owning thread writes; any thread may take a [`Ring::snapshot`] at any time without
-//! stopping it. Publication protocol (a seqlock over a ring):
+//! The owning thread writes; any thread may take a [`Ring::snapshot`], or extend an earlier
+//! copy with [`Ring::refresh`], at any time without stopping it. Publication protocol (a seqlock over a ring):
 //!
 //! ```text
 //! writer, record number h:  claimed := h+1 ; fence(Release) ; slot[h % cap] := rec ; published := h+1 (Release)
@@ -62,6 +62,25 @@ fn zeroed_slots(cap: usize) -> Box<[Slot]> {
         .collect()
 }
 
+/// The first record number in `[lo, hi)` whose header is stamped at or after `ts` (`hi` if
+/// none): a binary search over headers stamped in order, `header_from(seq, end)` giving the
+/// first header in `[seq, end)` and its time.
+fn first_stamped_at(
+    mut lo: u64,
+    mut hi: u64,
+    ts: u64,
+    header_from: impl Fn(u64, u64) -> Option<(u64, u64)>,
+) -> u64 {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match header_from(mid, hi) {
+            Some((seq, t)) if t < ts => lo = seq + 1,
+            _ => hi = mid,
+        }
+    }
+    lo
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Ring {
@@ -76,14 +95,85 @@ pub struct Ring {
     overwritten: [Counter; Kind::COUNT],
 }
 
-/// What a snapshot read: records in write order, and how many were lost before them.
+/// A reader's copy of a ring's records, in write order. Kept between reads and brought up to
+/// date with [`Ring::refresh`], it copies only what was written since: a reader that reads a
+/// sliding window copies each record once, not once per read.
 #[derive(Debug, Default, Clone)]
-pub struct Snapshot {
-    pub records: Vec<Record>,
-    /// Number of the first record in `records` since the ring was created.
-    pub first_seq: u64,
-    /// Records written since the ring was created but no longer (or not reliably) present.
-    pub lost: u64,
+pub struct RingCopy {
+    /// `buf[start..]` is the copy; the records before `start` were dropped from its front and
+    /// are compacted away when they are half the buffer.
+    buf: Vec<Record>,
+    start: usize,
+    /// Number of the copy's first record since the ring was created.
+    first_seq: u64,
+    /// Records the last read asked for that were no longer (or not reliably) in the ring.
+    lost: u64,
+}
+
+impl RingCopy {
+    /// The records, oldest first.
+    pub fn records(&self) -> &[Record] {
+        &self.buf[self.start..]
+    }
+
+    /// Number of the first record since the ring was created.
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// Records the last read asked for (from its `from_seq`) that it could not return.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Memory the copy holds, in records.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// [`Ring::seq_for_time`] within the copy (it may hold records the ring has overwritten
+    /// since): its first record when all are stamped at or after `ts`; `None` when empty.
+    pub fn seq_for_time(&self, ts: u64) -> Option<u64> {
+        let recs = self.records();
+        let header = |seq: u64, end: u64| {
+            let (a, b) = (
+                (seq - self.first_seq) as usize,
+                (end - self.first_seq) as usize,
+            );
+            recs[a..b.min(a + 64)]
+                .iter()
+                .position(|r| r.kind_byte() != 0 && r.kind_byte() != Kind::Payload as u8)
+                .map(|i| (seq + i as u64, recs[a + i].ts()))
+        };
+        let (first, end) = (self.first_seq, self.end_seq());
+        (first < end).then(|| first_stamped_at(first, end, ts, header))
+    }
+
+    fn end_seq(&self) -> u64 {
+        self.first_seq + (self.buf.len() - self.start) as u64
+    }
+
+    /// Drops the records numbered below `seq` from the front (all of them, and the copy then
+    /// continues at `seq`, when `seq` is past its end).
+    fn drop_before(&mut self, seq: u64) {
+        if seq >= self.end_seq() {
+            self.clear_at(seq.max(self.first_seq));
+            return;
+        }
+        let n = seq.saturating_sub(self.first_seq);
+        self.start += n as usize;
+        self.first_seq += n;
+        if self.start > self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    fn clear_at(&mut self, seq: u64) {
+        self.buf.clear();
+        self.start = 0;
+        self.first_seq = seq;
+    }
 }
 
 impl Ring {
@@ -157,15 +247,9 @@ impl Ring {
     pub fn seq_for_time(&self, ts: u64) -> u64 {
         let cap = self.slots.len() as u64;
         let end = self.published.load(Ordering::Acquire);
-        let (mut lo, mut hi) = (end.saturating_sub(cap), end);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.header_from(mid, hi) {
-                Some((seq, t)) if t < ts => lo = seq + 1,
-                _ => hi = mid,
-            }
-        }
-        lo
+        first_stamped_at(end.saturating_sub(cap), end, ts, |seq, end| {
+            self.header_from(seq, end)
+        })
     }
 
     /// How many clock ticks of history this ring holds at its current rate, as of `now`:
@@ -183,38 +267,49 @@ impl Ring {
     }
 
     /// Copies the records currently held, oldest first, without stopping the writer.
-    /// `from_seq` skips records numbered below it (to read only what is new since a previous
-    /// snapshot).
-    pub fn snapshot(&self, from_seq: u64) -> Snapshot {
-        self.snapshot_into(from_seq, Vec::new())
+    /// `from_seq` skips records numbered below it.
+    pub fn snapshot(&self, from_seq: u64) -> RingCopy {
+        let mut copy = RingCopy::default();
+        self.refresh(from_seq, &mut copy);
+        copy
     }
 
-    /// [`Self::snapshot`] into `records` (cleared first): a reader that keeps the buffer
-    /// from one snapshot to the next does not fault in fresh pages for every copy.
-    pub fn snapshot_into(&self, from_seq: u64, mut records: Vec<Record>) -> Snapshot {
+    /// Brings `copy` (an earlier read of this ring, or empty) up to date without stopping the
+    /// writer: drops its records numbered below `from_seq` and appends those written since.
+    /// It keeps records the ring has overwritten meanwhile. A copy that cannot be extended
+    /// (the ring has overwritten records it lacks, or the ring still holds older records
+    /// asked for) is read afresh.
+    pub fn refresh(&self, from_seq: u64, copy: &mut RingCopy) {
         let cap = self.slots.len() as u64;
         let end = self.published.load(Ordering::Acquire);
-        let start = end.saturating_sub(cap).max(from_seq.min(end));
-        records.clear();
-        records.reserve((end - start) as usize);
-        for seq in start..end {
+        let oldest = end.saturating_sub(cap);
+        let from = from_seq.min(end);
+        let no_gap = (oldest..=end).contains(&copy.end_seq());
+        let starts_early_enough = copy.first_seq <= from.max(oldest);
+        if no_gap && starts_early_enough {
+            copy.drop_before(from);
+        } else {
+            copy.clear_at(from.max(oldest));
+        }
+        let appended_from = copy.end_seq();
+        // Exact: the copy's memory follows the window, not the doublings of its growth.
+        copy.buf.reserve_exact((end - appended_from) as usize);
+        for seq in appended_from..end {
             let slot = &self.slots[(seq & self.mask) as usize];
-            records.push(Record {
+            copy.buf.push(Record {
                 w0: slot.w0.load(Ordering::Relaxed),
                 w1: slot.w1.load(Ordering::Relaxed),
             });
         }
         fence(Ordering::Acquire);
-        let claimed = self.claimed.load(Ordering::Relaxed);
-        let intact_from = claimed.saturating_sub(cap);
-        let skip = intact_from.saturating_sub(start).min(records.len() as u64);
-        records.drain(..skip as usize);
-        let first_seq = start + skip;
-        Snapshot {
-            records,
-            first_seq,
-            lost: first_seq.saturating_sub(from_seq),
+        // Records copied before are intact copies; of those copied now, the ones numbered
+        // below `claimed - cap` may have been torn by the writer lapping the reader. Dropping
+        // everything below that number keeps the copy contiguous.
+        let intact_from = self.claimed.load(Ordering::Relaxed).saturating_sub(cap);
+        if intact_from > appended_from {
+            copy.drop_before(intact_from);
         }
+        copy.lost = copy.first_seq.saturating_sub(from_seq);
     }
 }
 
@@ -251,8 +346,8 @@ mod tests {
             ring.push(rec(i));
         }
         let snap = ring.snapshot(0);
-        assert_eq!(snap.records, (0..5).map(rec).collect::<Vec<_>>());
-        assert_eq!(snap.lost, 0);
+        assert_eq!(snap.records(), (0..5).map(rec).collect::<Vec<_>>());
+        assert_eq!(snap.lost(), 0);
     }
 
     #[test]
@@ -262,14 +357,14 @@ mod tests {
             ring.push(rec(i));
         }
         let snap = ring.snapshot(0);
-        assert_eq!(snap.records, (13..21).map(rec).collect::<Vec<_>>());
-        assert_eq!(snap.first_seq, 13);
-        assert_eq!(snap.lost, 13);
+        assert_eq!(snap.records(), (13..21).map(rec).collect::<Vec<_>>());
+        assert_eq!(snap.first_seq(), 13);
+        assert_eq!(snap.lost(), 13);
         assert_eq!(ring.overwritten()[Kind::PollStart as usize], 13);
         // Timestamps are the record numbers here: from time 17, records 17..21.
         let from = ring.seq_for_time(17);
         assert_eq!(
-            ring.snapshot(from).records,
+            ring.snapshot(from).records(),
             (17..21).map(rec).collect::<Vec<_>>()
         );
         assert_eq!(
@@ -289,9 +384,66 @@ mod tests {
         for i in 6..9 {
             ring.push(rec(i));
         }
-        let next = ring.snapshot(first.first_seq + first.records.len() as u64);
-        assert_eq!(next.records, (6..9).map(rec).collect::<Vec<_>>());
-        assert_eq!(next.lost, 0);
+        let next = ring.snapshot(first.first_seq() + first.records().len() as u64);
+        assert_eq!(next.records(), (6..9).map(rec).collect::<Vec<_>>());
+        assert_eq!(next.lost(), 0);
+    }
+
+    #[test]
+    fn refresh_extends_a_copy_and_drops_what_the_window_left() {
+        let mut copy = RingCopy::default();
+        let one = Ring::new(8);
+        one.push(rec(0));
+        one.refresh(1, &mut copy);
+        assert_eq!(
+            (copy.records().len(), copy.first_seq()),
+            (0, 1),
+            "nothing from 1 on yet"
+        );
+        one.refresh(0, &mut copy);
+        assert_eq!(copy.records(), [rec(0)]);
+
+        let ring = Ring::new(8);
+        copy = RingCopy::default();
+        for i in 0..5 {
+            ring.push(rec(i));
+        }
+        ring.refresh(0, &mut copy);
+        assert_eq!(copy.records(), (0..5).map(rec).collect::<Vec<_>>());
+        for i in 5..10 {
+            ring.push(rec(i));
+        }
+        // Records 0 and 1 were overwritten, but the copy holds them: asking from 3 drops 0..3.
+        ring.refresh(3, &mut copy);
+        assert_eq!(copy.records(), (3..10).map(rec).collect::<Vec<_>>());
+        assert_eq!((copy.first_seq(), copy.lost()), (3, 0));
+        // Asking for older records than the copy holds reads afresh what the ring still has.
+        ring.refresh(0, &mut copy);
+        assert_eq!(copy.records(), (2..10).map(rec).collect::<Vec<_>>());
+        assert_eq!(copy.lost(), 2);
+        // Records the ring overwrote since the copy took them stay in the copy.
+        for i in 10..14 {
+            ring.push(rec(i));
+        }
+        ring.refresh(3, &mut copy);
+        assert_eq!(copy.records(), (3..14).map(rec).collect::<Vec<_>>());
+        assert_eq!(copy.lost(), 0);
+        // Timestamps are record numbers: time 4 is found in the copy, though the ring lost it.
+        assert_eq!(copy.seq_for_time(4), Some(4));
+        assert_eq!(ring.seq_for_time(4), 6);
+        assert_eq!(
+            copy.seq_for_time(2),
+            Some(3),
+            "every record of the copy is in the window"
+        );
+        assert_eq!(RingCopy::default().seq_for_time(2), None);
+        // A copy the ring has lapped is read afresh too.
+        for i in 14..34 {
+            ring.push(rec(i));
+        }
+        ring.refresh(12, &mut copy);
+        assert_eq!(copy.records(), (26..34).map(rec).collect::<Vec<_>>());
+        assert_eq!(copy.lost(), 14);
     }
 
     #[test]
@@ -308,9 +460,9 @@ mod tests {
         let mut reads = 0;
         while !writer.is_finished() || reads == 0 {
             let snap = ring.snapshot(0);
-            for (n, r) in snap.records.iter().enumerate() {
+            for (n, r) in snap.records().iter().enumerate() {
                 assert_eq!(r.arg(), (r.ts() * 7) & crate::recorder::record::ARG_MASK);
-                assert_eq!(r.ts(), snap.first_seq + n as u64, "records out of order");
+                assert_eq!(r.ts(), snap.first_seq() + n as u64, "records out of order");
             }
             reads += 1;
         }
