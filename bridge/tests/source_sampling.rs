@@ -262,6 +262,17 @@ fn light_decode_rebuilds_the_same_spans(trace: u128) {
     let keys: granular::analysis::idmap::IdSet<u64> = light.spans.keys().copied().collect();
     assert_eq!(keys.len(), 4, "the root and its three children");
     let keyed = granular::analysis::decode_spans(&snap, &cal, 0, now, &keys);
+    // And from the root's OpenTelemetry id (how spans tracing-opentelemetry built are found).
+    let otel_ids = [full.spans[&root].otel_span_id].into_iter().collect();
+    let by_otel_id = granular::analysis::decode_spans_by_otel_id(&snap, &cal, 0, now, &otel_ids);
+    assert_eq!(
+        by_otel_id
+            .spans
+            .keys()
+            .collect::<std::collections::BTreeSet<_>>(),
+        keys.iter().collect(),
+        "the same spans found from the root's OTel id"
+    );
     assert!(
         light.spans.len() < full.spans.len(),
         "only the trace's spans: {} of {}",
