@@ -313,6 +313,8 @@ const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 /// (analysing each violation alone decoded the same ~300 ms of records again and again).
 /// Shortened when the rings wrap fast (see [`batch_delay`]).
 const BATCH_DELAY: Duration = Duration::from_millis(500);
+/// How often a waiting batch works out its wait again.
+const DELAY_RECHECK: Duration = Duration::from_millis(10);
 /// [`BATCH_DELAY`], or a quarter of the rings' reach when they wrap faster than that: a busy
 /// worker (~2 KB of records a request at 20k requests/s fills 16 MiB in ~0.4 s) must not
 /// overwrite a slow trace while it waits for its batch.
@@ -377,11 +379,18 @@ impl<P: SpanProcessor> Analyzer<P> {
         let mut to_enrich = Vec::new();
         let mut rebuilds = Vec::new();
         let mut acks = Vec::new();
-        let mut due: Option<Instant> = None;
+        // When the pending batch's first item arrived, how long it may wait, and when that
+        // was last worked out: the load can rise while a batch waits (the rings then wrap
+        // sooner), so the wait is shortened as the rings' reach shrinks.
+        let mut since: Option<Instant> = None;
+        let mut delay = BATCH_DELAY;
+        let mut checked = Instant::now();
         let mut expired_at = Instant::now();
         loop {
-            let wait = due.map_or(Duration::from_secs(1), |d| {
-                d.saturating_duration_since(Instant::now())
+            let wait = since.map_or(Duration::from_secs(1), |s| {
+                (s + delay)
+                    .saturating_duration_since(Instant::now())
+                    .min(DELAY_RECHECK)
             });
             match rx.recv_timeout(wait) {
                 Ok(Msg::Enrich(s, j)) => to_enrich.push((*s, j)),
@@ -399,16 +408,19 @@ impl<P: SpanProcessor> Analyzer<P> {
                 expired_at = Instant::now();
             }
             let pending = to_enrich.len() + rebuilds.len();
-            if pending > 0 && due.is_none() {
-                due = Some(Instant::now() + batch_delay());
+            let now = Instant::now();
+            if pending > 0 && (since.is_none() || now - checked >= DELAY_RECHECK) {
+                since.get_or_insert(now);
+                delay = batch_delay();
+                checked = now;
             }
-            let ready = due.is_some_and(|d| Instant::now() >= d);
+            let ready = since.is_some_and(|s| now - s >= delay);
             if ready || !acks.is_empty() || pending >= BATCH_MAX {
                 self.process(
                     std::mem::take(&mut to_enrich),
                     std::mem::take(&mut rebuilds),
                 );
-                due = None;
+                since = None;
                 for ack in acks.drain(..) {
                     let _ = ack.send(());
                 }
