@@ -273,6 +273,19 @@ fn light_decode_rebuilds_the_same_spans(trace: u128) {
         keys.iter().collect(),
         "the same spans found from the root's OTel id"
     );
+    // A child's id rides on its creation record (span-recording mode): found the same way.
+    let (db_key, db) = full
+        .spans
+        .iter()
+        .find(|(k, s)| s.name == "db.Query" && keys.contains(*k))
+        .expect("the trace's db.Query span");
+    assert_ne!(
+        db.otel_span_id, 0,
+        "db.Query's id decoded from its creation record"
+    );
+    let otel_ids = [db.otel_span_id].into_iter().collect();
+    let child = granular::analysis::decode_spans_by_otel_id(&snap, &cal, 0, now, &otel_ids);
+    assert_eq!(child.spans.keys().collect::<Vec<_>>(), [db_key]);
     assert!(
         light.spans.len() < full.spans.len(),
         "only the trace's spans: {} of {}",

@@ -11,6 +11,7 @@ use std::panic::Location;
 use tracing::Metadata;
 
 use crate::clock::Calibration;
+use crate::recorder::record::SPAN_ID_FOLLOWS;
 use crate::recorder::{Kind, Record, RecorderSnapshot};
 
 /// A recorded field value.
@@ -301,11 +302,17 @@ pub fn decode_spans_by_otel_id(
 ) -> Decoded {
     let mut roots = Vec::new();
     for t in &snap.threads {
-        for w in t.records().windows(2) {
-            if w[0].kind() == Some(Kind::SpanIds)
-                && w[1].kind() == Some(Kind::Payload)
-                && otel_ids.contains(&w[1].w0)
-            {
+        for w in t.records().windows(3) {
+            let id = match (w[0].kind(), w[1].kind(), w[2].kind()) {
+                (Some(Kind::SpanIds), Some(Kind::Payload), _) => w[1].w0,
+                (Some(Kind::SpanNew), Some(Kind::Payload), Some(Kind::Payload))
+                    if w[1].arg() & SPAN_ID_FOLLOWS != 0 =>
+                {
+                    w[2].w0
+                }
+                _ => continue,
+            };
+            if otel_ids.contains(&id) {
                 roots.push(w[0].arg());
             }
         }
@@ -324,7 +331,7 @@ fn descendants(snap: &RecorderSnapshot, roots: &[u64]) -> IdSet<u64> {
             for w in t.records().windows(2) {
                 if w[0].kind() == Some(Kind::SpanNew)
                     && w[1].kind() == Some(Kind::Payload)
-                    && keys.contains(&w[1].arg())
+                    && keys.contains(&(w[1].arg() & !SPAN_ID_FOLLOWS))
                 {
                     keys.insert(w[0].arg());
                 }
@@ -414,6 +421,7 @@ fn decode_keeping(
             }
             let mut n = payloads(kind);
             match (kind, recs.get(i)) {
+                (Kind::SpanNew, Some(p)) if p.arg() & SPAN_ID_FOLLOWS != 0 => n = 2,
                 (Kind::SpanIds, Some(p)) if p.arg() == 1 => n = 3,
                 (Kind::SpanIds, Some(p)) if p.arg() == 3 => n = 4,
                 (Kind::Field, Some(p)) => n = crate::capture::fields::payload_records(p.arg()),
@@ -663,13 +671,18 @@ impl ThreadDecoder {
                 // lives for the whole program.
                 let meta: &'static Metadata<'static> =
                     unsafe { &*(p[0].w0 as *const Metadata<'static>) };
+                // A recorded child carries its span id here rather than in a SpanIds record.
+                let otel_span_id = p.get(1).map_or(0, |ids| ids.w0);
+                if otel_span_id != 0 {
+                    d.by_otel_id.insert(otel_span_id, r.arg());
+                }
                 d.spans.insert(
                     r.arg(),
                     SpanInfo {
                         name: meta.name(),
                         meta,
-                        parent: p[0].arg(),
-                        otel_span_id: 0,
+                        parent: p[0].arg() & !SPAN_ID_FOLLOWS,
+                        otel_span_id,
                         trace_id: None,
                         remote_parent: None,
                         start: ts,

@@ -3,8 +3,10 @@
 //! (Granular's own subscriber), so both write the same records and the analyzer rebuilds the
 //! same spans from either.
 //!
-//! Records per span: `SpanNew` (metadata by reference, parent key), its fields (span-recording
-//! mode), `SpanIds` once (at the first enter, or at close if never entered), `SpanEnter` /
+//! Records per span: `SpanNew` (metadata by reference, parent key; in span-recording mode a
+//! child's span id too), its fields (span-recording mode), `SpanIds` once for the others (at
+//! the first enter, or at close if never entered: a local root's remote parent, or
+//! `tracing-opentelemetry`'s ids, are known only then), `SpanEnter` /
 //! `SpanExit` per entry with the allocation counters, `SpanClose`; and `Event` + fields for
 //! events inside it.
 
@@ -17,6 +19,7 @@ use tracing::span::{Attributes, Record};
 use super::fields::{FieldWriter, InlineStr};
 use super::{alloc, context, ids};
 use crate::export::source_sampling::{LocalTrace, SourceSampler};
+use crate::recorder::record::SPAN_ID_FOLLOWS;
 use crate::recorder::{self, Kind};
 
 /// Granular's state of one span.
@@ -102,7 +105,16 @@ impl SpanState {
         }
         let parent_key = parent.as_ref().map_or(0, |p| p.key);
         let meta = attrs.metadata() as *const _ as u64;
-        recorder::record_with(Kind::SpanNew, key, &[(meta, parent_key)]);
+        // A recorded child's ids are final at creation: its span id rides on `SpanNew`.
+        let child_id = (recording && parent_key != 0).then(ids::span_id);
+        match child_id {
+            Some(span_id) => recorder::record_with(
+                Kind::SpanNew,
+                key,
+                &[(meta, parent_key | SPAN_ID_FOLLOWS), (span_id, 0)],
+            ),
+            None => recorder::record_with(Kind::SpanNew, key, &[(meta, parent_key)]),
+        }
         let own = if recording {
             let (trace_id, trace) = match parent.and_then(|p| p.trace) {
                 Some(inherited) => inherited,
@@ -113,7 +125,7 @@ impl SpanState {
             attrs.record(&mut w);
             let mut own = OwnSpan {
                 trace_id,
-                span_id: ids::span_id(),
+                span_id: child_id.unwrap_or_else(ids::span_id),
                 remote_parent: None,
                 start: crate::clock::now(),
                 trace,
@@ -130,7 +142,7 @@ impl SpanState {
         Some(SpanState {
             key,
             local_root: parent_key == 0,
-            ids_recorded: AtomicBool::new(false),
+            ids_recorded: AtomicBool::new(child_id.is_some()),
             own,
         })
     }

@@ -27,7 +27,9 @@ pub enum Kind {
     /// A task terminated. arg = task id.
     TaskTerminate = 7,
     /// A span was created. arg = span key. Payload: w0 = `&'static Metadata` address,
-    /// w1 = parent span key (0 = local root).
+    /// w1 = parent span key (0 = local root), with [`SPAN_ID_FOLLOWS`] set when a second
+    /// payload carries the span's OTel span id in w0 (span-recording mode, children: no
+    /// [`Kind::SpanIds`] record follows for them).
     SpanNew = 8,
     /// arg = span key.
     SpanEnter = 9,
@@ -100,6 +102,10 @@ impl Kind {
     /// Number of kinds, for per-kind counters (index = discriminant).
     pub const COUNT: usize = 22;
 }
+
+/// Flag in [`Kind::SpanNew`]'s parent-key word: a second payload with the span id follows.
+/// Span keys never reach this bit (ring index + 1 stays below 2^15).
+pub const SPAN_ID_FOLLOWS: u64 = 1 << 55;
 
 /// Mask of the 56-bit argument.
 pub const ARG_MASK: u64 = (1 << 56) - 1;
