@@ -11,7 +11,7 @@ use std::panic::Location;
 use tracing::Metadata;
 
 use crate::clock::Calibration;
-use crate::recorder::record::SPAN_ID_FOLLOWS;
+use crate::recorder::record::{COUNTERS_FOLLOW, SPAN_ID_FOLLOWS};
 use crate::recorder::{Kind, Record, RecorderSnapshot};
 
 /// A recorded field value.
@@ -200,7 +200,6 @@ fn payloads(kind: Kind) -> usize {
         | Kind::SpanNew
         | Kind::BlockingQueued
         | Kind::OsSample
-        | Kind::Alloc
         | Kind::OffCpu
         | Kind::Event
         | Kind::SpanIds
@@ -415,11 +414,20 @@ fn decode_keeping(
             if kind == Kind::Payload {
                 continue; // its header was overwritten
             }
+            // Allocation counters ride on poll and span boundaries, whoever's they are: they
+            // move this thread's last-known counters even when the boundary is skipped.
+            let counters = boundary_counters(kind, r, recs.get(i));
+            if let Some(c) = counters {
+                decoder.last_alloc = Some(c);
+            }
             // A skipped header's payloads are passed over one by one, as stray payloads.
             if only.is_some_and(|keys| decoder.skips(kind, r, keys)) {
                 continue;
             }
             let mut n = payloads(kind);
+            if counters.is_some() {
+                n = 1;
+            }
             match (kind, recs.get(i)) {
                 (Kind::SpanNew, Some(p)) if p.arg() & SPAN_ID_FOLLOWS != 0 => n = 2,
                 (Kind::SpanIds, Some(p)) if p.arg() == 1 => n = 3,
@@ -498,12 +506,24 @@ struct ThreadDecoder {
     polls: Vec<Poll>,
     entries: Vec<Entry>,
     park: Option<u64>,
+    /// The thread's cumulative (allocations, bytes) as of the last boundary that carried them.
     last_alloc: Option<(u64, u64)>,
-    /// The last record opened a poll (true) or an entry (false): an Alloc record right after
-    /// it holds its starting counters.
-    alloc_opens: Option<bool>,
     /// The span whose last event the next owner-less field belongs to.
     last_event: Option<u64>,
+}
+
+/// The allocation counters (allocations, bytes) a poll or span boundary carries, read from
+/// the payload `next` when the boundary says one follows.
+fn boundary_counters(kind: Kind, r: Record, next: Option<&Record>) -> Option<(u64, u64)> {
+    let boundary = matches!(
+        kind,
+        Kind::PollStart | Kind::PollEnd | Kind::SpanEnter | Kind::SpanExit
+    );
+    if !boundary || r.arg() & COUNTERS_FOLLOW == 0 {
+        return None;
+    }
+    next.filter(|p| p.kind() == Some(Kind::Payload))
+        .map(|p| (p.arg(), p.w0))
 }
 
 /// Whether a record outside the window is still needed: it names a span or a task.
@@ -551,19 +571,16 @@ impl ThreadDecoder {
             Kind::ThreadStart
             | Kind::Park
             | Kind::Unpark
-            | Kind::Alloc
             | Kind::OffCpu
             | Kind::OsSample
             | Kind::BlockingQueued
             | Kind::BlockingStart
             | Kind::BlockingEnd => false,
             Kind::Field if r.arg() == 0 => self.last_event.is_none(),
-            Kind::SpanNew
-            | Kind::SpanIds
-            | Kind::SpanEnter
-            | Kind::SpanExit
-            | Kind::SpanClose
-            | Kind::Field => !keys.contains(r.arg()),
+            Kind::SpanEnter | Kind::SpanExit => !keys.contains(r.arg() & !COUNTERS_FOLLOW),
+            Kind::SpanNew | Kind::SpanIds | Kind::SpanClose | Kind::Field => {
+                !keys.contains(r.arg())
+            }
             Kind::Event => {
                 let skip = !keys.contains(r.arg());
                 if skip {
@@ -590,27 +607,25 @@ impl ThreadDecoder {
         act: &mut ThreadActivity,
         d: &mut Decoded,
     ) {
-        // An Alloc record gives a poll's or entry's starting counters only right after it.
-        let opened = self.alloc_opens.take();
+        // The boundary's own counters, if it carried any, are already in `last_alloc`: the
+        // allocator's counters are recorded only when they changed.
+        let arg = r.arg() & !COUNTERS_FOLLOW;
         match kind {
             Kind::PollStart => {
-                // The allocator records its counters only when they changed: until an Alloc
-                // record follows, they are the last ones seen.
                 self.polls.push(Poll {
-                    task: r.arg(),
+                    task: arg,
                     start: ts,
                     end: ts,
                     sched_latency: 0,
                     alloc: self.last_alloc.map(|a| (a, a)),
                     open: true,
                 });
-                self.alloc_opens = Some(true);
             }
             Kind::PollEnd => {
                 if let Some(mut poll) = self.polls.pop() {
                     poll.end = ts;
                     poll.open = false;
-                    poll.sched_latency = r.arg();
+                    poll.sched_latency = arg;
                     if let (Some(a), Some(b)) = (poll.alloc.map(|x| x.0), self.last_alloc) {
                         poll.alloc = Some((a, b));
                     }
@@ -621,15 +636,14 @@ impl ThreadDecoder {
             }
             Kind::SpanEnter => {
                 self.entries.push(Entry {
-                    span: r.arg(),
+                    span: arg,
                     start: ts,
                     end: ts,
                     alloc: self.last_alloc.map(|a| (a, a)),
                 });
-                self.alloc_opens = Some(false);
             }
             Kind::SpanExit => {
-                if let Some(pos) = self.entries.iter().rposition(|e| e.span == r.arg()) {
+                if let Some(pos) = self.entries.iter().rposition(|e| e.span == arg) {
                     let mut e = self.entries.remove(pos);
                     e.end = ts;
                     if let (Some(a), Some(b)) = (e.alloc.map(|x| x.0), self.last_alloc) {
@@ -639,23 +653,6 @@ impl ThreadDecoder {
                         act.entries.push(e);
                     }
                 }
-            }
-            Kind::Alloc => {
-                let now = (r.arg(), p[0].w0);
-                match opened {
-                    Some(true) => {
-                        if let Some(poll) = self.polls.last_mut() {
-                            poll.alloc = Some((now, now));
-                        }
-                    }
-                    Some(false) => {
-                        if let Some(e) = self.entries.last_mut() {
-                            e.alloc = Some((now, now));
-                        }
-                    }
-                    None => {}
-                }
-                self.last_alloc = Some(now);
             }
             Kind::Park => self.park = Some(ts),
             Kind::Unpark => {
@@ -809,5 +806,61 @@ impl ThreadDecoder {
         if let Some(start) = self.park.take() {
             act.parks.push((start, at));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::ring::Ring;
+    use crate::recorder::{Owner, ThreadRecords};
+
+    /// A header's kind and argument, and its one payload's two words if any.
+    type Written = (Kind, u64, Option<(u64, u64)>);
+
+    /// A one-thread snapshot of `records` (headers stamped 1, 2, 3… clock ticks).
+    fn snapshot(records: &[Written]) -> RecorderSnapshot {
+        let ring = Ring::new(64);
+        for (n, &(kind, arg, payload)) in records.iter().enumerate() {
+            ring.push(Record::header(kind, n as u64 + 1, arg));
+            if let Some((w0, w1)) = payload {
+                ring.push(Record::payload(w0, w1));
+            }
+        }
+        RecorderSnapshot {
+            threads: vec![ThreadRecords {
+                ring: 0,
+                owners: vec![Owner::default()],
+                copy: ring.snapshot(0),
+            }],
+            ..RecorderSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn allocation_counters_ride_on_boundaries_and_carry_forward() {
+        let (ours, other) = (7, 9);
+        let with = |key: u64| key | COUNTERS_FOLLOW;
+        // (bytes, allocations): the other span's exit changes them; our entry starts from
+        // those (no payload: unchanged) and ends with its own.
+        let snap = snapshot(&[
+            (Kind::SpanEnter, with(other), Some((100, 1))),
+            (Kind::SpanExit, with(other), Some((500, 5))),
+            (Kind::SpanEnter, ours, None),
+            (Kind::SpanExit, with(ours), Some((700, 7))),
+        ]);
+        let cal = Calibration::now();
+        let full = decode(&snap, &cal, 0, u64::MAX);
+        let keys: IdSet<u64> = [ours].into_iter().collect();
+        let light = decode_spans(&snap, &cal, 0, u64::MAX, &keys);
+        for d in [&full, &light] {
+            let entry = d.threads[0]
+                .entries
+                .iter()
+                .find(|e| e.span == ours)
+                .expect("our entry, its key without the flag");
+            assert_eq!(entry.alloc, Some(((5, 500), (7, 700))), "light: {}", d.light);
+        }
+        assert_eq!(light.threads[0].entries.len(), 1, "the other span is skipped");
     }
 }

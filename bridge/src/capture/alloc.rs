@@ -12,6 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::recorder::record::COUNTERS_FOLLOW;
 use crate::recorder::{self, Kind};
 
 /// Counting wrapper around any global allocator.
@@ -116,20 +117,28 @@ pub fn thread_counters() -> (u64, u64, u64) {
         .unwrap_or((0, 0, 0))
 }
 
-/// Records this thread's cumulative counters when the wrapper is installed and they changed
-/// since this thread last recorded them: an unchanged record would tell the decoder nothing
-/// (it carries the last values forward), and at ~2 an entry they were a third of a busy
-/// service's records.
+/// Records a poll or span boundary (`kind`, `arg`) with this thread's cumulative counters
+/// riding on it ([`COUNTERS_FOLLOW`]) when the wrapper is installed and they changed since
+/// this thread last recorded them: unchanged counters would tell the decoder nothing (it
+/// carries the last values forward). One header either way: as separate records they were
+/// a sixth of a busy service's records and a clock read each.
 #[inline]
-pub(crate) fn record_counters() {
-    if !INSTALLED.load(Ordering::Relaxed) {
-        return;
-    }
-    let changed = COUNTERS.try_with(|c| {
-        let now = (c.count.get(), c.bytes.get());
-        (c.written.replace(now) != now).then_some((now, c.frees.get()))
-    });
-    if let Ok(Some(((count, bytes), frees))) = changed {
-        recorder::record_with(Kind::Alloc, count, &[(bytes, frees)]);
+pub(crate) fn record_boundary(kind: Kind, arg: u64) {
+    let changed = if INSTALLED.load(Ordering::Relaxed) {
+        COUNTERS
+            .try_with(|c| {
+                let now = (c.count.get(), c.bytes.get());
+                (c.written.replace(now) != now).then_some(now)
+            })
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    match changed {
+        Some((count, bytes)) => {
+            recorder::record_with(kind, arg | COUNTERS_FOLLOW, &[(bytes, count)])
+        }
+        None => recorder::record(kind, arg),
     }
 }

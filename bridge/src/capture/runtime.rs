@@ -56,15 +56,13 @@ mod unstable {
             .on_before_task_poll(|meta| {
                 let task = context::task_id_u64(meta.id());
                 context::set_current_task(task);
-                recorder::record(Kind::PollStart, task);
-                alloc::record_counters();
+                alloc::record_boundary(Kind::PollStart, task);
             })
             .on_after_task_poll(|meta| {
                 let latency = meta
                     .schedule_latency()
                     .map_or(0, |d| d.as_nanos().min(u128::from(u32::MAX)) as u64);
-                alloc::record_counters();
-                recorder::record(Kind::PollEnd, latency);
+                alloc::record_boundary(Kind::PollEnd, latency);
                 context::set_current_task(0);
             });
     }

@@ -163,16 +163,14 @@ impl SpanState {
         if first {
             self.record_own_ids();
         }
-        recorder::record(Kind::SpanEnter, self.key);
-        alloc::record_counters();
+        alloc::record_boundary(Kind::SpanEnter, self.key);
         context::push_span(self.key);
         first && self.own.is_none()
     }
 
     /// Records an exit.
     pub(crate) fn exit(&self) {
-        alloc::record_counters();
-        recorder::record(Kind::SpanExit, self.key);
+        alloc::record_boundary(Kind::SpanExit, self.key);
         context::pop_span();
     }
 

@@ -17,9 +17,11 @@ pub enum Kind {
     /// A tokio worker parked (no work) / unparked.
     Park = 2,
     Unpark = 3,
-    /// A task poll began. arg = tokio task id.
+    /// A task poll began. arg = tokio task id. Allocation counters may follow
+    /// ([`COUNTERS_FOLLOW`]).
     PollStart = 4,
     /// The poll ended. arg = wake-to-poll latency in ns when tokio measured it, else 0.
+    /// Allocation counters may follow ([`COUNTERS_FOLLOW`]).
     PollEnd = 5,
     /// A task was spawned. arg = child task id. Payload 1: w0 = spawning task id (0 = none),
     /// w1 = current span key at spawn (0 = none). Payload 2: w0 = `&'static Location` address.
@@ -31,7 +33,7 @@ pub enum Kind {
     /// payload carries the span's OTel span id in w0 (span-recording mode, children: no
     /// [`Kind::SpanIds`] record follows for them).
     SpanNew = 8,
-    /// arg = span key.
+    /// arg = span key. Allocation counters may follow ([`COUNTERS_FOLLOW`]).
     SpanEnter = 9,
     SpanExit = 10,
     SpanClose = 11,
@@ -49,9 +51,8 @@ pub enum Kind {
     /// A per-thread OS sample taken by the sampler thread. arg = OS thread id sampled.
     /// Payload: w0 = cumulative on-CPU ns, w1 = cumulative run-queue wait ns.
     OsSample = 16,
-    /// Allocation counters of this thread, cumulative. arg = allocation count (56 bits).
-    /// Payload: w0 = bytes allocated, w1 = frees.
-    Alloc = 17,
+    // 17 was a separate allocation-counter record; counters now ride on poll and span
+    // boundaries (COUNTERS_FOLLOW).
     /// Continuation of the previous header.
     Payload = 18,
     /// A runtime thread was off-CPU (perf context-switch records). arg = OS thread id, bit 55
@@ -90,7 +91,6 @@ impl Kind {
             14 => BlockingStart,
             15 => BlockingEnd,
             16 => OsSample,
-            17 => Alloc,
             18 => Payload,
             19 => OffCpu,
             20 => Field,
@@ -102,6 +102,13 @@ impl Kind {
     /// Number of kinds, for per-kind counters (index = discriminant).
     pub const COUNT: usize = 22;
 }
+
+/// Flag in the argument of a poll or span boundary ([`Kind::PollStart`], [`Kind::PollEnd`],
+/// [`Kind::SpanEnter`], [`Kind::SpanExit`]): one payload follows with the thread's cumulative
+/// allocation counters, w0 = bytes allocated, w1 = allocations. Written only when they changed
+/// since the thread last wrote them (see `capture/alloc.rs`). Span keys, task ids and latencies
+/// stay below this bit.
+pub const COUNTERS_FOLLOW: u64 = 1 << 55;
 
 /// Flag in [`Kind::SpanNew`]'s parent-key word: a second payload with the span id follows.
 /// Span keys never reach this bit (ring index + 1 stays below 2^15).
