@@ -7,7 +7,9 @@
 //! request is open the whole time (its task waits for a worker at the end), and that span is
 //! the target. Levels are cumulative: ~1e3, then ~1e4, then ~1e5 events in the recorder.
 //!
-//! Timed per level, as the analyzer thread does for a batch of one slow span:
+//! Timed per level, as the analyzer thread does for a batch of one slow span (and, as an
+//! overloaded analyzer does, a light decode of the target's own spans from its start plus
+//! the breakdown without culprits):
 //! `FlightRecorder::snapshot` + `Calibration::now` + `analysis::decode` (window = span start
 //! minus 1 s, like the processor) + `analysis::analyze`; and, separately, `export::enrich` of a
 //! dummy `SpanData` with that breakdown (`Detail::Events`, 32 events at most). The size of what
@@ -20,7 +22,8 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion};
-use granular::analysis::{Breakdown, Decoded, Target, analyze, decode};
+use granular::analysis::idmap::IdSet;
+use granular::analysis::{Breakdown, Decoded, Target, analyze, decode, decode_spans};
 use granular::clock::{self, Calibration};
 use granular::config::Detail;
 use granular::export::enrich::{Extras, enrich};
@@ -268,6 +271,30 @@ fn bench(c: &mut Criterion) {
         );
         g.bench_function(BenchmarkId::new("snapshot+decode+analyze", goal), |bn| {
             bn.iter(|| analyze_once(&target))
+        });
+        // What an overloaded analyzer does instead: a light decode of the target's own spans,
+        // then the breakdown without a culprit search.
+        let keys: IdSet<u64> = {
+            let d = decode_window(&snap, &target);
+            let root = d.by_otel_id[&target.otel_span_id];
+            d.spans
+                .keys()
+                .copied()
+                .filter(|k| d.local_root(*k) == root)
+                .collect()
+        };
+        g.bench_function(BenchmarkId::new("light: decode+analyze", goal), |bn| {
+            bn.iter(|| {
+                let cal = Calibration::now();
+                let d = decode_spans(
+                    &snap,
+                    &cal,
+                    target.start,
+                    cal.to_unix_ns(clock::now()),
+                    &keys,
+                );
+                analyze(&d, &target)
+            })
         });
         g.bench_function(BenchmarkId::new("enrich", goal), |bn| {
             let plain = dummy_span(&target);

@@ -399,12 +399,16 @@ fn decode_keeping(
         let recs = t.records();
         // Records before `cut` are older than the window: only what names spans and tasks is
         // read from them (a long-lived task's spawn site, a culprit's span name), not the
-        // polls, entries and samples whose intervals ended long ago. Found by walking back
-        // from the newest record, so the cost is the window's, not the ring's.
+        // polls, entries and samples whose intervals ended long ago. `cut` is the last header
+        // stamped before the window, found by a binary search over the headers.
         let window_ticks = cal.unix_to_ticks(window_start);
-        let cut = recs
+        let first_in_window = t
+            .copy
+            .seq_for_time(window_ticks)
+            .map_or(0, |seq| (seq - t.first_seq()) as usize);
+        let cut = recs[..first_in_window]
             .iter()
-            .rposition(|r| r.kind().is_some_and(|k| k != Kind::Payload) && r.ts() < window_ticks)
+            .rposition(|r| r.kind().is_some_and(|k| k != Kind::Payload))
             .unwrap_or(0);
         let mut i = 0;
         while i < recs.len() {
@@ -859,8 +863,17 @@ mod tests {
                 .iter()
                 .find(|e| e.span == ours)
                 .expect("our entry, its key without the flag");
-            assert_eq!(entry.alloc, Some(((5, 500), (7, 700))), "light: {}", d.light);
+            assert_eq!(
+                entry.alloc,
+                Some(((5, 500), (7, 700))),
+                "light: {}",
+                d.light
+            );
         }
-        assert_eq!(light.threads[0].entries.len(), 1, "the other span is skipped");
+        assert_eq!(
+            light.threads[0].entries.len(),
+            1,
+            "the other span is skipped"
+        );
     }
 }
