@@ -330,8 +330,8 @@ fn batch_delay() -> Duration {
 }
 
 /// The largest share of wall time the analyzer spends on full analysis (decoding every record
-/// of a window and analysing each span). Beyond it, on a saturated service, traces are still
-/// exported whole, from a span-only decode, but without breakdowns.
+/// of a window and analysing each span). Beyond it, on a saturated service, traces are
+/// analysed from a light decode (their own spans and threads: no polls, no culprit).
 const ANALYSIS_DUTY: f64 = 0.1;
 
 /// A batch this large is analysed at once.
@@ -340,7 +340,7 @@ const BATCH_MAX: usize = 4096;
 /// How far before the earliest span of a batch the analyzer copies and decodes the rings:
 /// long enough for a culprit's poll that began before the span (a 200 ms CPU hog) and for the
 /// spans and tasks created for the request, short enough that a busy service's copy and decode
-/// stay small (decode is ~40 ns per record in the window).
+/// stay small (decode is ~40–100 ns per record in the window).
 const DECODE_MARGIN_NS: u64 = 200_000_000;
 /// What a full decode costs per record, roughly (a light one ~5 ns): a batch whose window holds
 /// more records than its time budget allows at this rate is decoded lightly.
