@@ -193,25 +193,31 @@ impl Decoded {
     }
 }
 
-/// Number of payload records each header kind carries (SpanIds: 1 or 3, see its doc).
-fn payloads(kind: Kind) -> usize {
+/// Number of payload records after the header `r`: fixed per kind, or told by a flag in the
+/// header or in its first payload `first` (see each kind's doc in `recorder/record.rs`).
+fn payloads(kind: Kind, r: Record, first: Option<&Record>) -> usize {
+    let first_arg = first.map_or(0, Record::arg);
     match kind {
+        Kind::PollStart | Kind::PollEnd | Kind::SpanEnter | Kind::SpanExit => {
+            usize::from(r.arg() & COUNTERS_FOLLOW != 0)
+        }
+        Kind::SpanNew if first_arg & SPAN_ID_FOLLOWS != 0 => 2,
+        Kind::SpanIds => match first_arg {
+            1 => 3,
+            3 => 4,
+            _ => 1,
+        },
+        Kind::Field => first.map_or(1, |p| crate::capture::fields::payload_records(p.arg())),
         Kind::ThreadStart
         | Kind::SpanNew
         | Kind::BlockingQueued
         | Kind::OsSample
         | Kind::OffCpu
-        | Kind::Event
-        | Kind::SpanIds
-        | Kind::Field => 1,
+        | Kind::Event => 1,
         Kind::TaskSpawn => 2,
         Kind::Park
         | Kind::Unpark
-        | Kind::PollStart
-        | Kind::PollEnd
         | Kind::TaskTerminate
-        | Kind::SpanEnter
-        | Kind::SpanExit
         | Kind::SpanClose
         | Kind::BlockingStart
         | Kind::BlockingEnd
@@ -420,25 +426,14 @@ fn decode_keeping(
             }
             // Allocation counters ride on poll and span boundaries, whoever's they are: they
             // move this thread's last-known counters even when the boundary is skipped.
-            let counters = boundary_counters(kind, r, recs.get(i));
-            if let Some(c) = counters {
+            if let Some(c) = boundary_counters(kind, r, recs.get(i)) {
                 decoder.last_alloc = Some(c);
             }
             // A skipped header's payloads are passed over one by one, as stray payloads.
             if only.is_some_and(|keys| decoder.skips(kind, r, keys)) {
                 continue;
             }
-            let mut n = payloads(kind);
-            if counters.is_some() {
-                n = 1;
-            }
-            match (kind, recs.get(i)) {
-                (Kind::SpanNew, Some(p)) if p.arg() & SPAN_ID_FOLLOWS != 0 => n = 2,
-                (Kind::SpanIds, Some(p)) if p.arg() == 1 => n = 3,
-                (Kind::SpanIds, Some(p)) if p.arg() == 3 => n = 4,
-                (Kind::Field, Some(p)) => n = crate::capture::fields::payload_records(p.arg()),
-                _ => {}
-            }
+            let n = payloads(kind, r, recs.get(i));
             if i + n > recs.len()
                 || recs[i..i + n]
                     .iter()
@@ -523,7 +518,7 @@ fn boundary_counters(kind: Kind, r: Record, next: Option<&Record>) -> Option<(u6
         kind,
         Kind::PollStart | Kind::PollEnd | Kind::SpanEnter | Kind::SpanExit
     );
-    if !boundary || r.arg() & COUNTERS_FOLLOW == 0 {
+    if !boundary || payloads(kind, r, next) == 0 {
         return None;
     }
     next.filter(|p| p.kind() == Some(Kind::Payload))

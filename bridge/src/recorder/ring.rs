@@ -62,6 +62,14 @@ fn zeroed_slots(cap: usize) -> Box<[Slot]> {
         .collect()
 }
 
+/// How many records a search for the next header looks at: payload runs are short.
+const HEADER_SCAN: u64 = 64;
+
+/// Whether a kind byte starts an event (not a payload, not a never-written slot).
+fn is_header(kind: u8) -> bool {
+    kind != 0 && kind != Kind::Payload as u8
+}
+
 /// The first record number in `[lo, hi)` whose header is stamped at or after `ts` (`hi` if
 /// none): a binary search over headers stamped in order, `header_from(seq, end)` giving the
 /// first header in `[seq, end)` and its time.
@@ -140,9 +148,9 @@ impl RingCopy {
                 (seq - self.first_seq) as usize,
                 (end - self.first_seq) as usize,
             );
-            recs[a..b.min(a + 64)]
+            recs[a..b.min(a + HEADER_SCAN as usize)]
                 .iter()
-                .position(|r| r.kind_byte() != 0 && r.kind_byte() != Kind::Payload as u8)
+                .position(|r| is_header(r.kind_byte()))
                 .map(|i| (seq + i as u64, recs[a + i].ts()))
         };
         let (first, end) = (self.first_seq, self.end_seq());
@@ -230,12 +238,10 @@ impl Ring {
     }
 
     /// The first header at or after `seq` (and before `end`): its sequence number and time.
-    /// Payload runs are short, so at most 64 records are looked at.
     fn header_from(&self, seq: u64, end: u64) -> Option<(u64, u64)> {
-        (seq..end.min(seq + 64)).find_map(|seq| {
+        (seq..end.min(seq + HEADER_SCAN)).find_map(|seq| {
             let slot = &self.slots[(seq & self.mask) as usize];
-            let kind = (slot.w1.load(Ordering::Relaxed) >> 56) as u8;
-            (kind != 0 && kind != Kind::Payload as u8)
+            is_header((slot.w1.load(Ordering::Relaxed) >> 56) as u8)
                 .then(|| (seq, slot.w0.load(Ordering::Relaxed)))
         })
     }
