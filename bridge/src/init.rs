@@ -194,7 +194,7 @@ impl Drop for Granular {
             analysis_errors = s.analysis_errors.load(Relaxed),
             artifact_errors = s.artifact_errors.load(Relaxed),
             recorder_lost_records = snapshot.lost(),
-            overwritten_by_kind = ?snapshot.overwritten,
+            overwritten_records = snapshot.overwritten,
             dropped_by_kind = ?snapshot.dropped,
             "granular: shut down"
         );

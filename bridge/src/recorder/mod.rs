@@ -129,8 +129,10 @@ pub struct RecorderSnapshot {
     pub threads: Vec<ThreadRecords>,
     /// Events dropped because their thread had no ring, per kind.
     pub dropped: Vec<(Kind, u64)>,
-    /// Records overwritten in full rings, per kind (what the recorder no longer holds).
-    pub overwritten: Vec<(Kind, u64)>,
+    /// Records overwritten in full rings since they were created (what the recorder no
+    /// longer holds). Not per kind: telling the kind would mean reading each slot before
+    /// overwriting it, a cache miss on the request path.
+    pub overwritten: u64,
 }
 
 impl RecorderSnapshot {
@@ -263,16 +265,12 @@ impl FlightRecorder {
                 }
             })
             .collect();
-        let per_kind = |count: &dyn Fn(usize) -> u64| -> Vec<(Kind, u64)> {
-            (0..Kind::COUNT as u8)
-                .filter_map(Kind::from_u8)
-                .map(|k| (k, count(k as usize)))
-                .filter(|(_, n)| *n > 0)
-                .collect()
-        };
-        let dropped = per_kind(&|k| self.dropped[k].load(Ordering::Relaxed));
-        let rings: Vec<[u64; Kind::COUNT]> = slots.iter().map(|s| s.ring.overwritten()).collect();
-        let overwritten = per_kind(&|k| rings.iter().map(|r| r[k]).sum());
+        let dropped = (0..Kind::COUNT as u8)
+            .filter_map(Kind::from_u8)
+            .map(|k| (k, self.dropped[k as usize].load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let overwritten = slots.iter().map(|s| s.ring.overwritten()).sum();
         RecorderSnapshot {
             threads,
             dropped,

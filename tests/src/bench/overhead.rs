@@ -1021,7 +1021,7 @@ mod tests {
     fn shutdown_counters_are_read_from_the_last_shutdown_line() {
         let log = "2026 INFO granular: sources: x\n\
                    2026 INFO granular::init: granular: shut down enriched=3 skipped_rate_limit=0 \
-                   exported_traces=40 lost_traces=2 recorder_lost_records=9 overwritten_by_kind=[]\n";
+                   exported_traces=40 lost_traces=2 recorder_lost_records=9 overwritten_records=0\n";
         assert_eq!(
             super::shutdown_counters(log).as_deref(),
             Some("enriched=3 exported_traces=40 lost_traces=2 recorder_lost_records=9")
