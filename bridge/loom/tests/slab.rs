@@ -6,7 +6,9 @@
 //!
 //! Mutations these models catch (each checked by hand, 2026-11-26): no generation bump when a
 //! slot is freed; a reference taken from a count of zero; a relaxed decrement in `Ref::drop`;
-//! taking the value before the count reaches zero; an untagged free-stack head (the ABA model).
+//! taking the value before the count reaches zero; an untagged free-stack head (the ABA model);
+//! a tag read that does not check the generation again after reading the tag; a relaxed store
+//! of the tag at insert.
 //! Not caught: a relaxed store publishing an inserted value, because every model hands ids
 //! between threads through a spawn or a join, which already orders the write.
 //!
@@ -58,7 +60,7 @@ fn counted(v: u64, drops: &Arc<AtomicUsize>) -> Counted {
 #[test]
 fn a_lookup_racing_the_last_release_sees_the_value_or_nothing() {
     model(20, |slab, drops| {
-        let id = slab.insert(counted(7, &drops)).unwrap();
+        let id = slab.insert(counted(7, &drops), 0).unwrap();
         let looking = {
             let slab = slab.clone();
             thread::spawn(move || slab.get(id).map(|r| r.v))
@@ -79,14 +81,14 @@ fn a_lookup_racing_the_last_release_sees_the_value_or_nothing() {
 #[test]
 fn a_reused_slot_never_answers_to_the_old_id() {
     model(50, |slab, drops| {
-        let old = slab.insert(counted(1, &drops)).unwrap();
+        let old = slab.insert(counted(1, &drops), 0).unwrap();
         let stale = {
             let slab = slab.clone();
             thread::spawn(move || slab.get(old).map(|r| r.v))
         };
         // Last, or shared with the stale lookup, whose reference then frees the slot.
         assert!(!matches!(slab.release(old), Released::Unknown));
-        let new = slab.insert(counted(2, &drops)).unwrap();
+        let new = slab.insert(counted(2, &drops), 0).unwrap();
         assert_ne!(new, old);
         let seen = stale.join().unwrap();
         assert!(seen != Some(2), "a stale id found the slot's next value");
@@ -98,17 +100,17 @@ fn a_reused_slot_never_answers_to_the_old_id() {
 #[test]
 fn concurrent_inserts_and_releases_hand_out_distinct_live_slots() {
     model(100, |slab, drops| {
-        let first = slab.insert(counted(0, &drops)).unwrap();
+        let first = slab.insert(counted(0, &drops), 0).unwrap();
         let other = {
             let (slab, drops) = (slab.clone(), drops.clone());
             thread::spawn(move || {
-                let id = slab.insert(counted(1, &drops)).unwrap();
+                let id = slab.insert(counted(1, &drops), 0).unwrap();
                 assert_eq!(slab.get(id).map(|r| r.v), Some(1));
                 id
             })
         };
         assert!(matches!(slab.release(first), Released::Last(c) if c.v == 0));
-        let mine = slab.insert(counted(2, &drops)).unwrap();
+        let mine = slab.insert(counted(2, &drops), 0).unwrap();
         let theirs = other.join().unwrap();
         assert_ne!(mine, theirs);
         assert_eq!(slab.get(mine).map(|r| r.v), Some(2));
@@ -118,9 +120,26 @@ fn concurrent_inserts_and_releases_hand_out_distinct_live_slots() {
 }
 
 #[test]
+fn a_tag_read_racing_reuse_answers_for_its_own_id_only() {
+    model(50, |slab, drops| {
+        let old = slab.insert(counted(1, &drops), 1).unwrap();
+        let reading = {
+            let slab = slab.clone();
+            thread::spawn(move || slab.tag(old))
+        };
+        assert!(matches!(slab.release(old), Released::Last(_)));
+        let new = slab.insert(counted(2, &drops), 2).unwrap();
+        let seen = reading.join().unwrap();
+        assert!(seen.is_none() || seen == Some(1), "{seen:?}");
+        assert_eq!(slab.tag(new), Some(2));
+        assert_eq!(slab.tag(old), None);
+    });
+}
+
+#[test]
 fn a_clone_racing_the_last_release_keeps_the_value_or_fails() {
     model(20, |slab, drops| {
-        let id = slab.insert(counted(5, &drops)).unwrap();
+        let id = slab.insert(counted(5, &drops), 0).unwrap();
         let cloning = {
             let slab = slab.clone();
             thread::spawn(move || slab.add_ref(id))
@@ -145,19 +164,19 @@ fn the_free_stack_survives_a_pop_racing_pop_pop_push() {
     // a and b and pushes a back; an untagged head would then let the first thread install b,
     // which is in use, and hand one slot out twice.
     model(1200, |slab, drops| {
-        let a = slab.insert(counted(0, &drops)).unwrap();
-        let b = slab.insert(counted(0, &drops)).unwrap();
+        let a = slab.insert(counted(0, &drops), 0).unwrap();
+        let b = slab.insert(counted(0, &drops), 0).unwrap();
         drop(slab.release(b));
         drop(slab.release(a));
         let racing = {
             let (slab, drops) = (slab.clone(), drops.clone());
-            thread::spawn(move || slab.insert(counted(1, &drops)).unwrap())
+            thread::spawn(move || slab.insert(counted(1, &drops), 0).unwrap())
         };
-        let y = slab.insert(counted(2, &drops)).unwrap();
-        let z = slab.insert(counted(3, &drops)).unwrap();
+        let y = slab.insert(counted(2, &drops), 0).unwrap();
+        let z = slab.insert(counted(3, &drops), 0).unwrap();
         drop(slab.release(y));
         let x = racing.join().unwrap();
-        let w = slab.insert(counted(4, &drops)).unwrap();
+        let w = slab.insert(counted(4, &drops), 0).unwrap();
         for (id, v) in [(x, 1), (z, 3), (w, 4)] {
             assert_eq!(slab.get(id).map(|r| r.v), Some(v), "{id:#x} lost its value");
         }

@@ -8,6 +8,11 @@
 //! slot on a lock-free free stack (ABA-tagged). Capacity is fixed ([`CAPACITY`] live values);
 //! [`Slab::insert`] returns `None` beyond it and nothing else is affected.
 //!
+//! Each value also has a *tag*, one word read without taking a reference ([`Slab::tag`]): a
+//! seqlock read (generation, tag, generation again) that answers for the id's own value or
+//! not at all. It serves the hottest lookups (a span's entry and exit need only its recorder
+//! key) without two atomic read-modify-writes on a shared line.
+//!
 //! This file is also compiled by `bridge/loom/` under `--cfg loom` (with two pages of two
 //! slots) to model-check the protocol.
 
@@ -17,9 +22,9 @@ use std::ptr;
 #[cfg(loom)]
 use loom::cell::UnsafeCell;
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
 
 #[cfg(not(loom))]
 const PAGE: usize = 1024;
@@ -57,6 +62,9 @@ struct Slot<T> {
     state: AtomicU64,
     /// The next free slot's index + 1 while this one is on the free stack.
     next_free: AtomicU32,
+    /// The value's tag (see [`Slab::tag`]); stored with `Release` before the value is
+    /// published, so a reader that sees a later value's tag also sees the generation change.
+    tag: AtomicU64,
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -145,8 +153,9 @@ impl<T> Drop for Ref<'_, T> {
 }
 
 impl<T> Slab<T> {
-    /// Stores `value` with one reference; `None` when [`CAPACITY`] values are alive.
-    pub fn insert(&self, value: T) -> Option<u64> {
+    /// Stores `value` with one reference and its `tag`; `None` when [`CAPACITY`] values are
+    /// alive.
+    pub fn insert(&self, value: T, tag: u64) -> Option<u64> {
         let index = match self.pop_free() {
             Some(i) => i,
             None => {
@@ -164,6 +173,7 @@ impl<T> Slab<T> {
         // SAFETY: the slot came off the free stack or the bump counter, so no reference to it
         // exists and the count of zero keeps `get` out until the store below publishes it.
         slot.value.with_mut(|v| unsafe { (*v).write(value) });
+        slot.tag.store(tag, Ordering::Release);
         slot.state.store(generation << 32 | 1, Ordering::Release);
         Some(generation << 32 | (index as u64 + 1))
     }
@@ -172,6 +182,27 @@ impl<T> Slab<T> {
     pub fn get(&self, id: u64) -> Option<Ref<'_, T>> {
         let index = self.acquire(id)?;
         Some(Ref { slab: self, index })
+    }
+
+    /// The tag of the value under `id`, if it is alive; no reference is taken, nothing is
+    /// written. A value freed meanwhile answers `None`, never another value's tag.
+    pub fn tag(&self, id: u64) -> Option<u64> {
+        let slot = self.slot(self.index_of(id)?);
+        let generation = id >> 32;
+        let live = |s: u64| s >> 32 == generation && s & REFS != 0;
+        if !live(slot.state.load(Ordering::Acquire)) {
+            return None;
+        }
+        let tag = slot.tag.load(Ordering::Relaxed);
+        // Pairs with the `Release` store of a later value's tag: having read it, this thread
+        // sees the generation bump that preceded it, and rejects the read.
+        fence(Ordering::Acquire);
+        live(slot.state.load(Ordering::Relaxed)).then_some(tag)
+    }
+
+    /// Clears `bits` in the tag of the value `r` refers to.
+    pub fn clear_tag_bits(&self, r: &Ref<'_, T>, bits: u64) {
+        self.slot(r.index).tag.fetch_and(!bits, Ordering::Relaxed);
     }
 
     /// Adds a reference to the value under `id` (released by [`Slab::release`]); false if the
@@ -266,6 +297,7 @@ impl<T> Slab<T> {
             .map(|_| Slot {
                 state: AtomicU64::new(0),
                 next_free: AtomicU32::new(0),
+                tag: AtomicU64::new(0),
                 value: UnsafeCell::new(MaybeUninit::uninit()),
             })
             .collect();
@@ -343,7 +375,7 @@ mod tests {
     #[test]
     fn ids_find_their_value_until_the_last_release() {
         let slab = Slab::default();
-        let id = slab.insert(String::from("a")).unwrap();
+        let id = slab.insert(String::from("a"), 0).unwrap();
         assert_eq!(slab.get(id).as_deref().map(String::as_str), Some("a"));
         assert!(slab.add_ref(id));
         assert!(matches!(slab.release(id), Released::Shared));
@@ -358,7 +390,7 @@ mod tests {
     #[test]
     fn a_kept_lookup_holds_the_value_until_released() {
         let slab = Slab::default();
-        let id = slab.insert(3u32).unwrap();
+        let id = slab.insert(3u32, 0).unwrap();
         Ref::keep(slab.get(id).unwrap());
         assert!(matches!(slab.release(id), Released::Shared));
         assert!(matches!(slab.release(id), Released::Last(3)));
@@ -367,21 +399,36 @@ mod tests {
     #[test]
     fn a_reused_slot_does_not_answer_to_the_old_id() {
         let slab = Slab::default();
-        let old = slab.insert(1u32).unwrap();
+        let old = slab.insert(1u32, 10).unwrap();
+        assert_eq!(slab.tag(old), Some(10));
         assert!(matches!(slab.release(old), Released::Last(1)));
-        let new = slab.insert(2u32).unwrap();
+        assert_eq!(slab.tag(old), None, "freed");
+        let new = slab.insert(2u32, 20).unwrap();
         assert_eq!(old & REFS, new & REFS, "the slot is reused");
         assert_ne!(old, new);
         assert!(slab.get(old).is_none());
         assert!(!slab.add_ref(old));
+        assert_eq!(slab.tag(old), None, "the old id names nothing");
         assert_eq!(slab.get(new).map(|r| *r), Some(2));
+        assert_eq!(slab.tag(new), Some(20));
+    }
+
+    #[test]
+    fn tag_bits_clear_under_a_reference() {
+        let slab = Slab::default();
+        let id = slab.insert(1u32, 0b1101).unwrap();
+        let r = slab.get(id).unwrap();
+        slab.clear_tag_bits(&r, 0b1000);
+        drop(r);
+        assert_eq!(slab.tag(id), Some(0b0101));
+        assert_eq!(slab.tag(CAPACITY as u64 + 1), None);
     }
 
     #[test]
     fn a_reference_outliving_the_last_release_drops_the_value() {
         let slab = Slab::default();
         let value = Arc::new(());
-        let id = slab.insert(value.clone()).unwrap();
+        let id = slab.insert(value.clone(), 0).unwrap();
         let r = slab.get(id).unwrap();
         assert!(matches!(slab.release(id), Released::Shared));
         assert_eq!(Arc::strong_count(&value), 2);
@@ -410,7 +457,7 @@ mod tests {
         let value = Arc::new(());
         let slab = Slab::default();
         for _ in 0..3 {
-            slab.insert(value.clone()).unwrap();
+            slab.insert(value.clone(), 0).unwrap();
         }
         drop(slab);
         assert_eq!(Arc::strong_count(&value), 1);
@@ -426,7 +473,7 @@ mod tests {
                     let mut live = Vec::new();
                     for i in 0..20_000u64 {
                         let v = t << 32 | i;
-                        live.push((slab.insert(v).unwrap(), v));
+                        live.push((slab.insert(v, 0).unwrap(), v));
                         if i % 3 != 0 {
                             let (id, v) = live.swap_remove((i as usize * 7) % live.len());
                             assert_eq!(slab.get(id).map(|r| *r), Some(v));

@@ -163,15 +163,18 @@ impl SpanState {
         if first {
             self.record_own_ids();
         }
-        alloc::record_boundary(Kind::SpanEnter, self.key);
-        context::push_span(self.key);
+        enter_key(self.key);
         first && self.own.is_none()
     }
 
     /// Records an exit.
     pub(crate) fn exit(&self) {
-        alloc::record_boundary(Kind::SpanExit, self.key);
-        context::pop_span();
+        exit_key(self.key);
+    }
+
+    /// Whether the span's ids are still to be recorded (at its first entry, or at close).
+    pub(crate) fn ids_due(&self) -> bool {
+        !self.ids_recorded.load(Ordering::Relaxed)
     }
 
     /// Records the close and, in span-recording mode, has `sampler` judge the span; `name` is
@@ -198,6 +201,22 @@ impl SpanState {
             record_ids(self.key, own.span_id, root);
         }
     }
+}
+
+/// Records an entry of the span `key` whose ids are already recorded (what
+/// [`SpanState::enter`] does after the first entry): a caller that knows the key need not
+/// reach the span's state.
+#[inline]
+pub(crate) fn enter_key(key: u64) {
+    alloc::record_boundary(Kind::SpanEnter, key);
+    context::push_span(key);
+}
+
+/// Records an exit of the span `key` (what [`SpanState::exit`] does).
+#[inline]
+pub(crate) fn exit_key(key: u64) {
+    alloc::record_boundary(Kind::SpanExit, key);
+    context::pop_span();
 }
 
 /// Records an event inside the span `key` (span-recording mode): its metadata and fields.

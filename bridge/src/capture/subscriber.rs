@@ -26,11 +26,16 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 
 use super::log_line;
 use super::slab::{Ref, Released, Slab};
-use super::spans::{SpanState, record_event};
+use super::spans::{self, SpanState, record_event};
 use crate::export::source_sampling::SourceSampler;
 
 /// The id of a span that could not be stored (the slab is full): it names no slot.
 const UNTRACKED: u64 = u64::MAX;
+
+/// A span's tag in the slab (read on entry and exit without a reference, see
+/// [`Slab::tag`]): its recorder key (0 when it records nothing), with this bit set while its
+/// ids are still to be recorded at its first entry. Keys use fewer than 62 bits.
+const IDS_DUE: u64 = 1 << 62;
 
 /// How deep [`GranularSubscriber`] walks up the span tree for a log line's scope.
 const MAX_SCOPE: usize = 16;
@@ -176,7 +181,11 @@ impl Subscriber for GranularSubscriber {
             parent,
             state: SpanState::open(attrs, inherited, true),
         };
-        match self.spans.insert(slot) {
+        let tag = slot.state.as_ref().map_or(0, |s| {
+            debug_assert!(s.key < IDS_DUE, "recorder keys use fewer than 62 bits");
+            if s.ids_due() { s.key | IDS_DUE } else { s.key }
+        });
+        match self.spans.insert(slot, tag) {
             Some(id) => Id::from_u64(id),
             None => {
                 if let Some(p) = parent {
@@ -207,13 +216,27 @@ impl Subscriber for GranularSubscriber {
 
     fn enter(&self, span: &Id) {
         let id = span.into_u64();
-        self.with_state(span, SpanState::enter);
+        match self.spans.tag(id) {
+            Some(tag) if tag & IDS_DUE != 0 => {
+                if let Some(slot) = self.spans.get(id) {
+                    if let Some(state) = &slot.state {
+                        state.enter();
+                    }
+                    self.spans.clear_tag_bits(&slot, IDS_DUE);
+                }
+            }
+            Some(0) | None => {}
+            Some(key) => spans::enter_key(key),
+        }
         let _ = ENTERED.try_with(|e| e.borrow_mut().push(id));
     }
 
     fn exit(&self, span: &Id) {
         let id = span.into_u64();
-        self.with_state(span, SpanState::exit);
+        match self.spans.tag(id).map(|tag| tag & !IDS_DUE) {
+            Some(0) | None => {}
+            Some(key) => spans::exit_key(key),
+        }
         let _ = ENTERED.try_with(|e| {
             let mut e = e.borrow_mut();
             if let Some(i) = e.iter().rposition(|&x| x == id) {
