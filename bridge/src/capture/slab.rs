@@ -57,20 +57,27 @@ pub const CAPACITY: usize = PAGE * PAGES;
 
 const REFS: u64 = 0xffff_ffff;
 
-struct Slot<T> {
+/// What every lookup of a slot reads, 16 bytes, kept apart from the values so that the heads
+/// of the live values stay in cache however large the values are.
+struct Head {
     /// `generation << 32 | references`; no references = free, or being filled.
     state: AtomicU64,
-    /// The next free slot's index + 1 while this one is on the free stack.
-    next_free: AtomicU32,
     /// The value's tag (see [`Slab::tag`]); stored with `Release` before the value is
     /// published, so a reader that sees a later value's tag also sees the generation change.
     tag: AtomicU64,
-    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// [`PAGE`] slots: their heads, free-stack links and values, each in its own array.
+struct Page<T> {
+    heads: Box<[Head]>,
+    /// The next free slot's index + 1 while this one is on the free stack.
+    next_free: Box<[AtomicU32]>,
+    values: Box<[UnsafeCell<MaybeUninit<T>>]>,
 }
 
 /// Fixed-capacity, lock-free storage of reference-counted values under generation-checked ids.
 pub struct Slab<T> {
-    pages: Box<[AtomicPtr<Slot<T>>]>,
+    pages: Box<[AtomicPtr<Page<T>>]>,
     /// Slots handed out so far by bump allocation.
     next: AtomicU32,
     /// Free stack head: `tag << 32 | (index + 1)`, 0 in the low half when empty.
@@ -127,8 +134,7 @@ impl<T> std::ops::Deref for Ref<'_, T> {
         // SAFETY: this reference keeps the count above zero, so the value is initialised and
         // nobody takes it out while `self` lives.
         self.slab
-            .slot(self.index)
-            .value
+            .value(self.index)
             .with(|v| unsafe { (*v).assume_init_ref() })
     }
 }
@@ -144,8 +150,11 @@ impl<T> Ref<'_, T> {
 impl<T> Drop for Ref<'_, T> {
     fn drop(&mut self) {
         // This reference keeps the generation: no need to check it, one decrement does.
-        let slot = self.slab.slot(self.index);
-        let before = slot.state.fetch_sub(1, Ordering::AcqRel);
+        let before = self
+            .slab
+            .head(self.index)
+            .state
+            .fetch_sub(1, Ordering::AcqRel);
         if before & REFS == 1 {
             drop(self.slab.take(self.index, before >> 32));
         }
@@ -168,13 +177,13 @@ impl<T> Slab<T> {
                 i
             }
         };
-        let slot = self.slot(index);
-        let generation = slot.state.load(Ordering::Acquire) >> 32;
+        let head = self.head(index);
+        let generation = head.state.load(Ordering::Acquire) >> 32;
         // SAFETY: the slot came off the free stack or the bump counter, so no reference to it
         // exists and the count of zero keeps `get` out until the store below publishes it.
-        slot.value.with_mut(|v| unsafe { (*v).write(value) });
-        slot.tag.store(tag, Ordering::Release);
-        slot.state.store(generation << 32 | 1, Ordering::Release);
+        self.value(index).with_mut(|v| unsafe { (*v).write(value) });
+        head.tag.store(tag, Ordering::Release);
+        head.state.store(generation << 32 | 1, Ordering::Release);
         Some(generation << 32 | (index as u64 + 1))
     }
 
@@ -187,22 +196,22 @@ impl<T> Slab<T> {
     /// The tag of the value under `id`, if it is alive; no reference is taken, nothing is
     /// written. A value freed meanwhile answers `None`, never another value's tag.
     pub fn tag(&self, id: u64) -> Option<u64> {
-        let slot = self.slot(self.index_of(id)?);
+        let head = self.head(self.index_of(id)?);
         let generation = id >> 32;
         let live = |s: u64| s >> 32 == generation && s & REFS != 0;
-        if !live(slot.state.load(Ordering::Acquire)) {
+        if !live(head.state.load(Ordering::Acquire)) {
             return None;
         }
-        let tag = slot.tag.load(Ordering::Relaxed);
+        let tag = head.tag.load(Ordering::Relaxed);
         // Pairs with the `Release` store of a later value's tag: having read it, this thread
         // sees the generation bump that preceded it, and rejects the read.
         fence(Ordering::Acquire);
-        live(slot.state.load(Ordering::Relaxed)).then_some(tag)
+        live(head.state.load(Ordering::Relaxed)).then_some(tag)
     }
 
     /// Clears `bits` in the tag of the value `r` refers to.
     pub fn clear_tag_bits(&self, r: &Ref<'_, T>, bits: u64) {
-        self.slot(r.index).tag.fetch_and(!bits, Ordering::Relaxed);
+        self.head(r.index).tag.fetch_and(!bits, Ordering::Relaxed);
     }
 
     /// Adds a reference to the value under `id` (released by [`Slab::release`]); false if the
@@ -216,17 +225,14 @@ impl<T> Slab<T> {
         let Some(index) = self.index_of(id) else {
             return Released::Unknown;
         };
-        let slot = self.slot(index);
+        let state = &self.head(index).state;
         let generation = id >> 32;
-        let mut s = slot.state.load(Ordering::Acquire);
+        let mut s = state.load(Ordering::Acquire);
         loop {
             if s >> 32 != generation || s & REFS == 0 {
                 return Released::Unknown;
             }
-            match slot
-                .state
-                .compare_exchange_weak(s, s - 1, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match state.compare_exchange_weak(s, s - 1, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => break,
                 Err(now) => s = now,
             }
@@ -240,29 +246,29 @@ impl<T> Slab<T> {
     /// Moves the value out of the slot at `index`, whose count this thread just dropped to
     /// zero under `generation`, and frees the slot.
     fn take(&self, index: usize, generation: u64) -> T {
-        let slot = self.slot(index);
         // SAFETY: the count is zero under this generation: no reference exists and none can
         // be taken, so this thread owns the value.
-        let value = slot.value.with_mut(|v| unsafe { (*v).assume_init_read() });
+        let value = self
+            .value(index)
+            .with_mut(|v| unsafe { (*v).assume_init_read() });
         let next_generation = (generation + 1) & REFS;
-        slot.state.store(next_generation << 32, Ordering::Release);
+        self.head(index)
+            .state
+            .store(next_generation << 32, Ordering::Release);
         self.push_free(index);
         value
     }
 
     fn acquire(&self, id: u64) -> Option<usize> {
         let index = self.index_of(id)?;
-        let slot = self.slot(index);
+        let state = &self.head(index).state;
         let generation = id >> 32;
-        let mut s = slot.state.load(Ordering::Acquire);
+        let mut s = state.load(Ordering::Acquire);
         loop {
             if s >> 32 != generation || s & REFS == 0 || s & REFS == REFS {
                 return None;
             }
-            match slot
-                .state
-                .compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match state.compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Some(index),
                 Err(now) => s = now,
             }
@@ -280,34 +286,50 @@ impl<T> Slab<T> {
         exists.then_some(index)
     }
 
-    /// The slot at `index`; its page must exist.
-    fn slot(&self, index: usize) -> &Slot<T> {
+    /// The page holding slot `index`, which must exist.
+    fn page(&self, index: usize) -> &Page<T> {
         let page = self.pages[index / PAGE].load(Ordering::Acquire);
         debug_assert!(!page.is_null());
-        // SAFETY: pages are allocated before any index in them is handed out, never freed
-        // before the slab, and hold PAGE slots.
-        unsafe { &*page.add(index % PAGE) }
+        // SAFETY: pages are allocated before any index in them is handed out and never freed
+        // before the slab.
+        unsafe { &*page }
+    }
+
+    fn head(&self, index: usize) -> &Head {
+        &self.page(index).heads[index % PAGE]
+    }
+
+    fn value(&self, index: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        &self.page(index).values[index % PAGE]
+    }
+
+    fn next_free(&self, index: usize) -> &AtomicU32 {
+        &self.page(index).next_free[index % PAGE]
     }
 
     fn ensure_page(&self, p: usize) {
         if !self.pages[p].load(Ordering::Acquire).is_null() {
             return;
         }
-        let page: Box<[Slot<T>]> = (0..PAGE)
-            .map(|_| Slot {
-                state: AtomicU64::new(0),
-                next_free: AtomicU32::new(0),
-                tag: AtomicU64::new(0),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
-        let raw = Box::into_raw(page) as *mut Slot<T>;
+        let page = Box::new(Page {
+            heads: (0..PAGE)
+                .map(|_| Head {
+                    state: AtomicU64::new(0),
+                    tag: AtomicU64::new(0),
+                })
+                .collect(),
+            next_free: (0..PAGE).map(|_| AtomicU32::new(0)).collect(),
+            values: (0..PAGE)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
+        });
+        let raw = Box::into_raw(page);
         if self.pages[p]
             .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             // SAFETY: `raw` came from the box above and was not published.
-            drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(raw, PAGE)) });
+            drop(unsafe { Box::from_raw(raw) });
         }
     }
 
@@ -318,7 +340,7 @@ impl<T> Slab<T> {
             if top == 0 {
                 return None;
             }
-            let next = u64::from(self.slot(top - 1).next_free.load(Ordering::Relaxed));
+            let next = u64::from(self.next_free(top - 1).load(Ordering::Relaxed));
             let new = ((head >> 32).wrapping_add(1) << 32) | next;
             match self
                 .free
@@ -331,11 +353,10 @@ impl<T> Slab<T> {
     }
 
     fn push_free(&self, index: usize) {
-        let slot = self.slot(index);
+        let link = self.next_free(index);
         let mut head = self.free.load(Ordering::Acquire);
         loop {
-            slot.next_free
-                .store((head & REFS) as u32, Ordering::Relaxed);
+            link.store((head & REFS) as u32, Ordering::Relaxed);
             let new = ((head >> 32).wrapping_add(1) << 32) | (index as u64 + 1);
             match self
                 .free
@@ -356,11 +377,11 @@ impl<T> Drop for Slab<T> {
                 continue;
             }
             // SAFETY: `&mut self`: no other access; the page came from `ensure_page`.
-            let page = unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(raw, PAGE)) };
-            for slot in page.iter() {
-                if slot.state.load(Ordering::Acquire) & REFS != 0 {
+            let page = unsafe { Box::from_raw(raw) };
+            for (head, value) in page.heads.iter().zip(page.values.iter()) {
+                if head.state.load(Ordering::Acquire) & REFS != 0 {
                     // SAFETY: a non-zero count means the value is initialised.
-                    slot.value.with_mut(|v| unsafe { (*v).assume_init_drop() });
+                    value.with_mut(|v| unsafe { (*v).assume_init_drop() });
                 }
             }
         }
