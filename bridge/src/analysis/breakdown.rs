@@ -592,15 +592,31 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
     if waits.is_empty() {
         return Vec::new();
     }
+    // `waits` are merged (sorted, disjoint): only those from the first that ends after `a`
+    // up to the first that starts at `b` can overlap `[a, b]`. A saturated window holds
+    // thousands of waits and of other requests' ranges; summing over every wait for every
+    // range made the culprit search quadratic (~30 ms a span).
     let overlap = |a: u64, b: u64| -> u64 {
-        waits
+        let from = waits.partition_point(|&(_, y)| y <= a);
+        waits[from..]
             .iter()
+            .take_while(|&&(x, _)| x < b)
             .map(|&(x, y)| b.min(y).saturating_sub(a.max(x)))
             .sum()
     };
-    let mut by_key: HashMap<(u64, u64), Culprit> = HashMap::new();
+    let mut by_key: HashMap<(u64, u64), Tally> = HashMap::new();
+    let mut tally = |key: (u64, u64), thread: usize, root: Option<u64>, ov: u64, seen: u64| {
+        let t = by_key.entry(key).or_insert(Tally {
+            thread,
+            root,
+            overlap_ns: 0,
+            first_seen: u64::MAX,
+        });
+        t.overlap_ns += ov;
+        t.first_seen = t.first_seen.min(seen);
+    };
     let (lo, hi) = (waits[0].0, waits[waits.len() - 1].1);
-    for t in &d.threads {
+    for (ti, t) in d.threads.iter().enumerate() {
         if crate::capture::runtime::TASK_HOOKS {
             for p in t
                 .polls_overlapping(lo, hi)
@@ -619,17 +635,13 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
                 if root.is_none() && entered.iter().any(|e| ours.spans.contains(&e.span)) {
                     continue; // the request's own home task
                 }
-                let entry = by_key
-                    .entry((p.task, 0))
-                    .or_insert_with(|| culprit_for(d, t, p.task, root));
-                entry.overlap_ns += ov;
-                entry.first_seen = entry.first_seen.min(p.start.max(lo));
+                tally((p.task, 0), ti, root, ov, p.start.max(lo));
             }
         } else {
-            // No polls: a root's entries on this thread, nested or not, merged into ranges,
-            // stand in for the work it held the worker with.
-            // Only outermost entries: one nested inside another adds no time to its range.
-            let mut by_root: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
+            // No polls: a root's entries on this thread stand in for the work it held the
+            // worker with. Only outermost entries: one nested inside another adds no time.
+            // Those are disjoint, so their overlaps add up per root; the root is looked up
+            // (a walk up the span tree) only for entries that overlap a wait.
             let mut outer_end = 0;
             for e in t.entries_overlapping(lo, hi) {
                 if e.start < outer_end {
@@ -639,29 +651,38 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
                 if ours.spans.contains(&e.span) {
                     continue;
                 }
+                let ov = overlap(e.start, e.end);
+                if ov == 0 {
+                    continue;
+                }
                 let root = d.local_root(e.span);
                 if !ours.spans.contains(&root) {
-                    by_root.entry(root).or_default().push((e.start, e.end));
-                }
-            }
-            for (root, ranges) in by_root {
-                for (a, b) in merge_ranges(ranges) {
-                    let ov = overlap(a, b);
-                    if ov > 0 {
-                        let c = by_key
-                            .entry((0, root))
-                            .or_insert_with(|| culprit_for(d, t, 0, Some(root)));
-                        c.overlap_ns += ov;
-                        c.first_seen = c.first_seen.min(a.max(lo));
-                    }
+                    tally((0, root), ti, Some(root), ov, e.start.max(lo));
                 }
             }
         }
     }
-    let mut v: Vec<Culprit> = by_key.into_values().collect();
-    v.sort_by_key(|c| std::cmp::Reverse(c.overlap_ns));
+    let mut v: Vec<((u64, u64), Tally)> = by_key.into_iter().collect();
+    v.sort_by_key(|(_, t)| std::cmp::Reverse(t.overlap_ns));
     v.truncate(8);
-    v
+    v.into_iter()
+        .map(|((task, _), t)| Culprit {
+            overlap_ns: t.overlap_ns,
+            first_seen: t.first_seen,
+            ..culprit_for(d, &d.threads[t.thread], task, t.root)
+        })
+        .collect()
+}
+
+/// A culprit's share of the wait, before it is named: naming looks up its task and spans and
+/// formats strings, worth doing only for the few reported (a saturated window holds thousands
+/// of candidates).
+struct Tally {
+    /// Index of the first thread it was seen on.
+    thread: usize,
+    root: Option<u64>,
+    overlap_ns: u64,
+    first_seen: u64,
 }
 
 fn culprit_for(d: &Decoded, t: &ThreadActivity, task: u64, root: Option<u64>) -> Culprit {
