@@ -187,6 +187,21 @@ impl RingCopy {
         }
     }
 
+    /// Room for `n` more records: the dropped front is compacted away first when that makes
+    /// enough room (a move of the live records only, where growing would reallocate and copy
+    /// the dropped ones too); beyond it the buffer grows exactly, so the copy's memory follows
+    /// the window, not the doublings of its growth.
+    fn make_room(&mut self, n: usize) {
+        if self.buf.capacity() - self.buf.len() >= n {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.reserve_exact(n);
+    }
+
     fn clear_at(&mut self, seq: u64) {
         self.buf.clear();
         self.start = 0;
@@ -303,8 +318,7 @@ impl Ring {
             copy.clear_at(from.max(oldest));
         }
         let appended_from = copy.end_seq();
-        // Exact: the copy's memory follows the window, not the doublings of its growth.
-        copy.buf.reserve_exact((end - appended_from) as usize);
+        copy.make_room((end - appended_from) as usize);
         for seq in appended_from..end {
             let slot = &self.slots[(seq & self.mask) as usize];
             copy.buf.push(Record {
