@@ -310,6 +310,20 @@ struct Analyzer<P: SpanProcessor> {
 
 const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The earliest start (Unix ns) of the spans and traces of a batch: where its window begins.
+fn earliest_start(
+    batch: &[(SpanData, Judgement)],
+    rebuilds: &[RebuildRequest],
+    cal: &Calibration,
+) -> u64 {
+    batch
+        .iter()
+        .map(|(s, _)| unix_ns(s.start_time))
+        .chain(rebuilds.iter().map(|r| cal.to_unix_ns(r.start_ticks)))
+        .min()
+        .unwrap_or(0)
+}
+
 /// The analyzer's nice value. Sharing a CPU with the application at nice 0, a batch's analysis
 /// took half the CPU from requests for tens of milliseconds (p99 at 15k requests/s on one core:
 /// 42 ms against 15 ms without telemetry). At nice 10 the scheduler gives the application about
@@ -436,6 +450,7 @@ impl<P: SpanProcessor> Analyzer<P> {
                 since.get_or_insert(now);
                 delay = batch_delay();
                 checked = now;
+                self.top_up(&to_enrich, &rebuilds);
             }
             let ready = since.is_some_and(|s| now - s >= delay);
             if ready || !acks.is_empty() || pending >= BATCH_MAX {
@@ -535,12 +550,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         // rings overwrite them meanwhile.
         let budget = batch_delay() / 2;
         let mut light = self.overloaded();
-        let earliest = batch
-            .iter()
-            .map(|(s, _)| unix_ns(s.start_time))
-            .chain(rebuilds.iter().map(|r| cal.to_unix_ns(r.start_ticks)))
-            .min()
-            .unwrap_or(0);
+        let earliest = earliest_start(&batch, &rebuilds, &cal);
         // A light decode needs only the traces' own time: their records begin with the root's
         // creation, stamped a little before the start time the request carries.
         let light_start = earliest.saturating_sub(ROOT_MARGIN_NS);
@@ -649,8 +659,11 @@ impl<P: SpanProcessor> Analyzer<P> {
         };
         for ((mut span, j), with_artifact) in batch.into_iter().zip(with_artifact) {
             enrich::add_judgement(&mut span, &j);
-            // Past the budget, the rest of the batch skips the culprit search and artifacts.
-            let late = started.elapsed() > budget;
+            // Past the budget, the rest of the batch skips the culprit search and artifacts. The
+            // budget shrinks with the rings' reach if the load rises meanwhile: a full batch
+            // begun on a quiet service must not keep the analyzer while the rings wrap under
+            // it (at nice 10 a saturated core leaves it a tenth of the CPU).
+            let late = started.elapsed() > budget.min(batch_delay() / 2);
             let light = light || late;
             let with_artifact = with_artifact && !late;
             let analysed = decoded.as_ref().and_then(|d| {
@@ -699,6 +712,27 @@ impl<P: SpanProcessor> Analyzer<P> {
         if !light {
             self.last_full = (Instant::now(), started.elapsed());
         }
+    }
+
+    /// Brings the kept copy of the rings up to date while a batch waits (every
+    /// [`DELAY_RECHECK`]), from where the batch's window will begin, so that the copy taken
+    /// when it is processed appends only the last few milliseconds. Copying a whole window
+    /// at once raced the writer at a saturated ring's edge: preempted for 20–30 ms (at nice
+    /// 10 on a busy core), the reader lost the window's oldest records, the first spans of
+    /// the traces it was about to export.
+    fn top_up(&mut self, batch: &[(SpanData, Judgement)], rebuilds: &[RebuildRequest]) {
+        let Some(recorder) = FlightRecorder::get() else {
+            return;
+        };
+        let cal = Calibration::now();
+        let margin = if self.overloaded() {
+            ROOT_MARGIN_NS
+        } else {
+            DECODE_MARGIN_NS
+        };
+        let from = earliest_start(batch, rebuilds, &cal).saturating_sub(margin);
+        let earlier = std::mem::take(&mut self.copy);
+        self.copy = recorder.snapshot_since(cal.unix_to_ticks(from).max(1), earlier);
     }
 
     /// Whether full analysis would take the analyzer past [`ANALYSIS_DUTY`] (the last full
