@@ -326,9 +326,11 @@ fn earliest_start(
 
 /// The analyzer's nice value. Sharing a CPU with the application at nice 0, a batch's analysis
 /// took half the CPU from requests for tens of milliseconds (p99 at 15k requests/s on one core:
-/// 42 ms against 15 ms without telemetry). At nice 10 the scheduler gives the application about
-/// 90 % of a contended CPU; the analyzer keeps the rest, more than its duty
-/// ([`ANALYSIS_DUTY`]) and its light analyses at saturation need.
+/// 42 ms against 15 ms without telemetry; still 20–24 ms once the culprit search was linear).
+/// At nice 10 the scheduler gives the application about 90 % of a contended CPU; the analyzer
+/// keeps the rest, more than its duty ([`ANALYSIS_DUTY`]) and its light analyses at
+/// saturation need (it tops up its copy while a batch waits, so being preempted does not cost
+/// it records; see [`Analyzer::top_up`]).
 const ANALYZER_NICE: i32 = 10;
 
 /// Lowers the calling thread's scheduling priority to [`ANALYZER_NICE`] (raising a nice value
