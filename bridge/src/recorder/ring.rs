@@ -182,9 +182,14 @@ impl RingCopy {
         self.start += n as usize;
         self.first_seq += n;
         if self.start > self.buf.len() / 2 {
-            self.buf.drain(..self.start);
-            self.start = 0;
+            self.compact();
         }
+    }
+
+    /// Moves the live records to the front of the buffer, discarding the dropped ones.
+    fn compact(&mut self) {
+        self.buf.drain(..self.start);
+        self.start = 0;
     }
 
     /// Room for `n` more records: the dropped front is compacted away first when that makes
@@ -195,10 +200,7 @@ impl RingCopy {
         if self.buf.capacity() - self.buf.len() >= n {
             return;
         }
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
+        self.compact();
         self.buf.reserve_exact(n);
     }
 
