@@ -9,7 +9,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use granular::SpanExt;
 use opentelemetry::propagation::{Extractor, Injector};
-use opentelemetry::trace::TraceContextExt;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
@@ -57,11 +56,7 @@ pub fn inject(span: &Span, headers: &mut HeaderMap) {
 /// The OTel trace id of `span` as 32 lowercase hex digits (all zeros when no OTel layer is
 /// installed, because then there is no trace).
 pub fn trace_id(span: &Span) -> String {
-    span.otel_context()
-        .span()
-        .span_context()
-        .trace_id()
-        .to_string()
+    span.trace_id().to_string()
 }
 
 /// Middleware: wraps the request in a server span named "METHOD route", parented to the
@@ -86,12 +81,10 @@ pub async fn server_span(request: Request, next: Next) -> Response {
         http.response.status_code = Empty,
         otel.status_code = Empty,
     );
-    let parent = opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&HeaderExtractor(request.headers()))
-    });
     // Works with either stack Granular installs (tracing-opentelemetry, or its own span
-    // recording with GRANULAR_SAMPLE=violations); a no-op without telemetry (unit tests).
-    span.set_remote_parent(&parent);
+    // recording with GRANULAR_SAMPLE=violations, which reads `traceparent` without the global
+    // propagator); a no-op without telemetry (unit tests).
+    span.set_remote_parent_from(&HeaderExtractor(request.headers()));
     let trace_id = trace_id(&span);
 
     let mut response = next.run(request).instrument(span.clone()).await;

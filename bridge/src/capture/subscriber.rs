@@ -436,6 +436,31 @@ mod tests {
     }
 
     #[test]
+    fn an_incoming_traceparent_is_read_without_the_propagator() {
+        let (sub, _rx) = subscriber();
+        let headers =
+            |v: &str| std::collections::HashMap::from([("traceparent".to_string(), v.to_string())]);
+        let remote = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        tracing::subscriber::with_default(sub, || {
+            let root = tracing::info_span!("root");
+            root.set_remote_parent_from(&headers(remote));
+            let child = root.in_scope(|| tracing::info_span!("child"));
+            let want = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+            assert_eq!(root.trace_id(), want);
+            assert_eq!(child.trace_id(), want);
+            assert_eq!(child.otel_context().span().span_context().trace_id(), want);
+
+            // Not a valid traceparent (uppercase hex): the global propagator has its say (none
+            // is installed here), and the span keeps the trace id it was given.
+            let other = tracing::info_span!(parent: None, "other");
+            let own = other.trace_id();
+            other.set_remote_parent_from(&headers(&remote.to_uppercase()));
+            assert_eq!(other.trace_id(), own);
+            assert_ne!(own, want);
+        });
+    }
+
+    #[test]
     fn bad_rust_log_values_fall_back_to_info_and_say_why() {
         let (t, warning) = filter_from(Some("warn,my_crate=debug"));
         assert!(warning.is_none());
