@@ -194,18 +194,18 @@ impl RingCopy {
 
     /// Room for `n` more records. When the tail is full, the dropped front is compacted away
     /// (a move of the live records only, where growing would reallocate and copy the dropped
-    /// ones too), and the buffer then keeps room for as many records again as are live: a
-    /// sliding window compacts once per window's worth of records appended, so each record
-    /// moves about once. (An exact fit had compacted, moved the whole window, at every read:
-    /// every 10 ms while a batch waits.) The copy's memory follows the window: at most about
-    /// twice its records.
-    fn make_room(&mut self, n: usize) {
+    /// ones too), and the buffer then keeps room for as many records again as are live, up to
+    /// `slack`: a sliding window compacts once per window's worth of records appended, so
+    /// each record moves about once. (An exact fit had compacted, moved the whole window, at
+    /// every read: every 10 ms while a batch waits.) The copy's memory follows the window: its
+    /// records, plus `slack` at most.
+    fn make_room(&mut self, n: usize, slack: usize) {
         if self.buf.capacity() - self.buf.len() >= n {
             return;
         }
         self.compact();
         let live = self.buf.len();
-        self.buf.reserve_exact(n + live);
+        self.buf.reserve_exact(n + live.min(slack));
     }
 
     fn clear_at(&mut self, seq: u64) {
@@ -324,7 +324,9 @@ impl Ring {
             copy.clear_at(from.max(oldest));
         }
         let appended_from = copy.end_seq();
-        copy.make_room((end - appended_from) as usize);
+        // Slack of half the ring: a copy of a window as long as the ring's whole reach holds
+        // at most one and a half rings.
+        copy.make_room((end - appended_from) as usize, (cap / 2) as usize);
         // One `extend` over a range of known length: no capacity check per record.
         copy.buf.extend((appended_from..end).map(|seq| {
             let slot = &self.slots[(seq & self.mask) as usize];
@@ -451,6 +453,17 @@ mod tests {
             "{}",
             copy.capacity()
         );
+
+        // A window as long as the ring: the slack stops at half the ring.
+        let mut copy = RingCopy::default();
+        for read in reads..reads + 200 {
+            for i in read * step..(read + 1) * step {
+                ring.push(rec(i));
+            }
+            ring.refresh(((read + 1) * step).saturating_sub(1024), &mut copy);
+        }
+        assert_eq!(copy.records().len(), 1024);
+        assert!(copy.capacity() <= 1024 + 512 + 16, "{}", copy.capacity());
     }
 
     #[test]
