@@ -107,13 +107,15 @@ impl SpanState {
         let meta = attrs.metadata() as *const _ as u64;
         // A recorded child's ids are final at creation: its span id rides on `SpanNew`.
         let child_id = (recording && parent_key != 0).then(ids::span_id);
+        let now = crate::clock::now();
         match child_id {
-            Some(span_id) => recorder::record_with(
+            Some(span_id) => recorder::record_with_at(
                 Kind::SpanNew,
+                now,
                 key,
                 &[(meta, parent_key | SPAN_ID_FOLLOWS), (span_id, 0)],
             ),
-            None => recorder::record_with(Kind::SpanNew, key, &[(meta, parent_key)]),
+            None => recorder::record_with_at(Kind::SpanNew, now, key, &[(meta, parent_key)]),
         }
         let own = if recording {
             let (trace_id, trace) = match parent.and_then(|p| p.trace) {
@@ -127,7 +129,7 @@ impl SpanState {
                 trace_id,
                 span_id: child_id.unwrap_or_else(ids::span_id),
                 remote_parent: None,
-                start: crate::clock::now(),
+                start: now,
                 trace,
                 error: false,
                 route: None,
@@ -183,9 +185,10 @@ impl SpanState {
         if self.first_ids() {
             self.record_own_ids();
         }
-        recorder::record(Kind::SpanClose, self.key);
+        let now = crate::clock::now();
+        recorder::record_at(Kind::SpanClose, now, self.key);
         if let (Some(sampler), Some(own)) = (sampler, self.own()) {
-            sampler.on_close(own.name(name), self.key, self.local_root, &own);
+            sampler.on_close(own.name(name), self.key, self.local_root, &own, now);
         }
     }
 

@@ -85,10 +85,11 @@ impl SourceSampler {
         }
     }
 
-    /// Called when a recorded span (recorder key `key`) closes (request path: a glob match, a
-    /// comparison and, for a local root, one channel send when the trace is exported).
-    pub(crate) fn on_close(&self, name: &str, key: u64, local_root: bool, own: &OwnSpan) {
-        let elapsed = crate::clock::now().saturating_sub(own.start) as f64 * self.ns_per_tick;
+    /// Called when a recorded span (recorder key `key`) closes at `now` (clock ticks; request
+    /// path: a glob match, a comparison and, for a local root, one channel send when the
+    /// trace is exported).
+    pub(crate) fn on_close(&self, name: &str, key: u64, local_root: bool, own: &OwnSpan, now: u64) {
+        let elapsed = now.saturating_sub(own.start) as f64 * self.ns_per_tick;
         let rule = self.cfg.slo.matching(name, own.route());
         let judged = rule.is_some() || local_root;
         let too_slow = rule.is_some_and(|r| elapsed > r.threshold.as_nanos() as f64);

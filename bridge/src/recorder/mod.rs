@@ -341,18 +341,27 @@ fn with_ring(kind: Kind, f: impl FnOnce(&'static RingSlot)) {
 /// Records an event with one argument, stamped now.
 #[inline]
 pub fn record(kind: Kind, arg: u64) {
-    with_ring(kind, |slot| {
-        slot.ring
-            .push(Record::header(kind, crate::clock::now(), arg))
-    });
+    record_at(kind, crate::clock::now(), arg);
+}
+
+/// Records an event with one argument, stamped `ts` (clock ticks): for a caller that needs
+/// the time itself too (a clock read is most of a record's cost).
+#[inline]
+pub fn record_at(kind: Kind, ts: u64, arg: u64) {
+    with_ring(kind, |slot| slot.ring.push(Record::header(kind, ts, arg)));
 }
 
 /// Records an event followed by payload records, stamped now.
 #[inline]
 pub fn record_with(kind: Kind, arg: u64, payload: &[(u64, u64)]) {
+    record_with_at(kind, crate::clock::now(), arg, payload);
+}
+
+/// [`record_with`] stamped `ts` (see [`record_at`]).
+#[inline]
+pub fn record_with_at(kind: Kind, ts: u64, arg: u64, payload: &[(u64, u64)]) {
     with_ring(kind, |slot| {
-        slot.ring
-            .push(Record::header(kind, crate::clock::now(), arg));
+        slot.ring.push(Record::header(kind, ts, arg));
         for &(w0, w1) in payload {
             slot.ring.push(Record::payload(w0, w1));
         }
