@@ -72,13 +72,33 @@ impl SloRules {
 
     /// The first rule matching a span, by name or `http.route`.
     pub fn matching(&self, name: &str, route: Option<&str>) -> Option<&SloRule> {
-        self.rules.iter().find(|r| {
-            if r.on_route {
-                route.is_some_and(|rt| glob(&r.pattern, rt))
-            } else {
-                glob(&r.pattern, name)
-            }
-        })
+        let by_route = route.and_then(|r| self.first_on_route(r));
+        self.first(self.first_on_name(name), by_route)
+    }
+
+    /// The index of the first name rule matching `name` (for [`SloRules::first`]).
+    pub fn first_on_name(&self, name: &str) -> Option<usize> {
+        self.rules
+            .iter()
+            .position(|r| !r.on_route && glob(&r.pattern, name))
+    }
+
+    /// The index of the first `route:` rule matching `route` (for [`SloRules::first`]).
+    pub fn first_on_route(&self, route: &str) -> Option<usize> {
+        self.rules
+            .iter()
+            .position(|r| r.on_route && glob(&r.pattern, route))
+    }
+
+    /// The rule that applies to a span whose name and route matched these first rules: the
+    /// earlier of the two. Lets a span keep two indices, matched when its name and route are
+    /// recorded, rather than the strings until it closes.
+    pub fn first(&self, on_name: Option<usize>, on_route: Option<usize>) -> Option<&SloRule> {
+        let i = match (on_name, on_route) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        self.rules.get(i)
     }
 
     pub fn rules(&self) -> &[SloRule] {

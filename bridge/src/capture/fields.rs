@@ -86,24 +86,30 @@ pub struct FieldWriter {
     owner: u64,
     /// Write only this field (the others are visited and skipped).
     only: Option<&'static str>,
+    /// The time the fields are stamped with: that of the record they belong to (the span's
+    /// creation, the event), read once for all of them. Nothing reads a field's own time,
+    /// and the ring's times stay in order: the owner's record was written just before.
+    ts: u64,
     pub specials: Specials,
 }
 
 impl FieldWriter {
-    pub fn new(owner: u64) -> Self {
+    /// Fields of `owner`, stamped `ts` (clock ticks).
+    pub fn new(owner: u64, ts: u64) -> Self {
         FieldWriter {
             owner,
             only: None,
+            ts,
             specials: Specials::default(),
         }
     }
 
     /// A writer that keeps just `name` (beside tracing-opentelemetry, only `otel.name` is
     /// recorded: culprits and timelines show the name users see in Jaeger).
-    pub fn only(owner: u64, name: &'static str) -> Self {
+    pub fn only(owner: u64, ts: u64, name: &'static str) -> Self {
         FieldWriter {
             only: Some(name),
-            ..FieldWriter::new(owner)
+            ..FieldWriter::new(owner, ts)
         }
     }
 
@@ -114,8 +120,9 @@ impl FieldWriter {
     fn number(&self, field: &Field, kind: ValueKind, bits: u64) {
         let name = field.name();
         let meta = name.len().min(0xffff) as u64 | (kind as u64) << 16;
-        recorder::record_with(
+        recorder::record_with_at(
             Kind::Field,
+            self.ts,
             self.owner,
             &[(name.as_ptr() as u64, meta), (bits, 0)],
         );
@@ -138,18 +145,15 @@ impl FieldWriter {
         let bytes = &value.as_bytes()[..end];
         let meta =
             name.len().min(0xffff) as u64 | (ValueKind::Str as u64) << 16 | (end as u64) << 24;
-        let mut payload = [(0u64, 0u64); 2 + MAX_VALUE / 15];
-        payload[0] = (name.as_ptr() as u64, meta);
-        let mut n = 1;
-        for chunk in bytes.chunks(15) {
+        let chunks = bytes.chunks(15).map(|chunk| {
             let mut b = [0u8; 16];
             b[..chunk.len()].copy_from_slice(chunk);
             let w0 = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
             let w1 = u64::from_le_bytes(b[8..].try_into().unwrap_or_default());
-            payload[n] = (w0, w1);
-            n += 1;
-        }
-        recorder::record_with(Kind::Field, self.owner, &payload[..n]);
+            (w0, w1)
+        });
+        let payload = std::iter::once((name.as_ptr() as u64, meta)).chain(chunks);
+        recorder::record_with_iter_at(Kind::Field, self.ts, self.owner, payload);
     }
 }
 

@@ -84,13 +84,15 @@ where
         let parent = span
             .parent()
             .and_then(|p| p.extensions().get::<SpanState>().map(SpanState::inherited));
-        if let Some(state) = SpanState::open(attrs, parent, self.sampler.is_some()) {
+        if let Some(state) = SpanState::open(attrs, parent, self.sampler.as_deref()) {
             span.extensions_mut().insert(state);
         }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        with_state(&ctx, id, |state, _| state.record(values));
+        with_state(&ctx, id, |state, _| {
+            state.record(values, self.sampler.as_deref())
+        });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -117,9 +119,7 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        with_state(&ctx, &id, |state, name| {
-            state.close(name, self.sampler.as_deref());
-        });
+        with_state(&ctx, &id, |state, _| state.close(self.sampler.as_deref()));
     }
 }
 

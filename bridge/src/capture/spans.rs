@@ -16,11 +16,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tracing::Event;
 use tracing::span::{Attributes, Record};
 
-use super::fields::{FieldWriter, InlineStr};
+use super::fields::FieldWriter;
 use super::{alloc, context, ids};
 use crate::export::source_sampling::{LocalTrace, SourceSampler};
 use crate::recorder::record::SPAN_ID_FOLLOWS;
 use crate::recorder::{self, Kind};
+use crate::slo::{SloRule, SloRules};
 
 /// Granular's state of one span.
 #[derive(Debug)]
@@ -46,26 +47,35 @@ pub(crate) struct OwnSpan {
     pub start: u64,
     pub trace: Arc<LocalTrace>,
     pub error: bool,
-    /// `http.route` and `otel.name`, kept inline (no allocation) for judging.
-    pub route: Option<InlineStr>,
-    pub name: Option<InlineStr>,
+    /// The first SLO rules its exported name (`otel.name`, else the span's name) and its
+    /// `http.route` match, by index: matched when they are recorded, so the span keeps two
+    /// small numbers rather than the strings (which made it ~130 bytes larger, moved several
+    /// times a span).
+    slo_on_name: Option<u16>,
+    slo_on_route: Option<u16>,
 }
 
 impl OwnSpan {
-    pub fn route(&self) -> Option<&str> {
-        self.route.as_ref().map(InlineStr::as_str)
+    /// The SLO rule the span is judged by.
+    pub fn slo_rule<'a>(&self, rules: &'a SloRules) -> Option<&'a SloRule> {
+        let index = |i: Option<u16>| i.map(usize::from);
+        rules.first(index(self.slo_on_name), index(self.slo_on_route))
     }
 
-    /// The name the span is exported under: `otel.name` if recorded, else `default`.
-    pub fn name<'a>(&'a self, default: &'a str) -> &'a str {
-        self.name.as_ref().map_or(default, InlineStr::as_str)
-    }
-
-    fn absorb(&mut self, w: &FieldWriter) {
+    fn absorb(&mut self, w: &FieldWriter, rules: &SloRules) {
         self.error |= w.specials.error;
-        self.route = w.specials.route.or(self.route);
-        self.name = w.specials.name.or(self.name);
+        if let Some(name) = &w.specials.name {
+            self.slo_on_name = rule_index(rules.first_on_name(name.as_str()));
+        }
+        if let Some(route) = &w.specials.route {
+            self.slo_on_route = rule_index(rules.first_on_route(route.as_str()));
+        }
     }
+}
+
+/// A rule's index as kept in [`OwnSpan`] (a rule list past 65,535 rules matches nothing there).
+fn rule_index(i: Option<usize>) -> Option<u16> {
+    i.and_then(|i| u16::try_from(i).ok())
 }
 
 /// What a new span takes from its local parent.
@@ -91,14 +101,15 @@ impl SpanState {
             .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Records a new span. `recording` is span-recording mode (all fields, own ids); beside
-    /// `tracing-opentelemetry` only `otel.name` is kept. `None` when the recorder is not
-    /// installed.
+    /// Records a new span. With `sampler`, span-recording mode (all fields, own ids, judged
+    /// by the sampler's SLO rules at close); beside `tracing-opentelemetry` only `otel.name`
+    /// is kept. `None` when the recorder is not installed.
     pub(crate) fn open(
         attrs: &Attributes<'_>,
         parent: Option<Inherited>,
-        recording: bool,
+        sampler: Option<&SourceSampler>,
     ) -> Option<SpanState> {
+        let recording = sampler.is_some();
         let key = recorder::next_span_key();
         if key == 0 {
             return None;
@@ -117,13 +128,13 @@ impl SpanState {
             ),
             None => recorder::record_with_at(Kind::SpanNew, now, key, &[(meta, parent_key)]),
         }
-        let own = if recording {
+        let own = if let Some(sampler) = sampler {
             let (trace_id, trace) = match parent.and_then(|p| p.trace) {
                 Some(inherited) => inherited,
                 None => (ids::trace_id(), Arc::new(LocalTrace::default())),
             };
             trace.add_span(key);
-            let mut w = FieldWriter::new(key);
+            let mut w = FieldWriter::new(key, now);
             attrs.record(&mut w);
             let mut own = OwnSpan {
                 trace_id,
@@ -132,13 +143,17 @@ impl SpanState {
                 start: now,
                 trace,
                 error: false,
-                route: None,
-                name: None,
+                slo_on_name: None,
+                slo_on_route: None,
             };
-            own.absorb(&w);
+            let rules = sampler.slo();
+            if w.specials.name.is_none() {
+                own.slo_on_name = rule_index(rules.first_on_name(attrs.metadata().name()));
+            }
+            own.absorb(&w, rules);
             Some(Mutex::new(own))
         } else {
-            attrs.record(&mut FieldWriter::only(key, "otel.name"));
+            attrs.record(&mut FieldWriter::only(key, now, "otel.name"));
             None
         };
         Some(SpanState {
@@ -149,12 +164,13 @@ impl SpanState {
         })
     }
 
-    /// Records values recorded after creation (span-recording mode only).
-    pub(crate) fn record(&self, values: &Record<'_>) {
-        if let Some(mut own) = self.own() {
-            let mut w = FieldWriter::new(self.key);
+    /// Records values recorded after creation (span-recording mode only: `sampler` is the
+    /// one the span was opened with).
+    pub(crate) fn record(&self, values: &Record<'_>, sampler: Option<&SourceSampler>) {
+        if let (Some(mut own), Some(sampler)) = (self.own(), sampler) {
+            let mut w = FieldWriter::new(self.key, crate::clock::now());
             values.record(&mut w);
-            own.absorb(&w);
+            own.absorb(&w, sampler.slo());
         }
     }
 
@@ -179,16 +195,15 @@ impl SpanState {
         !self.ids_recorded.load(Ordering::Relaxed)
     }
 
-    /// Records the close and, in span-recording mode, has `sampler` judge the span; `name` is
-    /// the span's metadata name.
-    pub(crate) fn close(&self, name: &str, sampler: Option<&SourceSampler>) {
+    /// Records the close and, in span-recording mode, has `sampler` judge the span.
+    pub(crate) fn close(&self, sampler: Option<&SourceSampler>) {
         if self.first_ids() {
             self.record_own_ids();
         }
         let now = crate::clock::now();
         recorder::record_at(Kind::SpanClose, now, self.key);
         if let (Some(sampler), Some(own)) = (sampler, self.own()) {
-            sampler.on_close(own.name(name), self.key, self.local_root, &own, now);
+            sampler.on_close(self.key, self.local_root, &own, now);
         }
     }
 
@@ -224,12 +239,14 @@ pub(crate) fn exit_key(key: u64) {
 
 /// Records an event inside the span `key` (span-recording mode): its metadata and fields.
 pub(crate) fn record_event(key: u64, event: &Event<'_>) {
-    recorder::record_with(
+    let now = crate::clock::now();
+    recorder::record_with_at(
         Kind::Event,
+        now,
         key,
         &[(event.metadata() as *const _ as u64, 0)],
     );
-    event.record(&mut FieldWriter::new(0));
+    event.record(&mut FieldWriter::new(0, now));
 }
 
 /// Writes a [`Kind::SpanIds`] record: the span id, and for a local root the trace id and the

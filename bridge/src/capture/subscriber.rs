@@ -119,7 +119,7 @@ impl GranularSubscriber {
         let mut next = Some(slot);
         while let Some(slot) = next.take() {
             if let Some(state) = &slot.state {
-                state.close(slot.meta.name(), Some(&self.sampler));
+                state.close(Some(&self.sampler));
             }
             if let Some(Released::Last(parent)) = slot.parent.map(|p| self.spans.release(p)) {
                 next = Some(parent);
@@ -179,7 +179,7 @@ impl Subscriber for GranularSubscriber {
         let slot = Slot {
             meta: attrs.metadata(),
             parent,
-            state: SpanState::open(attrs, inherited, true),
+            state: SpanState::open(attrs, inherited, Some(&self.sampler)),
         };
         let tag = slot.state.as_ref().map_or(0, |s| {
             debug_assert!(s.key < IDS_DUE, "recorder keys use fewer than 62 bits");
@@ -198,7 +198,7 @@ impl Subscriber for GranularSubscriber {
     }
 
     fn record(&self, span: &Id, values: &Record<'_>) {
-        self.with_state(span, |state| state.record(values));
+        self.with_state(span, |state| state.record(values, Some(&self.sampler)));
     }
 
     fn record_follows_from(&self, _span: &Id, _follows: &Id) {
@@ -320,8 +320,13 @@ mod tests {
     /// A subscriber whose sampler exports every trace (its `*` SLO is zero), and the channel
     /// its rebuild requests arrive on.
     fn subscriber() -> (Arc<GranularSubscriber>, Receiver<Msg>) {
+        subscriber_judging_by("*=0ms")
+    }
+
+    /// A subscriber whose sampler judges spans by the SLO rules `slo`.
+    fn subscriber_judging_by(slo: &str) -> (Arc<GranularSubscriber>, Receiver<Msg>) {
         let cfg = Config {
-            slo: SloRules::parse("*=0ms").unwrap(),
+            slo: SloRules::parse(slo).unwrap(),
             sample: config::SampleMode::Violations,
             ..Config::default()
         };
@@ -432,6 +437,25 @@ mod tests {
                 sc.span_id(),
                 root.otel_context().span().span_context().span_id()
             );
+        });
+    }
+
+    #[test]
+    fn a_name_or_route_recorded_late_decides_the_rule() {
+        let (sub, rx) = subscriber_judging_by("route:/slow=0ms,late name=0ms,*=10s");
+        tracing::subscriber::with_default(sub, || {
+            let healthy = tracing::info_span!("root", http.route = tracing::field::Empty);
+            healthy.record("http.route", "/fast");
+            drop(healthy);
+            assert!(rebuilt_roots(&rx).is_empty(), "judged by *=10s");
+            let slow_route = tracing::info_span!("root", http.route = tracing::field::Empty);
+            slow_route.record("http.route", "/slow");
+            drop(slow_route);
+            assert_eq!(rebuilt_roots(&rx).len(), 1, "judged by route:/slow=0ms");
+            let renamed = tracing::info_span!("root", otel.name = tracing::field::Empty);
+            renamed.record("otel.name", "late name");
+            drop(renamed);
+            assert_eq!(rebuilt_roots(&rx).len(), 1, "judged by its otel.name");
         });
     }
 

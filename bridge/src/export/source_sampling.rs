@@ -17,6 +17,7 @@ use super::judge::in_baseline;
 use super::processor::{Msg, Stats};
 use crate::capture::spans::OwnSpan;
 use crate::config::Config;
+use crate::slo::SloRules;
 
 /// Span keys a [`LocalTrace`] remembers; a trace with more spans is found in the recorder by
 /// walking parent links instead.
@@ -85,12 +86,17 @@ impl SourceSampler {
         }
     }
 
+    /// The SLO rules spans are judged by.
+    pub(crate) fn slo(&self) -> &SloRules {
+        &self.cfg.slo
+    }
+
     /// Called when a recorded span (recorder key `key`) closes at `now` (clock ticks; request
-    /// path: a glob match, a comparison and, for a local root, one channel send when the
-    /// trace is exported).
-    pub(crate) fn on_close(&self, name: &str, key: u64, local_root: bool, own: &OwnSpan, now: u64) {
+    /// path: a comparison and, for a local root, one channel send when the trace is
+    /// exported; the span's rule was matched when its name and route were recorded).
+    pub(crate) fn on_close(&self, key: u64, local_root: bool, own: &OwnSpan, now: u64) {
         let elapsed = now.saturating_sub(own.start) as f64 * self.ns_per_tick;
-        let rule = self.cfg.slo.matching(name, own.route());
+        let rule = own.slo_rule(&self.cfg.slo);
         let judged = rule.is_some() || local_root;
         let too_slow = rule.is_some_and(|r| elapsed > r.threshold.as_nanos() as f64);
         if too_slow || (self.cfg.errors_violate && own.error && judged) {

@@ -360,9 +360,21 @@ pub fn record_with(kind: Kind, arg: u64, payload: &[(u64, u64)]) {
 /// [`record_with`] stamped `ts` (see [`record_at`]).
 #[inline]
 pub fn record_with_at(kind: Kind, ts: u64, arg: u64, payload: &[(u64, u64)]) {
+    record_with_iter_at(kind, ts, arg, payload.iter().copied());
+}
+
+/// [`record_with_at`] with payloads made as they are written (a string's chunks, without a
+/// buffer of them first).
+#[inline]
+pub fn record_with_iter_at(
+    kind: Kind,
+    ts: u64,
+    arg: u64,
+    payload: impl Iterator<Item = (u64, u64)>,
+) {
     with_ring(kind, |slot| {
         slot.ring.push(Record::header(kind, ts, arg));
-        for &(w0, w1) in payload {
+        for (w0, w1) in payload {
             slot.ring.push(Record::payload(w0, w1));
         }
     });
