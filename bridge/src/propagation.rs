@@ -114,6 +114,9 @@ impl SpanExt for tracing::Span {
     }
 
     fn set_remote_parent_from(&self, carrier: &dyn Extractor) {
+        if self.is_disabled() {
+            return; // no subscriber records it: nothing to parent, nothing to parse
+        }
         let parsed = carrier.get("traceparent").and_then(parse_traceparent);
         let handled = parsed.and_then(|(trace, parent)| {
             with_own(self, |state, own| {
@@ -130,6 +133,9 @@ impl SpanExt for tracing::Span {
     }
 
     fn trace_id(&self) -> TraceId {
+        if self.is_disabled() {
+            return TraceId::INVALID;
+        }
         match with_own(self, |_, o| o.trace_id) {
             Some(trace) => TraceId::from_bytes(trace.to_be_bytes()),
             None => OpenTelemetrySpanExt::context(self)
