@@ -103,7 +103,7 @@ step clippy-unstable unstable cargo clippy --workspace --all-targets -- -D warni
 step build-demo-unstable unstable build_demo
 step test-unstable unstable cargo test --workspace
 step loom loom_check
-step bench-smoke cargo bench -p granular --bench recorder --bench overhead --bench analysis -- --test
+step bench-smoke cargo bench -p granular --bench recorder --bench overhead --bench analysis --bench spans -- --test
 step overhead-smoke cargo run -p granular-e2e --bin overhead -- --smoke
 if [[ -d collector-plugin ]]; then
 	step collector-plugin collector_plugin
