@@ -3,12 +3,28 @@
 
 use std::cell::Cell;
 
-const MAX_DEPTH: usize = 32;
+/// Entries kept per thread; deeper nesting is counted but not kept (see [`push`]).
+const MAX_DEPTH: usize = 64;
+
+/// The spans entered on a thread, innermost last: their recorder keys and, for
+/// [`GranularSubscriber`](super::subscriber::GranularSubscriber), their `tracing` ids. Const
+/// and without a destructor, so every access is a plain thread-local load (a `RefCell<Vec>`
+/// of ids beside a stack of keys cost a lazy-initialisation check per enter and exit).
+struct Entered {
+    depth: Cell<usize>,
+    keys: [Cell<u64>; MAX_DEPTH],
+    ids: [Cell<u64>; MAX_DEPTH],
+}
 
 thread_local! {
     static TASK: Cell<u64> = const { Cell::new(0) };
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
-    static SPANS: [Cell<u64>; MAX_DEPTH] = const { [const { Cell::new(0) }; MAX_DEPTH] };
+    static ENTERED: Entered = const {
+        Entered {
+            depth: Cell::new(0),
+            keys: [const { Cell::new(0) }; MAX_DEPTH],
+            ids: [const { Cell::new(0) }; MAX_DEPTH],
+        }
+    };
 }
 
 /// The tokio task being polled on this thread (0 = none, or unknown without tokio_unstable).
@@ -21,31 +37,62 @@ pub(crate) fn set_current_task(task: u64) {
     let _ = TASK.try_with(|t| t.set(task));
 }
 
-/// The innermost span entered on this thread (0 = none).
+/// The recorder key of the innermost span entered on this thread (0 = none).
 pub fn current_span() -> u64 {
-    let depth = DEPTH.try_with(Cell::get).unwrap_or(0);
-    if depth == 0 {
-        return 0;
-    }
-    SPANS
-        .try_with(|s| s[(depth - 1).min(MAX_DEPTH - 1)].get())
-        .unwrap_or(0)
+    innermost(|e, i| e.keys[i].get()).unwrap_or(0)
 }
 
-pub(crate) fn push_span(key: u64) {
-    let _ = DEPTH.try_with(|d| {
-        let depth = d.get();
+/// The `tracing` id of the innermost span entered on this thread, as [`push`] was given it.
+pub(crate) fn current_id() -> Option<u64> {
+    innermost(|e, i| e.ids[i].get()).filter(|id| *id != 0)
+}
+
+fn innermost(f: impl FnOnce(&Entered, usize) -> u64) -> Option<u64> {
+    ENTERED
+        .try_with(|e| match e.depth.get() {
+            0 => None,
+            depth => Some(f(e, (depth - 1).min(MAX_DEPTH - 1))),
+        })
+        .ok()
+        .flatten()
+}
+
+/// Notes the entry of the span `key` (`id`: its `tracing` id, or 0 where nobody asks for it).
+/// Past [`MAX_DEPTH`] entries are counted, so exits stay balanced, but not kept: the
+/// innermost kept span stands in for deeper ones.
+pub(crate) fn push(id: u64, key: u64) {
+    let _ = ENTERED.try_with(|e| {
+        let depth = e.depth.get();
         if depth < MAX_DEPTH {
-            let _ = SPANS.try_with(|s| s[depth].set(key));
+            e.keys[depth].set(key);
+            e.ids[depth].set(id);
         }
-        // Deeper nesting keeps counting so exits stay balanced; the innermost recorded span
-        // stands in for deeper ones.
-        d.set(depth + 1);
+        e.depth.set(depth + 1);
     });
 }
 
-pub(crate) fn pop_span() {
-    let _ = DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+/// Notes the exit of the innermost span.
+pub(crate) fn pop() {
+    let _ = ENTERED.try_with(|e| e.depth.set(e.depth.get().saturating_sub(1)));
+}
+
+/// Notes the exit of the span `id`, wherever it is on the stack (`tracing` allows exiting a
+/// span that is not the innermost); an id not kept (nested too deep) exits the innermost.
+pub(crate) fn pop_id(id: u64) {
+    let _ = ENTERED.try_with(|e| {
+        let depth = e.depth.get();
+        if depth == 0 {
+            return;
+        }
+        let kept = depth.min(MAX_DEPTH);
+        if let Some(at) = (0..kept).rev().find(|&i| e.ids[i].get() == id) {
+            for i in at..kept - 1 {
+                e.ids[i].set(e.ids[i + 1].get());
+                e.keys[i].set(e.keys[i + 1].get());
+            }
+        }
+        e.depth.set(depth - 1);
+    });
 }
 
 /// A tokio task id as an integer. `task::Id` has no accessor; its `Hash` writes the inner
@@ -87,12 +134,38 @@ mod tests {
     #[test]
     fn span_stack_tracks_the_innermost_span() {
         assert_eq!(current_span(), 0);
-        push_span(5);
-        push_span(9);
+        push(0, 5);
+        push(0, 9);
         assert_eq!(current_span(), 9);
-        pop_span();
+        pop();
         assert_eq!(current_span(), 5);
-        pop_span();
+        pop();
+        assert_eq!(current_span(), 0);
+    }
+
+    #[test]
+    fn a_span_exits_from_anywhere_on_the_stack() {
+        push(1, 10);
+        push(2, 20);
+        push(3, 30);
+        pop_id(2);
+        assert_eq!((current_id(), current_span()), (Some(3), 30));
+        pop_id(3);
+        assert_eq!((current_id(), current_span()), (Some(1), 10));
+        pop_id(1);
+        assert_eq!((current_id(), current_span()), (None, 0));
+    }
+
+    #[test]
+    fn nesting_past_the_limit_stays_balanced() {
+        for i in 1..=MAX_DEPTH as u64 + 3 {
+            push(i, i * 10);
+        }
+        assert_eq!(current_id(), Some(MAX_DEPTH as u64), "the innermost kept");
+        for i in (1..=MAX_DEPTH as u64 + 3).rev() {
+            pop_id(i);
+        }
+        assert_eq!(current_id(), None);
         assert_eq!(current_span(), 0);
     }
 }

@@ -108,7 +108,7 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let first = with_state(&ctx, id, |s, _| s.enter().then_some((s.key, s.local_root)));
+        let first = with_state(&ctx, id, |s, _| s.enter(0).then_some((s.key, s.local_root)));
         if let Some(Some((key, local_root))) = first {
             self.record_otel_ids(id, key, local_root);
         }

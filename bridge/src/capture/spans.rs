@@ -174,20 +174,22 @@ impl SpanState {
         }
     }
 
-    /// Records an entry. True the first time for a span whose ids come from elsewhere
-    /// (`tracing-opentelemetry`): the caller records them then.
-    pub(crate) fn enter(&self) -> bool {
+    /// Records an entry (`id`: the span's `tracing` id for [`context::current_id`], or 0).
+    /// True the first time for a span whose ids come from elsewhere (`tracing-opentelemetry`):
+    /// the caller records them then.
+    pub(crate) fn enter(&self, id: u64) -> bool {
         let first = self.first_ids();
         if first {
             self.record_own_ids();
         }
-        enter_key(self.key);
+        enter_key(self.key, id);
         first && self.own.is_none()
     }
 
-    /// Records an exit.
+    /// Records an exit of the innermost span.
     pub(crate) fn exit(&self) {
-        exit_key(self.key);
+        alloc::record_boundary(Kind::SpanExit, self.key);
+        context::pop();
     }
 
     /// Whether the span's ids are still to be recorded (at its first entry, or at close).
@@ -221,20 +223,25 @@ impl SpanState {
     }
 }
 
-/// Records an entry of the span `key` whose ids are already recorded (what
-/// [`SpanState::enter`] does after the first entry): a caller that knows the key need not
-/// reach the span's state.
+/// Records an entry of the span `key` (0: a span that records nothing) whose ids are already
+/// recorded (what [`SpanState::enter`] does after the first entry): a caller that knows the
+/// key need not reach the span's state. `id` is its `tracing` id for [`context::current_id`],
+/// or 0.
 #[inline]
-pub(crate) fn enter_key(key: u64) {
-    alloc::record_boundary(Kind::SpanEnter, key);
-    context::push_span(key);
+pub(crate) fn enter_key(key: u64, id: u64) {
+    if key != 0 {
+        alloc::record_boundary(Kind::SpanEnter, key);
+    }
+    context::push(id, key);
 }
 
-/// Records an exit of the span `key` (what [`SpanState::exit`] does).
+/// Records an exit of the span `key` (0: records nothing), `id` as it was entered.
 #[inline]
-pub(crate) fn exit_key(key: u64) {
-    alloc::record_boundary(Kind::SpanExit, key);
-    context::pop_span();
+pub(crate) fn exit_key(key: u64, id: u64) {
+    if key != 0 {
+        alloc::record_boundary(Kind::SpanExit, key);
+    }
+    context::pop_id(id);
 }
 
 /// Records an event inside the span `key` (span-recording mode): its metadata and fields.

@@ -13,7 +13,6 @@
 //! that records nothing; counted in [`GranularSubscriber::untracked_spans`]); the entered-span
 //! stack is per thread and shared by all instances of this subscriber on that thread.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -24,6 +23,7 @@ use tracing::{Event, Metadata, Subscriber};
 use tracing_core::span::Current;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
+use super::context;
 use super::log_line;
 use super::slab::{Ref, Released, Slab};
 use super::spans::{self, SpanState, record_event};
@@ -39,11 +39,6 @@ const IDS_DUE: u64 = 1 << 62;
 
 /// How deep [`GranularSubscriber`] walks up the span tree for a log line's scope.
 const MAX_SCOPE: usize = 16;
-
-thread_local! {
-    /// Ids of the spans entered on this thread, innermost last.
-    static ENTERED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-}
 
 /// One open span.
 #[derive(Debug)]
@@ -108,10 +103,7 @@ impl GranularSubscriber {
     }
 
     fn current(&self) -> Option<u64> {
-        ENTERED
-            .try_with(|e| e.borrow().last().copied())
-            .ok()
-            .flatten()
+        context::current_id()
     }
 
     /// Records the close of `slot` and of every ancestor this close releases.
@@ -218,31 +210,24 @@ impl Subscriber for GranularSubscriber {
         let id = span.into_u64();
         match self.spans.tag(id) {
             Some(tag) if tag & IDS_DUE != 0 => {
-                if let Some(slot) = self.spans.get(id) {
-                    if let Some(state) = &slot.state {
-                        state.enter();
-                    }
+                let entered = self.spans.get(id).and_then(|slot| {
+                    let state = slot.state.as_ref()?;
+                    state.enter(id);
                     self.spans.clear_tag_bits(&slot, IDS_DUE);
+                    Some(())
+                });
+                if entered.is_none() {
+                    spans::enter_key(0, id);
                 }
             }
-            Some(0) | None => {}
-            Some(key) => spans::enter_key(key),
+            tag => spans::enter_key(tag.unwrap_or(0), id),
         }
-        let _ = ENTERED.try_with(|e| e.borrow_mut().push(id));
     }
 
     fn exit(&self, span: &Id) {
         let id = span.into_u64();
-        match self.spans.tag(id).map(|tag| tag & !IDS_DUE) {
-            Some(0) | None => {}
-            Some(key) => spans::exit_key(key),
-        }
-        let _ = ENTERED.try_with(|e| {
-            let mut e = e.borrow_mut();
-            if let Some(i) = e.iter().rposition(|&x| x == id) {
-                e.remove(i);
-            }
-        });
+        let key = self.spans.tag(id).map_or(0, |tag| tag & !IDS_DUE);
+        spans::exit_key(key, id);
     }
 
     fn clone_span(&self, span: &Id) -> Id {
