@@ -120,7 +120,8 @@ pub fn install_recorder(cfg: &Config) -> Sources {
         os::available()
     };
     // One sampler thread serves both: it reads schedstat (at GRANULAR_OS_SAMPLE_HZ) or only
-    // drains the perf rings (at PERF_DRAIN_HZ; the analyzer also drains before each snapshot).
+    // drains the perf rings (at PERF_DRAIN_HZ while they fill, slower while they stay nearly
+    // empty; the analyzer also drains before each snapshot).
     let sampler = match (&schedstat, &perf) {
         (Ok(()), _) => os::start(cfg.os_sample_hz, true),
         (Err(_), Ok(())) => os::start(PERF_DRAIN_HZ, false),

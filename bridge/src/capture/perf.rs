@@ -226,15 +226,18 @@ pub fn lost() -> u64 {
 }
 
 /// Drains every thread's ring into the recorder (called by the OS sampler thread).
-pub fn drain_all() {
-    if let Ok(mut events) = EVENTS.lock() {
-        for ev in events.iter_mut() {
-            drain(ev);
-        }
-    }
+/// Drains every thread's ring into the recorder; returns the fullest ring's fill before the
+/// drain, as a fraction of its size (what the sampler paces its drains by).
+pub fn drain_all() -> f64 {
+    let Ok(mut events) = EVENTS.lock() else {
+        return 0.0;
+    };
+    let most = events.iter_mut().map(drain).max().unwrap_or(0);
+    most as f64 / (PAGE * DATA_PAGES) as f64
 }
 
-fn drain(ev: &mut ThreadEvent) {
+/// Drains one thread's ring; returns the bytes it held.
+fn drain(ev: &mut ThreadEvent) -> u64 {
     // Offsets of data_head / data_tail in struct perf_event_mmap_page.
     const HEAD: usize = 1024;
     const TAIL: usize = 1032;
@@ -249,6 +252,7 @@ fn drain(ev: &mut ThreadEvent) {
     };
     let head = head_ptr.load(Ordering::Acquire);
     let mut tail = tail_ptr.load(Ordering::Relaxed);
+    let held = head.saturating_sub(tail);
     let data = ev.base.wrapping_add(PAGE);
     let read = |off: u64, buf: &mut [u8]| {
         for (i, b) in buf.iter_mut().enumerate() {
@@ -265,8 +269,10 @@ fn drain(ev: &mut ThreadEvent) {
         if size < 8 || tail + size > head {
             break;
         }
-        let mut body = vec![0u8; (size - 8) as usize];
-        read(tail + 8, &mut body);
+        // The records read here are 24 bytes; larger ones are passed over unread.
+        let mut buf = [0u8; 56];
+        let body = buf.get_mut(..(size - 8) as usize).unwrap_or_default();
+        read(tail + 8, body);
         tail += size;
         match kind {
             PERF_RECORD_SWITCH if body.len() >= 16 => {
@@ -290,6 +296,7 @@ fn drain(ev: &mut ThreadEvent) {
     }
     fence(Ordering::Release);
     tail_ptr.store(tail, Ordering::Release);
+    held
 }
 
 #[cfg(test)]
