@@ -117,18 +117,26 @@ impl SpanExt for tracing::Span {
         if self.is_disabled() {
             return; // no subscriber records it: nothing to parent, nothing to parse
         }
-        let parsed = carrier.get("traceparent").and_then(parse_traceparent);
-        let handled = parsed.and_then(|(trace, parent)| {
-            with_own(self, |state, own| {
-                if state.local_root {
-                    own.trace_id = trace;
-                    own.remote_parent = Some(parent);
-                }
-            })
+        // Parsed only on a span Granular records: other stacks take the propagator's context.
+        let own = with_own(self, |state, own| {
+            let Some((trace, parent)) = carrier.get("traceparent").and_then(parse_traceparent)
+            else {
+                return false;
+            };
+            if state.local_root {
+                own.trace_id = trace;
+                own.remote_parent = Some(parent);
+            }
+            true
         });
-        if handled.is_none() {
+        if own != Some(true) {
             let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier));
-            self.set_remote_parent(&cx);
+            match own {
+                Some(_) => self.set_remote_parent(&cx),
+                None => {
+                    let _ = OpenTelemetrySpanExt::set_parent(self, cx);
+                }
+            }
         }
     }
 

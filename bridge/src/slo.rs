@@ -94,11 +94,7 @@ impl SloRules {
     /// earlier of the two. Lets a span keep two indices, matched when its name and route are
     /// recorded, rather than the strings until it closes.
     pub fn first(&self, on_name: Option<usize>, on_route: Option<usize>) -> Option<&SloRule> {
-        let i = match (on_name, on_route) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
-        self.rules.get(i)
+        self.rules.get(on_name.into_iter().chain(on_route).min()?)
     }
 
     pub fn rules(&self) -> &[SloRule] {
