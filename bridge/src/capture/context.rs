@@ -77,22 +77,29 @@ pub(crate) fn pop() {
 }
 
 /// Notes the exit of the span `id`, wherever it is on the stack (`tracing` allows exiting a
-/// span that is not the innermost); an id not kept (nested too deep) exits the innermost.
-pub(crate) fn pop_id(id: u64) {
-    let _ = ENTERED.try_with(|e| {
-        let depth = e.depth.get();
-        if depth == 0 {
-            return;
-        }
-        let kept = depth.min(MAX_DEPTH);
-        if let Some(at) = (0..kept).rev().find(|&i| e.ids[i].get() == id) {
-            for i in at..kept - 1 {
-                e.ids[i].set(e.ids[i + 1].get());
-                e.keys[i].set(e.keys[i + 1].get());
+/// span that is not the innermost), and returns the key it was entered with; an id not kept
+/// (nested too deep, or entered on another thread) exits the innermost and returns `None`.
+pub(crate) fn pop_id(id: u64) -> Option<u64> {
+    ENTERED
+        .try_with(|e| {
+            let depth = e.depth.get();
+            if depth == 0 {
+                return None;
             }
-        }
-        e.depth.set(depth - 1);
-    });
+            let kept = depth.min(MAX_DEPTH);
+            let at = (0..kept).rev().find(|&i| e.ids[i].get() == id);
+            let key = at.map(|at| e.keys[at].get());
+            if let Some(at) = at {
+                for i in at..kept - 1 {
+                    e.ids[i].set(e.ids[i + 1].get());
+                    e.keys[i].set(e.keys[i + 1].get());
+                }
+            }
+            e.depth.set(depth - 1);
+            key
+        })
+        .ok()
+        .flatten()
 }
 
 /// A tokio task id as an integer. `task::Id` has no accessor; its `Hash` writes the inner
@@ -148,11 +155,11 @@ mod tests {
         push(1, 10);
         push(2, 20);
         push(3, 30);
-        pop_id(2);
+        assert_eq!(pop_id(2), Some(20), "the key it was entered with");
         assert_eq!((current_id(), current_span()), (Some(3), 30));
-        pop_id(3);
+        assert_eq!(pop_id(3), Some(30));
         assert_eq!((current_id(), current_span()), (Some(1), 10));
-        pop_id(1);
+        assert_eq!(pop_id(7), None, "not entered here: the innermost exits");
         assert_eq!((current_id(), current_span()), (None, 0));
     }
 
@@ -163,7 +170,8 @@ mod tests {
         }
         assert_eq!(current_id(), Some(MAX_DEPTH as u64), "the innermost kept");
         for i in (1..=MAX_DEPTH as u64 + 3).rev() {
-            pop_id(i);
+            let kept = i <= MAX_DEPTH as u64;
+            assert_eq!(pop_id(i), kept.then_some(i * 10), "span {i}");
         }
         assert_eq!(current_id(), None);
         assert_eq!(current_span(), 0);

@@ -235,13 +235,16 @@ pub(crate) fn enter_key(key: u64, id: u64) {
     context::push(id, key);
 }
 
-/// Records an exit of the span `key` (0: records nothing), `id` as it was entered.
+/// Records an exit of the span `id` (its `tracing` id, as it was entered) with the key it was
+/// entered with on this thread, which this thread's stack of entered spans remembers; `key_of`
+/// gives the key only when the stack did not keep it (nested too deep, or entered on another
+/// thread). 0 records nothing.
 #[inline]
-pub(crate) fn exit_key(key: u64, id: u64) {
+pub(crate) fn exit_id(id: u64, key_of: impl FnOnce() -> u64) {
+    let key = context::pop_id(id).unwrap_or_else(key_of);
     if key != 0 {
         alloc::record_boundary(Kind::SpanExit, key);
     }
-    context::pop_id(id);
 }
 
 /// Records an event inside the span `key` (span-recording mode): its metadata and fields.

@@ -32,8 +32,8 @@ use crate::export::source_sampling::SourceSampler;
 /// The id of a span that could not be stored (the slab is full): it names no slot.
 const UNTRACKED: u64 = u64::MAX;
 
-/// A span's tag in the slab (read on entry and exit without a reference, see
-/// [`Slab::tag`]): its recorder key (0 when it records nothing), with this bit set while its
+/// A span's tag in the slab (read on entry without a reference, see [`Slab::tag`]; an exit
+/// takes the key from the thread's stack of entered spans): its recorder key (0 when it records nothing), with this bit set while its
 /// ids are still to be recorded at its first entry. Keys use fewer than 62 bits.
 const IDS_DUE: u64 = 1 << 62;
 
@@ -226,8 +226,7 @@ impl Subscriber for GranularSubscriber {
 
     fn exit(&self, span: &Id) {
         let id = span.into_u64();
-        let key = self.spans.tag(id).map_or(0, |tag| tag & !IDS_DUE);
-        spans::exit_key(key, id);
+        spans::exit_id(id, || self.spans.tag(id).map_or(0, |tag| tag & !IDS_DUE));
     }
 
     fn clone_span(&self, span: &Id) -> Id {
