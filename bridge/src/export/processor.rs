@@ -642,14 +642,9 @@ impl<P: SpanProcessor> Analyzer<P> {
             }
         }))
         .ok();
-        // Kept for the next batch unless it grew past twice the rings' own size (it holds at
-        // most the window, twice over until its front is compacted away; a batch that reached
-        // far back must not keep more resident).
-        let copied: usize = snapshot.threads.iter().map(|t| t.copy.capacity()).sum();
-        let rings = recorder.map_or(0, FlightRecorder::bytes_allocated);
-        if copied * std::mem::size_of::<crate::recorder::Record>() <= 2 * rings {
-            self.copy = snapshot;
-        }
+        // Kept for the next batch: each ring's copy keeps at most two rings of history, its
+        // oldest records trimmed beyond (`ring::COPY_REACH`).
+        self.copy = snapshot;
         for r in rebuilds {
             let rebuilt = decoded.as_ref().and_then(|d| {
                 catch_unwind(AssertUnwindSafe(|| {

@@ -283,14 +283,6 @@ impl FlightRecorder {
     pub fn rings_in_use(&self) -> usize {
         self.slots.lock().map(|s| s.len()).unwrap_or(0)
     }
-
-    /// Bytes of ring memory allocated (reserved; resident only as far as rings have filled).
-    pub fn bytes_allocated(&self) -> usize {
-        self.slots
-            .lock()
-            .map(|s| s.iter().map(|r| r.ring.capacity() * RECORD_BYTES).sum())
-            .unwrap_or(0)
-    }
 }
 
 /// The calling thread's ring. `Drop` hands it back to the recorder when the thread exits.

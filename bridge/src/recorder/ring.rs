@@ -102,6 +102,14 @@ fn first_stamped_at(
     lo
 }
 
+/// How much history a [`RingCopy`] keeps at most, in rings: with the slack its buffer keeps
+/// for growth (half a ring), at most two and a half times the ring's memory. Trimming the
+/// oldest records there, rather than discarding a copy that grew past a bound, keeps the
+/// recent records the next read still needs (the analyzer had discarded its whole copy once
+/// the copies outgrew twice the rings, and the next batch then lacked the first spans of
+/// traces the ring had overwritten).
+pub(crate) const COPY_REACH: u64 = 2;
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Ring {
@@ -308,9 +316,11 @@ impl Ring {
 
     /// Brings `copy` (an earlier read of this ring, or empty) up to date without stopping the
     /// writer: drops its records numbered below `from_seq` and appends those written since.
-    /// It keeps records the ring has overwritten meanwhile. A copy that cannot be extended
-    /// (the ring has overwritten records it lacks, or the ring still holds older records
-    /// asked for) is read afresh.
+    /// It keeps records the ring has overwritten meanwhile, up to [`COPY_REACH`] rings' worth:
+    /// beyond that its oldest records are dropped (and counted in [`RingCopy::lost`]), so the
+    /// copy's buffer stays within two and a half times the ring's size. A copy that cannot be extended (the
+    /// ring has overwritten records it lacks, or the ring still holds older records asked
+    /// for) is read afresh.
     pub fn refresh(&self, from_seq: u64, copy: &mut RingCopy) {
         let cap = self.slots.len() as u64;
         let end = self.published.load(Ordering::Acquire);
@@ -318,10 +328,11 @@ impl Ring {
         let from = from_seq.min(end);
         let no_gap = (oldest..=end).contains(&copy.end_seq());
         let starts_early_enough = copy.first_seq <= from.max(oldest);
+        let kept_from = from.max(end.saturating_sub(cap * COPY_REACH));
         if no_gap && starts_early_enough {
-            copy.drop_before(from);
+            copy.drop_before(kept_from);
         } else {
-            copy.clear_at(from.max(oldest));
+            copy.clear_at(kept_from.max(oldest));
         }
         let appended_from = copy.end_seq();
         // Slack of half the ring: a copy of a window as long as the ring's whole reach holds
@@ -464,6 +475,26 @@ mod tests {
         }
         assert_eq!(copy.records().len(), 1024);
         assert!(copy.capacity() <= 1024 + 512 + 16, "{}", copy.capacity());
+    }
+
+    #[test]
+    fn a_copy_keeps_at_most_two_rings_and_counts_the_rest_lost() {
+        let ring = Ring::new(1024);
+        let mut copy = RingCopy::default();
+        // A reader that keeps asking for everything since record 0, every 100 records.
+        for read in 0..40u64 {
+            for i in read * 100..(read + 1) * 100 {
+                ring.push(rec(i));
+            }
+            ring.refresh(0, &mut copy);
+            let end = (read + 1) * 100;
+            let kept = end.min(2048);
+            assert_eq!(copy.records().len() as u64, kept, "read {read}");
+            assert_eq!(copy.first_seq(), end - kept);
+            assert_eq!(copy.lost(), end - kept, "what it asked for and lacks");
+            assert_eq!(copy.records()[0], rec(end - kept), "the newest are kept");
+            assert!(copy.capacity() <= 2560, "{}", copy.capacity());
+        }
     }
 
     #[test]
