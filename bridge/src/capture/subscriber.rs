@@ -387,6 +387,33 @@ mod tests {
     }
 
     #[test]
+    fn exits_record_the_key_of_the_entry_on_any_thread() {
+        use crate::recorder::Kind;
+        use crate::recorder::record::COUNTERS_FOLLOW;
+        let (sub, _rx) = subscriber();
+        let span = tracing::subscriber::with_default(sub.clone(), || tracing::info_span!("moved"));
+        let id = span.id().unwrap();
+        let key = sub.with_state(&id, |s| s.key).unwrap();
+        // Entered here and exited on a thread whose stack never saw it (the slab answers
+        // there), then entered and exited here (the stack answers).
+        sub.enter(&id);
+        std::thread::scope(|s| {
+            s.spawn(|| sub.exit(&id));
+        });
+        sub.enter(&id);
+        sub.exit(&id);
+        let snap = FlightRecorder::get().unwrap().snapshot();
+        let count = |kind| {
+            snap.threads
+                .iter()
+                .flat_map(|t| t.records())
+                .filter(|r| r.kind() == Some(kind) && r.arg() & !COUNTERS_FOLLOW == key)
+                .count()
+        };
+        assert_eq!((count(Kind::SpanEnter), count(Kind::SpanExit)), (2, 2));
+    }
+
+    #[test]
     fn filtered_out_levels_build_no_span() {
         let (sub, _rx) = subscriber();
         tracing::subscriber::with_default(sub, || {
