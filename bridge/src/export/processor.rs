@@ -44,16 +44,29 @@ use crate::recorder::{FlightRecorder, RecorderSnapshot};
 /// Counters of what the processor did; read them with [`GranularProcessor::stats`].
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Spans given a breakdown from a full analysis.
     pub enriched: AtomicU64,
+    /// Spans exported without a breakdown because `GRANULAR_MAX_ENRICH_PER_SEC` was reached
+    /// (`all` mode).
     pub skipped_rate_limit: AtomicU64,
+    /// Spans (or, in span-recording mode, violating traces) the analyzer's full queue turned
+    /// away: spans are exported undecided, traces are not exported.
     pub skipped_queue_full: AtomicU64,
     /// Spans analysed from a light decode because full analysis would exceed its share.
     pub light_analysed: AtomicU64,
+    /// Spans of held traces (tracing-opentelemetry's spans in `violations` mode) dropped with
+    /// their healthy trace.
     pub dropped_healthy_spans: AtomicU64,
+    /// Traces exported by a `violations`-mode decision (held or rebuilt from the recorder); in
+    /// `all` mode every trace is exported and none is counted here.
     pub exported_traces: AtomicU64,
+    /// Traces a `violations`-mode decision dropped as healthy.
     pub dropped_traces: AtomicU64,
+    /// Held traces decided early because `GRANULAR_HOLD_SPANS` spans were held.
     pub hold_overflow: AtomicU64,
+    /// Artifacts the artifact store failed to keep (the span says so).
     pub artifact_errors: AtomicU64,
+    /// Spans or traces whose analysis or rebuild failed (exported without a breakdown).
     pub analysis_errors: AtomicU64,
     /// Traces chosen for export whose spans were no longer in the recorder.
     pub lost_traces: AtomicU64,
