@@ -33,8 +33,9 @@ use crate::export::source_sampling::SourceSampler;
 const UNTRACKED: u64 = u64::MAX;
 
 /// A span's tag in the slab (read on entry without a reference, see [`Slab::tag`]; an exit
-/// takes the key from the thread's stack of entered spans): its recorder key (0 when it records nothing), with this bit set while its
-/// ids are still to be recorded at its first entry. Keys use fewer than 62 bits.
+/// takes the key from the thread's stack of entered spans): its recorder key (0 when it
+/// records nothing), with this bit set while its ids are still to be recorded at its first
+/// entry. Keys use fewer than 62 bits.
 const IDS_DUE: u64 = 1 << 62;
 
 /// How deep [`GranularSubscriber`] walks up the span tree for a log line's scope.

@@ -318,9 +318,9 @@ impl Ring {
     /// writer: drops its records numbered below `from_seq` and appends those written since.
     /// It keeps records the ring has overwritten meanwhile, up to [`COPY_REACH`] rings' worth:
     /// beyond that its oldest records are dropped (and counted in [`RingCopy::lost`]), so the
-    /// copy's buffer stays within two and a half times the ring's size. A copy that cannot be extended (the
-    /// ring has overwritten records it lacks, or the ring still holds older records asked
-    /// for) is read afresh.
+    /// copy's buffer stays within two and a half times the ring's size. A copy that cannot be
+    /// extended (the ring has overwritten records it lacks, or the ring still holds older
+    /// records asked for) is read afresh.
     pub fn refresh(&self, from_seq: u64, copy: &mut RingCopy) {
         let cap = self.slots.len() as u64;
         let end = self.published.load(Ordering::Acquire);
