@@ -225,9 +225,9 @@ pub fn lost() -> u64 {
     LOST.load(Ordering::Relaxed)
 }
 
-/// Drains every thread's ring into the recorder (called by the OS sampler thread).
-/// Drains every thread's ring into the recorder; returns the fullest ring's fill before the
-/// drain, as a fraction of its size (what the sampler paces its drains by).
+/// Drains every thread's ring into the recorder (called by the OS sampler thread and before
+/// each analyzer snapshot); returns the fullest ring's fill before the drain, as a fraction
+/// of its size (what the sampler paces its drains by).
 pub fn drain_all() -> f64 {
     let Ok(mut events) = EVENTS.lock() else {
         return 0.0;

@@ -335,8 +335,8 @@ impl Ring {
             copy.clear_at(kept_from.max(oldest));
         }
         let appended_from = copy.end_seq();
-        // Slack of half the ring: a copy of a window as long as the ring's whole reach holds
-        // at most one and a half rings.
+        // Slack of half the ring: with at most `COPY_REACH` rings of history, the buffer
+        // holds at most two and a half rings.
         copy.make_room((end - appended_from) as usize, (cap / 2) as usize);
         // One `extend` over a range of known length: no capacity check per record.
         copy.buf.extend((appended_from..end).map(|seq| {
