@@ -85,8 +85,8 @@ fn hex(digits: &[u8]) -> Option<u128> {
 
 /// Runs `f` on the span's Granular state when Granular records the span itself (its
 /// subscriber, or its span-recording layer in a registry); `None` otherwise.
-fn with_own<R>(span: &tracing::Span, f: impl FnOnce(&SpanState, &mut OwnSpan) -> R) -> Option<R> {
-    let apply = |state: &SpanState| state.own().map(|mut own| f(state, &mut own));
+fn with_own<R>(span: &tracing::Span, f: impl FnOnce(&SpanState, &OwnSpan) -> R) -> Option<R> {
+    let apply = |state: &SpanState| state.own().map(|own| f(state, own));
     span.with_subscriber(|(id, dispatch)| {
         if let Some(subscriber) = dispatch.downcast_ref::<GranularSubscriber>() {
             return subscriber.with_state(id, apply).flatten();
@@ -104,8 +104,10 @@ impl SpanExt for tracing::Span {
         let remote = cx.span().span_context().clone();
         let handled = with_own(self, |state, own| {
             if remote.is_valid() && state.local_root {
-                own.trace_id = u128::from_be_bytes(remote.trace_id().to_bytes());
-                own.remote_parent = Some(u64::from_be_bytes(remote.span_id().to_bytes()));
+                own.set_remote_parent(
+                    u128::from_be_bytes(remote.trace_id().to_bytes()),
+                    u64::from_be_bytes(remote.span_id().to_bytes()),
+                );
             }
         });
         if handled.is_none() {
@@ -124,8 +126,7 @@ impl SpanExt for tracing::Span {
                 return false;
             };
             if state.local_root {
-                own.trace_id = trace;
-                own.remote_parent = Some(parent);
+                own.set_remote_parent(trace, parent);
             }
             true
         });
@@ -144,7 +145,7 @@ impl SpanExt for tracing::Span {
         if self.is_disabled() {
             return TraceId::INVALID;
         }
-        match with_own(self, |_, o| o.trace_id) {
+        match with_own(self, |_, o| o.trace_id()) {
             Some(trace) => TraceId::from_bytes(trace.to_be_bytes()),
             None => OpenTelemetrySpanExt::context(self)
                 .span()
@@ -154,7 +155,7 @@ impl SpanExt for tracing::Span {
     }
 
     fn otel_context(&self) -> opentelemetry::Context {
-        let own = with_own(self, |_, o| (o.trace_id, o.span_id));
+        let own = with_own(self, |_, o| (o.trace_id(), o.span_id));
         match own {
             Some((trace, span)) => {
                 opentelemetry::Context::new().with_remote_span_context(SpanContext::new(

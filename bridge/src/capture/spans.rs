@@ -10,8 +10,8 @@
 //! `SpanExit` per entry with the allocation counters, `SpanClose`; and `Event` + fields for
 //! events inside it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 
 use tracing::Event;
 use tracing::span::{Attributes, Record};
@@ -31,51 +31,109 @@ pub struct SpanState {
     /// Whether the span is a local root.
     pub local_root: bool,
     ids_recorded: AtomicBool,
-    /// Span-recording mode only: the ids and judging state Granular keeps. Locked once at the
-    /// first enter, once at close and on `record`, never per entry.
-    own: Option<Mutex<OwnSpan>>,
+    /// Span-recording mode only: the ids and judging state Granular keeps.
+    own: Option<OwnSpan>,
 }
 
 /// A span recorded without `tracing-opentelemetry`.
+///
+/// No lock: what changes after creation (the trace id and remote parent of a local root, the
+/// error flag, the SLO rules matched) is held in atomics read and written with plain loads and
+/// stores, so a span's lifecycle costs no locked instruction here (a mutex, locked at each
+/// child's creation, the first entry, every `record` and the close, was two locked
+/// instructions each time: ~10 % of a request's spans). The price: the trace id and remote
+/// parent are two words apart, so a child created on another thread *while*
+/// [`crate::SpanExt::set_remote_parent`] runs on its root may read half of each. That call
+/// belongs before any child exists (see its docs); a child racing it joins an inconsistent
+/// trace with a lock too.
 #[derive(Debug)]
 pub(crate) struct OwnSpan {
-    pub trace_id: u128,
+    trace_hi: AtomicU64,
+    trace_lo: AtomicU64,
+    /// The remote parent's span id (0: none; a valid span id is never 0). Set by
+    /// [`crate::SpanExt::set_remote_parent`] on a local root.
+    remote_parent: AtomicU64,
     pub span_id: u64,
-    /// Set by [`crate::SpanExt::set_remote_parent`] on a local root.
-    pub remote_parent: Option<u64>,
     /// Clock ticks at creation.
     pub start: u64,
     pub trace: Arc<LocalTrace>,
-    pub error: bool,
+    error: AtomicBool,
     /// The first SLO rules its exported name (`otel.name`, else the span's name) and its
-    /// `http.route` match, by index: matched when they are recorded, so the span keeps two
-    /// small numbers rather than the strings (which made it ~130 bytes larger, moved several
-    /// times a span).
-    slo_on_name: Option<u16>,
-    slo_on_route: Option<u16>,
+    /// `http.route` match, by index ([`NO_RULE`]: none): matched when they are recorded, so the
+    /// span keeps two small numbers rather than the strings (which made it ~130 bytes larger,
+    /// moved several times a span).
+    slo_on_name: AtomicU16,
+    slo_on_route: AtomicU16,
 }
+
+/// No SLO rule matched (a rule list past 65,534 rules matches nothing beyond).
+const NO_RULE: u16 = u16::MAX;
 
 impl OwnSpan {
-    /// The SLO rule the span is judged by.
-    pub fn slo_rule<'a>(&self, rules: &'a SloRules) -> Option<&'a SloRule> {
-        let index = |i: Option<u16>| i.map(usize::from);
-        rules.first(index(self.slo_on_name), index(self.slo_on_route))
+    fn new(trace_id: u128, span_id: u64, start: u64, trace: Arc<LocalTrace>) -> Self {
+        OwnSpan {
+            trace_hi: AtomicU64::new((trace_id >> 64) as u64),
+            trace_lo: AtomicU64::new(trace_id as u64),
+            remote_parent: AtomicU64::new(0),
+            span_id,
+            start,
+            trace,
+            error: AtomicBool::new(false),
+            slo_on_name: AtomicU16::new(NO_RULE),
+            slo_on_route: AtomicU16::new(NO_RULE),
+        }
     }
 
-    fn absorb(&mut self, w: &FieldWriter, rules: &SloRules) {
-        self.error |= w.specials.error;
+    pub fn trace_id(&self) -> u128 {
+        let hi = self.trace_hi.load(Ordering::Relaxed);
+        u128::from(hi) << 64 | u128::from(self.trace_lo.load(Ordering::Relaxed))
+    }
+
+    /// The remote parent's span id, if [`Self::set_remote_parent`] gave one.
+    pub fn remote_parent(&self) -> Option<u64> {
+        Some(self.remote_parent.load(Ordering::Relaxed)).filter(|&p| p != 0)
+    }
+
+    /// Joins the remote trace `trace_id` under the span `parent` (a local root only).
+    pub fn set_remote_parent(&self, trace_id: u128, parent: u64) {
+        self.trace_hi
+            .store((trace_id >> 64) as u64, Ordering::Relaxed);
+        self.trace_lo.store(trace_id as u64, Ordering::Relaxed);
+        self.remote_parent.store(parent, Ordering::Relaxed);
+    }
+
+    /// Whether `otel.status_code = "ERROR"` was recorded on it.
+    pub fn error(&self) -> bool {
+        self.error.load(Ordering::Relaxed)
+    }
+
+    /// The SLO rule the span is judged by.
+    pub fn slo_rule<'a>(&self, rules: &'a SloRules) -> Option<&'a SloRule> {
+        let index = |i: &AtomicU16| Some(i.load(Ordering::Relaxed)).filter(|&i| i != NO_RULE);
+        let [name, route] = [&self.slo_on_name, &self.slo_on_route].map(index);
+        rules.first(name.map(usize::from), route.map(usize::from))
+    }
+
+    fn absorb(&self, w: &FieldWriter, rules: &SloRules) {
+        if w.specials.error {
+            self.error.store(true, Ordering::Relaxed);
+        }
         if let Some(name) = &w.specials.name {
-            self.slo_on_name = rule_index(rules.first_on_name(name.as_str()));
+            let rule = rule_index(rules.first_on_name(name.as_str()));
+            self.slo_on_name.store(rule, Ordering::Relaxed);
         }
         if let Some(route) = &w.specials.route {
-            self.slo_on_route = rule_index(rules.first_on_route(route.as_str()));
+            let rule = rule_index(rules.first_on_route(route.as_str()));
+            self.slo_on_route.store(rule, Ordering::Relaxed);
         }
     }
 }
 
-/// A rule's index as kept in [`OwnSpan`] (a rule list past 65,535 rules matches nothing there).
-fn rule_index(i: Option<usize>) -> Option<u16> {
+/// A rule's index as kept in [`OwnSpan`], [`NO_RULE`] for none.
+fn rule_index(i: Option<usize>) -> u16 {
     i.and_then(|i| u16::try_from(i).ok())
+        .filter(|&i| i != NO_RULE)
+        .unwrap_or(NO_RULE)
 }
 
 /// What a new span takes from its local parent.
@@ -90,15 +148,13 @@ impl SpanState {
     pub(crate) fn inherited(&self) -> Inherited {
         Inherited {
             key: self.key,
-            trace: self.own().map(|o| (o.trace_id, o.trace.clone())),
+            trace: self.own().map(|o| (o.trace_id(), o.trace.clone())),
         }
     }
 
-    /// The span-recording state, locked; `None` beside `tracing-opentelemetry`.
-    pub(crate) fn own(&self) -> Option<MutexGuard<'_, OwnSpan>> {
-        self.own
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+    /// The span-recording state; `None` beside `tracing-opentelemetry`.
+    pub(crate) fn own(&self) -> Option<&OwnSpan> {
+        self.own.as_ref()
     }
 
     /// Records a new span. With `sampler`, span-recording mode (all fields, own ids, judged
@@ -136,22 +192,15 @@ impl SpanState {
             trace.add_span(key);
             let mut w = FieldWriter::new(key, now);
             attrs.record(&mut w);
-            let mut own = OwnSpan {
-                trace_id,
-                span_id: child_id.unwrap_or_else(ids::span_id),
-                remote_parent: None,
-                start: now,
-                trace,
-                error: false,
-                slo_on_name: None,
-                slo_on_route: None,
-            };
+            let span_id = child_id.unwrap_or_else(ids::span_id);
+            let own = OwnSpan::new(trace_id, span_id, now, trace);
             let rules = sampler.slo();
             if w.specials.name.is_none() {
-                own.slo_on_name = rule_index(rules.first_on_name(attrs.metadata().name()));
+                let rule = rule_index(rules.first_on_name(attrs.metadata().name()));
+                own.slo_on_name.store(rule, Ordering::Relaxed);
             }
             own.absorb(&w, rules);
-            Some(Mutex::new(own))
+            Some(own)
         } else {
             attrs.record(&mut FieldWriter::only(key, now, "otel.name"));
             None
@@ -167,7 +216,7 @@ impl SpanState {
     /// Records values recorded after creation (span-recording mode only: `sampler` is the
     /// one the span was opened with).
     pub(crate) fn record(&self, values: &Record<'_>, sampler: Option<&SourceSampler>) {
-        if let (Some(mut own), Some(sampler)) = (self.own(), sampler) {
+        if let (Some(own), Some(sampler)) = (self.own(), sampler) {
             let mut w = FieldWriter::new(self.key, crate::clock::now());
             values.record(&mut w);
             own.absorb(&w, sampler.slo());
@@ -205,7 +254,7 @@ impl SpanState {
         let now = crate::clock::now();
         recorder::record_at(Kind::SpanClose, now, self.key);
         if let (Some(sampler), Some(own)) = (sampler, self.own()) {
-            sampler.on_close(self.key, self.local_root, &own, now);
+            sampler.on_close(self.key, self.local_root, own, now);
         }
     }
 
@@ -217,7 +266,9 @@ impl SpanState {
 
     fn record_own_ids(&self) {
         if let Some(own) = self.own() {
-            let root = self.local_root.then_some((own.trace_id, own.remote_parent));
+            let root = self
+                .local_root
+                .then(|| (own.trace_id(), own.remote_parent()));
             record_ids(self.key, own.span_id, root);
         }
     }

@@ -99,21 +99,21 @@ impl SourceSampler {
         let rule = own.slo_rule(&self.cfg.slo);
         let judged = rule.is_some() || local_root;
         let too_slow = rule.is_some_and(|r| elapsed > r.threshold.as_nanos() as f64);
-        if too_slow || (self.cfg.errors_violate && own.error && judged) {
+        if too_slow || (self.cfg.errors_violate && own.error() && judged) {
             own.trace.violated.store(true, Ordering::Relaxed);
         }
         if !local_root {
             return;
         }
         let keep = own.trace.violated.load(Ordering::Relaxed)
-            || in_baseline(self.cfg.baseline, own.trace_id.to_be_bytes());
+            || in_baseline(self.cfg.baseline, own.trace_id().to_be_bytes());
         if !keep {
             self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let req = RebuildRequest {
             root: key,
-            trace_id: own.trace_id,
+            trace_id: own.trace_id(),
             start_ticks: own.start,
             span_keys: own.trace.span_keys(),
         };
