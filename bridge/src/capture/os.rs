@@ -32,7 +32,7 @@ pub fn available() -> Result<(), String> {
     let n = f
         .read_at(&mut buf, 0)
         .map_err(|e| format!("cannot read schedstat: {e}"))?;
-    parse(&buf[..n])
+    parse_schedstat(&buf[..n])
         .map(|_| ())
         .ok_or_else(|| "schedstat has an unexpected format".into())
 }
@@ -99,14 +99,15 @@ fn sample_all() {
     let mut buf = [0u8; 128];
     for w in watched.iter() {
         if let Ok(n) = w.file.read_at(&mut buf, 0) {
-            if let Some((cpu, wait)) = parse(&buf[..n]) {
+            if let Some((cpu, wait)) = parse_schedstat(&buf[..n]) {
                 recorder::record_with(Kind::OsSample, w.tid, &[(cpu, wait)]);
             }
         }
     }
 }
 
-fn parse(buf: &[u8]) -> Option<(u64, u64)> {
+/// The first two numbers of a schedstat file: time on CPU and time waiting on a run queue, ns.
+pub(crate) fn parse_schedstat(buf: &[u8]) -> Option<(u64, u64)> {
     let s = std::str::from_utf8(buf).ok()?;
     let mut it = s.split_whitespace();
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
@@ -154,7 +155,10 @@ mod tests {
 
     #[test]
     fn parses_schedstat() {
-        assert_eq!(super::parse(b"510035 37963 2\n"), Some((510035, 37963)));
-        assert_eq!(super::parse(b"garbage"), None);
+        assert_eq!(
+            super::parse_schedstat(b"510035 37963 2\n"),
+            Some((510035, 37963))
+        );
+        assert_eq!(super::parse_schedstat(b"garbage"), None);
     }
 }

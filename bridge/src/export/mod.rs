@@ -1,6 +1,7 @@
 //! From a finished span to what leaves the process: judging, enrichment, artifacts.
 
 pub mod artifacts;
+mod cpu_share;
 pub mod enrich;
 pub mod judge;
 pub mod processor;

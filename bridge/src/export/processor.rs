@@ -27,6 +27,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 
 use super::artifacts::{self, ArtifactStore, DirStore};
+use super::cpu_share::CpuShare;
 use super::enrich::{self, Extras};
 use super::judge::{Judgement, judge};
 use super::source_sampling::{RebuildRequest, SourceSampler};
@@ -321,6 +322,9 @@ struct Analyzer<P: SpanProcessor> {
     artifacts_this_sec: (u64, u32),
     /// Instrumentation scope of rebuilt spans.
     scope: InstrumentationScope,
+    /// The analyzer's recent share of a CPU, to turn a decode's predicted CPU time into wall
+    /// time.
+    share: CpuShare,
 }
 
 const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -423,6 +427,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             last_full: (Instant::now(), Duration::ZERO),
             copy: RecorderSnapshot::default(),
             scope: InstrumentationScope::builder("granular").build(),
+            share: CpuShare::default(),
         }
     }
 
@@ -615,8 +620,13 @@ impl<P: SpanProcessor> Analyzer<P> {
         let taken_at = cal.to_unix_ns(clock::now());
         // A window too busy to decode fully within the budget (the load just rose) is decoded
         // lightly at once, rather than after a stall that loses the traces queued behind it.
+        // The budget is wall time and the rate CPU time: on a core the application saturates,
+        // the analyzer (nice 10) gets about a tenth of it (light batches of 2.5 ms CPU took up
+        // to 28 ms), and a full decode that fits the budget in CPU time would take ten times
+        // as long, with no top-up meanwhile while the rings wrap.
         let records: usize = snapshot.threads.iter().map(|t| t.records().len()).sum();
-        let predicted = Duration::from_nanos(records as u64 * FULL_DECODE_NS_PER_RECORD);
+        let cpu = records as f64 * FULL_DECODE_NS_PER_RECORD as f64;
+        let predicted = Duration::from_nanos((cpu / self.share.update()) as u64);
         if !light && predicted > budget {
             light = true;
             window_start = light_start;
@@ -763,6 +773,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             return;
         };
         let cal = Calibration::now();
+        self.share.update();
         let margin = if self.overloaded() {
             ROOT_MARGIN_NS
         } else {

@@ -1,0 +1,104 @@
+//! How much of a CPU the analyzer thread gets when it wants one.
+//!
+//! The analyzer runs at nice 10 beside the application. On an idle core a batch's decode takes
+//! its CPU time in wall time; on a core the application saturates, the scheduler gives the
+//! analyzer about a tenth of it, and the same decode takes ten times as long in wall time,
+//! while the rings keep wrapping. Budgets are wall time (the rings' reach), predictions are CPU
+//! time: [`CpuShare`] converts between them.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+/// The smallest share assumed: about what nice 10 gets against one nice-0 thread on a busy
+/// core (weights 110 and 1024). Shorter runs measure less (a thread that runs for 60 µs after
+/// waiting 3 ms to be scheduled), but a long decode is given the weight's share.
+const FLOOR: f64 = 0.1;
+
+/// Run plus run-queue wait, ns, an interval needs before it changes the estimate.
+const MIN_INTERVAL_NS: u64 = 1_000_000;
+
+/// The calling thread's recent CPU share: its run time over run time plus run-queue wait
+/// (`/proc/thread-self/schedstat`) since the last estimate. Time asleep counts in neither, so
+/// an idle analyzer on a busy machine still reads as contended, and one on a quiet machine
+/// as uncontended. 1 where schedstat cannot be read (no claim of contention).
+#[derive(Debug)]
+pub(crate) struct CpuShare {
+    /// Opened by the measuring thread itself at its first [`CpuShare::update`] (the file
+    /// names the thread that opens it); `None` after a failure, which is not retried.
+    file: Option<Option<File>>,
+    last: Option<(u64, u64)>,
+    share: f64,
+}
+
+impl Default for CpuShare {
+    fn default() -> Self {
+        CpuShare {
+            file: None,
+            last: None,
+            share: 1.0,
+        }
+    }
+}
+
+impl CpuShare {
+    /// Reads the thread's schedstat and returns the share, updated when at least
+    /// [`MIN_INTERVAL_NS`] of run and wait passed since the last estimate. Call it from the
+    /// thread measured, only.
+    pub fn update(&mut self) -> f64 {
+        let file = self
+            .file
+            .get_or_insert_with(|| File::open("/proc/thread-self/schedstat").ok());
+        let Some(now) = file.as_ref().and_then(read) else {
+            return self.share;
+        };
+        match self.last {
+            Some(last) => {
+                if let Some(share) = share_between(last, now) {
+                    self.share = share;
+                    self.last = Some(now);
+                }
+            }
+            None => self.last = Some(now),
+        }
+        self.share
+    }
+}
+
+/// The share between two schedstat readings `(run ns, wait ns)`, if enough passed.
+fn share_between((run0, wait0): (u64, u64), (run1, wait1): (u64, u64)) -> Option<f64> {
+    let run = run1.saturating_sub(run0);
+    let wait = wait1.saturating_sub(wait0);
+    let total = run + wait;
+    (total >= MIN_INTERVAL_NS).then(|| (run as f64 / total as f64).clamp(FLOOR, 1.0))
+}
+
+fn read(file: &File) -> Option<(u64, u64)> {
+    let mut buf = [0u8; 128];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    crate::capture::os::parse_schedstat(&buf[..n])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_share_is_run_over_run_and_wait_within_its_floor() {
+        let ms = 1_000_000;
+        assert_eq!(share_between((0, 0), (ms, 0)), Some(1.0));
+        assert_eq!(share_between((0, 0), (ms, 3 * ms)), Some(0.25));
+        assert_eq!(share_between((0, 0), (ms / 20, 3 * ms)), Some(FLOOR));
+        assert_eq!(share_between((5, 5), (10, 10)), None, "too short to tell");
+    }
+
+    #[test]
+    fn a_thread_reads_its_own_share() {
+        let mut s = CpuShare::default();
+        let t = std::time::Instant::now();
+        while t.elapsed().as_millis() < 5 {
+            std::hint::black_box(s.update());
+        }
+        let share = s.update();
+        assert!((FLOOR..=1.0).contains(&share), "{share}");
+    }
+}
