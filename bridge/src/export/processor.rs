@@ -387,6 +387,14 @@ fn batch_delay() -> Duration {
     }
 }
 
+/// How long after a trace to export arrived the analyzer keeps its copy of busy rings current
+/// between batches. The first violating trace after the load rose was found with its first
+/// spans overwritten: it had begun 150 ms before its close woke the analyzer, on a ring that
+/// held 190 ms at that load, and the analyzer (nice 10 on a saturated CPU) copied it ~40 ms
+/// too late. Kept current, the copy lags by one recheck and a wake-up, not by a whole trace.
+/// Costs a ~60 µs copy per [`DELAY_RECHECK`] at saturation, and only after violations.
+const KEEP_CURRENT_FOR: Duration = Duration::from_secs(10);
+
 /// The largest share of wall time the analyzer spends on full analysis (decoding every record
 /// of a window and analysing each span). Beyond it, on a saturated service, traces are
 /// analysed from a light decode (their own spans and threads: no polls, no culprit).
@@ -445,9 +453,18 @@ impl<P: SpanProcessor> Analyzer<P> {
         let mut delay = BATCH_DELAY;
         let mut checked = Instant::now();
         let mut expired_at = Instant::now();
+        // When the last trace to export arrived: for a while after it, the copy of busy rings
+        // is kept current between batches too (see `KEEP_CURRENT_FOR`).
+        let mut wanted_at: Option<Instant> = None;
         let mut connected = true;
         while connected {
-            let wait = since.map_or(Duration::from_secs(1), |s| {
+            let keep_current = wanted_at.is_some_and(|t| t.elapsed() < KEEP_CURRENT_FOR);
+            let idle_wait = if keep_current {
+                DELAY_RECHECK
+            } else {
+                Duration::from_secs(1)
+            };
+            let wait = since.map_or(idle_wait, |s| {
                 (s + delay)
                     .saturating_duration_since(Instant::now())
                     .min(DELAY_RECHECK)
@@ -475,6 +492,11 @@ impl<P: SpanProcessor> Analyzer<P> {
                 }
             });
             for msg in first.into_iter().chain(rest) {
+                if matches!(&msg, Msg::Enrich(..) | Msg::Rebuild(_))
+                    || matches!(&msg, Msg::Hold(_, j) if j.violated)
+                {
+                    wanted_at = Some(Instant::now());
+                }
                 match msg {
                     Msg::Enrich(s, j) => to_enrich.push((*s, j)),
                     Msg::Hold(s, j) => self.hold(*s, j, &mut to_enrich),
@@ -499,6 +521,9 @@ impl<P: SpanProcessor> Analyzer<P> {
                 delay = batch_delay();
                 checked = now;
                 self.top_up(&to_enrich, &rebuilds);
+            } else if pending == 0 && keep_current && now - checked >= DELAY_RECHECK {
+                checked = now;
+                self.keep_current();
             }
             let ready = since.is_some_and(|s| now - s >= delay);
             if ready || !acks.is_empty() || pending >= BATCH_MAX {
@@ -782,6 +807,19 @@ impl<P: SpanProcessor> Analyzer<P> {
         let from = earliest_start(batch, rebuilds, &cal).saturating_sub(margin);
         let earlier = std::mem::take(&mut self.copy);
         self.copy = recorder.snapshot_since(cal.unix_to_ticks(from).max(1), earlier);
+    }
+
+    /// Brings the kept copy of busy rings up to date while no batch waits, keeping all it
+    /// holds (up to `ring::COPY_REACH` rings of history): the next trace to export may have
+    /// begun before its close wakes the analyzer. A quiet ring holds seconds and is left alone.
+    fn keep_current(&mut self) {
+        let Some(recorder) = FlightRecorder::get() else {
+            return;
+        };
+        if batch_delay() < BATCH_DELAY {
+            let earlier = std::mem::take(&mut self.copy);
+            self.copy = recorder.snapshot_since(1, earlier);
+        }
     }
 
     /// Whether full analysis would take the analyzer past [`ANALYSIS_DUTY`] (the last full
