@@ -10,7 +10,7 @@
 //! `SpanExit` per entry with the allocation counters, `SpanClose`; and `Event` + fields for
 //! events inside it.
 
-use std::sync::Arc;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 
 use tracing::Event;
@@ -56,7 +56,7 @@ pub(crate) struct OwnSpan {
     pub span_id: u64,
     /// Clock ticks at creation.
     pub start: u64,
-    pub trace: Arc<LocalTrace>,
+    trace: TraceHome,
     error: AtomicBool,
     /// The first SLO rules its exported name (`otel.name`, else the span's name) and its
     /// `http.route` match, by index ([`NO_RULE`]: none): matched when they are recorded, so the
@@ -70,7 +70,7 @@ pub(crate) struct OwnSpan {
 const NO_RULE: u16 = u16::MAX;
 
 impl OwnSpan {
-    fn new(trace_id: u128, span_id: u64, start: u64, trace: Arc<LocalTrace>) -> Self {
+    fn new(trace_id: u128, span_id: u64, start: u64, trace: TraceHome) -> Self {
         OwnSpan {
             trace_hi: AtomicU64::new((trace_id >> 64) as u64),
             trace_lo: AtomicU64::new(trace_id as u64),
@@ -82,6 +82,11 @@ impl OwnSpan {
             slo_on_name: AtomicU16::new(NO_RULE),
             slo_on_route: AtomicU16::new(NO_RULE),
         }
+    }
+
+    /// The judging state of the span's local trace.
+    pub fn trace(&self) -> &LocalTrace {
+        self.trace.get()
     }
 
     pub fn trace_id(&self) -> u128 {
@@ -129,6 +134,36 @@ impl OwnSpan {
     }
 }
 
+/// Where a span's [`LocalTrace`] lives: boxed in its local root's state, and pointed at by the
+/// root's descendants. (An `Arc` cost two locked instructions per span, a clone and a drop.)
+///
+/// The pointer is valid for as long as the descendant lives: each span holds a reference on
+/// its parent until it has closed, in [`GranularSubscriber`](super::subscriber::GranularSubscriber)'s
+/// slab and in `tracing-subscriber`'s registry alike, so a root's state (and its box) is
+/// dropped only after every descendant closed. The box does not move with the state.
+#[derive(Debug)]
+enum TraceHome {
+    Root(Box<LocalTrace>),
+    Descendant(NonNull<LocalTrace>),
+}
+
+// SAFETY: a `TraceHome` only hands out `&LocalTrace`, which is `Sync` (atomics); the pointer
+// is valid while the span lives (see above), wherever the span is used.
+unsafe impl Send for TraceHome {}
+// SAFETY: as above.
+unsafe impl Sync for TraceHome {}
+
+impl TraceHome {
+    fn get(&self) -> &LocalTrace {
+        match self {
+            TraceHome::Root(trace) => trace,
+            // SAFETY: the root, and with it the boxed `LocalTrace`, outlives this span (see the
+            // type's docs).
+            TraceHome::Descendant(trace) => unsafe { trace.as_ref() },
+        }
+    }
+}
+
 /// A rule's index as kept in [`OwnSpan`], [`NO_RULE`] for none.
 fn rule_index(i: Option<usize>) -> u16 {
     i.and_then(|i| u16::try_from(i).ok())
@@ -140,7 +175,7 @@ fn rule_index(i: Option<usize>) -> u16 {
 #[derive(Debug)]
 pub(crate) struct Inherited {
     key: u64,
-    trace: Option<(u128, Arc<LocalTrace>)>,
+    trace: Option<(u128, NonNull<LocalTrace>)>,
 }
 
 impl SpanState {
@@ -148,7 +183,7 @@ impl SpanState {
     pub(crate) fn inherited(&self) -> Inherited {
         Inherited {
             key: self.key,
-            trace: self.own().map(|o| (o.trace_id(), o.trace.clone())),
+            trace: self.own().map(|o| (o.trace_id(), NonNull::from(o.trace()))),
         }
     }
 
@@ -186,10 +221,10 @@ impl SpanState {
         }
         let own = if let Some(sampler) = sampler {
             let (trace_id, trace) = match parent.and_then(|p| p.trace) {
-                Some(inherited) => inherited,
-                None => (ids::trace_id(), Arc::new(LocalTrace::default())),
+                Some((id, trace)) => (id, TraceHome::Descendant(trace)),
+                None => (ids::trace_id(), TraceHome::Root(Box::default())),
             };
-            trace.add_span(key);
+            trace.get().add_span(key);
             let mut w = FieldWriter::new(key, now);
             attrs.record(&mut w);
             let span_id = child_id.unwrap_or_else(ids::span_id);

@@ -363,6 +363,22 @@ mod tests {
     }
 
     #[test]
+    fn a_child_outliving_its_roots_handle_judges_the_trace_on_another_thread() {
+        let (sub, rx) = subscriber_judging_by("slow child=0ms,*=10s");
+        let child = tracing::subscriber::with_default(sub.clone(), || {
+            let root = tracing::info_span!("root");
+            let child = root.in_scope(|| tracing::info_span!("slow child"));
+            drop(root);
+            child
+        });
+        assert!(rebuilt_roots(&rx).is_empty(), "the root waits for its child");
+        std::thread::spawn(move || drop(child)).join().unwrap();
+        let judged = rebuilt_roots(&rx);
+        assert_eq!(judged.len(), 1, "the child's violation reached the trace");
+        assert_eq!(judged[0].span_keys.as_ref().map(Vec::len), Some(2));
+    }
+
+    #[test]
     fn current_span_and_contextual_parents_follow_entries() {
         let (sub, _rx) = subscriber();
         tracing::subscriber::with_default(sub.clone(), || {

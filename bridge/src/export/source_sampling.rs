@@ -100,12 +100,12 @@ impl SourceSampler {
         let judged = rule.is_some() || local_root;
         let too_slow = rule.is_some_and(|r| elapsed > r.threshold.as_nanos() as f64);
         if too_slow || (self.cfg.errors_violate && own.error() && judged) {
-            own.trace.violated.store(true, Ordering::Relaxed);
+            own.trace().violated.store(true, Ordering::Relaxed);
         }
         if !local_root {
             return;
         }
-        let keep = own.trace.violated.load(Ordering::Relaxed)
+        let keep = own.trace().violated.load(Ordering::Relaxed)
             || in_baseline(self.cfg.baseline, own.trace_id().to_be_bytes());
         if !keep {
             self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
@@ -115,7 +115,7 @@ impl SourceSampler {
             root: key,
             trace_id: own.trace_id(),
             start_ticks: own.start,
-            span_keys: own.trace.span_keys(),
+            span_keys: own.trace().span_keys(),
         };
         match self.tx.try_send(Msg::Rebuild(req)) {
             Ok(()) => {}
