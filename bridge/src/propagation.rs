@@ -66,20 +66,21 @@ fn parse_traceparent(value: &str) -> Option<(u128, u64)> {
         _ => b.len() == 55 || b[55] == b'-',
     };
     hex(&b[53..55])?;
-    let trace = hex(&b[3..35])?;
+    // In 64-bit halves: a 128-bit accumulator doubled the cost of the 32 digits.
+    let trace = u128::from(hex(&b[3..19])?) << 64 | u128::from(hex(&b[19..35])?);
     let parent = hex(&b[36..52])?;
-    (tail_ok && trace != 0 && parent != 0).then_some((trace, parent as u64))
+    (tail_ok && trace != 0 && parent != 0).then_some((trace, parent))
 }
 
-/// `digits` (at most 32 lowercase hex digits) as a number.
-fn hex(digits: &[u8]) -> Option<u128> {
-    digits.iter().try_fold(0u128, |n, d| {
+/// `digits` (at most 16 lowercase hex digits) as a number.
+fn hex(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |n, d| {
         let v = match d {
             b'0'..=b'9' => d - b'0',
             b'a'..=b'f' => d - b'a' + 10,
             _ => return None,
         };
-        Some(n << 4 | u128::from(v))
+        Some(n << 4 | u64::from(v))
     })
 }
 
