@@ -133,6 +133,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// `*` matches any run of characters; everything else literally. Allocates nothing: it runs
 /// on the request path, for every span that closes.
 pub fn glob(pattern: &str, text: &str) -> bool {
+    if !pattern.bytes().any(|b| b == b'*') {
+        return pattern == text; // most rules name one span or route
+    }
     let mut parts = pattern.split('*').peekable();
     let Some(mut rest) = text.strip_prefix(parts.next().unwrap_or_default()) else {
         return false;
