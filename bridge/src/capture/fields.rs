@@ -174,6 +174,15 @@ struct StackBuf {
     len: usize,
 }
 
+impl StackBuf {
+    fn as_str(&self) -> &str {
+        // SAFETY: `write_str` only appends whole `&str`s, or their prefixes cut at a character
+        // boundary, so the bytes written are UTF-8 (checking them again cost ~1.5 % of a
+        // request's spans).
+        unsafe { std::str::from_utf8_unchecked(&self.buf[..self.len]) }
+    }
+}
+
 impl fmt::Write for StackBuf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let room = MAX_VALUE - self.len;
@@ -225,7 +234,6 @@ impl Visit for FieldWriter {
             len: 0,
         };
         let _ = write!(buf, "{value:?}");
-        let s = std::str::from_utf8(&buf.buf[..buf.len]).unwrap_or("");
-        self.string(field, s);
+        self.string(field, buf.as_str());
     }
 }
