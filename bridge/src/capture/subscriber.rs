@@ -371,7 +371,10 @@ mod tests {
             drop(root);
             child
         });
-        assert!(rebuilt_roots(&rx).is_empty(), "the root waits for its child");
+        assert!(
+            rebuilt_roots(&rx).is_empty(),
+            "the root waits for its child"
+        );
         std::thread::spawn(move || drop(child)).join().unwrap();
         let judged = rebuilt_roots(&rx);
         assert_eq!(judged.len(), 1, "the child's violation reached the trace");
