@@ -4,6 +4,8 @@
 //! twice, a late `record`) under each subscriber, one thread, side by side in one run.
 //!
 //! - `none`: no subscriber and no propagator (what `tracing` costs when nothing listens);
+//! - `floor`: a subscriber that keeps nothing (what `tracing`'s own span machinery costs once
+//!   anything listens: the part of every subscriber's cost no subscriber can remove);
 //! - `granular`: `GranularSubscriber`, what `init()` installs with `GRANULAR_SAMPLE=violations`
 //!   (an SLO nothing violates: recorded, judged, dropped);
 //! - `otel`: a registry with `tracing-opentelemetry` and a batch processor whose exporter
@@ -52,6 +54,25 @@ fn request(headers: &HashMap<String, String>) {
     root.record("http.response.status_code", 200i64);
 }
 
+/// A subscriber that keeps nothing: every span enabled, ids from a counter. What `tracing`'s
+/// own span machinery costs once anything listens (macros, `Span` handles, dispatch).
+struct Floor(std::sync::atomic::AtomicU64);
+
+impl tracing::Subscriber for Floor {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let id = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::span::Id::from_u64(id)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 fn bench(c: &mut Criterion) {
     let headers = HashMap::from([(
         "traceparent".to_string(),
@@ -91,6 +112,10 @@ fn bench(c: &mut Criterion) {
         .with(tracing_opentelemetry::layer().with_tracer(otel_provider.tracer("bench")))
         .into();
 
+    let floor = tracing::Dispatch::new(Floor(std::sync::atomic::AtomicU64::new(1)));
+    tracing::dispatcher::with_default(&floor, || {
+        g.bench_function("floor", |b| b.iter(|| request(&headers)));
+    });
     tracing::dispatcher::with_default(&granular, || {
         request(&headers); // take this thread's ring outside the measurement
         g.bench_function("granular", |b| b.iter(|| request(&headers)));
