@@ -798,6 +798,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             return;
         };
         let cal = Calibration::now();
+        // Read at every top-up as well, so a batch's prediction sees the last 10 ms's share.
         self.share.update();
         let margin = if self.overloaded() {
             ROOT_MARGIN_NS
