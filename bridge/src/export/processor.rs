@@ -458,8 +458,8 @@ impl<P: SpanProcessor> Analyzer<P> {
         let mut wanted_at: Option<Instant> = None;
         let mut connected = true;
         while connected {
-            let keep_current = wanted_at.is_some_and(|t| t.elapsed() < KEEP_CURRENT_FOR);
-            let idle_wait = if keep_current {
+            let after_violations = wanted_at.is_some_and(|t| t.elapsed() < KEEP_CURRENT_FOR);
+            let idle_wait = if after_violations {
                 DELAY_RECHECK
             } else {
                 Duration::from_secs(1)
@@ -521,7 +521,7 @@ impl<P: SpanProcessor> Analyzer<P> {
                 delay = batch_delay();
                 checked = now;
                 self.top_up(&to_enrich, &rebuilds);
-            } else if pending == 0 && keep_current && now - checked >= DELAY_RECHECK {
+            } else if pending == 0 && after_violations && now - checked >= DELAY_RECHECK {
                 checked = now;
                 self.keep_current();
             }
