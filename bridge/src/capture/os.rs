@@ -96,18 +96,22 @@ pub fn sample_now() {
 
 fn sample_all() {
     let Ok(watched) = WATCHED.lock() else { return };
-    let mut buf = [0u8; 128];
     for w in watched.iter() {
-        if let Ok(n) = w.file.read_at(&mut buf, 0) {
-            if let Some((cpu, wait)) = parse_schedstat(&buf[..n]) {
-                recorder::record_with(Kind::OsSample, w.tid, &[(cpu, wait)]);
-            }
+        if let Some((cpu, wait)) = read_schedstat(&w.file) {
+            recorder::record_with(Kind::OsSample, w.tid, &[(cpu, wait)]);
         }
     }
 }
 
-/// The first two numbers of a schedstat file: time on CPU and time waiting on a run queue, ns.
-pub(crate) fn parse_schedstat(buf: &[u8]) -> Option<(u64, u64)> {
+/// A thread's time on CPU and time waiting on a run queue, ns, from its open schedstat file.
+pub(crate) fn read_schedstat(file: &File) -> Option<(u64, u64)> {
+    let mut buf = [0u8; 128];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    parse_schedstat(&buf[..n])
+}
+
+/// The first two numbers of a schedstat file.
+fn parse_schedstat(buf: &[u8]) -> Option<(u64, u64)> {
     let s = std::str::from_utf8(buf).ok()?;
     let mut it = s.split_whitespace();
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))

@@ -7,7 +7,8 @@
 //! time: [`CpuShare`] converts between them.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+
+use crate::capture::os::read_schedstat;
 
 /// The smallest share assumed: about what nice 10 gets against one nice-0 thread on a busy
 /// core (weights 110 and 1024). Shorter runs measure less (a thread that runs for 60 µs after
@@ -48,7 +49,7 @@ impl CpuShare {
         let file = self
             .file
             .get_or_insert_with(|| File::open("/proc/thread-self/schedstat").ok());
-        let Some(now) = file.as_ref().and_then(read) else {
+        let Some(now) = file.as_ref().and_then(read_schedstat) else {
             return self.share;
         };
         match self.last {
@@ -70,12 +71,6 @@ fn share_between((run0, wait0): (u64, u64), (run1, wait1): (u64, u64)) -> Option
     let wait = wait1.saturating_sub(wait0);
     let total = run + wait;
     (total >= MIN_INTERVAL_NS).then(|| (run as f64 / total as f64).clamp(FLOOR, 1.0))
-}
-
-fn read(file: &File) -> Option<(u64, u64)> {
-    let mut buf = [0u8; 128];
-    let n = file.read_at(&mut buf, 0).ok()?;
-    crate::capture::os::parse_schedstat(&buf[..n])
 }
 
 #[cfg(test)]
