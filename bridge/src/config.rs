@@ -122,7 +122,19 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Reads the process environment.
+    ///
+    /// A `GRANULAR_*` variable whose value is not UTF-8 is an error naming it, not unset.
     pub fn from_env() -> Result<Config, ConfigError> {
+        if let Some((name, value)) = std::env::vars_os().find_map(|(k, v)| {
+            let name = k.to_str()?.strip_prefix("GRANULAR_").map(|_| k.clone())?;
+            v.to_str().is_none().then_some((name, v))
+        }) {
+            return Err(ConfigError {
+                variable: name.to_string_lossy().into_owned(),
+                value: value.to_string_lossy().into_owned(),
+                expected: "a UTF-8 value".into(),
+            });
+        }
         Config::from_lookup(|k| std::env::var(k).ok())
     }
 
@@ -138,6 +150,12 @@ impl Config {
         if let Some(v) = var("GRANULAR_ENABLED") {
             c.enabled =
                 parse_bool(&v).ok_or_else(|| bad("GRANULAR_ENABLED", &v, "true or false"))?;
+        }
+        // Read by the clock at its calibration; checked here so that a typo is an error.
+        if let Some(v) = var("GRANULAR_CLOCK") {
+            if !matches!(v.trim(), "auto" | "monotonic") {
+                return Err(bad("GRANULAR_CLOCK", &v, "auto or monotonic"));
+            }
         }
         if let Some(v) = var("GRANULAR_SLO") {
             c.slo = SloRules::parse(&v).map_err(|e| bad("GRANULAR_SLO", &v, &e.to_string()))?;
@@ -357,5 +375,19 @@ mod tests {
         let e = from(&[("GRANULAR_SLO", "GET /x=fast")]).unwrap_err();
         assert!(e.to_string().contains("GET /x=fast"), "{e}");
         assert!(from(&[("GRANULAR_RING_KB", "99999999")]).is_err());
+        let e = from(&[("GRANULAR_CLOCK", "sundial")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "GRANULAR_CLOCK=\"sundial\" is invalid: expected auto or monotonic"
+        );
+        assert!(from(&[("GRANULAR_CLOCK", "monotonic")]).is_ok());
+        let e = from(&[("GRANULAR_SLO", "*=1.5h")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("has unit \"h\"; expected us, ms or s"),
+            "{e}"
+        );
+        let e = from(&[("GRANULAR_SLO", "*=15")]).unwrap_err();
+        assert!(e.to_string().contains("has no unit"), "{e}");
     }
 }

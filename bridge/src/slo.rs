@@ -118,7 +118,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     } else if let Some(n) = s.strip_suffix('s') {
         (n, 1.0)
     } else {
-        return Err(format!("duration {s:?} has no unit (us, ms or s)"));
+        return Err(
+            match s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.') {
+                "" => format!("duration {s:?} has no unit (us, ms or s)"),
+                unit => format!("duration {s:?} has unit {unit:?}; expected us, ms or s"),
+            },
+        );
     };
     let v: f64 = num
         .trim()
