@@ -684,7 +684,7 @@ fn render(rows: &[Row]) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Build mode **{MODE}**; machine {} (shared with other engineers' builds); {} (debug \
+        "Build mode **{MODE}**; machine {} (a shared, noisy VM); {} (debug \
          build, `cargo test`); command: `{}`.\n",
         Machine::describe().summary(),
         today(),

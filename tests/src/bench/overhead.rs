@@ -762,7 +762,7 @@ impl Report<'_> {
         );
         let _ = writeln!(
             md,
-            "- Machine: {} — **shared with other engineers' builds** (1-min load average {:.1} \
+            "- Machine: {} — **a shared, noisy VM** (1-min load average {:.1} \
              before, {:.1} after); compare within this table only.",
             self.machine.summary(),
             self.load.0,
