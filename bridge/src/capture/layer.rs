@@ -15,6 +15,7 @@
 //!   trace or not. No OpenTelemetry data is built for traces that are not exported.
 //!   Propagation goes through [`crate::SpanExt`].
 
+use std::any::TypeId;
 use std::sync::{Arc, OnceLock};
 
 use opentelemetry::trace::TraceContextExt;
@@ -25,6 +26,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::otel_ext;
 use super::spans::{SpanState, record_event, record_ids};
 use crate::export::source_sampling::SourceSampler;
 
@@ -46,6 +48,7 @@ impl RecorderLayer {
     /// The layer that records spans itself (no `tracing-opentelemetry` in the stack); `sampler`
     /// comes from [`GranularProcessor::source_sampler`](crate::GranularProcessor::source_sampler).
     pub fn recording_spans(sampler: Arc<SourceSampler>) -> Self {
+        otel_ext::probe();
         RecorderLayer {
             dispatch: OnceLock::new(),
             sampler: Some(sampler),
@@ -120,6 +123,19 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         with_state(&ctx, &id, |state, _| state.close(self.sampler.as_deref()));
+    }
+
+    // SAFETY: a pointer to `self` is returned only for `Self`'s own type id, as the default
+    // implementation does.
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            return Some(self as *const Self as *const ());
+        }
+        // Recording spans, this layer stands in for tracing-opentelemetry's.
+        if self.sampler.is_some() {
+            otel_ext::noticed(id);
+        }
+        None
     }
 }
 

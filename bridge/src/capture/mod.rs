@@ -18,6 +18,7 @@ pub mod ids;
 pub mod layer;
 pub mod log_line;
 pub mod os;
+pub(crate) mod otel_ext;
 pub mod perf;
 pub mod runtime;
 pub mod slab;

@@ -13,6 +13,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 
+use opentelemetry::trace::TraceContextExt;
 use tracing::Event;
 use tracing::span::{Attributes, Record};
 
@@ -164,6 +165,29 @@ impl TraceHome {
     }
 }
 
+/// The (trace id, span id) of the span in the current OpenTelemetry `Context`, if it holds a
+/// valid one: the parent a contextual local root takes, as under `tracing-opentelemetry`
+/// (middleware that extracted the caller's `traceparent` and attached it with
+/// `Context::attach` or `FutureExt::with_context`). A thread-local read, no allocation. Never
+/// panics: the context's thread-local may be gone (a span created while the thread exits) or
+/// borrowed (a span created while a context is attached or detached); then there is no parent.
+fn current_otel_parent() -> Option<(u128, u64)> {
+    std::panic::catch_unwind(|| {
+        opentelemetry::Context::map_current(|cx| {
+            let span = cx.span();
+            let sc = span.span_context();
+            sc.is_valid().then(|| {
+                (
+                    u128::from_be_bytes(sc.trace_id().to_bytes()),
+                    u64::from_be_bytes(sc.span_id().to_bytes()),
+                )
+            })
+        })
+    })
+    .ok()
+    .flatten()
+}
+
 /// A rule's index as kept in [`OwnSpan`], [`NO_RULE`] for none.
 fn rule_index(i: Option<usize>) -> u16 {
     i.and_then(|i| u16::try_from(i).ok())
@@ -220,15 +244,22 @@ impl SpanState {
             None => recorder::record_with_at(Kind::SpanNew, now, key, &[(meta, parent_key)]),
         }
         let own = if let Some(sampler) = sampler {
-            let (trace_id, trace) = match parent.and_then(|p| p.trace) {
-                Some((id, trace)) => (id, TraceHome::Descendant(trace)),
-                None => (ids::trace_id(), TraceHome::Root(Box::default())),
+            let (trace_id, trace, remote) = match parent.and_then(|p| p.trace) {
+                Some((id, trace)) => (id, TraceHome::Descendant(trace), None),
+                None => {
+                    let remote = attrs.is_contextual().then(current_otel_parent).flatten();
+                    let id = remote.map_or_else(ids::trace_id, |(trace, _)| trace);
+                    (id, TraceHome::Root(Box::default()), remote)
+                }
             };
             trace.get().add_span(key);
             let mut w = FieldWriter::new(key, now);
             attrs.record(&mut w);
             let span_id = child_id.unwrap_or_else(ids::span_id);
             let own = OwnSpan::new(trace_id, span_id, now, trace);
+            if let Some((trace, parent)) = remote {
+                own.set_remote_parent(trace, parent);
+            }
             let rules = sampler.slo();
             if w.specials.name.is_none() {
                 let rule = rule_index(rules.first_on_name(attrs.metadata().name()));

@@ -13,6 +13,7 @@
 //! that records nothing; counted in [`GranularSubscriber::untracked_spans`]); the entered-span
 //! stack is per thread and shared by all instances of this subscriber on that thread.
 
+use std::any::TypeId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -25,6 +26,7 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 
 use super::context;
 use super::log_line;
+use super::otel_ext;
 use super::slab::{Ref, Released, Slab};
 use super::spans::{self, SpanState, record_event};
 use crate::export::source_sampling::SourceSampler;
@@ -66,6 +68,7 @@ pub struct GranularSubscriber {
 impl GranularSubscriber {
     /// A subscriber that keeps the spans and events `filter` enables.
     pub fn new(sampler: Arc<SourceSampler>, filter: Targets) -> Self {
+        otel_ext::probe();
         let max_level = filter
             .iter()
             .map(|(_, level)| level)
@@ -252,6 +255,16 @@ impl Subscriber for GranularSubscriber {
                 Some(Current::new(Id::from_u64(id), slot.meta))
             })
             .unwrap_or_else(Current::none)
+    }
+
+    // SAFETY: a pointer to `self` is returned only for `Self`'s own type id, as the default
+    // implementation does.
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            return Some(self as *const Self as *const ());
+        }
+        otel_ext::noticed(id);
+        None
     }
 }
 
@@ -512,6 +525,72 @@ mod tests {
             other.set_remote_parent_from(&headers(&remote.to_uppercase()));
             assert_eq!(other.trace_id(), own);
             assert_ne!(own, want);
+        });
+    }
+
+    /// Middleware in the style of opentelemetry-rust's examples attaches the caller's context
+    /// (`Context::attach`, or `FutureExt::with_context`, which attaches it around each poll)
+    /// before the handler's span exists: a contextual local root must take its parent from it,
+    /// as under tracing-opentelemetry (every trace was exported under a new id without this).
+    #[test]
+    fn a_contextual_root_takes_its_parent_from_the_current_otel_context() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
+        let (sub, _rx) = subscriber();
+        let remote = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let remote_parent = |span: &tracing::Span| {
+            sub.with_state(&span.id().unwrap(), |s| s.own().unwrap().remote_parent())
+                .flatten()
+        };
+        tracing::subscriber::with_default(sub.clone(), || {
+            let cx = opentelemetry::Context::new().with_remote_span_context(remote.clone());
+            let (root, child, explicit_root) = {
+                let _attached = cx.attach();
+                let root = tracing::info_span!("handler");
+                let child = root.in_scope(|| tracing::info_span!("child"));
+                (
+                    root,
+                    child,
+                    tracing::info_span!(parent: None, "explicit root"),
+                )
+            };
+            assert_eq!(root.trace_id(), remote.trace_id());
+            assert_eq!(remote_parent(&root), Some(0x00f0_67aa_0ba9_02b7));
+            assert_eq!(
+                child.trace_id(),
+                remote.trace_id(),
+                "a child joins its root's trace"
+            );
+            assert_eq!(remote_parent(&child), None, "a child's parent is local");
+            assert_ne!(
+                explicit_root.trace_id(),
+                remote.trace_id(),
+                "parent: None is a root"
+            );
+            assert_eq!(remote_parent(&explicit_root), None);
+
+            let detached = tracing::info_span!("after the middleware");
+            assert_ne!(detached.trace_id(), remote.trace_id());
+            assert_eq!(remote_parent(&detached), None);
+        });
+    }
+
+    /// tracing-opentelemetry's `OpenTelemetrySpanExt` cannot reach spans this subscriber
+    /// records: its use is noticed and reported once, with the replacement.
+    #[test]
+    fn opentelemetry_span_ext_on_a_recorded_span_warns() {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let (sub, _rx) = subscriber();
+        tracing::subscriber::with_default(sub, || {
+            let span = tracing::info_span!("handler");
+            let cx = OpenTelemetrySpanExt::context(&span);
+            assert!(!cx.span().span_context().is_valid(), "it sees no span");
+            assert!(super::otel_ext::warned());
         });
     }
 
