@@ -73,6 +73,9 @@ pub struct Config {
     /// Timelines built per second at most (the slowest spans of each batch first).
     pub artifacts_per_sec: u32,
     pub artifact_retention: Duration,
+    /// Export Granular's health counters as OpenTelemetry metrics (`GRANULAR_METRICS`; off
+    /// also with `OTEL_METRICS_EXPORTER=none`).
+    pub metrics: bool,
 }
 
 impl Default for Config {
@@ -96,6 +99,7 @@ impl Default for Config {
             artifact_max_bytes: DEFAULT_ARTIFACT_MAX_MB << 20,
             artifacts_per_sec: DEFAULT_ARTIFACTS_PER_SEC,
             artifact_retention: DEFAULT_ARTIFACT_RETENTION,
+            metrics: true,
         }
     }
 }
@@ -312,6 +316,13 @@ impl Config {
                     "a duration such as 3600s",
                 )
             })?;
+        }
+        if let Some(v) = var("GRANULAR_METRICS") {
+            c.metrics = parse_bool(&v).ok_or_else(|| bad("GRANULAR_METRICS", &v, "on or off"))?;
+        }
+        // The OpenTelemetry variable that turns a process's metrics export off.
+        if var("OTEL_METRICS_EXPORTER").is_some_and(|v| v.trim() == "none") {
+            c.metrics = false;
         }
         Ok(c)
     }

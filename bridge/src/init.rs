@@ -11,6 +11,7 @@ use opentelemetry::logs::LoggerProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanProcessor as _};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -19,7 +20,7 @@ use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime};
 use crate::config::{ArtifactSink, Config, ConfigError, SampleMode};
 use crate::export::artifacts::OtlpArtifacts;
-use crate::export::{GranularProcessor, Stats};
+use crate::export::{GranularProcessor, Stats, health};
 use crate::recorder::FlightRecorder;
 
 /// Why [`init`] failed.
@@ -147,6 +148,9 @@ pub struct Granular {
     provider: SdkTracerProvider,
     /// Carries artifacts when `GRANULAR_ARTIFACTS=otlp`; shut down after the spans.
     artifact_logs: Option<SdkLoggerProvider>,
+    /// Exports Granular's health counters (`GRANULAR_METRICS`); shut down last, so the final
+    /// export carries the spans' last counts.
+    metrics: Option<SdkMeterProvider>,
     stats: Arc<Stats>,
     sources: Sources,
 }
@@ -164,19 +168,24 @@ impl Granular {
 
     /// Flushes and shuts down within `timeout`.
     pub fn shutdown(self, timeout: Duration) {
+        self.shut_down(timeout);
+    }
+
+    fn shut_down(&self, timeout: Duration) {
         let _ = self.provider.shutdown_with_timeout(timeout);
         if let Some(logs) = &self.artifact_logs {
             let _ = logs.shutdown_with_timeout(timeout);
+        }
+        if let Some(metrics) = &self.metrics {
+            let _ = metrics.shutdown_with_timeout(timeout);
         }
     }
 }
 
 impl Drop for Granular {
     fn drop(&mut self) {
-        let _ = self.provider.shutdown_with_timeout(Duration::from_secs(5));
-        if let Some(logs) = &self.artifact_logs {
-            let _ = logs.shutdown_with_timeout(Duration::from_secs(5));
-        }
+        // Idempotent: after `shutdown` the providers answer at once.
+        self.shut_down(Duration::from_secs(5));
         let s = &self.stats;
         use std::sync::atomic::Ordering::Relaxed;
         let snapshot = FlightRecorder::get()
@@ -233,6 +242,7 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
         .clone()
         .unwrap_or_else(|| DEFAULT_ARTIFACT_SERVER.to_string());
     let violations = cfg.sample == SampleMode::Violations;
+    let want_metrics = cfg.metrics;
     let mut batch = BatchSpanProcessor::builder(exporter).build();
     // Set here: once the analyzer thread shares the processor, the SDK's own set_resource
     // call cannot reach it.
@@ -248,6 +258,7 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
     // GRANULAR_SAMPLE=violations: Granular records spans itself and builds OTel spans only
     // for exported traces; otherwise tracing-opentelemetry builds every span.
     let sampler = violations.then(|| processor.source_sampler());
+    let metrics_resource = resource.clone();
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(resource)
@@ -284,12 +295,28 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
         ))
     })?;
     tracing::info!("granular: sources: {sources}");
+    let metrics = want_metrics
+        .then(|| health_metrics(stats.clone(), metrics_resource))
+        .flatten();
     Ok(Granular {
         provider,
         artifact_logs,
+        metrics,
         stats,
         sources,
     })
+}
+
+/// The meter provider exporting Granular's health counters, or `None` (with a warning) when
+/// the OTLP metric exporter cannot be built: the spans matter more than the counters.
+fn health_metrics(stats: Arc<Stats>, resource: Resource) -> Option<SdkMeterProvider> {
+    match otlp_metric_exporter() {
+        Ok(exporter) => Some(health::start(stats, resource, exporter)),
+        Err(e) => {
+            tracing::warn!("{e}; Granular's health metrics are not exported");
+            None
+        }
+    }
 }
 
 /// Where `granular.artifact` links point with `GRANULAR_ARTIFACTS=otlp` unless
@@ -334,6 +361,22 @@ pub fn otlp_log_exporter() -> Result<opentelemetry_otlp::LogExporter, Error> {
         _ => return Err(bad_protocol(var, protocol)),
     };
     built.map_err(|e| Error::Exporter(e.to_string()))
+}
+
+/// The OTLP metric exporter for Granular's health counters, on the same endpoint and
+/// protocol as the spans unless `OTEL_EXPORTER_OTLP_METRICS_*` say otherwise.
+pub fn otlp_metric_exporter() -> Result<opentelemetry_otlp::MetricExporter, Error> {
+    let (var, protocol) = otlp_protocol("METRICS");
+    let built = match protocol.as_str() {
+        "grpc" => opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .build(),
+        "http/protobuf" => opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .build(),
+        _ => return Err(bad_protocol(var, protocol)),
+    };
+    built.map_err(|e| Error::Exporter(format!("metrics: {e}")))
 }
 
 /// The OTLP span exporter the environment asks for.

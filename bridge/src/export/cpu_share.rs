@@ -29,6 +29,8 @@ pub(crate) struct CpuShare {
     file: Option<Option<File>>,
     last: Option<(u64, u64)>,
     share: f64,
+    /// The thread's CPU time, ns, at the last reading (0 before one).
+    run_ns: u64,
 }
 
 impl Default for CpuShare {
@@ -37,6 +39,7 @@ impl Default for CpuShare {
             file: None,
             last: None,
             share: 1.0,
+            run_ns: 0,
         }
     }
 }
@@ -52,6 +55,7 @@ impl CpuShare {
         let Some(now) = file.as_ref().and_then(read_schedstat) else {
             return self.share;
         };
+        self.run_ns = now.0;
         match self.last {
             Some(last) => {
                 if let Some(share) = share_between(last, now) {
@@ -62,6 +66,14 @@ impl CpuShare {
             None => self.last = Some(now),
         }
         self.share
+    }
+}
+
+impl CpuShare {
+    /// The thread's CPU time, ns, as of the last [`CpuShare::update`] (0 if schedstat could
+    /// not be read).
+    pub fn run_ns(&self) -> u64 {
+        self.run_ns
     }
 }
 

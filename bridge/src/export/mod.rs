@@ -3,6 +3,7 @@
 pub mod artifacts;
 mod cpu_share;
 pub mod enrich;
+pub(crate) mod health;
 pub mod judge;
 pub mod processor;
 pub mod source_sampling;

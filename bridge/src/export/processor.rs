@@ -73,6 +73,9 @@ pub struct Stats {
     pub lost_traces: AtomicU64,
     /// Spans still open when their trace was exported (not exported).
     pub unfinished_spans: AtomicU64,
+    /// The analyzer thread's CPU time, ns, as of its last batch (from schedstat; 0 where the
+    /// kernel does not keep it).
+    pub analyzer_cpu_ns: AtomicU64,
 }
 
 fn unix_ns(t: std::time::SystemTime) -> u64 {
@@ -785,6 +788,10 @@ impl<P: SpanProcessor> Analyzer<P> {
         if !light {
             self.last_full = (Instant::now(), started.elapsed());
         }
+        self.share.update();
+        self.stats
+            .analyzer_cpu_ns
+            .store(self.share.run_ns(), Ordering::Relaxed);
     }
 
     /// Brings the kept copy of the rings up to date while a batch waits (every

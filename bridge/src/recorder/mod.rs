@@ -124,6 +124,15 @@ impl ThreadRecords {
     }
 }
 
+/// What the recorder lost so far ([`FlightRecorder::counters`]).
+#[derive(Debug, Clone, Default)]
+pub struct RecorderCounters {
+    /// Records overwritten in full rings since they were created.
+    pub overwritten: u64,
+    /// Records not written because their thread had no ring, per kind.
+    pub dropped: Vec<(Kind, u64)>,
+}
+
 /// A copy of every ring.
 #[derive(Debug, Clone, Default)]
 pub struct RecorderSnapshot {
@@ -230,6 +239,29 @@ impl FlightRecorder {
         slots.iter().filter_map(|slot| slot.ring.reach(now)).min()
     }
 
+    /// The recorder's loss counters, without copying any ring: records overwritten in full
+    /// rings, and records dropped (by kind) because their thread had no ring.
+    pub fn counters(&self) -> RecorderCounters {
+        let overwritten = self
+            .slots
+            .lock()
+            .map(|slots| slots.iter().map(|s| s.ring.overwritten()).sum())
+            .unwrap_or(0);
+        RecorderCounters {
+            overwritten,
+            dropped: self.dropped_by_kind(),
+        }
+    }
+
+    /// Records dropped so far, per kind (kinds with none left out).
+    fn dropped_by_kind(&self) -> Vec<(Kind, u64)> {
+        (0..Kind::COUNT as u8)
+            .filter_map(Kind::from_u8)
+            .map(|k| (k, self.dropped[k as usize].load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// Copies every ring. Writers keep writing meanwhile.
     pub fn snapshot(&self) -> RecorderSnapshot {
         self.snapshot_since(0, RecorderSnapshot::default())
@@ -266,11 +298,7 @@ impl FlightRecorder {
                 }
             })
             .collect();
-        let dropped = (0..Kind::COUNT as u8)
-            .filter_map(Kind::from_u8)
-            .map(|k| (k, self.dropped[k as usize].load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
+        let dropped = self.dropped_by_kind();
         let overwritten = slots.iter().map(|s| s.ring.overwritten()).sum();
         RecorderSnapshot {
             threads,

@@ -1,0 +1,320 @@
+//! The library's health as OpenTelemetry metrics: what the shutdown line counts (spans
+//! analysed, traces exported, dropped and lost by reason, spans skipped, records overwritten,
+//! the analyzer's CPU time), exported over OTLP to the same endpoint as the spans, so an SRE
+//! can alert on Granular losing data rather than read it in a log at exit.
+//!
+//! ```text
+//! Stats (atomics, written by the request path and the analyzer)
+//!   FlightRecorder::counters (per ring, read under the ring list's lock)
+//!     └─> observable counters, read only when the periodic reader collects
+//!         (OTEL_METRIC_EXPORT_INTERVAL, default 60 s) ─> OTLP metric exporter
+//! ```
+//!
+//! Nothing is counted twice and nothing runs on the request path: the instruments are
+//! callbacks over counters that exist anyway. An endpoint that takes no metrics (Jaeger
+//! accepts only traces) answers the first export with "unimplemented" or HTTP 404: the exporter
+//! then says so once and stops exporting, rather than logging an error every interval.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Meter, MeterProvider as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+
+use super::processor::Stats;
+use crate::recorder::FlightRecorder;
+
+/// The instrumentation scope of Granular's own metrics.
+pub const METER_NAME: &str = "granular";
+
+/// Builds a meter provider that exports Granular's health counters through `exporter`
+/// (periodically, at `OTEL_METRIC_EXPORT_INTERVAL`), with `resource` (the service's).
+pub(crate) fn start<E: PushMetricExporter>(
+    stats: Arc<Stats>,
+    resource: Resource,
+    exporter: E,
+) -> SdkMeterProvider {
+    let reader = PeriodicReader::builder(StopWhenRefused::new(exporter)).build();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(resource)
+        .build();
+    register(&provider.meter(METER_NAME), stats);
+    provider
+}
+
+/// One observable counter per figure of the shutdown line; attributes tell reasons apart.
+fn register(meter: &Meter, stats: Arc<Stats>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let counter = |name: &'static str, unit: &'static str, description: &'static str| {
+        meter
+            .u64_observable_counter(name)
+            .with_unit(unit)
+            .with_description(description)
+    };
+    let s = stats.clone();
+    counter(
+        "granular.spans.analyzed",
+        "{span}",
+        "SLO-violating (or baseline) spans given a breakdown, by analysis (full, or light under load)",
+    )
+    .with_callback(move |o| {
+        o.observe(s.enriched.load(Relaxed), &[KeyValue::new("analysis", "full")]);
+        o.observe(
+            s.light_analysed.load(Relaxed),
+            &[KeyValue::new("analysis", "light")],
+        );
+    })
+    .build();
+    let s = stats.clone();
+    counter(
+        "granular.spans.skipped",
+        "{span}",
+        "violating spans exported without a breakdown, by reason",
+    )
+    .with_callback(move |o| {
+        for (reason, n) in [
+            ("rate_limit", &s.skipped_rate_limit),
+            ("queue_full", &s.skipped_queue_full),
+            ("analysis_error", &s.analysis_errors),
+        ] {
+            o.observe(n.load(Relaxed), &[KeyValue::new("reason", reason)]);
+        }
+    })
+    .build();
+    let s = stats.clone();
+    counter(
+        "granular.traces.exported",
+        "{trace}",
+        "traces exported by a GRANULAR_SAMPLE=violations decision",
+    )
+    .with_callback(move |o| o.observe(s.exported_traces.load(Relaxed), &[]))
+    .build();
+    let s = stats.clone();
+    counter(
+        "granular.traces.dropped",
+        "{trace}",
+        "healthy traces a GRANULAR_SAMPLE=violations decision did not export (by design)",
+    )
+    .with_callback(move |o| o.observe(s.dropped_traces.load(Relaxed), &[]))
+    .build();
+    let s = stats.clone();
+    counter(
+        "granular.traces.lost",
+        "{trace}",
+        "traces chosen for export that could not be, by reason",
+    )
+    .with_callback(move |o| {
+        o.observe(
+            s.lost_traces.load(Relaxed),
+            &[KeyValue::new("reason", "not_in_recorder")],
+        );
+    })
+    .build();
+    let s = stats.clone();
+    counter(
+        "granular.spans.unfinished",
+        "{span}",
+        "spans still open when their trace was exported (not exported)",
+    )
+    .with_callback(move |o| o.observe(s.unfinished_spans.load(Relaxed), &[]))
+    .build();
+    let s = stats.clone();
+    counter(
+        "granular.artifacts.failed",
+        "{artifact}",
+        "timelines the artifact store failed to keep",
+    )
+    .with_callback(move |o| o.observe(s.artifact_errors.load(Relaxed), &[]))
+    .build();
+    let s = stats;
+    meter
+        .f64_observable_counter("granular.analyzer.cpu_time")
+        .with_unit("s")
+        .with_description("CPU time the analyzer thread spent decoding, analysing and exporting")
+        .with_callback(move |o| {
+            // Absent, not 0, where schedstat cannot be read.
+            let ns = s.analyzer_cpu_ns.load(Relaxed);
+            if ns > 0 {
+                o.observe(ns as f64 / 1e9, &[]);
+            }
+        })
+        .build();
+    counter(
+        "granular.recorder.records.overwritten",
+        "{record}",
+        "records the flight recorder's rings overwrote (the oldest, as designed)",
+    )
+    .with_callback(|o| {
+        if let Some(r) = FlightRecorder::get() {
+            o.observe(r.counters().overwritten, &[]);
+        }
+    })
+    .build();
+    counter(
+        "granular.recorder.records.dropped",
+        "{record}",
+        "records not written because their thread had no ring, by kind",
+    )
+    .with_callback(|o| {
+        if let Some(r) = FlightRecorder::get() {
+            for (kind, n) in r.counters().dropped {
+                o.observe(n, &[KeyValue::new("kind", format!("{kind:?}"))]);
+            }
+        }
+    })
+    .build();
+}
+
+/// A metric exporter that stops for good, saying so once, when the endpoint answers that it
+/// takes no metrics; any other failure is returned (the SDK logs it) and retried next time.
+#[derive(Debug)]
+struct StopWhenRefused<E> {
+    inner: E,
+    refused: AtomicBool,
+}
+
+impl<E> StopWhenRefused<E> {
+    fn new(inner: E) -> Self {
+        StopWhenRefused {
+            inner,
+            refused: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Whether an export error says the endpoint has no metrics service (gRPC `Unimplemented`,
+/// HTTP 404 or 405), as opposed to a failure worth retrying.
+fn takes_no_metrics(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    e.contains("unimplemented") || e.contains("status code: 404") || e.contains("status code: 405")
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for StopWhenRefused<E> {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        if self.refused.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let result = self.inner.export(metrics).await;
+        if let Err(e) = &result {
+            let text = e.to_string();
+            if takes_no_metrics(&text) && !self.refused.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "granular: the OTLP endpoint takes no metrics ({text}); Granular's health \
+                     metrics are not exported (send them to a Collector with a metrics pipeline, \
+                     or set GRANULAR_METRICS=off to not build them)"
+                );
+                return Ok(());
+            }
+        }
+        result
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_sdk::metrics::InMemoryMetricExporter;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+
+    /// (metric name, attributes, value) of every data point exported.
+    fn points(exporter: &InMemoryMetricExporter) -> Vec<(String, Vec<String>, f64)> {
+        let mut out = Vec::new();
+        for rm in exporter.get_finished_metrics().unwrap() {
+            for sm in rm.scope_metrics() {
+                for m in sm.metrics() {
+                    let mut push = |attrs: Vec<String>, v: f64| {
+                        out.push((m.name().to_string(), attrs, v));
+                    };
+                    match m.data() {
+                        AggregatedMetrics::U64(MetricData::Sum(sum)) => {
+                            for p in sum.data_points() {
+                                let attrs = p
+                                    .attributes()
+                                    .map(|kv| format!("{}={}", kv.key, kv.value))
+                                    .collect();
+                                push(attrs, p.value() as f64);
+                            }
+                        }
+                        AggregatedMetrics::F64(MetricData::Sum(sum)) => {
+                            for p in sum.data_points() {
+                                let attrs = p
+                                    .attributes()
+                                    .map(|kv| format!("{}={}", kv.key, kv.value))
+                                    .collect();
+                                push(attrs, p.value());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_shutdown_lines_counters_are_exported_by_reason() {
+        let stats = Arc::new(Stats::default());
+        stats.enriched.store(3, Ordering::Relaxed);
+        stats.skipped_queue_full.store(2, Ordering::Relaxed);
+        stats.exported_traces.store(5, Ordering::Relaxed);
+        stats
+            .analyzer_cpu_ns
+            .store(1_500_000_000, Ordering::Relaxed);
+        let exporter = InMemoryMetricExporter::default();
+        let provider = start(stats, Resource::builder().build(), exporter.clone());
+        provider.force_flush().unwrap();
+        let got = points(&exporter);
+        let value = |name: &str, attr: Option<&str>| {
+            got.iter()
+                .find(|(n, a, _)| n == name && attr.is_none_or(|x| a.iter().any(|s| s == x)))
+                .map(|p| p.2)
+        };
+        assert_eq!(
+            value("granular.spans.analyzed", Some("analysis=full")),
+            Some(3.0)
+        );
+        assert_eq!(
+            value("granular.spans.analyzed", Some("analysis=light")),
+            Some(0.0)
+        );
+        assert_eq!(
+            value("granular.spans.skipped", Some("reason=queue_full")),
+            Some(2.0)
+        );
+        assert_eq!(value("granular.traces.exported", None), Some(5.0));
+        assert_eq!(value("granular.analyzer.cpu_time", None), Some(1.5));
+        let _ = provider.shutdown();
+    }
+
+    #[test]
+    fn an_endpoint_without_metrics_is_told_apart_from_a_failure() {
+        assert!(takes_no_metrics(
+            "Metrics export failed: status: Unimplemented, message: \"unknown service\""
+        ));
+        assert!(takes_no_metrics("HTTP export failed with status code: 404"));
+        assert!(!takes_no_metrics(
+            "HTTP export failed: network error (http://127.0.0.1:14048)"
+        ));
+        assert!(!takes_no_metrics("transport error: connection refused"));
+    }
+}
