@@ -2,8 +2,8 @@
 # Granular's full test suite, as CI runs it (`bash .ci/run`): Jaeger build,
 # Python test dependencies (.cache/venv), rustfmt, clippy, then the
 # workspace tests (end-to-end tests included) once in stable mode and once
-# with --cfg tokio_unstable (in its own target dir, target/unstable), then
-# go vet + go test of collector-plugin/ when it exists.
+# with --cfg tokio_unstable (in its own target dir, target/unstable), a short
+# run of the demo (examples/demo.sh), then go vet + go test of collector-plugin/.
 # Each step prints its time; the last line is a summary. Builds and installs
 # whatever it needs; Go and cargo caches are the tools' defaults.
 set -euo pipefail
@@ -102,6 +102,9 @@ step test cargo test --workspace
 step clippy-unstable unstable cargo clippy --workspace --all-targets -- -D warnings
 step build-demo-unstable unstable build_demo
 step test-unstable unstable cargo test --workspace
+# The README's first command, short: builds nothing the steps above did not, runs the demo's
+# whole pipeline (services -> granularcol -> Jaeger) and fails if no slow request is explained.
+step demo-smoke env DEMO_DURATION=3 examples/demo.sh
 step loom loom_check
 step bench-smoke cargo bench -p granular --bench recorder --bench overhead --bench analysis --bench spans -- --test
 step overhead-smoke cargo run -p granular-e2e --bin overhead -- --smoke
