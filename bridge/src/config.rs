@@ -309,7 +309,7 @@ impl Config {
                 bad(
                     "GRANULAR_ARTIFACT_RETENTION",
                     &v,
-                    "a duration such as 3600s",
+                    "a duration such as 3600s or 1h",
                 )
             })?;
         }
@@ -381,12 +381,13 @@ mod tests {
             "GRANULAR_CLOCK=\"sundial\" is invalid: expected auto or monotonic"
         );
         assert!(from(&[("GRANULAR_CLOCK", "monotonic")]).is_ok());
-        let e = from(&[("GRANULAR_SLO", "*=1.5h")]).unwrap_err();
+        let e = from(&[("GRANULAR_SLO", "*=1.5d")]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("has unit \"h\"; expected us, ms or s"),
+                .contains("has unit \"d\"; expected a number followed by us, ms, s, m or h"),
             "{e}"
         );
+        assert!(from(&[("GRANULAR_SLO", "*=1.5h")]).is_ok());
         let e = from(&[("GRANULAR_SLO", "*=15")]).unwrap_err();
         assert!(e.to_string().contains("has no unit"), "{e}");
     }
