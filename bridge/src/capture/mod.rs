@@ -23,3 +23,4 @@ pub mod runtime;
 pub mod slab;
 pub mod spans;
 pub mod subscriber;
+pub mod switch;
