@@ -1,8 +1,11 @@
 //! Configuration: a builder for code, `GRANULAR_*` environment variables for operators.
 //!
 //! Every variable, its default and its form is listed in the README's table; the defaults are
-//! the named constants below. A bad value is an error naming the variable, the value and the
-//! expected form.
+//! the named constants below. One parser reads them, each variable once, under two policies:
+//! [`Config::from_env`] is strict (the first bad value is an error naming the variable, the
+//! value and the expected form); [`Config::from_env_lenient`], what [`init`](crate::init)
+//! uses, follows the OpenTelemetry specification: every bad value is reported and ignored,
+//! its fallback used, so a typo never keeps a service from starting.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,7 +56,19 @@ pub enum ArtifactSink {
 /// Granular's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Granular records and analyses (`GRANULAR_ENABLED`, and not `OTEL_SDK_DISABLED`).
+    /// Off: no recorder, no sampler thread, no perf events, runtime hooks return at once and
+    /// spans are exported untouched.
     pub enabled: bool,
+    /// `OTEL_SDK_DISABLED=true`: no telemetry at all; [`init`](crate::init) installs only
+    /// the log output (env filter + fmt layer). Implies `enabled = false`.
+    pub sdk_disabled: bool,
+    /// The span exporter's protocol and compression ([`init`](crate::init)).
+    pub otlp_traces: OtlpSignal,
+    /// The artifact log exporter's (`GRANULAR_ARTIFACTS=otlp`).
+    pub otlp_logs: OtlpSignal,
+    /// The health metrics exporter's (`GRANULAR_METRICS`).
+    pub otlp_metrics: OtlpSignal,
     pub slo: SloRules,
     pub errors_violate: bool,
     pub sample: SampleMode,
@@ -82,6 +97,10 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             enabled: true,
+            sdk_disabled: false,
+            otlp_traces: OtlpSignal::default(),
+            otlp_logs: OtlpSignal::default(),
+            otlp_metrics: OtlpSignal::default(),
             slo: SloRules::parse(DEFAULT_SLO).unwrap_or_default(),
             errors_violate: true,
             sample: SampleMode::All,
@@ -105,11 +124,17 @@ impl Default for Config {
 }
 
 /// A `GRANULAR_*` (or `OTEL_*`) variable with a value Granular cannot use.
+///
+/// [`Config::from_env`] returns the first as an error; [`Config::from_env_lenient`] (what
+/// [`init`](crate::init) uses) collects them all, keeps `using` in place of each and goes on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
     pub variable: String,
+    /// The value as set (a value that is not UTF-8 is shown lossily).
     pub value: String,
     pub expected: String,
+    /// What Granular uses instead when it goes on (the default, or a wider variable's value).
+    pub using: String,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -122,209 +147,418 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The warning [`init`](crate::init) logs: the error and what is used instead.
+    pub fn warning(&self) -> String {
+        format!("{self}; using {} instead", self.using)
+    }
+}
+
 impl std::error::Error for ConfigError {}
 
-impl Config {
-    /// Reads the process environment.
-    ///
-    /// A `GRANULAR_*` variable whose value is not UTF-8 is an error naming it, not unset.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        if let Some((name, value)) = std::env::vars_os().find_map(|(k, v)| {
-            let name = k.to_str()?.strip_prefix("GRANULAR_").map(|_| k.clone())?;
-            v.to_str().is_none().then_some((name, v))
-        }) {
-            return Err(ConfigError {
-                variable: name.to_string_lossy().into_owned(),
-                value: value.to_string_lossy().into_owned(),
-                expected: "a UTF-8 value".into(),
-            });
+/// The transport of an OTLP exporter (`OTEL_EXPORTER_OTLP_[SIGNAL_]PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+/// How an OTLP exporter compresses what it sends (`OTEL_EXPORTER_OTLP_[SIGNAL_]COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpCompression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// One signal's OTLP exporter settings that Granular reads itself; the endpoint, headers and
+/// timeout are read by `opentelemetry-otlp` from the same `OTEL_*` variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtlpSignal {
+    pub protocol: OtlpProtocol,
+    pub compression: OtlpCompression,
+}
+
+impl Default for OtlpSignal {
+    fn default() -> Self {
+        OtlpSignal {
+            protocol: OtlpProtocol::Grpc,
+            compression: OtlpCompression::None,
         }
-        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// Reads variables one at a time, each once, through a lookup that tells a value that is not
+/// UTF-8 apart (`Err` with its lossy text). A bad value becomes a [`ConfigError`] and the
+/// setting keeps its fallback; the caller decides whether errors are fatal.
+struct Reader<'a> {
+    get: &'a dyn Fn(&str) -> Option<Result<String, String>>,
+    errors: Vec<ConfigError>,
+}
+
+impl Reader<'_> {
+    /// `name`'s value parsed by `parse` (whose error is the expected form), `None` when the
+    /// variable is unset or blank, or bad: then the error is kept with `using`, the fallback
+    /// the caller keeps.
+    fn read<T>(
+        &mut self,
+        name: &str,
+        using: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let (value, parsed) = match (self.get)(name)? {
+            Ok(v) if v.trim().is_empty() => return None,
+            Ok(v) => {
+                let parsed = parse(v.trim());
+                (v, parsed)
+            }
+            Err(lossy) => (lossy, Err("a UTF-8 value".to_string())),
+        };
+        parsed
+            .map_err(|expected| self.reject(name, &value, &expected, using))
+            .ok()
     }
 
-    /// Reads variables through `get` (tests pass a map).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut c = Config::default();
-        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let bad = |name: &str, value: &str, expected: &str| ConfigError {
+    fn reject(&mut self, name: &str, value: &str, expected: &str, using: &str) {
+        self.errors.push(ConfigError {
             variable: name.into(),
             value: value.into(),
             expected: expected.into(),
+            using: using.into(),
+        });
+    }
+
+    /// A whole number, at least `min`, at most `max`.
+    fn number(
+        &mut self,
+        name: &str,
+        using: &str,
+        expected: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        self.read(name, using, |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| expected.to_string())
+        })
+    }
+
+    /// A boolean in Granular's spelling (`true`/`false`, `1`/`0`, `on`/`off`, `yes`/`no`).
+    fn flag(&mut self, name: &str, using: &str) -> Option<bool> {
+        self.read(name, using, |v| {
+            parse_bool(v).ok_or_else(|| "true or false".to_string())
+        })
+    }
+
+    /// One of `choices` (value, setting).
+    fn choice<T: Clone>(&mut self, name: &str, using: &str, choices: &[(&str, T)]) -> Option<T> {
+        self.read(name, using, |v| {
+            choices
+                .iter()
+                .find(|(text, _)| *text == v)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| {
+                    let names: Vec<&str> = choices.iter().map(|(text, _)| *text).collect();
+                    match names.split_last() {
+                        Some((last, [])) => last.to_string(),
+                        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                        None => String::new(),
+                    }
+                })
+        })
+    }
+
+    /// An OTLP setting: the signal's variable, else the generic one, else `default`
+    /// (`default_text` in a warning).
+    fn otlp<T: Copy>(
+        &mut self,
+        setting: &str,
+        signal: &str,
+        generic: Option<T>,
+        (default, default_text): (T, &str),
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> T {
+        let var = format!("OTEL_EXPORTER_OTLP_{signal}_{setting}");
+        let using = match generic {
+            Some(_) => format!("OTEL_EXPORTER_OTLP_{setting}'s value"),
+            None => default_text.to_string(),
         };
-        if let Some(v) = var("GRANULAR_ENABLED") {
-            c.enabled =
-                parse_bool(&v).ok_or_else(|| bad("GRANULAR_ENABLED", &v, "true or false"))?;
+        self.read(&var, &using, parse)
+            .or(generic)
+            .unwrap_or(default)
+    }
+}
+
+fn parse_protocol(v: &str) -> Result<OtlpProtocol, String> {
+    match v {
+        "grpc" => Ok(OtlpProtocol::Grpc),
+        "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+        _ => Err("grpc or http/protobuf (http/json is not supported)".into()),
+    }
+}
+
+fn parse_compression(v: &str) -> Result<OtlpCompression, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "none" => Ok(OtlpCompression::None),
+        "gzip" => Ok(OtlpCompression::Gzip),
+        "zstd" => Ok(OtlpCompression::Zstd),
+        _ => Err("gzip, zstd or none".into()),
+    }
+}
+
+impl Config {
+    /// Reads the process environment, strictly: the first variable with a bad value is an
+    /// error naming it, its value and the expected form. A value that is not UTF-8 is an
+    /// error, not unset. For [`init_with`](crate::init_with).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        strict(Config::from_env_lenient())
+    }
+
+    /// Reads the process environment as OpenTelemetry SDKs do: a bad value is reported (in
+    /// the returned list, in the order read) and its fallback used, every other variable still
+    /// applies. What [`init`](crate::init) uses; it logs each error as a warning.
+    pub fn from_env_lenient() -> (Config, Vec<ConfigError>) {
+        Config::read(&|k| {
+            std::env::var_os(k).map(|v| {
+                v.into_string()
+                    .map_err(|v| v.to_string_lossy().into_owned())
+            })
+        })
+    }
+
+    /// [`Config::from_env`] through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        strict(Config::from_lookup_lenient(get))
+    }
+
+    /// [`Config::from_env_lenient`] through `get`.
+    pub fn from_lookup_lenient(get: impl Fn(&str) -> Option<String>) -> (Config, Vec<ConfigError>) {
+        Config::read(&|k| get(k).map(Ok))
+    }
+
+    /// The one parser behind both policies: every variable read once, in the README's order.
+    fn read(get: &dyn Fn(&str) -> Option<Result<String, String>>) -> (Config, Vec<ConfigError>) {
+        let mut r = Reader {
+            get,
+            errors: Vec::new(),
+        };
+        // The OpenTelemetry specification's boolean: only "true" (any case) is true; anything
+        // else but "false" is reported and read as false.
+        let sdk_disabled = r
+            .read("OTEL_SDK_DISABLED", "false", |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "true" => Ok(true),
+                    "false" => Ok(false),
+                    _ => Err("true or false".into()),
+                }
+            })
+            .unwrap_or(false);
+        let mut c = Config {
+            sdk_disabled,
+            ..Config::default()
+        };
+        let grpc = (OtlpProtocol::Grpc, "grpc");
+        let generic = r.read("OTEL_EXPORTER_OTLP_PROTOCOL", grpc.1, parse_protocol);
+        c.otlp_traces.protocol = r.otlp("PROTOCOL", "TRACES", generic, grpc, parse_protocol);
+        c.otlp_logs.protocol = r.otlp("PROTOCOL", "LOGS", generic, grpc, parse_protocol);
+        c.otlp_metrics.protocol = r.otlp("PROTOCOL", "METRICS", generic, grpc, parse_protocol);
+        let none = (OtlpCompression::None, "none");
+        let generic = r.read("OTEL_EXPORTER_OTLP_COMPRESSION", none.1, parse_compression);
+        c.otlp_traces.compression =
+            r.otlp("COMPRESSION", "TRACES", generic, none, parse_compression);
+        c.otlp_logs.compression = r.otlp("COMPRESSION", "LOGS", generic, none, parse_compression);
+        c.otlp_metrics.compression =
+            r.otlp("COMPRESSION", "METRICS", generic, none, parse_compression);
+
+        c.enabled = r.flag("GRANULAR_ENABLED", "true").unwrap_or(true) && !c.sdk_disabled;
+        // Read by the clock when it is first used; checked here so that a typo is reported.
+        // The clock itself takes anything but "monotonic" as auto.
+        r.choice("GRANULAR_CLOCK", "auto", &[("auto", ()), ("monotonic", ())]);
+        if let Some(slo) = r.read("GRANULAR_SLO", DEFAULT_SLO, |v| {
+            SloRules::parse(v).map_err(|e| e.to_string())
+        }) {
+            c.slo = slo;
         }
-        // Read by the clock at its calibration; checked here so that a typo is an error.
-        if let Some(v) = var("GRANULAR_CLOCK") {
-            if !matches!(v.trim(), "auto" | "monotonic") {
-                return Err(bad("GRANULAR_CLOCK", &v, "auto or monotonic"));
-            }
+        if let Some(b) = r.flag("GRANULAR_ERRORS_VIOLATE", "true") {
+            c.errors_violate = b;
         }
-        if let Some(v) = var("GRANULAR_SLO") {
-            c.slo = SloRules::parse(&v).map_err(|e| bad("GRANULAR_SLO", &v, &e.to_string()))?;
+        if let Some(s) = r.choice(
+            "GRANULAR_SAMPLE",
+            "all",
+            &[
+                ("all", SampleMode::All),
+                ("violations", SampleMode::Violations),
+            ],
+        ) {
+            c.sample = s;
         }
-        if let Some(v) = var("GRANULAR_ERRORS_VIOLATE") {
-            c.errors_violate = parse_bool(&v)
-                .ok_or_else(|| bad("GRANULAR_ERRORS_VIOLATE", &v, "true or false"))?;
-        }
-        if let Some(v) = var("GRANULAR_SAMPLE") {
-            c.sample = match v.trim() {
-                "all" => SampleMode::All,
-                "violations" => SampleMode::Violations,
-                _ => return Err(bad("GRANULAR_SAMPLE", &v, "all or violations")),
-            };
-        }
-        if let Some(v) = var("GRANULAR_BASELINE") {
-            c.baseline = v
-                .trim()
-                .parse::<f64>()
+        if let Some(f) = r.read("GRANULAR_BASELINE", "0", |v| {
+            v.parse::<f64>()
                 .ok()
                 .filter(|f| (0.0..=1.0).contains(f))
-                .ok_or_else(|| {
-                    bad(
-                        "GRANULAR_BASELINE",
-                        &v,
-                        "a fraction between 0 and 1, e.g. 0.01",
-                    )
-                })?;
+                .ok_or_else(|| "a fraction between 0 and 1, e.g. 0.01".to_string())
+        }) {
+            c.baseline = f;
         }
-        let num = |name: &str, expected: &str| -> Result<Option<u64>, ConfigError> {
-            var(name)
-                .map(|v| v.trim().parse::<u64>().map_err(|_| bad(name, &v, expected)))
-                .transpose()
-        };
-        if let Some(n) = num(
+        if let Some(n) = r.number(
             "GRANULAR_MAX_ENRICH_PER_SEC",
+            &DEFAULT_MAX_ENRICH_PER_SEC.to_string(),
             "a whole number of spans per second, e.g. 50",
-        )? {
+            0,
+            u64::MAX,
+        ) {
             c.max_enrich_per_sec = n.min(u64::from(u32::MAX)) as u32;
         }
-        if let Some(v) = var("GRANULAR_DETAIL") {
-            c.detail = match v.trim() {
-                "summary" => Detail::Summary,
-                "events" => Detail::Events,
-                "spans" => Detail::Spans,
-                _ => return Err(bad("GRANULAR_DETAIL", &v, "summary, events or spans")),
-            };
+        if let Some(d) = r.choice(
+            "GRANULAR_DETAIL",
+            "events",
+            &[
+                ("summary", Detail::Summary),
+                ("events", Detail::Events),
+                ("spans", Detail::Spans),
+            ],
+        ) {
+            c.detail = d;
         }
-        if let Some(n) = num(
+        if let Some(n) = r.number(
             "GRANULAR_MAX_EVENTS",
+            &DEFAULT_MAX_EVENTS.to_string(),
             "a whole number of span events, at most 128",
-        )? {
-            if n > 128 {
-                return Err(bad(
-                    "GRANULAR_MAX_EVENTS",
-                    &n.to_string(),
-                    "a whole number of span events, at most 128",
-                ));
-            }
+            0,
+            128,
+        ) {
             c.max_events = n as usize;
         }
-        if let Some(n) = num("GRANULAR_RECORDER_MB", "a whole number of MiB, e.g. 128")? {
-            if n == 0 {
-                return Err(bad(
-                    "GRANULAR_RECORDER_MB",
-                    "0",
-                    "a whole number of MiB, at least 1",
-                ));
-            }
+        let default_size = RecorderSize::default();
+        if let Some(n) = r.number(
+            "GRANULAR_RECORDER_MB",
+            &(default_size.total_bytes >> 20).to_string(),
+            "a whole number of MiB, at least 1, e.g. 128",
+            1,
+            1 << 20,
+        ) {
             c.recorder.total_bytes = (n as usize) << 20;
         }
-        if let Some(n) = num(
+        // A ring larger than the whole recorder could never be allocated: the default is
+        // capped at the total without a word, a ring asked for is reported.
+        let ring_using = format!(
+            "{} KiB",
+            default_size.ring_bytes.min(c.recorder.total_bytes) >> 10
+        );
+        c.recorder.ring_bytes = default_size.ring_bytes.min(c.recorder.total_bytes);
+        let total_kb = (c.recorder.total_bytes >> 10) as u64;
+        if let Some(n) = r.number(
             "GRANULAR_RING_KB",
-            "a whole number of KiB per worker thread, e.g. 16384",
-        )? {
-            if n < 4 {
-                return Err(bad(
-                    "GRANULAR_RING_KB",
-                    &n.to_string(),
-                    "a whole number of KiB per thread, at least 4",
-                ));
-            }
+            &ring_using,
+            &format!(
+                "a whole number of KiB per worker thread, at least 4 and at most GRANULAR_RECORDER_MB ({total_kb} KiB), e.g. 16384"
+            ),
+            4,
+            total_kb,
+        ) {
             c.recorder.ring_bytes = (n as usize) << 10;
         }
-        if c.recorder.ring_bytes > c.recorder.total_bytes {
-            return Err(bad(
-                "GRANULAR_RING_KB",
-                &(c.recorder.ring_bytes >> 10).to_string(),
-                "a ring size no larger than GRANULAR_RECORDER_MB",
-            ));
-        }
-        if let Some(n) = num(
+        if let Some(n) = r.number(
             "GRANULAR_OS_SAMPLE_HZ",
+            &DEFAULT_OS_SAMPLE_HZ.to_string(),
             "samples per second, 0 to turn the OS sampler off, at most 10000",
-        )? {
-            if n > 10_000 {
-                return Err(bad(
-                    "GRANULAR_OS_SAMPLE_HZ",
-                    &n.to_string(),
-                    "samples per second, at most 10000",
-                ));
-            }
+            0,
+            10_000,
+        ) {
             c.os_sample_hz = n as u32;
         }
-        if let Some(v) = var("GRANULAR_PERF") {
-            c.perf = match v.trim() {
-                "auto" => true,
-                "off" => false,
-                _ => return Err(bad("GRANULAR_PERF", &v, "auto or off")),
-            };
+        if let Some(p) = r.choice("GRANULAR_PERF", "auto", &[("auto", true), ("off", false)]) {
+            c.perf = p;
         }
-        if let Some(n) = num("GRANULAR_QUEUE", "a whole number of spans, e.g. 4096")? {
+        if let Some(n) = r.number(
+            "GRANULAR_QUEUE",
+            &DEFAULT_QUEUE.to_string(),
+            "a whole number of spans, e.g. 4096",
+            0,
+            u64::MAX,
+        ) {
             c.queue = (n as usize).max(1);
         }
-        if let Some(n) = num(
+        if let Some(n) = r.number(
             "GRANULAR_HOLD_SPANS",
+            &DEFAULT_HOLD_SPANS.to_string(),
             "a whole number of spans, e.g. 100000",
-        )? {
+            0,
+            u64::MAX,
+        ) {
             c.hold_spans = (n as usize).max(1);
         }
-        if let Some(v) = var("GRANULAR_ARTIFACTS") {
-            c.artifacts = match v.trim() {
-                "none" => ArtifactSink::None,
-                "dir" => c.artifacts.clone(),
-                "otlp" => ArtifactSink::Otlp,
-                _ => {
-                    return Err(bad("GRANULAR_ARTIFACTS", &v, "none, dir or otlp"));
-                }
-            };
+        if let Some(Some(sink)) = r.choice(
+            "GRANULAR_ARTIFACTS",
+            "dir",
+            &[
+                ("none", Some(ArtifactSink::None)),
+                ("dir", None),
+                ("otlp", Some(ArtifactSink::Otlp)),
+            ],
+        ) {
+            c.artifacts = sink;
         }
-        if let Some(v) = var("GRANULAR_ARTIFACT_DIR") {
-            if matches!(c.artifacts, ArtifactSink::Dir(_)) {
-                c.artifacts = ArtifactSink::Dir(PathBuf::from(v));
-            }
+        let dir = r.read("GRANULAR_ARTIFACT_DIR", "the default directory", |v| {
+            Ok(PathBuf::from(v))
+        });
+        if let (Some(dir), ArtifactSink::Dir(_)) = (dir, &c.artifacts) {
+            c.artifacts = ArtifactSink::Dir(dir);
         }
-        c.artifact_base_url = var("GRANULAR_ARTIFACT_BASE_URL");
-        if let Some(n) = num(
+        c.artifact_base_url = r.read("GRANULAR_ARTIFACT_BASE_URL", "the default", |v| {
+            Ok(v.to_string())
+        });
+        if let Some(n) = r.number(
             "GRANULAR_ARTIFACT_MAX_MB",
+            &DEFAULT_ARTIFACT_MAX_MB.to_string(),
             "a whole number of MiB, e.g. 256",
-        )? {
+            0,
+            1 << 40,
+        ) {
             c.artifact_max_bytes = n << 20;
         }
-        if let Some(n) = num(
+        if let Some(n) = r.number(
             "GRANULAR_ARTIFACTS_PER_SEC",
+            &DEFAULT_ARTIFACTS_PER_SEC.to_string(),
             "a whole number of timelines per second, e.g. 10 (0: none)",
-        )? {
+            0,
+            u64::MAX,
+        ) {
             c.artifacts_per_sec = n.min(u64::from(u32::MAX)) as u32;
         }
-        if let Some(v) = var("GRANULAR_ARTIFACT_RETENTION") {
-            c.artifact_retention = crate::slo::parse_duration(v.trim()).map_err(|_| {
-                bad(
-                    "GRANULAR_ARTIFACT_RETENTION",
-                    &v,
-                    "a duration such as 3600s",
-                )
-            })?;
+        if let Some(d) = r.read(
+            "GRANULAR_ARTIFACT_RETENTION",
+            &format!("{}s", DEFAULT_ARTIFACT_RETENTION.as_secs()),
+            |v| {
+                crate::slo::parse_duration(v)
+                    .map_err(|e| format!("a duration such as 3600s or 1h ({e})"))
+            },
+        ) {
+            c.artifact_retention = d;
         }
-        if let Some(v) = var("GRANULAR_METRICS") {
-            c.metrics = parse_bool(&v).ok_or_else(|| bad("GRANULAR_METRICS", &v, "on or off"))?;
+        if let Some(m) = r.flag("GRANULAR_METRICS", "on") {
+            c.metrics = m;
         }
-        // The OpenTelemetry variable that turns a process's metrics export off.
-        if var("OTEL_METRICS_EXPORTER").is_some_and(|v| v.trim() == "none") {
+        // The OpenTelemetry variable naming the process's metric exporters: `none` turns
+        // Granular's off too; any other value keeps OTLP, the only exporter Granular has.
+        let no_metrics = r.read("OTEL_METRICS_EXPORTER", "otlp", |v| {
+            Ok(v.split(',').any(|e| e.trim() == "none"))
+        });
+        if no_metrics == Some(true) {
             c.metrics = false;
         }
+        (c, r.errors)
+    }
+}
+
+/// The strict policy over the lenient reading: the first error, if any.
+fn strict((c, mut errors): (Config, Vec<ConfigError>)) -> Result<Config, ConfigError> {
+    if errors.is_empty() {
         Ok(c)
+    } else {
+        Err(errors.swap_remove(0))
     }
 }
 
@@ -392,13 +626,125 @@ mod tests {
             "GRANULAR_CLOCK=\"sundial\" is invalid: expected auto or monotonic"
         );
         assert!(from(&[("GRANULAR_CLOCK", "monotonic")]).is_ok());
-        let e = from(&[("GRANULAR_SLO", "*=1.5h")]).unwrap_err();
+        let e = from(&[("GRANULAR_SLO", "*=1.5d")]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("has unit \"h\"; expected us, ms or s"),
+                .contains("has unit \"d\"; expected a number followed by us, ms, s, m or h"),
             "{e}"
         );
+        assert!(from(&[("GRANULAR_SLO", "*=1.5h")]).is_ok());
         let e = from(&[("GRANULAR_SLO", "*=15")]).unwrap_err();
         assert!(e.to_string().contains("has no unit"), "{e}");
+    }
+
+    fn lenient(pairs: &[(&str, &str)]) -> (Config, Vec<ConfigError>) {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup_lenient(|k| m.get(k).cloned())
+    }
+
+    /// Issue #17: a typo made init() fail and kept the service from starting. The lenient
+    /// path reports every bad value with its fallback and applies the good ones.
+    #[test]
+    fn lenient_reports_each_bad_value_uses_its_fallback_and_keeps_the_rest() {
+        let (c, errors) = lenient(&[
+            ("GRANULAR_SLO", "*=fast"),
+            ("GRANULAR_SAMPLE", "violations"),
+            ("GRANULAR_CLOCK", "sundial"),
+            ("GRANULAR_MAX_EVENTS", "500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
+        ]);
+        assert_eq!(c.sample, SampleMode::Violations, "good values still apply");
+        assert_eq!(c.slo, Config::default().slo);
+        assert_eq!(c.max_events, DEFAULT_MAX_EVENTS);
+        assert_eq!(c.otlp_traces.compression, OtlpCompression::None);
+        let warnings: Vec<String> = errors.iter().map(ConfigError::warning).collect();
+        assert_eq!(
+            warnings,
+            [
+                "OTEL_EXPORTER_OTLP_COMPRESSION=\"brotli\" is invalid: expected gzip, zstd or none; using none instead",
+                "GRANULAR_CLOCK=\"sundial\" is invalid: expected auto or monotonic; using auto instead",
+                "GRANULAR_SLO=\"*=fast\" is invalid: expected SLO rule \"*=fast\": duration \"fast\" does not start with a number; expected a number followed by us, ms, s, m or h (e.g. 250us, 100ms, 1.5s); expected PATTERN=DURATION, e.g. \"GET /messages=100ms\", \"route:/messages=100ms\" or \"*=500ms\"; using *=500ms instead",
+                "GRANULAR_MAX_EVENTS=\"500\" is invalid: expected a whole number of span events, at most 128; using 32 instead",
+            ]
+        );
+        // The strict path parses the same way and stops at the first.
+        let strict = from(&[("GRANULAR_SLO", "*=fast"), ("GRANULAR_CLOCK", "sundial")]);
+        assert_eq!(strict.unwrap_err().variable, "GRANULAR_CLOCK");
+    }
+
+    /// Issue #17: a non-UTF-8 GRANULAR_SLO was treated as unset with no word.
+    #[test]
+    fn a_value_that_is_not_utf8_is_reported_on_both_paths() {
+        let get = |k: &str| match k {
+            "GRANULAR_SLO" => Some(Err("*=\u{fffd}ms".to_string())),
+            "GRANULAR_DETAIL" => Some(Ok("spans".to_string())),
+            _ => None,
+        };
+        let (c, errors) = Config::read(&get);
+        assert_eq!(c.detail, Detail::Spans);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors[0].warning(),
+            "GRANULAR_SLO=\"*=\u{fffd}ms\" is invalid: expected a UTF-8 value; using *=500ms instead"
+        );
+        assert_eq!(strict(Config::read(&get)).unwrap_err(), errors[0]);
+    }
+
+    /// Issue #17: OTEL_SDK_DISABLED=true was ignored. The specification's boolean: "true" in
+    /// any case disables, anything but "false" is reported and read as false.
+    #[test]
+    fn otel_sdk_disabled_follows_the_specification() {
+        let c = from(&[("OTEL_SDK_DISABLED", "TRUE")]).unwrap();
+        assert!(c.sdk_disabled && !c.enabled);
+        let c = from(&[("OTEL_SDK_DISABLED", "false")]).unwrap();
+        assert!(!c.sdk_disabled && c.enabled);
+        let (c, errors) = lenient(&[("OTEL_SDK_DISABLED", "yes")]);
+        assert!(!c.sdk_disabled && c.enabled);
+        assert_eq!(errors[0].variable, "OTEL_SDK_DISABLED");
+        let c = from(&[("GRANULAR_ENABLED", "false")]).unwrap();
+        assert!(!c.sdk_disabled && !c.enabled);
+    }
+
+    #[test]
+    fn otlp_settings_take_the_signal_variable_then_the_generic_one() {
+        let c = from(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "GZIP"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
+        ])
+        .unwrap();
+        assert_eq!(c.otlp_traces.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(c.otlp_logs.protocol, OtlpProtocol::Grpc);
+        assert_eq!(c.otlp_traces.compression, OtlpCompression::Zstd);
+        assert_eq!(c.otlp_logs.compression, OtlpCompression::Gzip);
+        let (c, errors) = lenient(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+        ]);
+        assert_eq!(c.otlp_traces.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(
+            errors[0].warning(),
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=\"http/json\" is invalid: expected grpc or \
+             http/protobuf (http/json is not supported); using OTEL_EXPORTER_OTLP_PROTOCOL's \
+             value instead"
+        );
+    }
+
+    #[test]
+    fn the_default_ring_fits_a_smaller_recorder_and_a_ring_asked_for_must() {
+        let c = from(&[("GRANULAR_RECORDER_MB", "8")]).unwrap();
+        assert_eq!(c.recorder.ring_bytes, 8 << 20);
+        let (c, errors) = lenient(&[("GRANULAR_RECORDER_MB", "8"), ("GRANULAR_RING_KB", "16384")]);
+        assert_eq!(c.recorder.ring_bytes, 8 << 20);
+        assert_eq!(
+            errors[0].warning(),
+            "GRANULAR_RING_KB=\"16384\" is invalid: expected a whole number of KiB per worker \
+             thread, at least 4 and at most GRANULAR_RECORDER_MB (8192 KiB), e.g. 16384; using \
+             8192 KiB instead"
+        );
     }
 }

@@ -18,7 +18,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime};
-use crate::config::{ArtifactSink, Config, ConfigError, SampleMode};
+use crate::config::{
+    ArtifactSink, Config, ConfigError, OtlpCompression, OtlpProtocol, OtlpSignal, SampleMode,
+};
 use crate::export::artifacts::OtlpArtifacts;
 use crate::export::{GranularProcessor, Stats, health};
 use crate::recorder::FlightRecorder;
@@ -56,6 +58,17 @@ impl From<ConfigError> for Error {
 /// 64 KiB ring holds ~1,300 switches, so 100 Hz keeps up with 100,000 switches/s per thread.
 const PERF_DRAIN_HZ: u32 = 100;
 
+/// Every source [`install_recorder`] reports on, in its order.
+const SOURCES: [&str; 7] = [
+    "tokio.workers",
+    "tokio.tasks",
+    "tracing.spans",
+    "os.schedstat",
+    "perf.context_switches",
+    "alloc",
+    "blocking_pool",
+];
+
 /// Which event sources are recording, and why the others are not.
 #[derive(Debug, Clone)]
 pub struct Sources {
@@ -92,7 +105,23 @@ impl fmt::Display for Sources {
 
 /// Installs the flight recorder and starts the background sources the configuration asks for.
 /// Idempotent. Returns what is active.
+///
+/// With `cfg.enabled` false (`GRANULAR_ENABLED=false`, `OTEL_SDK_DISABLED=true`) it installs
+/// nothing, turns Granular off for the process (every source returns at once, see
+/// [`capture::switch`](crate::capture::switch)) and reports every source inactive with the
+/// reason.
 pub fn install_recorder(cfg: &Config) -> Sources {
+    if !cfg.enabled {
+        crate::capture::switch::turn_off();
+        let why = if cfg.sdk_disabled {
+            "OTEL_SDK_DISABLED=true"
+        } else {
+            "GRANULAR_ENABLED=false"
+        };
+        return Sources {
+            entries: SOURCES.iter().map(|&n| (n, Err(why.to_string()))).collect(),
+        };
+    }
     FlightRecorder::install(cfg.recorder);
     let mut entries: Vec<(&'static str, Result<(), String>)> = vec![
         ("tokio.workers", Ok(())),
@@ -153,9 +182,16 @@ pub struct Granular {
     metrics: Option<SdkMeterProvider>,
     stats: Arc<Stats>,
     sources: Sources,
+    warnings: Vec<ConfigError>,
 }
 
 impl Granular {
+    /// The bad configuration values [`init`] reported and ignored (each was logged as a
+    /// warning); empty after [`init_with`].
+    pub fn config_warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
     /// What the processor did so far.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -215,23 +251,115 @@ impl Drop for Granular {
 /// recorder, the global `tracing` subscriber (env filter + fmt + OpenTelemetry + Granular's
 /// layer; with `GRANULAR_SAMPLE=violations`, [`GranularSubscriber`] instead), the W3C
 /// propagator and an OTLP exporter (gRPC, or HTTP/protobuf when `OTEL_EXPORTER_OTLP_PROTOCOL`
-/// says so) behind [`GranularProcessor`]. Call it inside a tokio runtime built with
-/// [`instrument_runtime`](crate::instrument_runtime).
+/// says so; compressed as `OTEL_EXPORTER_OTLP_COMPRESSION` says) behind [`GranularProcessor`].
+/// Call it inside a tokio runtime built with [`instrument_runtime`](crate::instrument_runtime).
+///
+/// Configuration never stops the service: as the OpenTelemetry specification asks, a bad value
+/// is logged as one warning (variable, value, expected form, what is used instead) and
+/// ignored ([`Config::from_env_lenient`]; [`Granular::config_warnings`] lists them). For an
+/// error instead, use [`init_with`]`(`[`Config::from_env`]`()?)`.
+///
+/// `GRANULAR_ENABLED=false`: spans are exported untouched by a plain tracing-opentelemetry
+/// stack; no recorder, sampler thread or perf event; the runtime hooks return at once.
+/// `OTEL_SDK_DISABLED=true`: no telemetry at all — only the log output (env filter + fmt
+/// layer) is installed, no tracer provider, exporter or propagator.
 pub fn init() -> Result<Granular, Error> {
-    init_with(Config::from_env()?)
+    let (cfg, warnings) = Config::from_env_lenient();
+    start(cfg, warnings)
 }
 
-/// [`init`] with an explicit configuration.
+/// [`init`] with an explicit configuration: the strict counterpart, for a
+/// [`Config::from_env`] (which fails on the first bad value) or one built in code.
 pub fn init_with(cfg: Config) -> Result<Granular, Error> {
+    start(cfg, Vec::new())
+}
+
+/// The log output every setup installs: `RUST_LOG`'s filter (else `info`) and the fmt layer.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+}
+
+fn subscriber_error(e: impl fmt::Display) -> Error {
+    Error::Subscriber(format!(
+        "a global tracing subscriber is already installed: {e}"
+    ))
+}
+
+/// Builds the OTLP exporter `$exporter` for the `OtlpSignal` `$signal` (its protocol and
+/// compression; endpoint, headers and timeout from `OTEL_EXPORTER_OTLP_*`). A macro because
+/// each signal's builder is a type of its own.
+macro_rules! otlp_exporter_for {
+    ($exporter:ty, $signal:expr) => {{
+        use opentelemetry_otlp::{
+            WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
+        };
+        let signal: OtlpSignal = $signal;
+        let built = match (signal.protocol, compression(signal.compression)) {
+            (OtlpProtocol::Grpc, None) => <$exporter>::builder().with_tonic().build(),
+            (OtlpProtocol::Grpc, Some(c)) => <$exporter>::builder()
+                .with_tonic()
+                .with_compression(c)
+                .build(),
+            (OtlpProtocol::HttpProtobuf, c) => {
+                let b = <$exporter>::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+                match c {
+                    Some(c) => b.with_compression(c).build(),
+                    None => b.build(),
+                }
+            }
+        };
+        built.map_err(|e| Error::Exporter(e.to_string()))
+    }};
+}
+
+fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
     let sources = install_recorder(&cfg);
-    let exporter = otlp_exporter()?;
+    if cfg.sdk_disabled {
+        tracing_subscriber::registry()
+            .with(log_filter())
+            .with(tracing_subscriber::fmt::layer())
+            .try_init()
+            .map_err(subscriber_error)?;
+        return Ok(finish(
+            SdkTracerProvider::builder().build(),
+            None,
+            Arc::default(),
+            sources,
+            warnings,
+            None,
+        ));
+    }
+    let exporter = otlp_exporter(&cfg)?;
+    if !cfg.enabled {
+        // Spans untouched: the plain tracing-opentelemetry stack, no Granular part in it.
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .build();
+        set_globals(&provider);
+        tracing_subscriber::registry()
+            .with(log_filter())
+            .with(tracing_subscriber::fmt::layer())
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("granular")))
+            .try_init()
+            .map_err(subscriber_error)?;
+        return Ok(finish(
+            provider,
+            None,
+            Arc::default(),
+            sources,
+            warnings,
+            None,
+        ));
+    }
     let resource = Resource::builder()
         .with_attribute(KeyValue::new("granular.sources", sources.active()))
         .build();
     let artifact_logs = match cfg.artifacts {
         ArtifactSink::Otlp => Some(
             SdkLoggerProvider::builder()
-                .with_batch_exporter(otlp_log_exporter()?)
+                .with_batch_exporter(otlp_log_exporter(&cfg)?)
                 .with_resource(resource.clone())
                 .build(),
         ),
@@ -242,7 +370,7 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
         .clone()
         .unwrap_or_else(|| DEFAULT_ARTIFACT_SERVER.to_string());
     let violations = cfg.sample == SampleMode::Violations;
-    let want_metrics = cfg.metrics;
+    let health_signal = cfg.metrics.then_some(cfg.otlp_metrics);
     let mut batch = BatchSpanProcessor::builder(exporter).build();
     // Set here: once the analyzer thread shares the processor, the SDK's own set_resource
     // call cannot reach it.
@@ -258,15 +386,12 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
     // GRANULAR_SAMPLE=violations: Granular records spans itself and builds OTel spans only
     // for exported traces; otherwise tracing-opentelemetry builds every span.
     let sampler = violations.then(|| processor.source_sampler());
-    let metrics_resource = resource.clone();
+    let health = health_signal.map(|signal| (signal, resource.clone()));
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(resource)
         .build();
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-    );
-    opentelemetry::global::set_tracer_provider(provider.clone());
+    set_globals(&provider);
     let installed = match sampler {
         Some(sampler) => {
             let (filter, warning) = crate::capture::subscriber::filter_from_env();
@@ -279,38 +404,68 @@ pub fn init_with(cfg: Config) -> Result<Granular, Error> {
             set
         }
         None => tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "info".into()),
-            )
+            .with(log_filter())
             .with(tracing_subscriber::fmt::layer())
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("granular")))
             .with(crate::RecorderLayer::new())
             .try_init()
             .map_err(|e| e.to_string()),
     };
-    installed.map_err(|e| {
-        Error::Subscriber(format!(
-            "a global tracing subscriber is already installed: {e}"
-        ))
-    })?;
+    installed.map_err(subscriber_error)?;
+    Ok(finish(
+        provider,
+        artifact_logs,
+        stats,
+        sources,
+        warnings,
+        health,
+    ))
+}
+
+/// The W3C propagator and the global tracer provider.
+fn set_globals(provider: &SdkTracerProvider) {
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    opentelemetry::global::set_tracer_provider(provider.clone());
+}
+
+/// Logs the configuration warnings and the sources (the subscriber is in place), starts the
+/// health metrics (`health`: where and with which resource) and builds the guard.
+fn finish(
+    provider: SdkTracerProvider,
+    artifact_logs: Option<SdkLoggerProvider>,
+    stats: Arc<Stats>,
+    sources: Sources,
+    warnings: Vec<ConfigError>,
+    health: Option<(OtlpSignal, Resource)>,
+) -> Granular {
+    for w in &warnings {
+        tracing::warn!("granular: {}", w.warning());
+    }
     tracing::info!("granular: sources: {sources}");
-    let metrics = want_metrics
-        .then(|| health_metrics(stats.clone(), metrics_resource))
-        .flatten();
-    Ok(Granular {
+    let metrics =
+        health.and_then(|(signal, resource)| health_metrics(stats.clone(), signal, resource));
+    Granular {
         provider,
         artifact_logs,
         metrics,
         stats,
         sources,
-    })
+        warnings,
+    }
 }
 
 /// The meter provider exporting Granular's health counters, or `None` (with a warning) when
 /// the OTLP metric exporter cannot be built: the spans matter more than the counters.
-fn health_metrics(stats: Arc<Stats>, resource: Resource) -> Option<SdkMeterProvider> {
-    match otlp_metric_exporter() {
+fn health_metrics(
+    stats: Arc<Stats>,
+    signal: OtlpSignal,
+    resource: Resource,
+) -> Option<SdkMeterProvider> {
+    let exporter: Result<opentelemetry_otlp::MetricExporter, Error> =
+        otlp_exporter_for!(opentelemetry_otlp::MetricExporter, signal);
+    match exporter {
         Ok(exporter) => Some(health::start(stats, resource, exporter)),
         Err(e) => {
             tracing::warn!("{e}; Granular's health metrics are not exported");
@@ -324,72 +479,22 @@ fn health_metrics(stats: Arc<Stats>, resource: Resource) -> Option<SdkMeterProvi
 /// on its default loopback address.
 pub const DEFAULT_ARTIFACT_SERVER: &str = "http://127.0.0.1:16700";
 
-/// The OTLP protocol the environment asks for: (variable consulted, value).
-fn otlp_protocol(signal: &str) -> (String, String) {
-    [
-        format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"),
-        "OTEL_EXPORTER_OTLP_PROTOCOL".to_string(),
-    ]
-    .into_iter()
-    .find_map(|v| {
-        std::env::var(&v)
-            .ok()
-            .filter(|p| !p.is_empty())
-            .map(|p| (v, p))
-    })
-    .unwrap_or(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into()))
+/// The OTLP span exporter `cfg.otlp_traces` asks for (endpoint, headers and timeout from
+/// `OTEL_EXPORTER_OTLP_*`).
+pub fn otlp_exporter(cfg: &Config) -> Result<opentelemetry_otlp::SpanExporter, Error> {
+    otlp_exporter_for!(opentelemetry_otlp::SpanExporter, cfg.otlp_traces)
 }
 
-fn bad_protocol(var: String, value: String) -> Error {
-    Error::Config(ConfigError {
-        variable: var,
-        value,
-        expected: "grpc or http/protobuf".into(),
-    })
+/// The OTLP log exporter for artifacts (`cfg.otlp_logs`).
+pub fn otlp_log_exporter(cfg: &Config) -> Result<opentelemetry_otlp::LogExporter, Error> {
+    otlp_exporter_for!(opentelemetry_otlp::LogExporter, cfg.otlp_logs)
 }
 
-/// The OTLP log exporter for artifacts.
-pub fn otlp_log_exporter() -> Result<opentelemetry_otlp::LogExporter, Error> {
-    let (var, protocol) = otlp_protocol("LOGS");
-    let built = match protocol.as_str() {
-        "grpc" => opentelemetry_otlp::LogExporter::builder()
-            .with_tonic()
-            .build(),
-        "http/protobuf" => opentelemetry_otlp::LogExporter::builder()
-            .with_http()
-            .build(),
-        _ => return Err(bad_protocol(var, protocol)),
-    };
-    built.map_err(|e| Error::Exporter(e.to_string()))
-}
-
-/// The OTLP metric exporter for Granular's health counters, on the same endpoint and
-/// protocol as the spans unless `OTEL_EXPORTER_OTLP_METRICS_*` say otherwise.
-pub fn otlp_metric_exporter() -> Result<opentelemetry_otlp::MetricExporter, Error> {
-    let (var, protocol) = otlp_protocol("METRICS");
-    let built = match protocol.as_str() {
-        "grpc" => opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .build(),
-        "http/protobuf" => opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .build(),
-        _ => return Err(bad_protocol(var, protocol)),
-    };
-    built.map_err(|e| Error::Exporter(format!("metrics: {e}")))
-}
-
-/// The OTLP span exporter the environment asks for.
-pub fn otlp_exporter() -> Result<opentelemetry_otlp::SpanExporter, Error> {
-    let (var, protocol) = otlp_protocol("TRACES");
-    let built = match protocol.as_str() {
-        "grpc" => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build(),
-        "http/protobuf" => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .build(),
-        _ => return Err(bad_protocol(var, protocol)),
-    };
-    built.map_err(|e| Error::Exporter(e.to_string()))
+/// The exporter's compression setting; `None` leaves the request uncompressed.
+fn compression(c: OtlpCompression) -> Option<opentelemetry_otlp::Compression> {
+    match c {
+        OtlpCompression::None => None,
+        OtlpCompression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
+        OtlpCompression::Zstd => Some(opentelemetry_otlp::Compression::Zstd),
+    }
 }

@@ -39,7 +39,7 @@ pub mod slo;
 pub use capture::alloc::Alloc;
 pub use capture::blocking::spawn_blocking;
 pub use capture::layer::RecorderLayer;
-pub use capture::runtime::instrument_runtime;
+pub use capture::runtime::{RuntimeHooks, instrument_runtime, instrument_runtime_with};
 pub use capture::subscriber::GranularSubscriber;
 pub use config::Config;
 pub use export::GranularProcessor;

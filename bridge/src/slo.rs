@@ -3,8 +3,8 @@
 //! Syntax (the `GRANULAR_SLO` variable; the Collector processor reads the same):
 //! comma-separated `PATTERN=DURATION`, first match wins. `PATTERN` is a span-name glob (`*`
 //! matches any run of characters: `GET /messages`, `auth.*`, `*`) or `route:GLOB`, matched
-//! against the span's `http.route` attribute. `DURATION` is a number with `us`, `ms` or `s`
-//! (`250us`, `100ms`, `1.5s`).
+//! against the span's `http.route` attribute. `DURATION` is a number with `us`, `ms`, `s`, `m`
+//! or `h` (`250us`, `100ms`, `1.5s`), see [`parse_duration`].
 
 use std::fmt;
 use std::time::Duration;
@@ -109,30 +109,66 @@ impl fmt::Display for SloRule {
     }
 }
 
-/// Parses `100ms`, `1.5s`, `250us`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix("us") {
-        (n, 1e-6)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        return Err(
-            match s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.') {
-                "" => format!("duration {s:?} has no unit (us, ms or s)"),
-                unit => format!("duration {s:?} has unit {unit:?}; expected us, ms or s"),
-            },
-        );
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("duration {s:?} is not a number followed by us, ms or s"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("duration {s:?} must be a non-negative number"));
+/// What a duration looks like, quoted in every duration error.
+pub const DURATION_FORM: &str =
+    "expected a number followed by us, ms, s, m or h (e.g. 250us, 100ms, 1.5s)";
+
+/// Parses a duration: a non-negative decimal number and a unit, `us`, `ms`, `s`, `m` or `h`
+/// (`250us`, `100ms`, `1.5s`, `2m`), with spaces or tabs allowed around and between them.
+///
+/// The Collector processor parses durations with the same rules and the same error texts
+/// (`collector-plugin/granularprocessor/slo.go`, `parseDuration`); both are tested against one
+/// table, `collector-plugin/granularprocessor/testdata/durations.json`. The value is exact to
+/// the nanosecond (digits past the 18th after the point are ignored, finer ones truncated) and
+/// at most `i64::MAX` ns, the Collector's limit.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim_matches([' ', '\t']);
+    let fail = |reason: String| Err(format!("duration {s:?} {reason}; {DURATION_FORM}"));
+    if s.is_empty() {
+        return fail("is empty".into());
     }
-    Ok(Duration::from_secs_f64(v * unit))
+    if s.starts_with('-') {
+        return fail("is negative".into());
+    }
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = (&s[..split], s[split..].trim_start_matches([' ', '\t']));
+    if number.is_empty() {
+        return fail("does not start with a number".into());
+    }
+    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+    if frac.contains('.') || (int.is_empty() && frac.is_empty()) {
+        return fail(format!("has a malformed number {number:?}"));
+    }
+    let unit_ns: u64 = match unit {
+        "" => return fail("has no unit".into()),
+        "us" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        other => return fail(format!("has unit {other:?}")),
+    };
+    let too_large = || fail("is too large (at most 2562047h)".into());
+    let mut whole: u128 = 0;
+    for d in int.bytes() {
+        whole = whole * 10 + u128::from(d - b'0');
+        if whole > i64::MAX as u128 {
+            return too_large();
+        }
+    }
+    // The fraction's first 18 digits as an integer over 10^digits, times the unit, truncated.
+    let frac = &frac[..frac.len().min(18)];
+    let digits = frac
+        .bytes()
+        .fold(0u128, |n, d| n * 10 + u128::from(d - b'0'));
+    let frac_ns = digits * u128::from(unit_ns) / 10u128.pow(frac.len() as u32);
+    let ns = whole * u128::from(unit_ns) + frac_ns;
+    if ns > i64::MAX as u128 {
+        return too_large();
+    }
+    Ok(Duration::from_nanos(ns as u64))
 }
 
 /// `*` matches any run of characters; everything else literally. Allocates nothing: it runs
@@ -212,10 +248,25 @@ mod tests {
         assert!(glob("*x*", "axb"));
     }
 
+    /// The table the Collector processor's `parseDuration` is tested against too: the two
+    /// parsers must accept the same durations, to the nanosecond, and fail with the same text.
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
-        assert!(parse_duration("-1ms").is_err());
+    fn durations_match_the_shared_table() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../collector-plugin/granularprocessor/testdata/durations.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert!(rows.len() >= 20, "{} rows", rows.len());
+        for row in rows {
+            let input = row["input"].as_str().unwrap();
+            let got = parse_duration(input).map(|d| d.as_nanos() as u64);
+            match (row.get("ns").and_then(|v| v.as_u64()), row.get("error")) {
+                (Some(ns), None) => assert_eq!(got, Ok(ns), "input {input:?}"),
+                (None, Some(e)) => assert_eq!(got, Err(e.as_str().unwrap().to_string())),
+                _ => panic!("row {row} needs ns or error"),
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
 package granularprocessor
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -76,8 +78,8 @@ func TestConfigInvalid(t *testing.T) {
 		err  string
 	}{
 		{"invalid_slo", `slo: invalid SLO rule "auth.*": missing '=': ` + ruleForm},
-		{"invalid_duration", `slo: invalid SLO rule "*=fast": bad duration "fast": ` + ruleForm},
-		{"invalid_service", `services[checkout]: invalid SLO rule "*=-5ms": duration must be positive: ` + ruleForm},
+		{"invalid_duration", `slo: invalid SLO rule "*=fast": duration "fast" does not start with a number` + durationTail},
+		{"invalid_service", `services[checkout]: invalid SLO rule "*=-5ms": duration "-5ms" is negative` + durationTail},
 		{"invalid_limits", "decision_wait must be positive, got 0s\n" +
 			"max_traces must be positive, got 0\n" +
 			"max_spans_per_trace must be positive, got -1\n" +
@@ -129,12 +131,52 @@ func TestParseSLO(t *testing.T) {
 		{"a=1ms,,b=2ms", "SLO rule 2 is empty: " + ruleForm},
 		{"=1ms", `invalid SLO rule "=1ms": empty pattern: ` + ruleForm},
 		{"route:=1ms", `invalid SLO rule "route:=1ms": empty pattern: ` + ruleForm},
-		{"x=0s", `invalid SLO rule "x=0s": duration must be positive: ` + ruleForm},
-		{"x=100", `invalid SLO rule "x=100": bad duration "100": ` + ruleForm},
+		{"x=100", `invalid SLO rule "x=100": duration "100" has no unit` + durationTail},
+		{"x=1.5d", `invalid SLO rule "x=1.5d": duration "1.5d" has unit "d"` + durationTail},
 	} {
 		_, err := parseSLO(bad.in)
 		require.Error(t, err, bad.in)
 		assert.Equal(t, bad.err, err.Error())
+	}
+	// A zero threshold is a rule like any other (every span longer than 0 violates), as in
+	// the library.
+	zero, err := parseSLO("x=0s")
+	require.NoError(t, err)
+	got, ok := zero.match("x", "", false)
+	assert.True(t, ok)
+	assert.Equal(t, time.Duration(0), got)
+}
+
+// durationTail is what every duration error of a rule ends with.
+const durationTail = "; " + durationForm + ": " + ruleForm
+
+// TestParseDurationSharedTable pins parseDuration to the table the Rust library's
+// granular::slo::parse_duration is tested against (durations_match_the_shared_table): the
+// same durations accepted, to the nanosecond, and the same error texts.
+func TestParseDurationSharedTable(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "durations.json"))
+	require.NoError(t, err)
+	var rows []struct {
+		Input string  `json:"input"`
+		Ns    *int64  `json:"ns"`
+		Error *string `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(data, &rows))
+	require.GreaterOrEqual(t, len(rows), 20)
+	for _, row := range rows {
+		got, err := parseDuration(row.Input)
+		switch {
+		case row.Ns != nil && row.Error == nil:
+			if assert.NoError(t, err, "input %q", row.Input) {
+				assert.Equal(t, *row.Ns, int64(got), "input %q", row.Input)
+			}
+		case row.Error != nil && row.Ns == nil:
+			if assert.Error(t, err, "input %q", row.Input) {
+				assert.Equal(t, *row.Error, err.Error())
+			}
+		default:
+			t.Fatalf("row %q needs ns or error", row.Input)
+		}
 	}
 }
 

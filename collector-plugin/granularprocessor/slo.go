@@ -2,6 +2,8 @@ package granularprocessor // import "github.com/granular-dev/granular/collector-
 
 import (
 	"fmt"
+	"math"
+	"math/bits"
 	"strings"
 	"time"
 )
@@ -47,17 +49,91 @@ func parseSLO(s string) (sloRules, error) {
 		if r.pattern == "" {
 			return nil, fmt.Errorf("invalid SLO rule %q: empty pattern: %s", raw, ruleForm)
 		}
-		d, err := time.ParseDuration(durText)
+		d, err := parseDuration(durText)
 		if err != nil {
-			return nil, fmt.Errorf("invalid SLO rule %q: bad duration %q: %s", raw, durText, ruleForm)
-		}
-		if d <= 0 {
-			return nil, fmt.Errorf("invalid SLO rule %q: duration must be positive: %s", raw, ruleForm)
+			return nil, fmt.Errorf("invalid SLO rule %q: %v: %s", raw, err, ruleForm)
 		}
 		r.threshold = d
 		rules = append(rules, r)
 	}
 	return rules, nil
+}
+
+// durationForm is quoted in every duration error.
+const durationForm = "expected a number followed by us, ms, s, m or h (e.g. 250us, 100ms, 1.5s)"
+
+// durationUnits are the units parseDuration accepts, in nanoseconds.
+var durationUnits = map[string]uint64{
+	"us": 1_000,
+	"ms": 1_000_000,
+	"s":  1_000_000_000,
+	"m":  60_000_000_000,
+	"h":  3_600_000_000_000,
+}
+
+// parseDuration parses a duration of the GRANULAR_SLO syntax: a non-negative
+// decimal number and a unit, us, ms, s, m or h ("250us", "100ms", "1.5s",
+// "2m"), with spaces or tabs allowed around and between them. It follows the
+// Rust library's granular::slo::parse_duration rule for rule, error text
+// included; both are tested against testdata/durations.json. The value is
+// exact to the nanosecond (digits past the 18th after the point are ignored,
+// finer ones truncated) and at most math.MaxInt64 ns.
+func parseDuration(text string) (time.Duration, error) {
+	s := strings.Trim(text, " \t")
+	fail := func(reason string) (time.Duration, error) {
+		return 0, fmt.Errorf("duration %q %s; %s", s, reason, durationForm)
+	}
+	if s == "" {
+		return fail("is empty")
+	}
+	if s[0] == '-' {
+		return fail("is negative")
+	}
+	split := len(s)
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && s[i] != '.' {
+			split = i
+			break
+		}
+	}
+	number, unit := s[:split], strings.TrimLeft(s[split:], " \t")
+	if number == "" {
+		return fail("does not start with a number")
+	}
+	whole, frac, _ := strings.Cut(number, ".")
+	if strings.Contains(frac, ".") || (whole == "" && frac == "") {
+		return fail(fmt.Sprintf("has a malformed number %q", number))
+	}
+	if unit == "" {
+		return fail("has no unit")
+	}
+	unitNs, ok := durationUnits[unit]
+	if !ok {
+		return fail(fmt.Sprintf("has unit %q", unit))
+	}
+	tooLarge := func() (time.Duration, error) { return fail("is too large (at most 2562047h)") }
+	var w uint64
+	for i := 0; i < len(whole); i++ {
+		w = w*10 + uint64(whole[i]-'0')
+		if w > math.MaxInt64 {
+			return tooLarge()
+		}
+	}
+	// The fraction's first 18 digits as an integer over 10^digits, times the unit, truncated.
+	frac = frac[:min(len(frac), 18)]
+	var digits, scale uint64 = 0, 1
+	for i := 0; i < len(frac); i++ {
+		digits = digits*10 + uint64(frac[i]-'0')
+		scale *= 10
+	}
+	hi, lo := bits.Mul64(digits, unitNs)
+	fracNs, _ := bits.Div64(hi, lo, scale) // hi < scale: digits < scale
+	hi, ns := bits.Mul64(w, unitNs)
+	ns, carry := bits.Add64(ns, fracNs, 0)
+	if hi != 0 || carry != 0 || ns > math.MaxInt64 {
+		return tooLarge()
+	}
+	return time.Duration(ns), nil
 }
 
 // match returns the threshold of the first rule matching the span name or

@@ -3,7 +3,7 @@
 //!
 //! | value | tokio runtime | `tracing` subscriber | allocations counted |
 //! |---|---|---|---|
-//! | `granular` (default) | [`granular::instrument_runtime`] | [`granular::init`] | yes |
+//! | `granular` (default) | [`granular::instrument_runtime`] | [`granular::init_with`] of a strict [`granular::Config::from_env`] | yes |
 //! | `otel` | plain | env filter + fmt + tracing-opentelemetry, batch OTLP exporter (`OTEL_*`) | no |
 //! | `logs` | plain | env filter + fmt (what any `tracing` service pays before exporting) | no |
 //! | `none` | plain | none | no |
@@ -110,7 +110,11 @@ impl Telemetry {
     pub fn install(self) -> Result<Guard, String> {
         self.available()?;
         match self {
-            Self::Granular => granular::init()
+            // The strict path: a bad GRANULAR_* or OTEL_* value stops the demo with its name
+            // (granular::init() would warn and go on).
+            Self::Granular => granular::Config::from_env()
+                .map_err(granular::Error::from)
+                .and_then(granular::init_with)
                 .map(|g| Guard::Granular(Box::new(g)))
                 .map_err(|e| e.to_string()),
             Self::None => Ok(Guard::Nothing),

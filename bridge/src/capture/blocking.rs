@@ -17,6 +17,9 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
+    if super::switch::off() {
+        return tokio::task::spawn_blocking(f);
+    }
     let job = NEXT_JOB.fetch_add(1, Ordering::Relaxed);
     let task = tokio::task::try_id().map_or(0, context::task_id_u64);
     recorder::record_with(

@@ -14,6 +14,8 @@
 //!   span at close and, when a local root closes, asks the [`SourceSampler`] to export the
 //!   trace or not. No OpenTelemetry data is built for traces that are not exported.
 //!   Propagation goes through [`crate::SpanExt`].
+//!
+//! With Granular off ([`switch`]) every callback returns at once: spans are left untouched.
 
 use std::any::TypeId;
 use std::sync::{Arc, OnceLock};
@@ -28,6 +30,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::otel_ext;
 use super::spans::{SpanState, record_event, record_ids};
+use super::switch;
 use crate::export::source_sampling::SourceSampler;
 
 /// Records span lifecycles into the flight recorder.
@@ -83,6 +86,9 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if switch::off() {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let parent = span
             .parent()
@@ -93,13 +99,16 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if switch::off() {
+            return;
+        }
         with_state(&ctx, id, |state, _| {
             state.record(values, self.sampler.as_deref())
         });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if self.sampler.is_none() {
+        if self.sampler.is_none() || switch::off() {
             return;
         }
         let key = ctx
@@ -111,6 +120,9 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if switch::off() {
+            return;
+        }
         let first = with_state(&ctx, id, |s, _| s.enter(0).then_some((s.key, s.local_root)));
         if let Some(Some((key, local_root))) = first {
             self.record_otel_ids(id, key, local_root);
@@ -118,10 +130,16 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if switch::off() {
+            return;
+        }
         with_state(&ctx, id, |state, _| state.exit());
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if switch::off() {
+            return;
+        }
         with_state(&ctx, &id, |state, _| state.close(self.sampler.as_deref()));
     }
 

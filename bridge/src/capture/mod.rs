@@ -24,3 +24,4 @@ pub mod runtime;
 pub mod slab;
 pub mod spans;
 pub mod subscriber;
+pub mod switch;

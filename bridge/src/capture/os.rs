@@ -119,6 +119,9 @@ fn parse_schedstat(buf: &[u8]) -> Option<(u64, u64)> {
 
 /// Registers the calling thread for sampling (tokio `on_thread_start`), with perf too.
 pub fn register_current_thread() {
+    if super::switch::off() {
+        return;
+    }
     super::perf::register_current_thread();
     let tid = recorder::current_tid();
     if let Ok(file) = File::open(format!("/proc/self/task/{tid}/schedstat")) {
@@ -134,6 +137,13 @@ pub fn unregister_current_thread() {
     let tid = recorder::current_tid();
     if let Ok(mut w) = WATCHED.lock() {
         w.retain(|x| x.tid != tid);
+    }
+}
+
+/// Closes every registered thread's schedstat file (Granular turned off).
+pub(crate) fn forget_threads() {
+    if let Ok(mut w) = WATCHED.lock() {
+        w.clear();
     }
 }
 
