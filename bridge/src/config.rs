@@ -709,6 +709,28 @@ mod tests {
     }
 
     #[test]
+    fn health_metrics_are_on_unless_either_variable_turns_them_off() {
+        assert!(from(&[]).unwrap().metrics);
+        assert!(!from(&[("GRANULAR_METRICS", "off")]).unwrap().metrics);
+        assert!(
+            !from(&[("OTEL_METRICS_EXPORTER", "otlp,none")])
+                .unwrap()
+                .metrics
+        );
+        assert!(
+            from(&[("OTEL_METRICS_EXPORTER", "prometheus")])
+                .unwrap()
+                .metrics
+        );
+        let (c, errors) = lenient(&[("GRANULAR_METRICS", "maybe")]);
+        assert!(c.metrics, "a bad value keeps the default");
+        assert_eq!(
+            errors[0].to_string(),
+            "GRANULAR_METRICS=\"maybe\" is invalid: expected true or false"
+        );
+    }
+
+    #[test]
     fn otlp_settings_take_the_signal_variable_then_the_generic_one() {
         let c = from(&[
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
