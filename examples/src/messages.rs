@@ -35,7 +35,7 @@ pub struct MessagesResponse {
     trace_id: String,
     messages: Vec<Message>,
     pathology: &'static str,
-    /// Bytes the `alloc` pathology allocated.
+    /// Bytes the `alloc` and `nested_alloc` pathologies allocated.
     #[serde(skip_serializing_if = "Option::is_none")]
     allocated_bytes: Option<u64>,
     /// Trace id the downstream hop reported: equal to `trace_id` when propagation works.
@@ -103,6 +103,15 @@ pub async fn messages(
         }
         Pathology::Child { cpu } => child_cpu = Some(cpu),
         Pathology::Sleep { delay } => tokio::time::sleep(delay).await,
+        Pathology::TokioBlocking { cpu } => {
+            pathology::cpu_on_tokio_blocking_pool(cpu).await?;
+        }
+        Pathology::ChildBlocking { cpu } => {
+            pathology::cpu_on_blocking_pool_from_unspanned_child(cpu).await?;
+        }
+        Pathology::NestedAlloc { mib } => {
+            allocated_bytes = Some(pathology::nested_allocation_storm(mib).await);
+        }
     }
 
     let messages = match cached {

@@ -1,8 +1,9 @@
 //! The ways a `/messages` request can be made slow on purpose, each a real one.
 //!
 //! Every pathology really does what it says (blocks a worker, does blocking I/O, allocates,
-//! queues on the blocking pool, waits on a downstream hop, burns CPU in an unspanned child task),
-//! because Granular is meant to tell these apart from what the runtime actually saw.
+//! queues on the blocking pool, waits on a downstream hop, burns CPU in an unspanned child task
+//! or on the blocking pool where no span follows it), because Granular is meant to tell these
+//! apart from what the runtime actually saw.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinError;
+use tracing::Instrument;
 
 use crate::error::AppError;
 use crate::params::bounded;
@@ -41,11 +43,20 @@ pub enum PathologyKind {
     Child,
     /// An awaited timer in the handler: slow, yet nothing is wrong with the runtime (idle).
     Sleep,
+    /// CPU work on the blocking pool through `tokio::task::spawn_blocking`, which no tokio hook
+    /// reports: Granular sees the pool's CPU but not whose it is.
+    TokioBlocking,
+    /// CPU work through `granular::spawn_blocking`, queued from a spawned child task that has no
+    /// span: without task hooks the job is seen but not whose it is.
+    ChildBlocking,
+    /// An allocation storm in a child span (`alloc.Storm`), in 1 KiB pieces kept across
+    /// `yield_now`s and freed at the end: the root's figure must count it once.
+    NestedAlloc,
 }
 
 impl PathologyKind {
     /// Every kind, in the order error messages list them.
-    pub const ALL: [PathologyKind; 8] = [
+    pub const ALL: [PathologyKind; 11] = [
         Self::None,
         Self::Block,
         Self::BlockFile,
@@ -54,6 +65,9 @@ impl PathologyKind {
         Self::Downstream,
         Self::Child,
         Self::Sleep,
+        Self::TokioBlocking,
+        Self::ChildBlocking,
+        Self::NestedAlloc,
     ];
 
     /// The name used on the wire and in the response JSON.
@@ -67,6 +81,9 @@ impl PathologyKind {
             Self::Downstream => "downstream",
             Self::Child => "child",
             Self::Sleep => "sleep",
+            Self::TokioBlocking => "tokio_blocking",
+            Self::ChildBlocking => "child_blocking",
+            Self::NestedAlloc => "nested_alloc",
         }
     }
 
@@ -143,6 +160,12 @@ pub enum Pathology {
     Child { cpu: Duration },
     /// See [`PathologyKind::Sleep`].
     Sleep { delay: Duration },
+    /// See [`PathologyKind::TokioBlocking`].
+    TokioBlocking { cpu: Duration },
+    /// See [`PathologyKind::ChildBlocking`].
+    ChildBlocking { cpu: Duration },
+    /// See [`PathologyKind::NestedAlloc`].
+    NestedAlloc { mib: u64 },
 }
 
 impl Pathology {
@@ -165,6 +188,11 @@ impl Pathology {
             PathologyKind::Downstream => Self::Downstream { delay: ms(80)? },
             PathologyKind::Child => Self::Child { cpu: ms(20)? },
             PathologyKind::Sleep => Self::Sleep { delay: ms(100)? },
+            PathologyKind::TokioBlocking => Self::TokioBlocking { cpu: ms(30)? },
+            PathologyKind::ChildBlocking => Self::ChildBlocking { cpu: ms(30)? },
+            PathologyKind::NestedAlloc => Self::NestedAlloc {
+                mib: bounded(raw.mib, "mib", 64, 1024)?,
+            },
         })
     }
 
@@ -179,6 +207,9 @@ impl Pathology {
             Self::Downstream { .. } => PathologyKind::Downstream,
             Self::Child { .. } => PathologyKind::Child,
             Self::Sleep { .. } => PathologyKind::Sleep,
+            Self::TokioBlocking { .. } => PathologyKind::TokioBlocking,
+            Self::ChildBlocking { .. } => PathologyKind::ChildBlocking,
+            Self::NestedAlloc { .. } => PathologyKind::NestedAlloc,
         }
     }
 }
@@ -260,6 +291,42 @@ pub async fn queue_on_blocking_pool(jobs: u64, sleep: Duration) -> Result<(), Jo
     Ok(())
 }
 
+/// Burns `cpu` worth of CPU on the blocking pool through tokio's own `spawn_blocking` and
+/// awaits it.
+pub async fn cpu_on_tokio_blocking_pool(cpu: Duration) -> Result<u64, JoinError> {
+    tokio::task::spawn_blocking(move || crate::cpu::burn(cpu)).await
+}
+
+/// Burns `cpu` worth of CPU through `granular::spawn_blocking`, queued from a plainly spawned
+/// child task (no span), and awaits it.
+pub async fn cpu_on_blocking_pool_from_unspanned_child(cpu: Duration) -> Result<u64, JoinError> {
+    tokio::spawn(async move { granular::spawn_blocking(move || crate::cpu::burn(cpu)).await })
+        .await?
+}
+
+/// Pieces of the nested storm: 1 KiB each, a yield after every MiB.
+const NESTED_PIECE: usize = 1024;
+
+/// Allocates `mib` MiB in 1 KiB pieces inside the span `alloc.Storm`, yielding to the runtime
+/// after every MiB and keeping every piece until the end; returns the bytes allocated,
+/// including the list that holds the pieces.
+pub async fn nested_allocation_storm(mib: u64) -> u64 {
+    async move {
+        let pieces = (mib << 20) as usize / NESTED_PIECE;
+        let mut kept: Vec<Vec<u8>> = Vec::with_capacity(pieces);
+        for i in 0..pieces {
+            kept.push(black_box(vec![(i as u8) | 1; NESTED_PIECE]));
+            if (i + 1) % ((1 << 20) / NESTED_PIECE) == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let list = (kept.capacity() * std::mem::size_of::<Vec<u8>>()) as u64;
+        black_box(kept.len() as u64 * NESTED_PIECE as u64 + list)
+    }
+    .instrument(tracing::info_span!("alloc.Storm"))
+    .await
+}
+
 /// Burns `cpu` worth of CPU in a plainly spawned child task (no span, no instrumentation) and
 /// awaits it: the parent's span sees only an idle wait unless Granular follows the spawn.
 pub async fn cpu_in_unspanned_child(cpu: Duration) -> Result<u64, JoinError> {
@@ -323,6 +390,12 @@ mod tests {
         let total = allocation_storm(2);
         assert!((2 << 20..(2 << 20) + 64 * 1024).contains(&total), "{total}");
         assert_eq!(allocation_storm(0), 0);
+    }
+
+    #[tokio::test]
+    async fn nested_storm_reports_what_it_allocated() {
+        let list = (1 << 10) * std::mem::size_of::<Vec<u8>>() as u64;
+        assert_eq!(nested_allocation_storm(1).await, (1 << 20) + list);
     }
 
     #[test]

@@ -14,10 +14,19 @@
 //!    run-queue wait → OS wait, the rest of off-CPU → blocked in poll.
 //! 5. Culprits: whatever other tasks the workers polled during scheduler wait, grouped by task,
 //!    named by spawn site and the span (and trace) they served.
+//! 6. What the build could not attribute ([`super::unattributed`]): during idle time (and a
+//!    scheduler wait without a culprit), workers busy outside any span and poll, and
+//!    blocking-pool CPU no span or job names. It may be the request's; the verdict says so
+//!    rather than calling the time quiet.
+//!
+//! Allocations are the growth of each thread's cumulative counters over the union of the
+//! request's intervals on that thread, so each allocation counts once however its span and
+//! poll intervals nest.
 
 use std::collections::HashMap;
 
 use super::idmap::{IdMap, IdSet};
+use super::unattributed::{Stretch, StretchKind, Unattributed, merge, samples_at, unattributed};
 use std::fmt::Write as _;
 
 use super::decode::{Decoded, ThreadActivity};
@@ -123,6 +132,49 @@ pub struct Interval {
     pub detail: String,
 }
 
+/// Allocations made by a request's own work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Allocations {
+    pub count: u64,
+    pub bytes: u64,
+}
+
+/// Why a scheduler wait names no culprit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoCulprit {
+    /// A light analysis searches for none.
+    Light,
+    /// The wait was under [`MIN_CULPRIT_WAIT_NS`].
+    Short,
+    /// The workers were busy meanwhile with work no span (or task poll) names, ns.
+    UnnamedWork(u64),
+    /// The recorder overwrote records of the window.
+    Overwritten,
+    /// No other work was seen on the workers meanwhile.
+    NoneSeen,
+}
+
+impl NoCulprit {
+    /// Words for the verdict.
+    pub fn describe(self) -> String {
+        match self {
+            NoCulprit::Light => "light analysis under load (no culprit search)".into(),
+            NoCulprit::Short => format!("the wait was under {}", ms(MIN_CULPRIT_WAIT_NS)),
+            NoCulprit::UnnamedWork(ns) => format!(
+                "the workers were busy {} with work no span{} names",
+                ms(ns),
+                if crate::capture::runtime::TASK_HOOKS {
+                    " or task poll"
+                } else {
+                    " (stable builds do not see tasks: a task spawned without a span?)"
+                }
+            ),
+            NoCulprit::Overwritten => "the recorder overwrote the workers' records of it".into(),
+            NoCulprit::NoneSeen => "no other span or task ran on the workers meanwhile".into(),
+        }
+    }
+}
+
 /// The answer to "why was this span slow?".
 #[derive(Debug, Clone)]
 pub struct Breakdown {
@@ -132,10 +184,16 @@ pub struct Breakdown {
     /// ns per category; they sum to `end - start`.
     pub parts: HashMap<Category, u64>,
     pub dominant: Category,
-    pub polls: u64,
-    pub alloc_count: u64,
-    pub alloc_bytes: u64,
+    /// The request's polls; `None` where polls are not observed (stable builds, a light
+    /// decode).
+    pub polls: Option<u64>,
+    /// `None` where allocations are not counted (`granular::Alloc` not installed).
+    pub alloc: Option<Allocations>,
+    /// Work during the idle time that no span or task names (see [`super::unattributed`]).
+    pub unattributed: Unattributed,
     pub culprits: Vec<Culprit>,
+    /// Why a scheduler wait names no culprit (set when there was a wait and no culprit).
+    pub no_culprit: Option<NoCulprit>,
     /// The longest intervals, longest first.
     pub intervals: Vec<Interval>,
     pub verdict: String,
@@ -159,6 +217,10 @@ impl Breakdown {
 
 /// Scheduler wait below this names no culprit.
 pub const MIN_CULPRIT_WAIT_NS: u64 = 1_000_000;
+
+/// Unattributed work below this (of one kind) is not reported: a worker's own bookkeeping
+/// between spans, a server's connection handling around the request.
+pub const MIN_UNATTRIBUTED_NS: u64 = 1_000_000;
 
 /// Intervals shorter than this are not reported as span events.
 pub const MIN_INTERVAL_NS: u64 = 100_000;
@@ -184,7 +246,7 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
 
     let mut marks: Vec<Mark> = Vec::new();
     let mut polls = 0;
-    let (mut alloc_count, mut alloc_bytes) = (0, 0);
+    let mut counted: Vec<Counted> = Vec::new();
     let mut used_threads = IdSet::default();
     for (ti, t) in d.threads.iter().enumerate() {
         // Entries of the request's spans: the spans were created at or after the target's
@@ -195,7 +257,7 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
             .filter(|e| ours.spans.contains(&e.span))
         {
             push_mark(&mut marks, e.start, e.end, start, end, Tag::Ours(ti));
-            add_alloc(e.alloc, &mut alloc_count, &mut alloc_bytes);
+            counted.push((ti, e.start, e.end, e.alloc));
             used_threads.insert(t.tid);
         }
         for p in t.polls_overlapping(start, end) {
@@ -211,7 +273,7 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
             used_threads.insert(t.tid);
             if whole {
                 push_mark(&mut marks, p.start, p.end, start, end, Tag::Ours(ti));
-                add_alloc(p.alloc, &mut alloc_count, &mut alloc_bytes);
+                counted.push((ti, p.start, p.end, p.alloc));
             }
             if p.sched_latency > 0 {
                 push_mark(
@@ -231,7 +293,7 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
         .filter(|m| matches!(m.tag, Tag::Ours(_)))
         .map(|m| (m.a, m.b))
         .collect();
-    ours_ranges = merge_ranges(ours_ranges);
+    ours_ranges = merge(ours_ranges);
     for (a, b) in estimate_scheduler_waits(d, &ours_ranges, start, end) {
         push_mark(&mut marks, a, b, start, end, Tag::SchedWait);
     }
@@ -245,6 +307,7 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
     let segments = sweep(&mut marks, start, end);
     let mut parts: HashMap<Category, u64> = HashMap::new();
     let mut sched_segments = Vec::new();
+    let mut idle_segments = Vec::new();
     let mut ours_segments: Vec<(usize, u64, u64)> = Vec::new();
     for (a, b, tag) in segments {
         match tag {
@@ -254,7 +317,10 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
                 sched_segments.push((a, b));
             }
             Some(Tag::Pool) => *parts.entry(Category::BlockingPool).or_default() += b - a,
-            None => *parts.entry(Category::Idle).or_default() += b - a,
+            None => {
+                *parts.entry(Category::Idle).or_default() += b - a;
+                idle_segments.push((a, b));
+            }
         }
     }
     let mut intervals = Vec::new();
@@ -295,14 +361,40 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
     }
     // A culprit is only worth naming when the wait it caused is: 1 ms at least (and a light
     // decode holds no other work to name).
-    let culprits = if !light
-        && parts.get(&Category::SchedulerWait).copied().unwrap_or(0) >= MIN_CULPRIT_WAIT_NS
-    {
-        culprits(d, &ours, &merge_ranges(sched_segments.clone()))
+    let wait = parts.get(&Category::SchedulerWait).copied().unwrap_or(0);
+    let culprits = if !light && wait >= MIN_CULPRIT_WAIT_NS {
+        culprits(d, &ours, &merge(sched_segments.clone()))
     } else {
         Vec::new()
     };
-    for (a, b) in merge_ranges(sched_segments) {
+    let no_culprit = (wait > 0 && culprits.is_empty()).then(|| {
+        if light {
+            NoCulprit::Light
+        } else if wait < MIN_CULPRIT_WAIT_NS {
+            NoCulprit::Short
+        } else {
+            let busy = unattributed(d, &merge(sched_segments.clone()), d.light).workers_ns;
+            match busy.unwrap_or(0) {
+                ns if ns >= MIN_UNATTRIBUTED_NS => NoCulprit::UnnamedWork(ns),
+                _ if data_loss => NoCulprit::Overwritten,
+                _ => NoCulprit::NoneSeen,
+            }
+        }
+    });
+    let unattributed = unattributed(d, &merge(idle_segments), d.light);
+    for s in unattributed
+        .stretches
+        .iter()
+        .filter(|s| reported(&unattributed, s.kind))
+    {
+        intervals.push(Interval {
+            category: Category::Idle,
+            start: s.start,
+            end: s.end,
+            detail: describe_stretch(s),
+        });
+    }
+    for (a, b) in merge(sched_segments) {
         intervals.push(Interval {
             category: Category::SchedulerWait,
             start: a,
@@ -338,10 +430,11 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
         end,
         parts,
         dominant,
-        polls,
-        alloc_count,
-        alloc_bytes,
+        polls: (crate::capture::runtime::TASK_HOOKS && !d.light).then_some(polls),
+        alloc: d.alloc_counted.then(|| allocations(counted)),
+        unattributed,
         culprits,
+        no_culprit,
         intervals,
         verdict: String::new(),
         data_loss,
@@ -353,11 +446,51 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
     b
 }
 
-fn add_alloc(a: Option<((u64, u64), (u64, u64))>, count: &mut u64, bytes: &mut u64) {
-    if let Some((s, e)) = a {
-        *count += e.0.saturating_sub(s.0);
-        *bytes += e.1.saturating_sub(s.1);
+/// One of the request's own intervals on a thread (index into `Decoded::threads`), with the
+/// thread's cumulative (allocations, bytes) at its start and end when they were recorded.
+type Counted = (usize, u64, u64, Option<((u64, u64), (u64, u64))>);
+
+/// The allocations in the request's own intervals. The counters are cumulative per thread, so
+/// the intervals of one thread are merged first and each merged stretch counts its counters'
+/// growth once: a child span's entry inside the root's entry, or an entry inside a poll of
+/// the request's task, adds nothing the enclosing interval did not count already. A stretch
+/// whose first interval began before the thread's counters were first recorded counts from
+/// the earliest interval in it that has them.
+fn allocations(mut iv: Vec<Counted>) -> Allocations {
+    iv.sort_unstable_by_key(|x| (x.0, x.1));
+    let mut total = Allocations::default();
+    let mut add = |from: Option<(u64, u64)>, to: Option<(u64, u64)>| {
+        if let (Some(from), Some(to)) = (from, to) {
+            total.count += to.0.saturating_sub(from.0);
+            total.bytes += to.1.saturating_sub(from.1);
+        }
+    };
+    // The stretch being merged: thread, end, counters at its start and at its end.
+    type Open = (usize, u64, Option<(u64, u64)>, Option<(u64, u64)>);
+    let mut open: Option<Open> = None;
+    for (ti, a, b, counters) in iv {
+        let (from, to) = (counters.map(|c| c.0), counters.map(|c| c.1));
+        match &mut open {
+            Some(o) if o.0 == ti && a <= o.1 => {
+                o.1 = o.1.max(b);
+                o.2 = match (o.2, from) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+                o.3 = o.3.max(to);
+            }
+            _ => {
+                if let Some(o) = open.take() {
+                    add(o.2, o.3);
+                }
+                open = Some((ti, b, from, to));
+            }
+        }
     }
+    if let Some(o) = open {
+        add(o.2, o.3);
+    }
+    total
 }
 
 /// The spans and tasks doing a request's work.
@@ -467,18 +600,6 @@ fn merge_adjacent(mut segs: Vec<(usize, u64, u64)>) -> Vec<(usize, u64, u64)> {
     out
 }
 
-fn merge_ranges(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    r.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for (a, b) in r {
-        match out.last_mut() {
-            Some(l) if a <= l.1 => l.1 = l.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
-}
-
 /// (running, OS wait, blocked) ns of thread `tid` over `[a, b]`: from perf context-switch
 /// intervals when the thread has them, else interpolated from its schedstat samples.
 /// Time outside the sampled range, or an interval with no sample inside it, counts as running:
@@ -514,22 +635,8 @@ fn os_split(d: &Decoded, tid: u64, a: u64, b: u64) -> (u64, u64, u64) {
     if cb <= ca {
         return (wall, 0, 0);
     }
-    let at = |t: u64| -> (f64, f64) {
-        let i = s.partition_point(|x| x.0 <= t).clamp(1, s.len() - 1);
-        let (p, q) = (s[i - 1], s[i]);
-        let f = if q.0 > p.0 {
-            (t.saturating_sub(p.0)) as f64 / (q.0 - p.0) as f64
-        } else {
-            0.0
-        };
-        let f = f.clamp(0.0, 1.0);
-        (
-            p.1 as f64 + f * (q.1 as f64 - p.1 as f64),
-            p.2 as f64 + f * (q.2 as f64 - p.2 as f64),
-        )
-    };
-    let (c0, w0) = at(ca);
-    let (c1, w1) = at(cb);
+    let (c0, w0) = samples_at(s, ca);
+    let (c1, w1) = samples_at(s, cb);
     let covered = cb - ca;
     let on_cpu = ((c1 - c0).max(0.0) as u64).min(covered);
     let off = covered - on_cpu;
@@ -720,49 +827,71 @@ pub fn ms(ns: u64) -> String {
 
 fn verdict(b: &Breakdown) -> String {
     let c = b.dominant;
-    let amount = ms(b.part(c));
-    let total = ms(b.end - b.start);
+    let head = format!("{} {} of {}", c.words(), ms(b.part(c)), ms(b.end - b.start));
+    // Unattributed work that could be most of the idle time is told with its remedy; less of
+    // it (on a shared machine a worker's own chores outside spans, or the exporter's, run a
+    // few ms at a time) is mentioned without.
+    let unattributed = unattributed_clause(&b.unattributed).map(|(work, remedy, ns)| {
+        let most = 2 * ns >= b.part(Category::Idle);
+        match remedy.filter(|_| most) {
+            Some(remedy) => (format!("{work} ({remedy})"), most),
+            None => (work, most),
+        }
+    });
     let mut v = match c {
-        Category::SchedulerWait => match b.culprits.first() {
-            Some(cu) => format!(
-                "{} {amount} of {total}: worker {} busy {} polling {}",
-                c.words(),
+        Category::SchedulerWait => match (b.culprits.first(), b.no_culprit) {
+            (Some(cu), _) => format!(
+                "{head}: worker {} busy {} polling {}",
                 cu.worker.map_or("?".into(), |w| w.to_string()),
                 ms(cu.overlap_ns),
                 cu.describe()
             ),
-            None => format!(
-                "{} {amount} of {total}: runnable but no worker free",
-                c.words()
+            (None, why) => format!(
+                "{head}: runnable but no worker free; no culprit named: {}",
+                why.unwrap_or(NoCulprit::NoneSeen).describe()
             ),
         },
         Category::BlockedInPoll => format!(
-            "{} {amount} of {total}: the thread slept inside a poll (blocking syscall, lock or sleep in async code)",
-            c.words()
+            "{head}: the thread slept inside a poll (blocking syscall, lock or sleep in async code)"
         ),
-        Category::OsWait => format!(
-            "{} {amount} of {total}: preempted by the OS while polling (CPU contention)",
-            c.words()
-        ),
-        Category::BlockingPool => format!(
-            "{} {amount} of {total}: spawn_blocking jobs queued for or ran on the blocking pool",
-            c.words()
-        ),
-        Category::Running => format!(
-            "{} {amount} of {total}: the request's own code was on the CPU",
-            c.words()
-        ),
-        Category::Idle => format!(
-            "{} {amount} of {total}: awaiting I/O, timers or downstream calls; no runtime trouble",
-            c.words()
-        ),
+        Category::OsWait => {
+            format!("{head}: preempted by the OS while polling (CPU contention)")
+        }
+        Category::BlockingPool => {
+            format!("{head}: spawn_blocking jobs queued for or ran on the blocking pool")
+        }
+        Category::Running => format!("{head}: the request's own code was on the CPU"),
+        // Unattributed work that could be most of the wait leads the verdict; less of it is
+        // added to the usual words, which then claim no quiet runtime.
+        Category::Idle => match (&unattributed, unchecked(&b.unattributed)) {
+            (Some((work, true)), _) => {
+                format!("{head} by what this build sees: meanwhile {work}")
+            }
+            (Some((work, _)), _) => {
+                format!("{head}: awaiting I/O, timers or downstream calls; meanwhile {work}")
+            }
+            (None, Some(unchecked)) => format!(
+                "{head}: awaiting I/O, timers or downstream calls as far as this analysis sees \
+                 ({unchecked})"
+            ),
+            (None, None) => {
+                format!("{head}: awaiting I/O, timers or downstream calls; no runtime trouble")
+            }
+        },
     };
-    if b.alloc_bytes > 0 {
+    if let Some((work, _)) = unattributed.filter(|_| c != Category::Idle) {
+        let _ = write!(
+            v,
+            "; during its {} idle, {work}",
+            ms(b.part(Category::Idle))
+        );
+    }
+    if let Some(a) = b.alloc.filter(|a| a.bytes > 0) {
         let _ = write!(
             v,
             "; allocated {:.1} MiB in {} allocations",
-            b.alloc_bytes as f64 / (1 << 20) as f64,
-            b.alloc_count
+            a.bytes as f64 / (1 << 20) as f64,
+            a.count
         );
     }
     if b.data_loss {
@@ -772,4 +901,518 @@ fn verdict(b: &Breakdown) -> String {
         v.push_str(" (light analysis under load: no culprit search)");
     }
     v
+}
+
+/// Unattributed work of one kind, ns.
+fn amount(u: &Unattributed, kind: StretchKind) -> u64 {
+    match kind {
+        StretchKind::Worker(_) => u.workers_ns.unwrap_or(0),
+        StretchKind::PoolBusy => u.pool_busy_ns.unwrap_or(0),
+        StretchKind::PoolJob => u.pool_jobs_ns,
+    }
+}
+
+/// Whether stretches of this kind are large enough to report.
+fn reported(u: &Unattributed, kind: StretchKind) -> bool {
+    amount(u, kind) >= MIN_UNATTRIBUTED_NS
+}
+
+/// "the workers were busy 60 ms outside any span, which may be this request's", the remedy,
+/// and how much that is, ns; `None` when there was too little to report.
+fn unattributed_clause(u: &Unattributed) -> Option<(String, Option<String>, u64)> {
+    let stable = !crate::capture::runtime::TASK_HOOKS;
+    let (mut work, mut remedies, mut ns) = (Vec::new(), Vec::new(), 0);
+    for kind in [
+        StretchKind::Worker(0),
+        StretchKind::PoolJob,
+        StretchKind::PoolBusy,
+    ] {
+        if reported(u, kind) {
+            ns += amount(u, kind);
+        }
+    }
+    if reported(u, StretchKind::Worker(0)) {
+        work.push(format!(
+            "the workers were busy {} outside any span{}",
+            ms(u.workers_ns.unwrap_or(0)),
+            if stable { "" } else { " and task poll" }
+        ));
+    }
+    if reported(u, StretchKind::PoolJob) {
+        work.push(format!(
+            "granular::spawn_blocking jobs queued outside any span ran {}",
+            ms(u.pool_jobs_ns)
+        ));
+    }
+    if stable && !work.is_empty() {
+        remedies.push(
+            "stable builds do not follow spawned tasks: build with --cfg tokio_unstable, or give \
+             the task a span",
+        );
+    }
+    if reported(u, StretchKind::PoolBusy) {
+        work.push(format!(
+            "the blocking pool was busy {} with work no span or granular::spawn_blocking job \
+             names",
+            ms(u.pool_busy_ns.unwrap_or(0))
+        ));
+        remedies.push("tokio::task::spawn_blocking is not seen: use granular::spawn_blocking");
+    }
+    if work.is_empty() {
+        return None;
+    }
+    Some((
+        format!("{}, which may be this request's", work.join(" and ")),
+        (!remedies.is_empty()).then(|| remedies.join("; ")),
+        ns,
+    ))
+}
+
+/// What a breakdown could not check for unattributed work, in words; `None` when it checked
+/// everything.
+fn unchecked(u: &Unattributed) -> Option<String> {
+    let mut not = Vec::new();
+    if u.workers_ns.is_none() {
+        not.push("work outside spans not checked");
+    }
+    if u.pool_busy_ns.is_none() {
+        not.push("blocking-pool threads not observed without schedstat or perf");
+    }
+    (!not.is_empty()).then(|| not.join("; "))
+}
+
+/// A span event's words for one stretch of unattributed work.
+fn describe_stretch(s: &Stretch) -> String {
+    match s.kind {
+        StretchKind::Worker(w) => format!(
+            "worker {w} (thread {}) busy {} outside any span: work no span names, may be this \
+             request's",
+            s.tid,
+            ms(s.ns)
+        ),
+        StretchKind::PoolBusy => format!(
+            "blocking-pool thread {} busy {} (on CPU or runnable) with work no span or \
+             granular::spawn_blocking job names, may be this request's",
+            s.tid,
+            ms(s.ns)
+        ),
+        StretchKind::PoolJob => format!(
+            "granular::spawn_blocking job queued outside any span ran {} on thread {}, may be \
+             this request's",
+            ms(s.ns),
+            s.tid
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::decode::{Entry, Job, Poll};
+    use crate::capture::runtime::TASK_HOOKS;
+    use crate::clock::Calibration;
+
+    const MS: u64 = 1_000_000;
+    /// The root span: key 1, OTel id 101; its child: key 2, OTel id 102.
+    const ROOT: u64 = 1;
+    const CHILD: u64 = 2;
+
+    /// Counters at an interval's (start, end): (allocations, bytes).
+    type Counters = ((u64, u64), (u64, u64));
+
+    fn decoded(threads: Vec<ThreadActivity>) -> Decoded {
+        let mut d = Decoded {
+            spans: IdMap::default(),
+            by_otel_id: [(101, ROOT), (102, CHILD)].into_iter().collect(),
+            tasks: IdMap::default(),
+            jobs: IdMap::default(),
+            threads,
+            os_samples: IdMap::default(),
+            off_cpu: IdMap::default(),
+            worker_tids: IdSet::default(),
+            alloc_counted: true,
+            threads_observed: true,
+            lost_records: 0,
+            complete_since: None,
+            taken_at: 100 * MS,
+            calibration: Calibration::identity(0),
+            light: false,
+            thread_names: IdMap::default(),
+            children: [(ROOT, vec![CHILD])].into_iter().collect(),
+            spawned_in_span: IdMap::default(),
+            spawned_by_task: IdMap::default(),
+        };
+        d.worker_tids = d
+            .threads
+            .iter()
+            .filter(|t| t.worker.is_some())
+            .map(|t| t.tid)
+            .collect();
+        d
+    }
+
+    fn worker(tid: u64, entries: Vec<Entry>, parks: Vec<(u64, u64)>) -> ThreadActivity {
+        let mut t = ThreadActivity {
+            tid,
+            worker: Some(tid as usize),
+            entries,
+            parks,
+            ..ThreadActivity::default()
+        };
+        t.entries.sort_by_key(|e| e.start);
+        let mut reach = 0;
+        t.entry_reach = t
+            .entries
+            .iter()
+            .map(|e| {
+                reach = reach.max(e.end);
+                reach
+            })
+            .collect();
+        t
+    }
+
+    fn entry(span: u64, from_ms: u64, to_ms: u64, alloc: Option<Counters>) -> Entry {
+        Entry {
+            span,
+            start: from_ms * MS,
+            end: to_ms * MS,
+            alloc,
+        }
+    }
+
+    fn target(otel_span_id: u64, from_ms: u64, to_ms: u64) -> Target {
+        Target {
+            otel_span_id,
+            name: "GET /test".into(),
+            start: from_ms * MS,
+            end: to_ms * MS,
+        }
+    }
+
+    fn alloc(b: &Breakdown) -> (u64, u64) {
+        let a = b.alloc.expect("allocations counted");
+        (a.count, a.bytes)
+    }
+
+    /// Issue #17, item 3: a root whose child allocated reported twice the child's figure.
+    /// The child's entries nest inside the root's; another request's entry sits between
+    /// them on the same thread; the child also ran on a second thread.
+    #[test]
+    fn nested_spans_count_each_allocation_once() {
+        let t0 = worker(
+            0,
+            vec![
+                entry(ROOT, 0, 10, Some(((0, 0), (100, 100_000)))),
+                entry(CHILD, 2, 8, Some(((10, 1_000), (90, 91_000)))),
+                entry(9, 12, 18, Some(((100, 100_000), (150, 200_000)))),
+                entry(ROOT, 20, 30, Some(((150, 200_000), (250, 500_000)))),
+                entry(CHILD, 21, 29, Some(((160, 210_000), (240, 390_000)))),
+            ],
+            vec![],
+        );
+        let t1 = worker(
+            1,
+            vec![entry(CHILD, 40, 45, Some(((0, 0), (5, 5_000))))],
+            vec![],
+        );
+        let d = decoded(vec![t0, t1]);
+        let root = analyze(&d, &target(101, 0, 50));
+        let child = analyze(&d, &target(102, 2, 45));
+        assert_eq!(alloc(&child), (80 + 80 + 5, 90_000 + 180_000 + 5_000));
+        assert_eq!(
+            alloc(&root),
+            (100 + 100 + 5, 100_000 + 300_000 + 5_000),
+            "the root counts its child once and the other request's entry not at all"
+        );
+        assert!(
+            root.verdict
+                .contains("allocated 0.4 MiB in 205 allocations"),
+            "{}",
+            root.verdict
+        );
+    }
+
+    /// With task hooks, the request's task's polls are its intervals too: an entry inside one
+    /// adds nothing to the poll's figure.
+    #[test]
+    fn entries_inside_the_requests_polls_count_once() {
+        let mut t0 = worker(
+            0,
+            vec![entry(CHILD, 1, 9, Some(((1, 1_000), (9, 9_000))))],
+            vec![],
+        );
+        t0.polls.push(Poll {
+            task: 50,
+            start: 0,
+            end: 10 * MS,
+            sched_latency: 0,
+            alloc: Some(((0, 0), (10, 10_000))),
+            open: false,
+        });
+        let mut d = decoded(vec![t0]);
+        d.spawned_in_span.insert(ROOT, vec![50]);
+        assert_eq!(alloc(&analyze(&d, &target(101, 0, 20))), (10, 10_000));
+        assert_eq!(alloc(&analyze(&d, &target(102, 1, 9))), (8, 8_000));
+    }
+
+    /// Issue #17, item 4: attributes that were not observed are absent, not 0.
+    #[test]
+    fn what_was_not_observed_is_absent() {
+        let t0 = worker(0, vec![entry(ROOT, 0, 10, None)], vec![]);
+        let mut d = decoded(vec![t0]);
+        d.alloc_counted = false;
+        let b = analyze(&d, &target(101, 0, 10));
+        assert_eq!(b.alloc, None, "no granular::Alloc: no figure");
+        assert_eq!(
+            b.polls.is_some(),
+            TASK_HOOKS,
+            "polls are seen with task hooks only"
+        );
+        d.light = true;
+        assert_eq!(
+            analyze(&d, &target(101, 0, 10)).polls,
+            None,
+            "a light decode has none"
+        );
+        d.alloc_counted = true;
+        let b = analyze(&d, &target(101, 0, 10));
+        assert_eq!(
+            b.alloc,
+            Some(Allocations::default()),
+            "counted, and none made"
+        );
+    }
+
+    /// A request that awaited something for 98 ms while the parts of the window it did not
+    /// run in are laid out by `busy`: worker 0's unparked stretches outside any span.
+    fn awaiting(busy: &[(u64, u64)]) -> Decoded {
+        let mut parks = Vec::new();
+        let mut at = 1;
+        for &(a, b) in busy {
+            parks.push((at * MS, a * MS));
+            at = b;
+        }
+        parks.push((at * MS, 99 * MS));
+        let t0 = worker(
+            0,
+            vec![entry(ROOT, 0, 1, None), entry(ROOT, 99, 100, None)],
+            parks,
+        );
+        let t1 = worker(1, vec![], vec![(0, 100 * MS)]);
+        decoded(vec![t0, t1])
+    }
+
+    #[test]
+    fn a_quiet_wait_is_idle_with_no_runtime_trouble() {
+        let b = analyze(&awaiting(&[]), &target(101, 0, 100));
+        assert_eq!(b.dominant, Category::Idle);
+        assert_eq!(b.unattributed.workers_ns, Some(0));
+        assert_eq!(b.unattributed.pool_busy_ns, Some(0));
+        assert!(b.verdict.ends_with("no runtime trouble"), "{}", b.verdict);
+    }
+
+    /// Issue #17, item 4: CPU work in a spawned child task without a span read "idle ...; no
+    /// runtime trouble" in a stable build.
+    #[test]
+    fn a_worker_busy_outside_spans_is_named_in_an_idle_verdict() {
+        let b = analyze(&awaiting(&[(30, 90)]), &target(101, 0, 100));
+        assert_eq!(b.dominant, Category::Idle);
+        assert_eq!(b.unattributed.workers_ns, Some(60 * MS));
+        assert!(
+            b.verdict
+                .contains("the workers were busy 60 ms outside any span")
+                && b.verdict.contains("which may be this request's")
+                && !b.verdict.contains("no runtime trouble"),
+            "{}",
+            b.verdict
+        );
+        assert_eq!(
+            b.verdict.contains("--cfg tokio_unstable"),
+            !TASK_HOOKS,
+            "the remedy where it applies: {}",
+            b.verdict
+        );
+        let event = b
+            .intervals
+            .iter()
+            .find(|i| i.detail.starts_with("worker 0"))
+            .expect("a span event where it happened");
+        assert_eq!((event.start, event.end), (30 * MS, 90 * MS));
+    }
+
+    /// A light decode keeps no other request's spans, so busy workers cannot be told apart
+    /// from other requests: the verdict says it did not check, rather than "no runtime trouble".
+    #[test]
+    fn a_light_analysis_does_not_claim_a_quiet_runtime() {
+        let mut d = awaiting(&[(30, 90)]);
+        d.light = true;
+        let b = analyze(&d, &target(101, 0, 100));
+        assert_eq!(b.unattributed.workers_ns, None);
+        assert!(
+            b.verdict
+                .contains("as far as this analysis sees (work outside spans not checked)")
+                && !b.verdict.contains("no runtime trouble"),
+            "{}",
+            b.verdict
+        );
+    }
+
+    /// A little unattributed work during a long wait is mentioned, not made the story; the
+    /// verdict no longer claims a quiet runtime.
+    #[test]
+    fn a_little_unattributed_work_is_added_to_an_idle_verdict() {
+        let b = analyze(&awaiting(&[(50, 53)]), &target(101, 0, 100));
+        assert!(
+            b.verdict.contains(
+                "awaiting I/O, timers or downstream calls; meanwhile the workers were busy \
+                 3.0 ms outside any span"
+            ) && b.verdict.contains("which may be this request's")
+                && !b.verdict.contains("--cfg tokio_unstable")
+                && !b.verdict.contains("no runtime trouble"),
+            "{}",
+            b.verdict
+        );
+    }
+
+    /// Short stretches between spans (a server's connection handling) are not news.
+    #[test]
+    fn a_workers_bookkeeping_is_not_counted() {
+        let mut d = awaiting(&[]);
+        d.threads[0].parks[0].1 -= MS * 9 / 10; // 0.9 ms busy before the request resumes
+        let b = analyze(&d, &target(101, 0, 100));
+        assert_eq!(b.unattributed.workers_ns, Some(0));
+        assert!(b.verdict.ends_with("no runtime trouble"), "{}", b.verdict);
+    }
+
+    /// Issue #17, item 4: `tokio::task::spawn_blocking` work read "idle 30 ms of 30 ms ...; no
+    /// runtime trouble" in either build. Its pool thread's busy time is seen, from schedstat
+    /// samples or from perf context switches.
+    #[test]
+    fn blocking_pool_work_no_job_names_is_named() {
+        let pool = 77;
+        let mut sampled = awaiting(&[]);
+        sampled.os_samples.insert(
+            pool,
+            vec![
+                (0, 0, 0),
+                (10 * MS, 0, 0),
+                (40 * MS, 25 * MS, 5 * MS),
+                (70 * MS, 50 * MS, 10 * MS),
+                (100 * MS, 50 * MS, 10 * MS),
+            ],
+        );
+        let mut switched = awaiting(&[]);
+        // Registered at 10 ms (on CPU from there), preempted for 10 ms (busy still: runnable),
+        // asleep from 70 ms until the snapshot.
+        switched.off_cpu.insert(
+            pool,
+            vec![
+                (10 * MS, 10 * MS, false),
+                (20 * MS, 30 * MS, true),
+                (70 * MS, 100 * MS, false),
+            ],
+        );
+        for d in [&sampled, &switched] {
+            let b = analyze(d, &target(101, 0, 100));
+            assert_eq!(b.unattributed.pool_busy_ns, Some(60 * MS));
+            assert!(
+                b.verdict.contains(
+                    "by what this build sees: meanwhile the blocking pool was busy 60 ms with \
+                     work no span or granular::spawn_blocking job names"
+                ) && b.verdict.contains("use granular::spawn_blocking")
+                    && !b.verdict.contains("no runtime trouble"),
+                "{}",
+                b.verdict
+            );
+        }
+        // A thread known only since 40 ms: nothing before is claimed.
+        let mut late = awaiting(&[]);
+        late.off_cpu.insert(pool, vec![(40 * MS, 100 * MS, false)]);
+        assert_eq!(
+            analyze(&late, &target(101, 0, 100))
+                .unattributed
+                .pool_busy_ns,
+            Some(0)
+        );
+        let mut unobserved = awaiting(&[]);
+        unobserved.threads_observed = false;
+        let b = analyze(&unobserved, &target(101, 0, 100));
+        assert_eq!(b.unattributed.pool_busy_ns, None);
+        assert!(
+            b.verdict.contains("blocking-pool threads not observed")
+                && !b.verdict.contains("no runtime trouble"),
+            "{}",
+            b.verdict
+        );
+    }
+
+    /// Issue #17, item 4: pool work reached through a spawned task without a span, even with
+    /// `granular::spawn_blocking`. Stable builds see the job but not whose it is; with task
+    /// hooks its task leads to its request (here: not this one).
+    #[test]
+    fn a_job_queued_outside_any_span_is_named_where_its_request_is_unknown() {
+        let mut d = awaiting(&[]);
+        d.jobs.insert(
+            5,
+            Job {
+                task: 60,
+                span: 0,
+                queued: 10 * MS,
+                started: Some(10 * MS),
+                ended: Some(40 * MS),
+                tid: 77,
+            },
+        );
+        d.os_samples
+            .insert(77, vec![(0, 0, 0), (10 * MS, 0, 0), (40 * MS, 30 * MS, 0)]);
+        let b = analyze(&d, &target(101, 0, 100));
+        assert_eq!(
+            b.unattributed.pool_busy_ns,
+            Some(0),
+            "the job's time is the job's"
+        );
+        if TASK_HOOKS {
+            assert_eq!(b.unattributed.pool_jobs_ns, 0);
+            assert!(b.verdict.ends_with("no runtime trouble"), "{}", b.verdict);
+        } else {
+            assert_eq!(b.unattributed.pool_jobs_ns, 30 * MS);
+            assert!(
+                b.verdict
+                    .contains("granular::spawn_blocking jobs queued outside any span ran 30 ms"),
+                "{}",
+                b.verdict
+            );
+        }
+    }
+
+    /// Issue #17, item 4: a scheduler wait without a culprit named nothing and did not say
+    /// why. Here no worker parked while the request waited, and nothing the worker ran had a
+    /// span.
+    #[test]
+    fn a_scheduler_wait_without_a_culprit_says_why() {
+        let t0 = worker(
+            0,
+            vec![entry(ROOT, 0, 1, None), entry(ROOT, 99, 100, None)],
+            vec![],
+        );
+        let d = decoded(vec![t0]);
+        let b = analyze(&d, &target(101, 0, 100));
+        assert_eq!(b.dominant, Category::SchedulerWait);
+        assert!(b.culprits.is_empty());
+        assert_eq!(b.no_culprit, Some(NoCulprit::UnnamedWork(98 * MS)));
+        assert!(
+            b.verdict
+                .contains("no culprit named: the workers were busy 98 ms with work no span"),
+            "{}",
+            b.verdict
+        );
+        let b = analyze_with(&d, &target(101, 0, 100), true);
+        assert_eq!(b.no_culprit, Some(NoCulprit::Light));
+        assert!(
+            b.verdict.contains("no culprit named: light analysis"),
+            "{}",
+            b.verdict
+        );
+    }
 }

@@ -11,7 +11,9 @@ use std::panic::Location;
 use tracing::Metadata;
 
 use crate::clock::Calibration;
-use crate::recorder::record::{COUNTERS_FOLLOW, SPAN_ID_FOLLOWS};
+use crate::recorder::record::{
+    COUNTERS_FOLLOW, OFF_CPU_OPEN, OFF_CPU_PREEMPTED, OFF_CPU_TID, SPAN_ID_FOLLOWS,
+};
 use crate::recorder::{Kind, Record, RecorderSnapshot};
 
 /// A recorded field value.
@@ -90,6 +92,8 @@ pub struct Job {
     pub queued: u64,
     pub started: Option<u64>,
     pub ended: Option<u64>,
+    /// The OS thread that ran it (0 until it started).
+    pub tid: u64,
 }
 
 /// Everything one thread did in the window.
@@ -100,7 +104,8 @@ pub struct ThreadActivity {
     pub worker: Option<usize>,
     pub polls: Vec<Poll>,
     pub entries: Vec<Entry>,
-    /// Parked intervals (the worker had nothing to do).
+    /// Parked intervals (the worker had nothing to do). A worker parked when the window
+    /// began has a park from `window_start` (or earlier) on.
     pub parks: Vec<(u64, u64)>,
     /// Latest end among `entries[..=i]`, for [`Self::entries_overlapping`].
     pub entry_reach: Vec<u64>,
@@ -142,8 +147,18 @@ pub struct Decoded {
     /// Per OS thread id: (time, cumulative on-CPU ns, cumulative run-queue wait ns).
     pub os_samples: IdMap<u64, Vec<(u64, u64, u64)>>,
     /// Per OS thread id: exact off-CPU intervals from perf (start, end, preempted), when the
-    /// perf source recorded any for that thread.
+    /// perf source recorded any for that thread, sorted and disjoint. Between one interval's
+    /// end and the next one's start (or the snapshot) the thread was on CPU; before the first
+    /// it is unknown. An interval still open at the snapshot ends there.
     pub off_cpu: IdMap<u64, Vec<(u64, u64, bool)>>,
+    /// OS thread ids of tokio workers (from the rings' owners); other threads with OS samples
+    /// or off-CPU intervals are the runtimes' blocking-pool threads.
+    pub worker_tids: IdSet<u64>,
+    /// Whether allocations were counted (`granular::Alloc` is the global allocator).
+    pub alloc_counted: bool,
+    /// Whether the runtime threads' CPU time was observed (schedstat samples or perf
+    /// context switches): without it, work on blocking-pool threads is not seen at all.
+    pub threads_observed: bool,
     /// Records lost before or during the snapshot (overwritten, or dropped for want of a ring).
     pub lost_records: u64,
     /// Oldest time still covered by every ring that lost records (None: nothing lost).
@@ -364,6 +379,9 @@ fn decode_keeping(
         threads: Vec::new(),
         os_samples: IdMap::default(),
         off_cpu: IdMap::default(),
+        worker_tids: IdSet::default(),
+        alloc_counted: crate::capture::alloc::installed(),
+        threads_observed: crate::capture::os::sampling() || crate::capture::perf::enabled(),
         lost_records: snap.lost(),
         complete_since: None,
         taken_at,
@@ -378,6 +396,9 @@ fn decode_keeping(
         for o in &t.owners {
             if let Some(name) = &o.name {
                 d.thread_names.insert(o.tid, name.clone());
+            }
+            if o.worker > 0 {
+                d.worker_tids.insert(o.tid);
             }
         }
         if t.lost() > 0 {
@@ -428,6 +449,7 @@ fn decode_keeping(
             // move this thread's last-known counters even when the boundary is skipped.
             if let Some(c) = boundary_counters(kind, r, recs.get(i)) {
                 decoder.last_alloc = Some(c);
+                d.alloc_counted = true;
             }
             // A skipped header's payloads are passed over one by one, as stray payloads.
             if only.is_some_and(|keys| decoder.skips(kind, r, keys)) {
@@ -453,6 +475,7 @@ fn decode_keeping(
                 d.threads.push(std::mem::take(&mut act));
                 act.tid = r.arg();
                 act.worker = p[0].w0.checked_sub(1).map(|w| w as usize);
+                decoder.park_seen = false;
                 continue;
             }
             decoder.apply(kind, r, p, ts, window_start, &mut act, &mut d);
@@ -466,7 +489,7 @@ fn decode_keeping(
         samples.sort_unstable_by_key(|s| s.0);
     }
     for iv in d.off_cpu.values_mut() {
-        iv.sort_unstable_by_key(|x| x.0);
+        close_open_intervals(iv, taken_at);
     }
     // Indexed once, so finding one request's spans and tasks costs that request's size.
     for (k, s) in &d.spans {
@@ -500,11 +523,34 @@ fn decode_keeping(
     d
 }
 
+/// Sorts a thread's off-CPU intervals and settles the open ones (end `u64::MAX`): one that a
+/// complete interval with the same switch-out time closed later is dropped; any other lasted
+/// until the thread's next interval began, or the snapshot.
+fn close_open_intervals(iv: &mut Vec<(u64, u64, bool)>, taken_at: u64) {
+    iv.sort_unstable_by_key(|x| (x.0, x.1));
+    if iv.iter().all(|x| x.1 != u64::MAX) {
+        return;
+    }
+    let mut out: Vec<(u64, u64, bool)> = Vec::with_capacity(iv.len());
+    for (i, &(a, b, preempted)) in iv.iter().enumerate() {
+        if b != u64::MAX {
+            out.push((a, b, preempted));
+        } else if out.last().is_none_or(|l| l.0 != a) {
+            let next = iv[i + 1..].iter().map(|x| x.0).find(|&x| x > a);
+            out.push((a, next.unwrap_or(taken_at).max(a), preempted));
+        }
+    }
+    *iv = out;
+}
+
 #[derive(Default)]
 struct ThreadDecoder {
     polls: Vec<Poll>,
     entries: Vec<Entry>,
     park: Option<u64>,
+    /// Whether this owner's parks were seen in the window: an unpark before any park ends a
+    /// park that began before the window.
+    park_seen: bool,
     /// The thread's cumulative (allocations, bytes) as of the last boundary that carried them.
     last_alloc: Option<(u64, u64)>,
     /// The span whose last event the next owner-less field belongs to.
@@ -653,12 +699,19 @@ impl ThreadDecoder {
                     }
                 }
             }
-            Kind::Park => self.park = Some(ts),
+            Kind::Park => {
+                self.park = Some(ts);
+                self.park_seen = true;
+            }
             Kind::Unpark => {
-                if let Some(start) = self.park.take() {
-                    if ts >= window_start {
-                        act.parks.push((start, ts));
-                    }
+                let start = match self.park.take() {
+                    Some(start) => Some(start),
+                    None if !self.park_seen => Some(window_start.min(ts)),
+                    None => None,
+                };
+                self.park_seen = true;
+                if let Some(start) = start.filter(|_| ts >= window_start) {
+                    act.parks.push((start, ts));
                 }
             }
             Kind::SpanNew => {
@@ -767,6 +820,7 @@ impl ThreadDecoder {
             Kind::BlockingStart => {
                 if let Some(j) = d.jobs.get_mut(&r.arg()) {
                     j.started = Some(ts);
+                    j.tid = act.tid;
                 }
             }
             Kind::BlockingEnd => {
@@ -782,11 +836,17 @@ impl ThreadDecoder {
             }
             Kind::OffCpu => {
                 let out = d.calibration.mono_to_unix_ns(p[0].w0);
-                let tid = r.arg() & ((1 << 55) - 1);
-                d.off_cpu
-                    .entry(tid)
-                    .or_default()
-                    .push((out, out + p[0].arg(), r.arg() >> 55 == 1));
+                // Open until settled by `close_open_intervals`.
+                let end = if r.arg() & OFF_CPU_OPEN != 0 {
+                    u64::MAX
+                } else {
+                    out + p[0].arg()
+                };
+                d.off_cpu.entry(r.arg() & OFF_CPU_TID).or_default().push((
+                    out,
+                    end,
+                    r.arg() & OFF_CPU_PREEMPTED != 0,
+                ));
             }
             Kind::ThreadStart | Kind::TaskTerminate | Kind::Payload => {}
         }
@@ -869,6 +929,47 @@ mod tests {
             light.threads[0].entries.len(),
             1,
             "the other span is skipped"
+        );
+    }
+
+    /// A worker parked since before the window shows its unpark first: the park is kept
+    /// (from the window's start), or the worker would look busy until then.
+    #[test]
+    fn an_unpark_before_any_park_ends_a_park_from_before_the_window() {
+        let snap = snapshot(&[
+            (Kind::Unpark, 0, None),
+            (Kind::Park, 0, None),
+            (Kind::Unpark, 0, None),
+            (Kind::Park, 0, None),
+        ]);
+        let d = decode(&snap, &Calibration::identity(0), 0, 10);
+        assert_eq!(d.threads[0].parks, vec![(0, 1), (2, 3), (4, 10)]);
+    }
+
+    /// Off-CPU intervals from perf: one recorded open at a drain and closed later keeps its
+    /// closed form; one never closed lasts until the thread's next interval, or the snapshot.
+    #[test]
+    fn open_off_cpu_intervals_end_at_their_pair_the_next_one_or_the_snapshot() {
+        let tid = 42;
+        let open = tid | OFF_CPU_OPEN;
+        let snap = snapshot(&[
+            (Kind::OffCpu, tid, Some((100, 0))), // registration: on CPU from 100
+            (Kind::OffCpu, open, Some((200, 0))),
+            (Kind::OffCpu, tid | OFF_CPU_PREEMPTED, Some((200, 50))),
+            (Kind::OffCpu, open, Some((300, 0))), // its pair was lost
+            (Kind::OffCpu, tid, Some((400, 10))),
+            (Kind::OffCpu, open, Some((500, 0))), // the thread exited
+        ]);
+        let d = decode(&snap, &Calibration::identity(0), 0, 1_000);
+        assert_eq!(
+            d.off_cpu[&tid],
+            vec![
+                (100, 100, false),
+                (200, 250, true),
+                (300, 400, false),
+                (400, 410, false),
+                (500, 1_000, false),
+            ]
         );
     }
 }

@@ -86,10 +86,15 @@ fn drain_period(period: Duration, base: Duration, fill: f64) -> Duration {
     }
 }
 
+/// Whether the sampler reads the runtime threads' schedstat.
+pub fn sampling() -> bool {
+    RUNNING.load(Ordering::Relaxed) && SCHEDSTAT.load(Ordering::Relaxed)
+}
+
 /// Takes one schedstat sample of every registered thread now (the analyzer calls it before
 /// each snapshot so the latest intervals are covered).
 pub fn sample_now() {
-    if RUNNING.load(Ordering::Relaxed) && SCHEDSTAT.load(Ordering::Relaxed) {
+    if sampling() {
         sample_all();
     }
 }

@@ -6,12 +6,20 @@
 //! `CLOCK_MONOTONIC`, and maps its ring buffer. The OS sampler thread drains every ring each
 //! period and records one [`Kind::OffCpu`] per switch-out/switch-in pair. The cost is in the
 //! kernel, about 1 µs per context switch of a runtime thread; nothing runs per poll.
+//!
+//! A pair is complete only at the switch-in, which for a thread asleep in the blocking pool
+//! may come seconds later. So that a reader can tell such a thread's on-CPU time (between a
+//! switch-in and the next switch-out) from its sleep, three more records are written, each
+//! once: when a thread's recording began (a closed interval of length 0: on CPU from there),
+//! a switch-out still open at a drain ([`OFF_CPU_OPEN`]; the complete pair follows later with
+//! the same switch-out time) and a thread's exit (open, never closed).
 //! Denied (Docker's default seccomp profile, `perf_event_paranoid = 3`, no kernel support):
 //! [`probe`] says why, and the schedstat sampler is the fallback.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 
+use crate::recorder::record::{OFF_CPU_OPEN, OFF_CPU_PREEMPTED};
 use crate::recorder::{self, Kind};
 
 const PAGE: usize = 4096;
@@ -67,6 +75,10 @@ struct ThreadEvent {
     len: usize,
     /// Switch-out waiting for its switch-in: (monotonic ns, preempted).
     pending_out: Option<(u64, bool)>,
+    /// Whether `pending_out` was recorded as an open interval already.
+    announced: bool,
+    /// When the thread registered (monotonic ns), until a drain records it.
+    registered_at: Option<u64>,
     lost: u64,
 }
 
@@ -163,6 +175,8 @@ pub fn probe() -> Result<(), String> {
         base,
         len,
         pending_out: None,
+        announced: false,
+        registered_at: None,
         lost: 0,
     });
     Ok(())
@@ -200,23 +214,34 @@ pub fn register_current_thread() {
                 base,
                 len,
                 pending_out: None,
+                announced: false,
+                registered_at: Some(crate::clock::monotonic_ns()),
                 lost: 0,
             });
         }
     }
 }
 
-/// Closes the calling thread's event (runtime `on_thread_stop`), after a last drain.
+/// Closes the calling thread's event (runtime `on_thread_stop`), after a last drain, and
+/// records the thread off CPU from now on: nothing will close that interval, and a reader
+/// must not take the exited thread for one still running since its last switch-in.
 pub fn unregister_current_thread() {
     if !enabled() {
         return;
     }
     let tid = recorder::current_tid();
-    if let Ok(mut events) = EVENTS.lock() {
+    let found = EVENTS.lock().is_ok_and(|mut events| {
+        let mut found = false;
         for ev in events.iter_mut().filter(|e| e.tid == tid) {
             drain(ev);
+            found = true;
         }
         events.retain(|e| e.tid != tid);
+        found
+    });
+    if found {
+        let now = crate::clock::monotonic_ns();
+        recorder::record_with(Kind::OffCpu, tid | OFF_CPU_OPEN, &[(now, 0)]);
     }
 }
 
@@ -250,6 +275,9 @@ fn drain(ev: &mut ThreadEvent) -> u64 {
             &*(ev.base.add(TAIL) as *const AtomicU64),
         )
     };
+    if let Some(at) = ev.registered_at.take() {
+        recorder::record_with(Kind::OffCpu, ev.tid, &[(at, 0)]);
+    }
     let head = head_ptr.load(Ordering::Acquire);
     let mut tail = tail_ptr.load(Ordering::Relaxed);
     let held = head.saturating_sub(tail);
@@ -280,8 +308,9 @@ fn drain(ev: &mut ThreadEvent) -> u64 {
                 let time = u64::from_ne_bytes(body[8..16].try_into().unwrap_or([0; 8]));
                 if misc & MISC_SWITCH_OUT != 0 {
                     ev.pending_out = Some((time, misc & MISC_SWITCH_OUT_PREEMPT != 0));
+                    ev.announced = false;
                 } else if let Some((out, preempted)) = ev.pending_out.take() {
-                    let arg = ev.tid | if preempted { 1 << 55 } else { 0 };
+                    let arg = ev.tid | if preempted { OFF_CPU_PREEMPTED } else { 0 };
                     recorder::record_with(Kind::OffCpu, arg, &[(out, time.saturating_sub(out))]);
                 }
             }
@@ -296,6 +325,11 @@ fn drain(ev: &mut ThreadEvent) -> u64 {
     }
     fence(Ordering::Release);
     tail_ptr.store(tail, Ordering::Release);
+    if let Some((out, preempted)) = ev.pending_out.filter(|_| !ev.announced) {
+        let arg = ev.tid | OFF_CPU_OPEN | if preempted { OFF_CPU_PREEMPTED } else { 0 };
+        recorder::record_with(Kind::OffCpu, arg, &[(out, 0)]);
+        ev.announced = true;
+    }
     held
 }
 
@@ -309,38 +343,63 @@ mod tests {
     }
 
     /// Runs wherever perf is permitted (it is here, at perf_event_paranoid=2); elsewhere it
-    /// checks that the refusal is explained.
+    /// checks that the refusal is explained. A reader must be able to tell a sleeping thread
+    /// from a running one at any time: from its registration on, through a sleep a drain
+    /// catches half-way (open, then closed with the same switch-out time), and after it exits.
     #[test]
     fn a_sleep_shows_up_as_a_voluntary_off_cpu_interval() {
+        use crate::recorder::record::OFF_CPU_TID;
         match probe() {
             Err(why) => assert!(why.contains("perf_event_open"), "{why}"),
             Ok(()) => {
                 ENABLED.store(true, Ordering::Relaxed);
                 crate::recorder::FlightRecorder::install(crate::recorder::RecorderSize::default());
-                let handle = std::thread::spawn(|| {
+                let (registered, asleep) = std::sync::mpsc::channel();
+                let handle = std::thread::spawn(move || {
                     register_current_thread();
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    registered.send(recorder::current_tid()).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(30));
                     std::thread::sleep(std::time::Duration::from_millis(1));
-                    let tid = recorder::current_tid();
                     drain_all();
                     unregister_current_thread();
-                    tid
                 });
-                let tid = handle.join().unwrap();
+                let tid = asleep.recv().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                drain_all(); // half-way through the 30 ms sleep
+                handle.join().unwrap();
                 let snap = crate::recorder::FlightRecorder::get().unwrap().snapshot();
-                let longest = snap
+                // (switch-out, duration, open) of the thread's records.
+                let intervals: Vec<(u64, u64, bool)> = snap
                     .threads
                     .iter()
                     .flat_map(|t| t.records().windows(2))
-                    .filter(|w| {
-                        w[0].kind() == Some(Kind::OffCpu) && w[0].arg() & ((1 << 55) - 1) == tid
-                    })
-                    .map(|w| w[1].arg())
-                    .max()
-                    .unwrap_or(0);
+                    .filter(|w| w[0].kind() == Some(Kind::OffCpu))
+                    .filter(|w| w[0].arg() & OFF_CPU_TID == tid)
+                    .map(|w| (w[1].w0, w[1].arg(), w[0].arg() & OFF_CPU_OPEN != 0))
+                    .collect();
+                let (out, longest) = intervals
+                    .iter()
+                    .filter(|i| !i.2)
+                    .map(|i| (i.0, i.1))
+                    .max_by_key(|i| i.1)
+                    .unwrap_or_default();
                 assert!(
-                    longest >= 19_000_000,
-                    "longest off-CPU interval {longest} ns for a 20 ms sleep"
+                    longest >= 29_000_000,
+                    "longest off-CPU interval {longest} ns for a 30 ms sleep: {intervals:?}"
+                );
+                assert!(
+                    intervals.contains(&(out, 0, true)),
+                    "the drain during the sleep recorded it open: {intervals:?}"
+                );
+                let first = intervals.first().copied().unwrap_or_default();
+                assert!(
+                    first.1 == 0 && !first.2 && first.0 < out,
+                    "the registration comes first, closed and of length 0: {intervals:?}"
+                );
+                let last = intervals.last().copied().unwrap_or_default();
+                assert!(
+                    last.2 && last.0 > out + longest,
+                    "the exit comes last, open: {intervals:?}"
                 );
             }
         }

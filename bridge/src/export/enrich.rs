@@ -63,9 +63,27 @@ pub fn enrich(
             (b.part(c) / 1000) as i64,
         ));
     }
-    a.push(KeyValue::new("granular.polls", b.polls as i64));
-    a.push(KeyValue::new("granular.alloc.bytes", b.alloc_bytes as i64));
-    a.push(KeyValue::new("granular.alloc.count", b.alloc_count as i64));
+    // What this build or analysis did not observe is left out, not reported as 0.
+    if let Some(polls) = b.polls {
+        a.push(KeyValue::new("granular.polls", polls as i64));
+    }
+    if let Some(alloc) = b.alloc {
+        a.push(KeyValue::new("granular.alloc.bytes", alloc.bytes as i64));
+        a.push(KeyValue::new("granular.alloc.count", alloc.count as i64));
+    }
+    let u = &b.unattributed;
+    if let Some(ns) = u.workers_ns {
+        a.push(KeyValue::new(
+            "granular.unattributed.workers_us",
+            (ns / 1000) as i64,
+        ));
+    }
+    if u.pool_busy_ns.is_some() || u.pool_jobs_ns > 0 {
+        a.push(KeyValue::new(
+            "granular.unattributed.pool_us",
+            ((u.pool_busy_ns.unwrap_or(0) + u.pool_jobs_ns) / 1000) as i64,
+        ));
+    }
     a.push(KeyValue::new("granular.data_loss", b.data_loss));
     a.push(KeyValue::new(
         "granular.sources",

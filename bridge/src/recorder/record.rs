@@ -55,9 +55,11 @@ pub enum Kind {
     // boundaries (COUNTERS_FOLLOW).
     /// Continuation of the previous header.
     Payload = 18,
-    /// A runtime thread was off-CPU (perf context-switch records). arg = OS thread id, bit 55
-    /// set when it was preempted (involuntary). Payload: w0 = switch-out time, CLOCK_MONOTONIC
-    /// ns (not clock ticks), w1 = off-CPU duration ns.
+    /// A runtime thread was off-CPU (perf context-switch records). arg = OS thread id, with
+    /// [`OFF_CPU_PREEMPTED`] when it was preempted (involuntary) and [`OFF_CPU_OPEN`] when it
+    /// had not switched back in when this was written. Payload: w0 = switch-out time,
+    /// CLOCK_MONOTONIC ns (not clock ticks), w1 = off-CPU duration ns (0 when open). A closed
+    /// interval of length 0 marks when the thread's context switches began to be recorded.
     OffCpu = 19,
     /// A field value (span attribute or event field). arg = owning span key, or 0 for a field
     /// of the preceding [`Kind::Event`] on this thread. Payload 1: w0 = address of the field
@@ -113,6 +115,17 @@ pub const COUNTERS_FOLLOW: u64 = 1 << 55;
 /// Flag in [`Kind::SpanNew`]'s parent-key word: a second payload with the span id follows.
 /// Span keys never reach this bit (ring index + 1 stays below 2^15).
 pub const SPAN_ID_FOLLOWS: u64 = 1 << 55;
+
+/// Flag in [`Kind::OffCpu`]'s argument: the thread was preempted (involuntary switch-out).
+pub const OFF_CPU_PREEMPTED: u64 = 1 << 55;
+
+/// Flag in [`Kind::OffCpu`]'s argument: the thread was still off-CPU when the record was
+/// written, from the switch-out time on, until a record with the same switch-out time closes
+/// the interval (or, with none, from then on: a thread that exited is written this way).
+pub const OFF_CPU_OPEN: u64 = 1 << 54;
+
+/// The OS thread id in [`Kind::OffCpu`]'s argument (Linux thread ids stay below 2^22).
+pub const OFF_CPU_TID: u64 = OFF_CPU_OPEN - 1;
 
 /// Mask of the 56-bit argument.
 pub const ARG_MASK: u64 = (1 << 56) - 1;
