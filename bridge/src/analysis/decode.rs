@@ -374,6 +374,7 @@ fn decode_keeping(
         spawned_in_span: IdMap::default(),
         spawned_by_task: IdMap::default(),
     };
+    let mut later = SpanUpdates::default();
     for t in &snap.threads {
         for o in &t.owners {
             if let Some(name) = &o.name {
@@ -455,11 +456,12 @@ fn decode_keeping(
                 act.worker = p[0].w0.checked_sub(1).map(|w| w as usize);
                 continue;
             }
-            decoder.apply(kind, r, p, ts, window_start, &mut act, &mut d);
+            decoder.apply(kind, r, p, ts, window_start, &mut act, &mut d, &mut later);
         }
         decoder.close_all(&mut act, taken_at);
         d.threads.push(act);
     }
+    later.apply(&mut d.spans);
     d.threads
         .retain(|t| !(t.polls.is_empty() && t.entries.is_empty() && t.parks.is_empty()));
     for samples in d.os_samples.values_mut() {
@@ -500,6 +502,57 @@ fn decode_keeping(
     d
 }
 
+/// What the records that follow a span's creation say about it (its ids, fields, events and
+/// close), gathered from every ring and applied once all are decoded. A span created on one
+/// thread is entered, recorded, logged in and closed on whichever threads its future runs on,
+/// and the rings are decoded one after another: applied as they came, the records on a ring
+/// decoded before the one holding the span's creation found no span and were dropped, so the
+/// span was taken for still open and not exported, and a trace none of whose spans closed on
+/// its root's ring was lost whole (issue #17). Fields and events are put in time order here:
+/// a field recorded again on another thread keeps its last value.
+#[derive(Default)]
+struct SpanUpdates {
+    /// Span id, and for a local root its trace id and remote parent.
+    ids: IdMap<u64, (u64, Option<u128>, Option<u64>)>,
+    ends: IdMap<u64, u64>,
+    /// (time, field, value), in each ring's order.
+    fields: IdMap<u64, Vec<(u64, &'static str, FieldValue)>>,
+    events: IdMap<u64, Vec<EventInfo>>,
+}
+
+impl SpanUpdates {
+    /// Applies the updates to the spans whose creation was decoded; the others' (spans
+    /// created before the window) are dropped.
+    fn apply(self, spans: &mut IdMap<u64, SpanInfo>) {
+        for (key, (span_id, trace_id, remote_parent)) in self.ids {
+            if let Some(s) = spans.get_mut(&key) {
+                s.otel_span_id = span_id;
+                s.trace_id = trace_id.or(s.trace_id);
+                s.remote_parent = remote_parent.or(s.remote_parent);
+            }
+        }
+        for (key, end) in self.ends {
+            if let Some(s) = spans.get_mut(&key) {
+                s.end = Some(end);
+            }
+        }
+        for (key, mut fields) in self.fields {
+            if let Some(s) = spans.get_mut(&key) {
+                // Stable: fields recorded together (one clock reading) keep their order.
+                fields.sort_by_key(|f| f.0);
+                s.fields
+                    .extend(fields.into_iter().map(|(_, name, value)| (name, value)));
+            }
+        }
+        for (key, mut events) in self.events {
+            if let Some(s) = spans.get_mut(&key) {
+                events.sort_by_key(|e| e.at);
+                s.events = events;
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct ThreadDecoder {
     polls: Vec<Poll>,
@@ -507,7 +560,8 @@ struct ThreadDecoder {
     park: Option<u64>,
     /// The thread's cumulative (allocations, bytes) as of the last boundary that carried them.
     last_alloc: Option<(u64, u64)>,
-    /// The span whose last event the next owner-less field belongs to.
+    /// The span whose last event (in [`SpanUpdates::events`]) the next owner-less field
+    /// belongs to.
     last_event: Option<u64>,
 }
 
@@ -605,6 +659,7 @@ impl ThreadDecoder {
         window_start: u64,
         act: &mut ThreadActivity,
         d: &mut Decoded,
+        later: &mut SpanUpdates,
     ) {
         // The boundary's own counters, if it carried any, are already in `last_alloc`: the
         // allocator's counters are recorded only when they changed.
@@ -693,51 +748,43 @@ impl ThreadDecoder {
             Kind::SpanIds => {
                 let span_id = p[0].w0;
                 d.by_otel_id.insert(span_id, r.arg());
-                if let Some(s) = d.spans.get_mut(&r.arg()) {
-                    s.otel_span_id = span_id;
-                    if p.len() >= 3 {
-                        s.trace_id = Some((u128::from(p[1].w0) << 64) | u128::from(p[2].w0));
-                    }
-                    if p.len() == 4 {
-                        s.remote_parent = Some(p[3].w0);
-                    }
-                }
+                let trace_id =
+                    (p.len() >= 3).then(|| (u128::from(p[1].w0) << 64) | u128::from(p[2].w0));
+                let remote_parent = p.get(3).map(|parent| parent.w0);
+                later
+                    .ids
+                    .insert(r.arg(), (span_id, trace_id, remote_parent));
             }
             Kind::SpanClose => {
-                if let Some(s) = d.spans.get_mut(&r.arg()) {
-                    s.end = Some(ts);
-                }
+                later.ends.insert(r.arg(), ts);
             }
             Kind::Event => {
                 // SAFETY: as for SpanNew: a `&'static Metadata` address written by the layer.
                 let meta: &'static Metadata<'static> =
                     unsafe { &*(p[0].w0 as *const Metadata<'static>) };
-                self.last_event = d.spans.get_mut(&r.arg()).map(|s| {
-                    s.events.push(EventInfo {
-                        at: ts,
-                        meta,
-                        fields: Vec::new(),
-                    });
-                    r.arg()
+                later.events.entry(r.arg()).or_default().push(EventInfo {
+                    at: ts,
+                    meta,
+                    fields: Vec::new(),
                 });
+                self.last_event = Some(r.arg());
             }
             Kind::Field => {
-                let value = decode_field(p);
-                let owner = if r.arg() == 0 {
-                    self.last_event
-                } else {
-                    Some(r.arg())
+                let Some((name, value)) = decode_field(p) else {
+                    return;
                 };
-                if let (Some((name, value)), Some(span)) =
-                    (value, owner.and_then(|k| d.spans.get_mut(&k)))
+                if r.arg() != 0 {
+                    later
+                        .fields
+                        .entry(r.arg())
+                        .or_default()
+                        .push((ts, name, value));
+                } else if let Some(event) = self
+                    .last_event
+                    .and_then(|k| later.events.get_mut(&k))
+                    .and_then(|events| events.last_mut())
                 {
-                    if r.arg() == 0 {
-                        if let Some(e) = span.events.last_mut() {
-                            e.fields.push((name, value));
-                        }
-                    } else {
-                        span.fields.push((name, value));
-                    }
+                    event.fields.push((name, value));
                 }
             }
             Kind::TaskSpawn => {
