@@ -159,7 +159,8 @@ fn check_granular_stack(
         2,
         "{stack}: both healthy traces dropped without export"
     );
-    assert_eq!(stats.exported_traces.load(Relaxed), 1, "{stack}");
+    assert_eq!(stats.chosen_traces.load(Relaxed), 1, "{stack}");
+    assert_eq!(stats.exported_traces.load(Relaxed), 1, "{stack}: whole");
     let (want, have) = (by_name(expected), by_name(&got));
     assert_eq!(
         want.keys().collect::<Vec<_>>(),
@@ -429,6 +430,17 @@ fn spans_closed_on_another_thread_are_exported_whole() {
         assert_eq!(events, ["step done"], "{name}");
         assert!(root.end_time > root.start_time, "{name}");
     }
-    assert_eq!(stats.unfinished_spans.load(Relaxed), 0, "{stats:?}");
-    assert_eq!(stats.lost_traces.load(Relaxed), 0, "{stats:?}");
+    // Both whole, and counted so.
+    assert_eq!(stats.chosen_traces.load(Relaxed), 2, "{stats:?}");
+    assert_eq!(stats.exported_traces.load(Relaxed), 2, "{stats:?}");
+    for not_whole in [
+        &stats.partial_traces,
+        &stats.unfinished_traces,
+        &stats.lost_traces,
+        &stats.not_found_traces,
+        &stats.rebuild_errors,
+        &stats.unfinished_spans,
+    ] {
+        assert_eq!(not_whole.load(Relaxed), 0, "{stats:?}");
+    }
 }
