@@ -103,6 +103,11 @@ pub async fn messages(
         }
         Pathology::Child { cpu } => child_cpu = Some(cpu),
         Pathology::Sleep { delay } => tokio::time::sleep(delay).await,
+        Pathology::Fanout { tasks, delay } => pathology::fan_out(tasks, delay).await?,
+        Pathology::BlockingSpans { jobs, sleep } => {
+            pathology::blocking_jobs_with_spans(jobs, sleep).await?
+        }
+        Pathology::Lock { hold } => pathology::hold_lock(hold).await,
     }
 
     let messages = match cached {

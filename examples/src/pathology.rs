@@ -1,8 +1,10 @@
 //! The ways a `/messages` request can be made slow on purpose, each a real one.
 //!
 //! Every pathology really does what it says (blocks a worker, does blocking I/O, allocates,
-//! queues on the blocking pool, waits on a downstream hop, burns CPU in an unspanned child task),
-//! because Granular is meant to tell these apart from what the runtime actually saw.
+//! queues on the blocking pool, waits on a downstream hop, burns CPU in an unspanned child task,
+//! fans out to spanned tasks, closes spans on blocking-pool threads, waits for a lock another
+//! request holds), because Granular is meant to tell these apart from what the runtime actually
+//! saw, and to export the traces they make whole.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -15,7 +17,9 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Mutex;
 use tokio::task::JoinError;
+use tracing::Instrument;
 
 use crate::error::AppError;
 use crate::params::bounded;
@@ -41,11 +45,20 @@ pub enum PathologyKind {
     Child,
     /// An awaited timer in the handler: slow, yet nothing is wrong with the runtime (idle).
     Sleep,
+    /// The work spread over spawned tasks, each in its own span (`fanout.task`), which close
+    /// on whichever worker runs them.
+    Fanout,
+    /// Jobs on tokio's own `spawn_blocking` (which Granular's hooks do not see), each in a span
+    /// (`blocking.job`) the handler creates and the blocking-pool thread enters and closes.
+    BlockingSpans,
+    /// A process-wide async lock held across an awaited timer (`lock.held`), which a concurrent
+    /// `lock` request waits for (`lock.wait`).
+    Lock,
 }
 
 impl PathologyKind {
     /// Every kind, in the order error messages list them.
-    pub const ALL: [PathologyKind; 8] = [
+    pub const ALL: [PathologyKind; 11] = [
         Self::None,
         Self::Block,
         Self::BlockFile,
@@ -54,6 +67,9 @@ impl PathologyKind {
         Self::Downstream,
         Self::Child,
         Self::Sleep,
+        Self::Fanout,
+        Self::BlockingSpans,
+        Self::Lock,
     ];
 
     /// The name used on the wire and in the response JSON.
@@ -67,6 +83,9 @@ impl PathologyKind {
             Self::Downstream => "downstream",
             Self::Child => "child",
             Self::Sleep => "sleep",
+            Self::Fanout => "fanout",
+            Self::BlockingSpans => "blocking_spans",
+            Self::Lock => "lock",
         }
     }
 
@@ -117,7 +136,7 @@ pub struct RawParams<'a> {
     pub ms: Option<&'a str>,
     /// Mebibytes: how much to allocate or write.
     pub mib: Option<&'a str>,
-    /// How many `spawn_blocking` jobs to submit.
+    /// How many `spawn_blocking` jobs to submit, or tasks to fan out to.
     pub jobs: Option<&'a str>,
 }
 
@@ -143,6 +162,12 @@ pub enum Pathology {
     Child { cpu: Duration },
     /// See [`PathologyKind::Sleep`].
     Sleep { delay: Duration },
+    /// See [`PathologyKind::Fanout`].
+    Fanout { tasks: u64, delay: Duration },
+    /// See [`PathologyKind::BlockingSpans`].
+    BlockingSpans { jobs: u64, sleep: Duration },
+    /// See [`PathologyKind::Lock`].
+    Lock { hold: Duration },
 }
 
 impl Pathology {
@@ -165,6 +190,15 @@ impl Pathology {
             PathologyKind::Downstream => Self::Downstream { delay: ms(80)? },
             PathologyKind::Child => Self::Child { cpu: ms(20)? },
             PathologyKind::Sleep => Self::Sleep { delay: ms(100)? },
+            PathologyKind::Fanout => Self::Fanout {
+                tasks: bounded(raw.jobs, "jobs", 4, 64)?,
+                delay: ms(2)?,
+            },
+            PathologyKind::BlockingSpans => Self::BlockingSpans {
+                jobs: bounded(raw.jobs, "jobs", 2, 64)?,
+                sleep: ms(5)?,
+            },
+            PathologyKind::Lock => Self::Lock { hold: ms(20)? },
         })
     }
 
@@ -179,6 +213,9 @@ impl Pathology {
             Self::Downstream { .. } => PathologyKind::Downstream,
             Self::Child { .. } => PathologyKind::Child,
             Self::Sleep { .. } => PathologyKind::Sleep,
+            Self::Fanout { .. } => PathologyKind::Fanout,
+            Self::BlockingSpans { .. } => PathologyKind::BlockingSpans,
+            Self::Lock { .. } => PathologyKind::Lock,
         }
     }
 }
@@ -264,6 +301,53 @@ pub async fn queue_on_blocking_pool(jobs: u64, sleep: Duration) -> Result<(), Jo
 /// awaits it: the parent's span sees only an idle wait unless Granular follows the spawn.
 pub async fn cpu_in_unspanned_child(cpu: Duration) -> Result<u64, JoinError> {
     tokio::spawn(async move { crate::cpu::burn(cpu) }).await
+}
+
+/// Spawns `tasks` child tasks, each in its own `fanout.task` span (a child of the current one)
+/// awaiting a timer of `delay`, and awaits them all: the spans are created here and entered and
+/// closed on whichever worker runs each task.
+pub async fn fan_out(tasks: u64, delay: Duration) -> Result<(), JoinError> {
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let span = tracing::info_span!("fanout.task", task = task as i64);
+            tokio::spawn(tokio::time::sleep(delay).instrument(span))
+        })
+        .collect();
+    for handle in handles {
+        handle.await?;
+    }
+    Ok(())
+}
+
+/// Runs `jobs` blocking sleeps on tokio's own `spawn_blocking`, each in a `blocking.job` span
+/// created here (a child of the current one) and entered and closed on the blocking-pool thread.
+pub async fn blocking_jobs_with_spans(jobs: u64, sleep: Duration) -> Result<(), JoinError> {
+    let handles: Vec<_> = (0..jobs)
+        .map(|job| {
+            let span = tracing::info_span!("blocking.job", job = job as i64);
+            tokio::task::spawn_blocking(move || span.in_scope(|| std::thread::sleep(sleep)))
+        })
+        .collect();
+    for handle in handles {
+        handle.await?;
+    }
+    Ok(())
+}
+
+/// The lock the `lock` pathology contends for.
+static LOCK: Mutex<()> = Mutex::const_new(());
+
+/// Waits for the process-wide lock (span `lock.wait`), then holds it across an awaited timer of
+/// `hold` (span `lock.held`), as a handler that keeps a lock over an `.await` does.
+pub async fn hold_lock(hold: Duration) {
+    let guard = LOCK
+        .lock()
+        .instrument(tracing::info_span!("lock.wait"))
+        .await;
+    tokio::time::sleep(hold)
+        .instrument(tracing::info_span!("lock.held"))
+        .await;
+    drop(guard);
 }
 
 #[cfg(test)]
