@@ -508,46 +508,91 @@ fn decode_keeping(
 /// and the rings are decoded one after another: applied as they came, the records on a ring
 /// decoded before the one holding the span's creation found no span and were dropped, so the
 /// span was taken for still open and not exported, and a trace none of whose spans closed on
-/// its root's ring was lost whole (issue #17). Fields and events are put in time order here:
-/// a field recorded again on another thread keeps its last value.
+/// its root's ring was lost whole (issue #17). Ids and closes are applied at once when the
+/// span is known (the common case), kept for the end otherwise; fields and events are all
+/// kept, and put in time order per span at the end: a field recorded again on another thread
+/// keeps its last value.
 #[derive(Default)]
 struct SpanUpdates {
-    /// Span id, and for a local root its trace id and remote parent.
-    ids: IdMap<u64, (u64, Option<u128>, Option<u64>)>,
-    ends: IdMap<u64, u64>,
-    /// (time, field, value), in each ring's order.
-    fields: IdMap<u64, Vec<(u64, &'static str, FieldValue)>>,
-    events: IdMap<u64, Vec<EventInfo>>,
+    /// Ids and closes found before their span's creation (on a ring decoded earlier).
+    early: Vec<(u64, Early)>,
+    /// Every field recorded on a span: (span, time, name, value).
+    fields: Vec<(u64, u64, &'static str, FieldValue)>,
+    /// Every event inside a span: (span, event).
+    events: Vec<(u64, EventInfo)>,
+}
+
+/// A span's ids as its `SpanIds` record gives them.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    span_id: u64,
+    /// Local roots only.
+    trace_id: Option<u128>,
+    /// Local roots whose parent came over the wire.
+    remote_parent: Option<u64>,
+}
+
+impl Ids {
+    fn set(self, s: &mut SpanInfo) {
+        s.otel_span_id = self.span_id;
+        s.trace_id = self.trace_id.or(s.trace_id);
+        s.remote_parent = self.remote_parent.or(s.remote_parent);
+    }
+}
+
+/// A record about a span found before the span's creation.
+enum Early {
+    Ids(Ids),
+    End(u64),
 }
 
 impl SpanUpdates {
-    /// Applies the updates to the spans whose creation was decoded; the others' (spans
-    /// created before the window) are dropped.
-    fn apply(self, spans: &mut IdMap<u64, SpanInfo>) {
-        for (key, (span_id, trace_id, remote_parent)) in self.ids {
+    /// The span's ids, now if its creation was decoded, else at [`Self::apply`].
+    fn ids(&mut self, spans: &mut IdMap<u64, SpanInfo>, key: u64, ids: Ids) {
+        match spans.get_mut(&key) {
+            Some(s) => ids.set(s),
+            None => self.early.push((key, Early::Ids(ids))),
+        }
+    }
+
+    /// The span's close, now if its creation was decoded, else at [`Self::apply`].
+    fn end(&mut self, spans: &mut IdMap<u64, SpanInfo>, key: u64, at: u64) {
+        match spans.get_mut(&key) {
+            Some(s) => s.end = Some(at),
+            None => self.early.push((key, Early::End(at))),
+        }
+    }
+
+    /// Applies what is left to the spans whose creation was decoded; the rest (spans created
+    /// before the window) is dropped.
+    fn apply(mut self, spans: &mut IdMap<u64, SpanInfo>) {
+        for (key, early) in self.early {
             if let Some(s) = spans.get_mut(&key) {
-                s.otel_span_id = span_id;
-                s.trace_id = trace_id.or(s.trace_id);
-                s.remote_parent = remote_parent.or(s.remote_parent);
+                match early {
+                    Early::Ids(ids) => ids.set(s),
+                    Early::End(at) => s.end = Some(at),
+                }
             }
         }
-        for (key, end) in self.ends {
-            if let Some(s) = spans.get_mut(&key) {
-                s.end = Some(end);
+        // Stable: fields recorded together (one clock reading) keep their order.
+        self.fields.sort_by_key(|f| (f.0, f.1));
+        let mut span: Option<(u64, Option<&mut SpanInfo>)> = None;
+        for (key, _, name, value) in self.fields {
+            if span.as_ref().is_none_or(|(k, _)| *k != key) {
+                span = Some((key, spans.get_mut(&key)));
+            }
+            if let Some((_, Some(s))) = &mut span {
+                s.fields.push((name, value));
             }
         }
-        for (key, mut fields) in self.fields {
-            if let Some(s) = spans.get_mut(&key) {
-                // Stable: fields recorded together (one clock reading) keep their order.
-                fields.sort_by_key(|f| f.0);
-                s.fields
-                    .extend(fields.into_iter().map(|(_, name, value)| (name, value)));
+        self.events.sort_by_key(|e| (e.0, e.1.at));
+        let mut span: Option<(u64, Option<&mut SpanInfo>)> = None;
+        for (key, event) in self.events {
+            if span.as_ref().is_none_or(|(k, _)| *k != key) {
+                span = Some((key, spans.get_mut(&key)));
             }
-        }
-        for (key, mut events) in self.events {
-            if let Some(s) = spans.get_mut(&key) {
-                events.sort_by_key(|e| e.at);
-                s.events = events;
+            if let Some((_, Some(s))) = &mut span {
+                s.events.push(event);
             }
         }
     }
@@ -560,9 +605,9 @@ struct ThreadDecoder {
     park: Option<u64>,
     /// The thread's cumulative (allocations, bytes) as of the last boundary that carried them.
     last_alloc: Option<(u64, u64)>,
-    /// The span whose last event (in [`SpanUpdates::events`]) the next owner-less field
-    /// belongs to.
-    last_event: Option<u64>,
+    /// Where in [`SpanUpdates::events`] the event is that the next owner-less field belongs
+    /// to.
+    last_event: Option<usize>,
 }
 
 /// The allocation counters (allocations, bytes) a poll or span boundary carries, read from
@@ -746,43 +791,38 @@ impl ThreadDecoder {
                 self.last_event = None;
             }
             Kind::SpanIds => {
-                let span_id = p[0].w0;
-                d.by_otel_id.insert(span_id, r.arg());
-                let trace_id =
-                    (p.len() >= 3).then(|| (u128::from(p[1].w0) << 64) | u128::from(p[2].w0));
-                let remote_parent = p.get(3).map(|parent| parent.w0);
-                later
-                    .ids
-                    .insert(r.arg(), (span_id, trace_id, remote_parent));
+                let ids = Ids {
+                    span_id: p[0].w0,
+                    trace_id: (p.len() >= 3)
+                        .then(|| (u128::from(p[1].w0) << 64) | u128::from(p[2].w0)),
+                    remote_parent: p.get(3).map(|parent| parent.w0),
+                };
+                d.by_otel_id.insert(ids.span_id, r.arg());
+                later.ids(&mut d.spans, r.arg(), ids);
             }
-            Kind::SpanClose => {
-                later.ends.insert(r.arg(), ts);
-            }
+            Kind::SpanClose => later.end(&mut d.spans, r.arg(), ts),
             Kind::Event => {
                 // SAFETY: as for SpanNew: a `&'static Metadata` address written by the layer.
                 let meta: &'static Metadata<'static> =
                     unsafe { &*(p[0].w0 as *const Metadata<'static>) };
-                later.events.entry(r.arg()).or_default().push(EventInfo {
-                    at: ts,
-                    meta,
-                    fields: Vec::new(),
-                });
-                self.last_event = Some(r.arg());
+                later.events.push((
+                    r.arg(),
+                    EventInfo {
+                        at: ts,
+                        meta,
+                        fields: Vec::new(),
+                    },
+                ));
+                self.last_event = Some(later.events.len() - 1);
             }
             Kind::Field => {
                 let Some((name, value)) = decode_field(p) else {
                     return;
                 };
                 if r.arg() != 0 {
-                    later
-                        .fields
-                        .entry(r.arg())
-                        .or_default()
-                        .push((ts, name, value));
-                } else if let Some(event) = self
-                    .last_event
-                    .and_then(|k| later.events.get_mut(&k))
-                    .and_then(|events| events.last_mut())
+                    later.fields.push((r.arg(), ts, name, value));
+                } else if let Some((_, event)) =
+                    self.last_event.and_then(|i| later.events.get_mut(i))
                 {
                     event.fields.push((name, value));
                 }
