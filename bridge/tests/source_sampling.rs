@@ -444,3 +444,58 @@ fn spans_closed_on_another_thread_are_exported_whole() {
         assert_eq!(not_whole.load(Relaxed), 0, "{stats:?}");
     }
 }
+
+/// A span that outlives its request (a spawned task's, still running when the handler has
+/// answered) keeps its local root open: the trace is decided when its last span closes, and
+/// exported whole, not without the late span.
+#[test]
+fn a_span_outliving_its_request_delays_its_trace_whole() {
+    let cfg = Config {
+        slo: SloRules::parse("late.*=1ms,*=10s").unwrap(),
+        ..config()
+    };
+    granular::install_recorder(&cfg);
+    let exporter = InMemorySpanExporter::default();
+    let processor =
+        granular::GranularProcessor::new(SimpleSpanProcessor::new(exporter.clone()), cfg, "test");
+    let stats = processor.stats();
+    let dispatch: tracing::Dispatch = granular::GranularSubscriber::new(
+        processor.source_sampler(),
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
+    )
+    .into();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    let worker = tracing::dispatcher::with_default(&dispatch, || {
+        let root = tracing::info_span!("late.request");
+        let task = tracing::info_span!(parent: &root, "late.task");
+        std::thread::sleep(Duration::from_millis(2));
+        drop(root); // the request has answered; its task runs on
+        std::thread::spawn(move || {
+            let _entered = task.enter();
+            std::thread::sleep(Duration::from_millis(20));
+        })
+    });
+    worker.join().unwrap();
+    provider.force_flush().unwrap();
+    let got = exporter.get_finished_spans().unwrap();
+    let names: Vec<&str> = got.iter().map(|s| s.name.as_ref()).collect();
+    let root = got.iter().find(|s| s.name == "late.request").expect("root");
+    let task = got
+        .iter()
+        .find(|s| s.name == "late.task")
+        .expect("the late span");
+    assert_eq!(
+        task.parent_span_id,
+        root.span_context.span_id(),
+        "{names:?}"
+    );
+    assert!(
+        root.end_time >= task.end_time,
+        "the root ends with its last span"
+    );
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.exported_traces.load(Relaxed), 1, "{stats:?}");
+    assert_eq!(stats.unfinished_spans.load(Relaxed), 0, "{stats:?}");
+}
