@@ -330,7 +330,7 @@ enum TraceFate {
     Whole,
     /// Spans missing: the rings overwrote them.
     Partial,
-    /// Spans still open when the local root ended.
+    /// Spans found still open (their close was not found).
     Unfinished,
     /// Nothing found: the rings overwrote it all.
     Lost,
