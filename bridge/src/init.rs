@@ -232,9 +232,15 @@ impl Drop for Granular {
             skipped_rate_limit = s.skipped_rate_limit.load(Relaxed),
             skipped_queue_full = s.skipped_queue_full.load(Relaxed),
             light_analysed = s.light_analysed.load(Relaxed),
+            chosen_traces = s.chosen_traces.load(Relaxed),
             exported_traces = s.exported_traces.load(Relaxed),
-            dropped_traces = s.dropped_traces.load(Relaxed),
+            partial_traces = s.partial_traces.load(Relaxed),
+            unfinished_traces = s.unfinished_traces.load(Relaxed),
             lost_traces = s.lost_traces.load(Relaxed),
+            not_found_traces = s.not_found_traces.load(Relaxed),
+            rebuild_errors = s.rebuild_errors.load(Relaxed),
+            dropped_traces = s.dropped_traces.load(Relaxed),
+            dropped_healthy_spans = s.dropped_healthy_spans.load(Relaxed),
             unfinished_spans = s.unfinished_spans.load(Relaxed),
             hold_overflow = s.hold_overflow.load(Relaxed),
             analysis_errors = s.analysis_errors.load(Relaxed),
@@ -370,7 +376,7 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
         .clone()
         .unwrap_or_else(|| DEFAULT_ARTIFACT_SERVER.to_string());
     let violations = cfg.sample == SampleMode::Violations;
-    let health_signal = cfg.metrics.then_some(cfg.otlp_metrics);
+    let health_export = cfg.metrics.then_some((cfg.otlp_metrics, cfg.sample));
     let mut batch = BatchSpanProcessor::builder(exporter).build();
     // Set here: once the analyzer thread shares the processor, the SDK's own set_resource
     // call cannot reach it.
@@ -386,7 +392,11 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
     // GRANULAR_SAMPLE=violations: Granular records spans itself and builds OTel spans only
     // for exported traces; otherwise tracing-opentelemetry builds every span.
     let sampler = violations.then(|| processor.source_sampler());
-    let health = health_signal.map(|signal| (signal, resource.clone()));
+    let health = health_export.map(|(signal, mode)| HealthExport {
+        signal,
+        mode,
+        resource: resource.clone(),
+    });
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(resource)
@@ -431,21 +441,20 @@ fn set_globals(provider: &SdkTracerProvider) {
 }
 
 /// Logs the configuration warnings and the sources (the subscriber is in place), starts the
-/// health metrics (`health`: where and with which resource) and builds the guard.
+/// health metrics (`health`) and builds the guard.
 fn finish(
     provider: SdkTracerProvider,
     artifact_logs: Option<SdkLoggerProvider>,
     stats: Arc<Stats>,
     sources: Sources,
     warnings: Vec<ConfigError>,
-    health: Option<(OtlpSignal, Resource)>,
+    health: Option<HealthExport>,
 ) -> Granular {
     for w in &warnings {
         tracing::warn!("granular: {}", w.warning());
     }
     tracing::info!("granular: sources: {sources}");
-    let metrics =
-        health.and_then(|(signal, resource)| health_metrics(stats.clone(), signal, resource));
+    let metrics = health.and_then(|h| health_metrics(stats.clone(), h));
     Granular {
         provider,
         artifact_logs,
@@ -456,17 +465,21 @@ fn finish(
     }
 }
 
+/// Where and how Granular's health counters are exported.
+struct HealthExport {
+    signal: OtlpSignal,
+    mode: SampleMode,
+    /// The service's resource.
+    resource: Resource,
+}
+
 /// The meter provider exporting Granular's health counters, or `None` (with a warning) when
 /// the OTLP metric exporter cannot be built: the spans matter more than the counters.
-fn health_metrics(
-    stats: Arc<Stats>,
-    signal: OtlpSignal,
-    resource: Resource,
-) -> Option<SdkMeterProvider> {
+fn health_metrics(stats: Arc<Stats>, h: HealthExport) -> Option<SdkMeterProvider> {
     let exporter: Result<opentelemetry_otlp::MetricExporter, Error> =
-        otlp_exporter_for!(opentelemetry_otlp::MetricExporter, signal);
+        otlp_exporter_for!(opentelemetry_otlp::MetricExporter, h.signal);
     match exporter {
-        Ok(exporter) => Some(health::start(stats, resource, exporter)),
+        Ok(exporter) => Some(health::start(stats, h.mode, h.resource, exporter)),
         Err(e) => {
             tracing::warn!("{e}; Granular's health metrics are not exported");
             None

@@ -159,7 +159,8 @@ fn check_granular_stack(
         2,
         "{stack}: both healthy traces dropped without export"
     );
-    assert_eq!(stats.exported_traces.load(Relaxed), 1, "{stack}");
+    assert_eq!(stats.chosen_traces.load(Relaxed), 1, "{stack}");
+    assert_eq!(stats.exported_traces.load(Relaxed), 1, "{stack}: whole");
     let (want, have) = (by_name(expected), by_name(&got));
     assert_eq!(
         want.keys().collect::<Vec<_>>(),
@@ -333,4 +334,165 @@ fn light_decode_rebuilds_the_same_spans(trace: u128) {
     );
     let total: u64 = l.parts.values().sum();
     assert_eq!(total, l.end - l.start, "the parts add up to the span");
+}
+
+/// Issue #17 (violating traces missing from Jaeger in `violations` mode): a span created on
+/// one thread and closed on another. The analyzer decodes the rings one after another, and
+/// records of a span (its close, a late field, an event, the root's ids) on a ring decoded
+/// before the ring holding its creation were dropped: the span was taken for still open and
+/// not exported, or the whole trace was lost. Both directions are run, so one of them crosses
+/// the rings' order whichever ring each thread got.
+#[test]
+fn spans_closed_on_another_thread_are_exported_whole() {
+    use std::sync::mpsc::channel;
+
+    let cfg = Config {
+        slo: SloRules::parse("cross.*=1ms,*=10s").unwrap(),
+        ..config()
+    };
+    granular::install_recorder(&cfg);
+    let exporter = InMemorySpanExporter::default();
+    let processor =
+        granular::GranularProcessor::new(SimpleSpanProcessor::new(exporter.clone()), cfg, "test");
+    let stats = processor.stats();
+    let dispatch: tracing::Dispatch = granular::GranularSubscriber::new(
+        processor.source_sampler(),
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
+    )
+    .into();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+
+    /// Opens a trace (root and child) on this thread: each thread records a span first, so
+    /// both have a ring before either trace begins.
+    fn open(name: &'static str) -> (tracing::Span, tracing::Span) {
+        let root = tracing::info_span!(
+            "cross.request",
+            otel.name = name,
+            status = tracing::field::Empty
+        );
+        let child = tracing::info_span!(parent: &root, "cross.step", step = 1i64);
+        root.in_scope(|| tracing::info!(opened = true, "opened"));
+        (root, child)
+    }
+    /// Finishes the other thread's trace here: enters, records, logs, closes.
+    fn finish((root, child): (tracing::Span, tracing::Span)) {
+        std::thread::sleep(Duration::from_millis(2));
+        child.in_scope(|| tracing::info!(finished = true, "step done"));
+        drop(child);
+        root.record("status", 200i64);
+        root.in_scope(|| tracing::info!("answered"));
+        drop(root);
+    }
+    let (to_b, from_a) = channel();
+    let (to_a, from_b) = channel();
+    let (ready_tx, ready_rx) = channel();
+    let d = dispatch.clone();
+    let b = std::thread::spawn(move || {
+        tracing::dispatcher::with_default(&d, || {
+            tracing::info_span!("warm-up").in_scope(|| {});
+            ready_tx.send(()).unwrap();
+            to_a.send(open("B→A")).unwrap();
+            finish(from_a.recv().unwrap());
+        })
+    });
+    tracing::dispatcher::with_default(&dispatch, || {
+        ready_rx.recv().unwrap();
+        tracing::info_span!("warm-up").in_scope(|| {});
+        to_b.send(open("A→B")).unwrap();
+        finish(from_b.recv().unwrap());
+    });
+    b.join().unwrap();
+    provider.force_flush().unwrap();
+
+    use std::sync::atomic::Ordering::Relaxed;
+    let got = exporter.get_finished_spans().unwrap();
+    for name in ["A→B", "B→A"] {
+        let root = got
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name}: root exported; got {got:#?}\nstats {stats:?}"));
+        let trace = root.span_context.trace_id();
+        let child = got
+            .iter()
+            .find(|s| s.span_context.trace_id() == trace && s.name == "cross.step")
+            .unwrap_or_else(|| panic!("{name}: child exported; got {got:#?}"));
+        assert_eq!(child.parent_span_id, root.span_context.span_id(), "{name}");
+        let a = attrs(root);
+        assert_eq!(a.get("status"), Some(&Value::I64(200)), "{name}: {a:?}");
+        let events: Vec<&str> = root.events.iter().map(|e| e.name.as_ref()).collect();
+        assert_eq!(events, ["opened", "answered"], "{name}: in time order");
+        let events: Vec<&str> = child.events.iter().map(|e| e.name.as_ref()).collect();
+        assert_eq!(events, ["step done"], "{name}");
+        assert!(root.end_time > root.start_time, "{name}");
+    }
+    // Both whole, and counted so.
+    assert_eq!(stats.chosen_traces.load(Relaxed), 2, "{stats:?}");
+    assert_eq!(stats.exported_traces.load(Relaxed), 2, "{stats:?}");
+    for not_whole in [
+        &stats.partial_traces,
+        &stats.unfinished_traces,
+        &stats.lost_traces,
+        &stats.not_found_traces,
+        &stats.rebuild_errors,
+        &stats.unfinished_spans,
+    ] {
+        assert_eq!(not_whole.load(Relaxed), 0, "{stats:?}");
+    }
+}
+
+/// A span that outlives its request (a spawned task's, still running when the handler has
+/// answered) keeps its local root open: the trace is decided when its last span closes, and
+/// exported whole, not without the late span.
+#[test]
+fn a_span_outliving_its_request_delays_its_trace_whole() {
+    let cfg = Config {
+        slo: SloRules::parse("late.*=1ms,*=10s").unwrap(),
+        ..config()
+    };
+    granular::install_recorder(&cfg);
+    let exporter = InMemorySpanExporter::default();
+    let processor =
+        granular::GranularProcessor::new(SimpleSpanProcessor::new(exporter.clone()), cfg, "test");
+    let stats = processor.stats();
+    let dispatch: tracing::Dispatch = granular::GranularSubscriber::new(
+        processor.source_sampler(),
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
+    )
+    .into();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    let worker = tracing::dispatcher::with_default(&dispatch, || {
+        let root = tracing::info_span!("late.request");
+        let task = tracing::info_span!(parent: &root, "late.task");
+        std::thread::sleep(Duration::from_millis(2));
+        drop(root); // the request has answered; its task runs on
+        std::thread::spawn(move || {
+            let _entered = task.enter();
+            std::thread::sleep(Duration::from_millis(20));
+        })
+    });
+    worker.join().unwrap();
+    provider.force_flush().unwrap();
+    let got = exporter.get_finished_spans().unwrap();
+    let names: Vec<&str> = got.iter().map(|s| s.name.as_ref()).collect();
+    let root = got.iter().find(|s| s.name == "late.request").expect("root");
+    let task = got
+        .iter()
+        .find(|s| s.name == "late.task")
+        .expect("the late span");
+    assert_eq!(
+        task.parent_span_id,
+        root.span_context.span_id(),
+        "{names:?}"
+    );
+    assert!(
+        root.end_time >= task.end_time,
+        "the root ends with its last span"
+    );
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.exported_traces.load(Relaxed), 1, "{stats:?}");
+    assert_eq!(stats.unfinished_spans.load(Relaxed), 0, "{stats:?}");
 }

@@ -112,6 +112,11 @@ pub async fn messages(
         Pathology::NestedAlloc { mib } => {
             allocated_bytes = Some(pathology::nested_allocation_storm(mib).await);
         }
+        Pathology::Fanout { tasks, delay } => pathology::fan_out(tasks, delay).await?,
+        Pathology::BlockingSpans { jobs, sleep } => {
+            pathology::blocking_jobs_with_spans(jobs, sleep).await?
+        }
+        Pathology::Lock { hold } => pathology::hold_lock(hold).await,
     }
 
     let messages = match cached {

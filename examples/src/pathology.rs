@@ -2,8 +2,10 @@
 //!
 //! Every pathology really does what it says (blocks a worker, does blocking I/O, allocates,
 //! queues on the blocking pool, waits on a downstream hop, burns CPU in an unspanned child task
-//! or on the blocking pool where no span follows it), because Granular is meant to tell these
-//! apart from what the runtime actually saw.
+//! or on the blocking pool where no span follows it, fans out to spanned tasks, closes spans on
+//! blocking-pool threads, waits for a lock another request holds), because Granular is meant to
+//! tell these apart from what the runtime actually saw, and to export the traces they make
+//! whole.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -16,6 +18,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Mutex;
 use tokio::task::JoinError;
 use tracing::Instrument;
 
@@ -52,11 +55,20 @@ pub enum PathologyKind {
     /// An allocation storm in a child span (`alloc.Storm`), in 1 KiB pieces kept across
     /// `yield_now`s and freed at the end: the root's figure must count it once.
     NestedAlloc,
+    /// The work spread over spawned tasks, each in its own span (`fanout.task`), which close
+    /// on whichever worker runs them.
+    Fanout,
+    /// Jobs on tokio's own `spawn_blocking` (which Granular's hooks do not see), each in a span
+    /// (`blocking.job`) the handler creates and the blocking-pool thread enters and closes.
+    BlockingSpans,
+    /// A process-wide async lock held across an awaited timer (`lock.held`), which a concurrent
+    /// `lock` request waits for (`lock.wait`).
+    Lock,
 }
 
 impl PathologyKind {
     /// Every kind, in the order error messages list them.
-    pub const ALL: [PathologyKind; 11] = [
+    pub const ALL: [PathologyKind; 14] = [
         Self::None,
         Self::Block,
         Self::BlockFile,
@@ -68,6 +80,9 @@ impl PathologyKind {
         Self::TokioBlocking,
         Self::ChildBlocking,
         Self::NestedAlloc,
+        Self::Fanout,
+        Self::BlockingSpans,
+        Self::Lock,
     ];
 
     /// The name used on the wire and in the response JSON.
@@ -84,6 +99,9 @@ impl PathologyKind {
             Self::TokioBlocking => "tokio_blocking",
             Self::ChildBlocking => "child_blocking",
             Self::NestedAlloc => "nested_alloc",
+            Self::Fanout => "fanout",
+            Self::BlockingSpans => "blocking_spans",
+            Self::Lock => "lock",
         }
     }
 
@@ -134,7 +152,7 @@ pub struct RawParams<'a> {
     pub ms: Option<&'a str>,
     /// Mebibytes: how much to allocate or write.
     pub mib: Option<&'a str>,
-    /// How many `spawn_blocking` jobs to submit.
+    /// How many `spawn_blocking` jobs to submit, or tasks to fan out to.
     pub jobs: Option<&'a str>,
 }
 
@@ -166,6 +184,12 @@ pub enum Pathology {
     ChildBlocking { cpu: Duration },
     /// See [`PathologyKind::NestedAlloc`].
     NestedAlloc { mib: u64 },
+    /// See [`PathologyKind::Fanout`].
+    Fanout { tasks: u64, delay: Duration },
+    /// See [`PathologyKind::BlockingSpans`].
+    BlockingSpans { jobs: u64, sleep: Duration },
+    /// See [`PathologyKind::Lock`].
+    Lock { hold: Duration },
 }
 
 impl Pathology {
@@ -193,6 +217,15 @@ impl Pathology {
             PathologyKind::NestedAlloc => Self::NestedAlloc {
                 mib: bounded(raw.mib, "mib", 64, 1024)?,
             },
+            PathologyKind::Fanout => Self::Fanout {
+                tasks: bounded(raw.jobs, "jobs", 4, 64)?,
+                delay: ms(2)?,
+            },
+            PathologyKind::BlockingSpans => Self::BlockingSpans {
+                jobs: bounded(raw.jobs, "jobs", 2, 64)?,
+                sleep: ms(5)?,
+            },
+            PathologyKind::Lock => Self::Lock { hold: ms(20)? },
         })
     }
 
@@ -210,6 +243,9 @@ impl Pathology {
             Self::TokioBlocking { .. } => PathologyKind::TokioBlocking,
             Self::ChildBlocking { .. } => PathologyKind::ChildBlocking,
             Self::NestedAlloc { .. } => PathologyKind::NestedAlloc,
+            Self::Fanout { .. } => PathologyKind::Fanout,
+            Self::BlockingSpans { .. } => PathologyKind::BlockingSpans,
+            Self::Lock { .. } => PathologyKind::Lock,
         }
     }
 }
@@ -331,6 +367,53 @@ pub async fn nested_allocation_storm(mib: u64) -> u64 {
 /// awaits it: the parent's span sees only an idle wait unless Granular follows the spawn.
 pub async fn cpu_in_unspanned_child(cpu: Duration) -> Result<u64, JoinError> {
     tokio::spawn(async move { crate::cpu::burn(cpu) }).await
+}
+
+/// Spawns `tasks` child tasks, each in its own `fanout.task` span (a child of the current one)
+/// awaiting a timer of `delay`, and awaits them all: the spans are created here and entered and
+/// closed on whichever worker runs each task.
+pub async fn fan_out(tasks: u64, delay: Duration) -> Result<(), JoinError> {
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let span = tracing::info_span!("fanout.task", task = task as i64);
+            tokio::spawn(tokio::time::sleep(delay).instrument(span))
+        })
+        .collect();
+    for handle in handles {
+        handle.await?;
+    }
+    Ok(())
+}
+
+/// Runs `jobs` blocking sleeps on tokio's own `spawn_blocking`, each in a `blocking.job` span
+/// created here (a child of the current one) and entered and closed on the blocking-pool thread.
+pub async fn blocking_jobs_with_spans(jobs: u64, sleep: Duration) -> Result<(), JoinError> {
+    let handles: Vec<_> = (0..jobs)
+        .map(|job| {
+            let span = tracing::info_span!("blocking.job", job = job as i64);
+            tokio::task::spawn_blocking(move || span.in_scope(|| std::thread::sleep(sleep)))
+        })
+        .collect();
+    for handle in handles {
+        handle.await?;
+    }
+    Ok(())
+}
+
+/// The lock the `lock` pathology contends for.
+static LOCK: Mutex<()> = Mutex::const_new(());
+
+/// Waits for the process-wide lock (span `lock.wait`), then holds it across an awaited timer of
+/// `hold` (span `lock.held`), as a handler that keeps a lock over an `.await` does.
+pub async fn hold_lock(hold: Duration) {
+    let guard = LOCK
+        .lock()
+        .instrument(tracing::info_span!("lock.wait"))
+        .await;
+    tokio::time::sleep(hold)
+        .instrument(tracing::info_span!("lock.held"))
+        .await;
+    drop(guard);
 }
 
 #[cfg(test)]

@@ -271,6 +271,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn fanout_blocking_spans_and_lock_make_their_spans_under_the_request() {
+        let (_telemetry, spans) = telemetry();
+        let base = serve().await;
+        for (query, span, count) in [
+            ("pathology=fanout&jobs=3&ms=1", "fanout.task", 3),
+            ("pathology=blocking_spans&jobs=2&ms=1", "blocking.job", 2),
+            ("pathology=lock&ms=1", "lock.wait", 1),
+            ("pathology=lock&ms=1", "lock.held", 1),
+        ] {
+            let (status, trace_id, body) = get(&format!("{base}/messages?{query}"), &[]).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            let of_request = |name: &str| -> Vec<SpanData> {
+                spans
+                    .named(name)
+                    .into_iter()
+                    .filter(|s| s.span_context.trace_id().to_string() == trace_id)
+                    .collect()
+            };
+            // The server span itself may end after the response (and, with this test's
+            // thread-local subscriber, never once a span closed on a blocking-pool thread:
+            // the registry releases a parent through the thread's default subscriber), so the
+            // request's span is found as its auth.AccessToken's parent.
+            let [auth] = &of_request("auth.AccessToken")[..] else {
+                panic!("{query}: one auth.AccessToken span");
+            };
+            let made = of_request(span);
+            assert_eq!(made.len(), count, "{query}: {span}");
+            for s in made {
+                assert_eq!(s.parent_span_id, auth.parent_span_id, "{query}: {span}");
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn server_errors_mark_the_span() {
         let (_telemetry, spans) = telemetry();
         // A port nobody listens on: bind one, then free it.
@@ -307,6 +341,9 @@ mod tests {
             ("pathology=spawn_blocking&jobs=3&ms=1", "spawn_blocking"),
             ("pathology=child&ms=1", "child"),
             ("pathology=sleep&ms=1", "sleep"),
+            ("pathology=fanout&jobs=2&ms=1", "fanout"),
+            ("pathology=blocking_spans&jobs=2&ms=1", "blocking_spans"),
+            ("pathology=lock&ms=1", "lock"),
         ] {
             let (status, _, body) = get(&format!("{base}/messages?{query}"), &[]).await;
             assert_eq!(status, 200, "{query}: {body}");

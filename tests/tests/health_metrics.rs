@@ -3,8 +3,8 @@
 //!
 //! * Through the real Collector (`deploy/collector/single.yaml`, whose metrics pipeline logs
 //!   what it receives with the debug exporter): `granular.traces.exported` arrives and counts
-//!   exactly the violating traces the test sent; the loss counters arrive as well, so an SRE
-//!   can alert on them.
+//!   exactly the violating traces the test sent (`granular.traces.chosen` as many, all whole);
+//!   the loss counters arrive as well, so an SRE can alert on them.
 //! * Straight to Jaeger, which takes no metrics: the service says so once and goes on, rather
 //!   than logging an export error every interval; its spans still arrive.
 
@@ -87,10 +87,15 @@ fn health_counters_reach_a_collector_as_metrics() {
         "granular.traces.exported should count the {REQUESTS} violating traces; collector log: {}",
         collector.process().log_path().display()
     );
+    assert_eq!(
+        last_value(&log, "granular.traces.chosen", None),
+        Some(REQUESTS as f64),
+        "every violating trace chosen, every one exported whole"
+    );
     for (name, attribute) in [
         ("granular.traces.dropped", None),
-        ("granular.traces.lost", Some("reason")),
-        ("granular.spans.skipped", Some("queue_full")),
+        ("granular.traces.incomplete", Some("queue_full")),
+        ("granular.spans.skipped", Some("rate_limit")),
         ("granular.spans.analyzed", Some("full")),
     ] {
         assert!(

@@ -392,6 +392,7 @@ fn decode_keeping(
         spawned_in_span: IdMap::default(),
         spawned_by_task: IdMap::default(),
     };
+    let mut later = SpanUpdates::default();
     for t in &snap.threads {
         for o in &t.owners {
             if let Some(name) = &o.name {
@@ -478,11 +479,12 @@ fn decode_keeping(
                 decoder.park_seen = false;
                 continue;
             }
-            decoder.apply(kind, r, p, ts, window_start, &mut act, &mut d);
+            decoder.apply(kind, r, p, ts, window_start, &mut act, &mut d, &mut later);
         }
         decoder.close_all(&mut act, taken_at);
         d.threads.push(act);
     }
+    later.apply(&mut d.spans);
     d.threads
         .retain(|t| !(t.polls.is_empty() && t.entries.is_empty() && t.parks.is_empty()));
     for samples in d.os_samples.values_mut() {
@@ -543,6 +545,102 @@ fn close_open_intervals(iv: &mut Vec<(u64, u64, bool)>, taken_at: u64) {
     *iv = out;
 }
 
+/// What the records that follow a span's creation say about it (its ids, fields, events and
+/// close), gathered from every ring and applied once all are decoded. A span created on one
+/// thread is entered, recorded, logged in and closed on whichever threads its future runs on,
+/// and the rings are decoded one after another: applied as they came, the records on a ring
+/// decoded before the one holding the span's creation found no span and were dropped, so the
+/// span was taken for still open and not exported, and a trace none of whose spans closed on
+/// its root's ring was lost whole (issue #17). Ids and closes are applied at once when the
+/// span is known (the common case), kept for the end otherwise; fields and events are all
+/// kept, and put in time order per span at the end: a field recorded again on another thread
+/// keeps its last value.
+#[derive(Default)]
+struct SpanUpdates {
+    /// Ids and closes found before their span's creation (on a ring decoded earlier).
+    early: Vec<(u64, Early)>,
+    /// Every field recorded on a span: (span, time, name, value).
+    fields: Vec<(u64, u64, &'static str, FieldValue)>,
+    /// Every event inside a span: (span, event).
+    events: Vec<(u64, EventInfo)>,
+}
+
+/// A span's ids as its `SpanIds` record gives them.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    span_id: u64,
+    /// Local roots only.
+    trace_id: Option<u128>,
+    /// Local roots whose parent came over the wire.
+    remote_parent: Option<u64>,
+}
+
+impl Ids {
+    fn set(self, s: &mut SpanInfo) {
+        s.otel_span_id = self.span_id;
+        s.trace_id = self.trace_id.or(s.trace_id);
+        s.remote_parent = self.remote_parent.or(s.remote_parent);
+    }
+}
+
+/// A record about a span found before the span's creation.
+enum Early {
+    Ids(Ids),
+    End(u64),
+}
+
+impl SpanUpdates {
+    /// The span's ids, now if its creation was decoded, else at [`Self::apply`].
+    fn ids(&mut self, spans: &mut IdMap<u64, SpanInfo>, key: u64, ids: Ids) {
+        match spans.get_mut(&key) {
+            Some(s) => ids.set(s),
+            None => self.early.push((key, Early::Ids(ids))),
+        }
+    }
+
+    /// The span's close, now if its creation was decoded, else at [`Self::apply`].
+    fn end(&mut self, spans: &mut IdMap<u64, SpanInfo>, key: u64, at: u64) {
+        match spans.get_mut(&key) {
+            Some(s) => s.end = Some(at),
+            None => self.early.push((key, Early::End(at))),
+        }
+    }
+
+    /// Applies what is left to the spans whose creation was decoded; the rest (spans created
+    /// before the window) is dropped.
+    fn apply(mut self, spans: &mut IdMap<u64, SpanInfo>) {
+        for (key, early) in self.early {
+            if let Some(s) = spans.get_mut(&key) {
+                match early {
+                    Early::Ids(ids) => ids.set(s),
+                    Early::End(at) => s.end = Some(at),
+                }
+            }
+        }
+        // Stable: fields recorded together (one clock reading) keep their order.
+        self.fields.sort_by_key(|f| (f.0, f.1));
+        let mut span: Option<(u64, Option<&mut SpanInfo>)> = None;
+        for (key, _, name, value) in self.fields {
+            if span.as_ref().is_none_or(|(k, _)| *k != key) {
+                span = Some((key, spans.get_mut(&key)));
+            }
+            if let Some((_, Some(s))) = &mut span {
+                s.fields.push((name, value));
+            }
+        }
+        self.events.sort_by_key(|e| (e.0, e.1.at));
+        let mut span: Option<(u64, Option<&mut SpanInfo>)> = None;
+        for (key, event) in self.events {
+            if span.as_ref().is_none_or(|(k, _)| *k != key) {
+                span = Some((key, spans.get_mut(&key)));
+            }
+            if let Some((_, Some(s))) = &mut span {
+                s.events.push(event);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct ThreadDecoder {
     polls: Vec<Poll>,
@@ -553,8 +651,9 @@ struct ThreadDecoder {
     park_seen: bool,
     /// The thread's cumulative (allocations, bytes) as of the last boundary that carried them.
     last_alloc: Option<(u64, u64)>,
-    /// The span whose last event the next owner-less field belongs to.
-    last_event: Option<u64>,
+    /// Where in [`SpanUpdates::events`] the event is that the next owner-less field belongs
+    /// to.
+    last_event: Option<usize>,
 }
 
 /// The allocation counters (allocations, bytes) a poll or span boundary carries, read from
@@ -651,6 +750,7 @@ impl ThreadDecoder {
         window_start: u64,
         act: &mut ThreadActivity,
         d: &mut Decoded,
+        later: &mut SpanUpdates,
     ) {
         // The boundary's own counters, if it carried any, are already in `last_alloc`: the
         // allocator's counters are recorded only when they changed.
@@ -744,53 +844,40 @@ impl ThreadDecoder {
                 self.last_event = None;
             }
             Kind::SpanIds => {
-                let span_id = p[0].w0;
-                d.by_otel_id.insert(span_id, r.arg());
-                if let Some(s) = d.spans.get_mut(&r.arg()) {
-                    s.otel_span_id = span_id;
-                    if p.len() >= 3 {
-                        s.trace_id = Some((u128::from(p[1].w0) << 64) | u128::from(p[2].w0));
-                    }
-                    if p.len() == 4 {
-                        s.remote_parent = Some(p[3].w0);
-                    }
-                }
+                let ids = Ids {
+                    span_id: p[0].w0,
+                    trace_id: (p.len() >= 3)
+                        .then(|| (u128::from(p[1].w0) << 64) | u128::from(p[2].w0)),
+                    remote_parent: p.get(3).map(|parent| parent.w0),
+                };
+                d.by_otel_id.insert(ids.span_id, r.arg());
+                later.ids(&mut d.spans, r.arg(), ids);
             }
-            Kind::SpanClose => {
-                if let Some(s) = d.spans.get_mut(&r.arg()) {
-                    s.end = Some(ts);
-                }
-            }
+            Kind::SpanClose => later.end(&mut d.spans, r.arg(), ts),
             Kind::Event => {
                 // SAFETY: as for SpanNew: a `&'static Metadata` address written by the layer.
                 let meta: &'static Metadata<'static> =
                     unsafe { &*(p[0].w0 as *const Metadata<'static>) };
-                self.last_event = d.spans.get_mut(&r.arg()).map(|s| {
-                    s.events.push(EventInfo {
+                later.events.push((
+                    r.arg(),
+                    EventInfo {
                         at: ts,
                         meta,
                         fields: Vec::new(),
-                    });
-                    r.arg()
-                });
+                    },
+                ));
+                self.last_event = Some(later.events.len() - 1);
             }
             Kind::Field => {
-                let value = decode_field(p);
-                let owner = if r.arg() == 0 {
-                    self.last_event
-                } else {
-                    Some(r.arg())
+                let Some((name, value)) = decode_field(p) else {
+                    return;
                 };
-                if let (Some((name, value)), Some(span)) =
-                    (value, owner.and_then(|k| d.spans.get_mut(&k)))
+                if r.arg() != 0 {
+                    later.fields.push((r.arg(), ts, name, value));
+                } else if let Some((_, event)) =
+                    self.last_event.and_then(|i| later.events.get_mut(i))
                 {
-                    if r.arg() == 0 {
-                        if let Some(e) = span.events.last_mut() {
-                            e.fields.push((name, value));
-                        }
-                    } else {
-                        span.fields.push((name, value));
-                    }
+                    event.fields.push((name, value));
                 }
             }
             Kind::TaskSpawn => {

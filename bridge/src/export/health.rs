@@ -16,7 +16,7 @@
 //! then says so once and stops exporting, rather than logging an error every interval.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -28,6 +28,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 use super::processor::Stats;
+use crate::config::SampleMode;
 use crate::recorder::FlightRecorder;
 
 /// The instrumentation scope of Granular's own metrics.
@@ -37,6 +38,7 @@ pub const METER_NAME: &str = "granular";
 /// (periodically, at `OTEL_METRIC_EXPORT_INTERVAL`), with `resource` (the service's).
 pub(crate) fn start<E: PushMetricExporter>(
     stats: Arc<Stats>,
+    mode: SampleMode,
     resource: Resource,
     exporter: E,
 ) -> SdkMeterProvider {
@@ -45,131 +47,161 @@ pub(crate) fn start<E: PushMetricExporter>(
         .with_reader(reader)
         .with_resource(resource)
         .build();
-    register(&provider.meter(METER_NAME), stats);
+    register(&provider.meter(METER_NAME), stats, mode);
     provider
 }
 
-/// One observable counter per figure of the shutdown line; attributes tell reasons apart.
-fn register(meter: &Meter, stats: Arc<Stats>) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let counter = |name: &'static str, unit: &'static str, description: &'static str| {
+/// A data point: its value and at most one attribute.
+type Point = (u64, Option<(&'static str, &'static str)>);
+
+/// One counter over [`Stats`]: what it is called, its unit and meaning, and its points.
+struct Counter {
+    name: &'static str,
+    unit: &'static str,
+    description: &'static str,
+    points: fn(&Stats, SampleMode) -> Vec<Point>,
+}
+
+fn read(n: &AtomicU64) -> u64 {
+    n.load(Ordering::Relaxed)
+}
+
+/// The counters over [`Stats`]. For the traces a `violations` decision chose for export,
+/// `granular.traces.chosen` = `granular.traces.exported` + the sum of
+/// `granular.traces.incomplete` over its reasons.
+const COUNTERS: &[Counter] = &[
+    Counter {
+        name: "granular.spans.analyzed",
+        unit: "{span}",
+        description: "violating (or baseline) spans given a breakdown, by analysis (full, or light under load)",
+        points: |s, _| {
+            vec![
+                (read(&s.enriched), Some(("analysis", "full"))),
+                (read(&s.light_analysed), Some(("analysis", "light"))),
+            ]
+        },
+    },
+    Counter {
+        name: "granular.spans.skipped",
+        unit: "{span}",
+        description: "violating spans exported without a breakdown, by reason",
+        points: |s, mode| {
+            let mut v = vec![
+                (read(&s.skipped_rate_limit), Some(("reason", "rate_limit"))),
+                (read(&s.analysis_errors), Some(("reason", "analysis_error"))),
+            ];
+            // With `violations`, a full queue turns whole traces away: counted below.
+            if mode == SampleMode::All {
+                v.push((read(&s.skipped_queue_full), Some(("reason", "queue_full"))));
+            }
+            v
+        },
+    },
+    Counter {
+        name: "granular.spans.unfinished",
+        unit: "{span}",
+        description: "spans still open when their trace was exported (not exported)",
+        points: |s, _| vec![(read(&s.unfinished_spans), None)],
+    },
+    Counter {
+        name: "granular.traces.chosen",
+        unit: "{trace}",
+        description: "traces a GRANULAR_SAMPLE=violations decision chose for export",
+        points: |s, _| vec![(read(&s.chosen_traces), None)],
+    },
+    Counter {
+        name: "granular.traces.exported",
+        unit: "{trace}",
+        description: "chosen traces exported whole",
+        points: |s, _| vec![(read(&s.exported_traces), None)],
+    },
+    Counter {
+        name: "granular.traces.incomplete",
+        unit: "{trace}",
+        description: "chosen traces exported without some of their spans, or not at all, by reason",
+        points: |s, mode| {
+            let mut v = vec![
+                (
+                    read(&s.partial_traces),
+                    Some(("reason", "partly_overwritten")),
+                ),
+                (read(&s.lost_traces), Some(("reason", "overwritten"))),
+                (read(&s.unfinished_traces), Some(("reason", "unfinished"))),
+                (read(&s.not_found_traces), Some(("reason", "not_found"))),
+                (read(&s.rebuild_errors), Some(("reason", "rebuild_error"))),
+            ];
+            if mode == SampleMode::Violations {
+                v.push((read(&s.skipped_queue_full), Some(("reason", "queue_full"))));
+            }
+            v
+        },
+    },
+    Counter {
+        name: "granular.traces.dropped",
+        unit: "{trace}",
+        description: "healthy traces a GRANULAR_SAMPLE=violations decision did not export (by design)",
+        points: |s, _| vec![(read(&s.dropped_traces), None)],
+    },
+    Counter {
+        name: "granular.artifacts.failed",
+        unit: "{artifact}",
+        description: "timelines the artifact store failed to keep",
+        points: |s, _| vec![(read(&s.artifact_errors), None)],
+    },
+];
+
+/// The counters over [`Stats`], the recorder's loss counters and the analyzer's CPU time.
+fn register(meter: &Meter, stats: Arc<Stats>, mode: SampleMode) {
+    for c in COUNTERS {
+        let s = stats.clone();
         meter
-            .u64_observable_counter(name)
-            .with_unit(unit)
-            .with_description(description)
-    };
-    let s = stats.clone();
-    counter(
-        "granular.spans.analyzed",
-        "{span}",
-        "SLO-violating (or baseline) spans given a breakdown, by analysis (full, or light under load)",
-    )
-    .with_callback(move |o| {
-        o.observe(s.enriched.load(Relaxed), &[KeyValue::new("analysis", "full")]);
-        o.observe(
-            s.light_analysed.load(Relaxed),
-            &[KeyValue::new("analysis", "light")],
-        );
-    })
-    .build();
-    let s = stats.clone();
-    counter(
-        "granular.spans.skipped",
-        "{span}",
-        "violating spans exported without a breakdown, by reason",
-    )
-    .with_callback(move |o| {
-        for (reason, n) in [
-            ("rate_limit", &s.skipped_rate_limit),
-            ("queue_full", &s.skipped_queue_full),
-            ("analysis_error", &s.analysis_errors),
-        ] {
-            o.observe(n.load(Relaxed), &[KeyValue::new("reason", reason)]);
-        }
-    })
-    .build();
-    let s = stats.clone();
-    counter(
-        "granular.traces.exported",
-        "{trace}",
-        "traces exported by a GRANULAR_SAMPLE=violations decision",
-    )
-    .with_callback(move |o| o.observe(s.exported_traces.load(Relaxed), &[]))
-    .build();
-    let s = stats.clone();
-    counter(
-        "granular.traces.dropped",
-        "{trace}",
-        "healthy traces a GRANULAR_SAMPLE=violations decision did not export (by design)",
-    )
-    .with_callback(move |o| o.observe(s.dropped_traces.load(Relaxed), &[]))
-    .build();
-    let s = stats.clone();
-    counter(
-        "granular.traces.lost",
-        "{trace}",
-        "traces chosen for export that could not be, by reason",
-    )
-    .with_callback(move |o| {
-        o.observe(
-            s.lost_traces.load(Relaxed),
-            &[KeyValue::new("reason", "not_in_recorder")],
-        );
-    })
-    .build();
-    let s = stats.clone();
-    counter(
-        "granular.spans.unfinished",
-        "{span}",
-        "spans still open when their trace was exported (not exported)",
-    )
-    .with_callback(move |o| o.observe(s.unfinished_spans.load(Relaxed), &[]))
-    .build();
-    let s = stats.clone();
-    counter(
-        "granular.artifacts.failed",
-        "{artifact}",
-        "timelines the artifact store failed to keep",
-    )
-    .with_callback(move |o| o.observe(s.artifact_errors.load(Relaxed), &[]))
-    .build();
-    let s = stats;
+            .u64_observable_counter(c.name)
+            .with_unit(c.unit)
+            .with_description(c.description)
+            .with_callback(move |o| {
+                for (value, attribute) in (c.points)(&s, mode) {
+                    match attribute {
+                        Some((k, v)) => o.observe(value, &[KeyValue::new(k, v)]),
+                        None => o.observe(value, &[]),
+                    }
+                }
+            })
+            .build();
+    }
     meter
         .f64_observable_counter("granular.analyzer.cpu_time")
         .with_unit("s")
         .with_description("CPU time the analyzer thread spent decoding, analysing and exporting")
         .with_callback(move |o| {
             // Absent, not 0, where schedstat cannot be read.
-            let ns = s.analyzer_cpu_ns.load(Relaxed);
+            let ns = read(&stats.analyzer_cpu_ns);
             if ns > 0 {
                 o.observe(ns as f64 / 1e9, &[]);
             }
         })
         .build();
-    counter(
-        "granular.recorder.records.overwritten",
-        "{record}",
-        "records the flight recorder's rings overwrote (the oldest, as designed)",
-    )
-    .with_callback(|o| {
-        if let Some(r) = FlightRecorder::get() {
-            o.observe(r.counters().overwritten, &[]);
-        }
-    })
-    .build();
-    counter(
-        "granular.recorder.records.dropped",
-        "{record}",
-        "records not written because their thread had no ring, by kind",
-    )
-    .with_callback(|o| {
-        if let Some(r) = FlightRecorder::get() {
-            for (kind, n) in r.counters().dropped {
-                o.observe(n, &[KeyValue::new("kind", format!("{kind:?}"))]);
+    meter
+        .u64_observable_counter("granular.recorder.records.overwritten")
+        .with_unit("{record}")
+        .with_description("records the flight recorder's rings overwrote (the oldest, as designed)")
+        .with_callback(|o| {
+            if let Some(r) = FlightRecorder::get() {
+                o.observe(r.counters().overwritten, &[]);
             }
-        }
-    })
-    .build();
+        })
+        .build();
+    meter
+        .u64_observable_counter("granular.recorder.records.dropped")
+        .with_unit("{record}")
+        .with_description("records not written because their thread had no ring, by kind")
+        .with_callback(|o| {
+            if let Some(r) = FlightRecorder::get() {
+                for (kind, n) in r.counters().dropped {
+                    o.observe(n, &[KeyValue::new("kind", format!("{kind:?}"))]);
+                }
+            }
+        })
+        .build();
 }
 
 /// A metric exporter that stops for good, saying so once, when the endpoint answers that it
@@ -281,7 +313,12 @@ mod tests {
             .analyzer_cpu_ns
             .store(1_500_000_000, Ordering::Relaxed);
         let exporter = InMemoryMetricExporter::default();
-        let provider = start(stats, Resource::builder().build(), exporter.clone());
+        let provider = start(
+            stats,
+            SampleMode::Violations,
+            Resource::builder().build(),
+            exporter.clone(),
+        );
         provider.force_flush().unwrap();
         let got = points(&exporter);
         let value = |name: &str, attr: Option<&str>| {
@@ -298,8 +335,13 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(
+            value("granular.traces.incomplete", Some("reason=queue_full")),
+            Some(2.0),
+            "with violations, a full queue turns traces away"
+        );
+        assert_eq!(
             value("granular.spans.skipped", Some("reason=queue_full")),
-            Some(2.0)
+            None
         );
         assert_eq!(value("granular.traces.exported", None), Some(5.0));
         assert_eq!(value("granular.analyzer.cpu_time", None), Some(1.5));

@@ -42,7 +42,13 @@ use crate::clock::{self, Calibration};
 use crate::config::{ArtifactSink, Config, SampleMode};
 use crate::recorder::{FlightRecorder, RecorderSnapshot};
 
-/// Counters of what the processor did; read them with [`GranularProcessor::stats`].
+/// Counters of what the processor did; read them with [`GranularProcessor::stats`]. The
+/// shutdown line (`granular: shut down ...`) prints every one.
+///
+/// Each trace a `violations`-mode decision chose for export (`chosen_traces`) ends in exactly
+/// one of `exported_traces`, `partial_traces`, `unfinished_traces`, `lost_traces`,
+/// `not_found_traces`, `rebuild_errors` or (traces Granular recorded itself)
+/// `skipped_queue_full`; the difference is traces still waiting for the analyzer.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Spans given a breakdown from a full analysis.
@@ -50,27 +56,46 @@ pub struct Stats {
     /// Spans exported without a breakdown because `GRANULAR_MAX_ENRICH_PER_SEC` was reached
     /// (`all` mode).
     pub skipped_rate_limit: AtomicU64,
-    /// Spans (or, in span-recording mode, violating traces) the analyzer's full queue turned
-    /// away: spans are exported undecided, traces are not exported.
+    /// Spans (or, in span-recording mode, traces chosen for export) the analyzer's full queue
+    /// turned away, or that found no analyzer thread running: spans are exported undecided,
+    /// traces are not exported.
     pub skipped_queue_full: AtomicU64,
     /// Spans analysed from a light decode because full analysis would exceed its share.
     pub light_analysed: AtomicU64,
     /// Spans of held traces (tracing-opentelemetry's spans in `violations` mode) dropped with
     /// their healthy trace.
     pub dropped_healthy_spans: AtomicU64,
-    /// Traces exported by a `violations`-mode decision (held or rebuilt from the recorder); in
-    /// `all` mode every trace is exported and none is counted here.
+    /// Traces a `violations`-mode decision chose for export when their local root ended (a
+    /// span violated its SLO, or the trace is in the baseline); see the struct's docs for
+    /// where each one ends. In `all` mode every trace is exported and none is counted here.
+    pub chosen_traces: AtomicU64,
+    /// Chosen traces exported whole: every span they had (held, or rebuilt from the recorder).
     pub exported_traces: AtomicU64,
+    /// Chosen traces exported without some of their spans, which the rings had overwritten
+    /// before the analyzer copied them; their spans carry `granular.data_loss=true`.
+    pub partial_traces: AtomicU64,
+    /// Chosen traces exported without spans found still open after their local root ended
+    /// (those spans are counted in `unfinished_spans`). Granular's subscribers close a parent
+    /// after its children, so such a span's close was not found: a defect, expected to stay 0.
+    pub unfinished_traces: AtomicU64,
+    /// Chosen traces not exported: the rings had overwritten all their spans before the
+    /// analyzer copied them (see `GRANULAR_RING_KB` and docs/architecture.md, Known limits).
+    pub lost_traces: AtomicU64,
+    /// Chosen traces exported without some of their spans, or not exported, although the
+    /// rings had overwritten nothing of their window: a defect, expected to stay 0.
+    pub not_found_traces: AtomicU64,
+    /// Chosen traces not exported because rebuilding them from the recorder failed (a
+    /// defect; logged once).
+    pub rebuild_errors: AtomicU64,
     /// Traces a `violations`-mode decision dropped as healthy.
     pub dropped_traces: AtomicU64,
     /// Held traces decided early because `GRANULAR_HOLD_SPANS` spans were held.
     pub hold_overflow: AtomicU64,
     /// Artifacts the artifact store failed to keep (the span says so).
     pub artifact_errors: AtomicU64,
-    /// Spans or traces whose analysis or rebuild failed (exported without a breakdown).
+    /// Spans whose analysis failed (exported without a breakdown, marked
+    /// `granular.skipped=analysis_error`).
     pub analysis_errors: AtomicU64,
-    /// Traces chosen for export whose spans were no longer in the recorder.
-    pub lost_traces: AtomicU64,
     /// Spans still open when their trace was exported (not exported).
     pub unfinished_spans: AtomicU64,
     /// The analyzer thread's CPU time, ns, as of its last batch (from schedstat; 0 where the
@@ -298,6 +323,47 @@ impl<P: SpanProcessor + 'static> SpanProcessor for GranularProcessor<P> {
         // other owner of `inner`) starts lazily on the first span, so this is the sole owner.
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.set_resource(resource);
+        }
+    }
+}
+
+/// Where a trace rebuilt from the recorder ends, each a counter of [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TraceFate {
+    Whole,
+    /// Spans missing: the rings overwrote them.
+    Partial,
+    /// Spans found still open (their close was not found).
+    Unfinished,
+    /// Nothing found: the rings overwrote it all.
+    Lost,
+    /// Spans missing though the rings overwrote nothing of the trace's window.
+    NotFound,
+}
+
+impl TraceFate {
+    /// The fate of a trace that had `spans` spans, of which `exported` were found and
+    /// rebuilt and `unfinished` found still open; `overwritten`: the rings overwrote records
+    /// of its window.
+    fn of(spans: usize, exported: usize, unfinished: usize, overwritten: bool) -> Self {
+        let missing = spans > exported + unfinished;
+        match (exported, missing, overwritten) {
+            (0, _, true) => Self::Lost,
+            (0, _, false) => Self::NotFound,
+            (_, true, true) => Self::Partial,
+            (_, true, false) => Self::NotFound,
+            _ if unfinished > 0 => Self::Unfinished,
+            _ => Self::Whole,
+        }
+    }
+
+    fn counter(self, stats: &Stats) -> &AtomicU64 {
+        match self {
+            Self::Whole => &stats.exported_traces,
+            Self::Partial => &stats.partial_traces,
+            Self::Unfinished => &stats.unfinished_traces,
+            Self::Lost => &stats.lost_traces,
+            Self::NotFound => &stats.not_found_traces,
         }
     }
 }
@@ -586,6 +652,7 @@ impl<P: SpanProcessor> Analyzer<P> {
                 .fetch_add(h.spans.len() as u64, Ordering::Relaxed);
             return;
         }
+        self.stats.chosen_traces.fetch_add(1, Ordering::Relaxed);
         self.stats.exported_traces.fetch_add(1, Ordering::Relaxed);
         for (mut span, j) in h.spans {
             if j.violated || (j.wants_detail() && !h.violated) {
@@ -699,21 +766,32 @@ impl<P: SpanProcessor> Analyzer<P> {
         for r in rebuilds {
             let rebuilt = decoded.as_ref().and_then(|d| {
                 catch_unwind(AssertUnwindSafe(|| {
-                    rebuild(d, r.root, r.trace_id, &self.scope)
+                    let rebuilt = rebuild(d, r.root, r.trace_id, &self.scope);
+                    // The rings overwrote records of the trace's window.
+                    let start = cal.to_unix_ns(r.start_ticks);
+                    let overwritten = d.complete_since.is_some_and(|c| c > start);
+                    (rebuilt, overwritten)
                 }))
                 .ok()
             });
-            let Some(rebuilt) = rebuilt else {
-                self.stats.analysis_errors.fetch_add(1, Ordering::Relaxed);
+            let Some((rebuilt, overwritten)) = rebuilt else {
+                if self.stats.rebuild_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!(
+                        "granular: rebuilding a trace from the recorder failed; not exported (counted as rebuild_errors)"
+                    );
+                }
                 continue;
             };
-            if rebuilt.spans.is_empty() {
-                self.stats.lost_traces.fetch_add(1, Ordering::Relaxed);
-            }
             self.stats
                 .unfinished_spans
                 .fetch_add(rebuilt.unfinished as u64, Ordering::Relaxed);
-            self.stats.exported_traces.fetch_add(1, Ordering::Relaxed);
+            let fate = TraceFate::of(
+                r.span_count,
+                rebuilt.spans.len(),
+                rebuilt.unfinished,
+                overwritten,
+            );
+            fate.counter(&self.stats).fetch_add(1, Ordering::Relaxed);
             for span in rebuilt.spans {
                 let j = judge(&self.cfg, &span);
                 if j.wants_detail() {
@@ -911,5 +989,33 @@ impl<P: SpanProcessor> Analyzer<P> {
                 }
             });
         (b, artifact)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceFate;
+
+    #[test]
+    fn every_rebuilt_trace_has_one_fate() {
+        // (spans the trace had, found and rebuilt, found still open, rings overwrote its window)
+        for (case, fate) in [
+            ((4, 4, 0, false), TraceFate::Whole),
+            ((4, 4, 0, true), TraceFate::Whole),
+            ((4, 3, 0, true), TraceFate::Partial),
+            ((4, 3, 0, false), TraceFate::NotFound),
+            ((4, 0, 0, true), TraceFate::Lost),
+            ((4, 0, 0, false), TraceFate::NotFound),
+            ((4, 0, 4, false), TraceFate::NotFound),
+            ((4, 3, 1, false), TraceFate::Unfinished),
+            ((4, 2, 1, true), TraceFate::Partial),
+        ] {
+            let (spans, exported, unfinished, overwritten) = case;
+            assert_eq!(
+                TraceFate::of(spans, exported, unfinished, overwritten),
+                fate,
+                "{case:?}"
+            );
+        }
     }
 }

@@ -42,10 +42,16 @@ impl LocalTrace {
         }
     }
 
+    /// How many spans the trace had. Called when the local root closes: every span noted
+    /// itself at creation, before.
+    fn span_count(&self) -> usize {
+        self.spans.load(Ordering::Relaxed)
+    }
+
     /// The keys of every span of the trace, or `None` when it had more than [`TRACE_KEYS`].
-    /// Called when the local root closes: every span noted itself at creation, before.
+    /// Called when the local root closes, as [`Self::span_count`].
     fn span_keys(&self) -> Option<Vec<u64>> {
-        let n = self.spans.load(Ordering::Relaxed);
+        let n = self.span_count();
         (n <= TRACE_KEYS).then(|| {
             self.keys[..n]
                 .iter()
@@ -64,6 +70,9 @@ pub struct RebuildRequest {
     pub start_ticks: u64,
     /// The keys of all the trace's spans, root included, when the trace noted them all.
     pub span_keys: Option<Vec<u64>>,
+    /// How many spans the trace had, root included: the analyzer exports it whole only if
+    /// it finds them all.
+    pub span_count: usize,
 }
 
 /// Judges spans as they close and hands exported traces to the analyzer.
@@ -111,11 +120,13 @@ impl SourceSampler {
             self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        self.stats.chosen_traces.fetch_add(1, Ordering::Relaxed);
         let req = RebuildRequest {
             root: key,
             trace_id: own.trace_id(),
             start_ticks: own.start,
             span_keys: own.trace().span_keys(),
+            span_count: own.trace().span_count(),
         };
         match self.tx.try_send(Msg::Rebuild(req)) {
             Ok(()) => {}

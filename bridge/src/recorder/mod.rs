@@ -269,7 +269,8 @@ impl FlightRecorder {
 
     /// Copies what every ring holds from clock tick `ts` on (the analyzer's window), so a
     /// busy ring is not copied whole for every batch. `lost` then counts only records of that
-    /// window that were overwritten. `earlier` (a previous snapshot, or an empty one) is
+    /// window that were overwritten (at least one when the window reaches further back than
+    /// anything held: see [`Ring::window_from`]). `earlier` (a previous snapshot, or an empty one) is
     /// brought up to date rather than copied anew: each ring's copy drops what precedes the
     /// window and appends what was written since, so a reader whose windows overlap copies
     /// each record about once.
@@ -286,9 +287,7 @@ impl FlightRecorder {
                 let from = if ts == 0 {
                     0
                 } else {
-                    let in_ring = slot.ring.seq_for_time(ts);
-                    copy.seq_for_time(ts)
-                        .map_or(in_ring, |kept| kept.min(in_ring))
+                    slot.ring.window_from(ts, &copy)
                 };
                 slot.ring.refresh(from, &mut copy);
                 ThreadRecords {

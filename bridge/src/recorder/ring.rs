@@ -290,6 +290,35 @@ impl Ring {
         })
     }
 
+    /// Where a read of the records stamped from `ts` on begins, given `copy`, an earlier read
+    /// of this ring that may hold records the ring has overwritten since: the first such
+    /// record the copy or the ring holds. When nothing held is stamped before `ts` and the
+    /// record before the oldest one held was overwritten, that record, and others before it,
+    /// may have been stamped from `ts` on: the read then begins one record earlier, at a
+    /// record it cannot return, so that [`RingCopy::lost`] says the window is incomplete (how
+    /// many of the overwritten records were in it is not known; a window that begins exactly
+    /// at the oldest record held is reported incomplete too). Begun at the oldest record, the
+    /// read had reported nothing lost, and a trace whose first spans the ring had overwritten
+    /// was exported without `granular.data_loss`, or counted lost for another reason.
+    pub fn window_from(&self, ts: u64, copy: &RingCopy) -> u64 {
+        let in_ring = self.seq_for_time(ts);
+        let from = copy
+            .seq_for_time(ts)
+            .map_or(in_ring, |kept| kept.min(in_ring));
+        let oldest = self.written().saturating_sub(self.slots.len() as u64);
+        // The copy extends the ring backwards only when it reaches the ring's records.
+        let held_from = if copy.end_seq() >= oldest {
+            copy.first_seq.min(oldest)
+        } else {
+            oldest
+        };
+        if from > 0 && from == held_from {
+            from - 1
+        } else {
+            from
+        }
+    }
+
     /// How many clock ticks of history this ring holds at its current rate, as of `now`:
     /// extrapolated from how long its newest sixty-fourth (or, while less is written,
     /// everything) took to write, so a ring that just got busy reports its new, short reach
@@ -382,6 +411,51 @@ mod tests {
             ring.push(Record::header(Kind::PollStart, 320 + i, 0));
         }
         assert_eq!(ring.reach(420), Some(64));
+    }
+
+    #[test]
+    fn a_window_older_than_what_is_held_is_reported_incomplete() {
+        // Timestamps are record numbers: the ring holds 13..21, records 0..13 are overwritten.
+        let ring = Ring::new(8);
+        for i in 0..21 {
+            ring.push(rec(i));
+        }
+        let empty = RingCopy::default();
+        assert_eq!(ring.window_from(15, &empty), 15, "held: complete");
+        let from = ring.window_from(5, &empty);
+        assert_eq!(
+            from, 12,
+            "5..13 were overwritten: one record before the oldest"
+        );
+        assert_eq!(
+            ring.snapshot(from).lost(),
+            1,
+            "so the copy says the window lost records"
+        );
+        assert_eq!(ring.snapshot(from).first_seq(), 13);
+
+        // A copy taken earlier still holds 10..13: it covers a window from 11, not from 5.
+        let ring = Ring::new(8);
+        let mut copy = RingCopy::default();
+        for i in 0..18 {
+            ring.push(rec(i));
+        }
+        ring.refresh(10, &mut copy);
+        for i in 18..21 {
+            ring.push(rec(i));
+        }
+        assert_eq!(ring.window_from(11, &copy), 11);
+        let from = ring.window_from(5, &copy);
+        assert_eq!(from, 9);
+        ring.refresh(from, &mut copy);
+        assert_eq!((copy.first_seq(), copy.lost()), (10, 1));
+
+        // A ring that never wrapped holds everything since it began.
+        let ring = Ring::new(64);
+        for i in 10..20 {
+            ring.push(rec(i));
+        }
+        assert_eq!(ring.window_from(5, &RingCopy::default()), 0);
     }
 
     #[test]

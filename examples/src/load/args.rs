@@ -15,7 +15,7 @@ usage: load-driver --url http://127.0.0.1:PORT [options]
   --mix SPEC         share of slow requests, e.g. \"block=2%,report=1%\" (default:
                      block=2%,blockfile=1%,alloc=1%,spawn_blocking=1%,downstream=1%,child=1%,report=1%;
                      \"\" for none). Kinds: block, blockfile, alloc, spawn_blocking, downstream,
-                     child, sleep, report
+                     child, sleep, fanout, blocking_spans, lock, report
   --seed N           seed of the request mix (default: random, printed in the summary)
   --concurrency N    most requests in flight (default 64)
   --hogs N           /report hogs sent per `report` request, match DEMO_WORKERS (default 2)
