@@ -234,10 +234,13 @@ pub struct Sample {
 
 /// The counters worth reading from a "granular: shut down" log line, as `key=value`s.
 fn shutdown_counters(log: &str) -> Option<String> {
-    const KEYS: [&str; 7] = [
+    const KEYS: [&str; 10] = [
+        "chosen_traces",
         "exported_traces",
-        "dropped_traces",
+        "partial_traces",
         "lost_traces",
+        "not_found_traces",
+        "dropped_traces",
         "light_analysed",
         "skipped_queue_full",
         "enriched",
