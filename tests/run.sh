@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Granular's full test suite, as CI runs it (`bash .ci/run`): Jaeger build,
+# Granular's full test suite, as CI runs it (`bash .ci/run`): Jaeger and
+# granularcol builds (in the background while the first Rust steps run),
 # Python test dependencies (.cache/venv), rustfmt, clippy, then the
 # workspace tests (end-to-end tests included) once in stable mode and once
 # with --cfg tokio_unstable (in its own target dir, target/unstable), a short
@@ -17,9 +18,15 @@ unstable_rustflags="${RUSTFLAGS:+$RUSTFLAGS }--cfg tokio_unstable"
 
 suite_start=$SECONDS
 timings=()
+# pid, name, log of each background job (see background()).
+background_jobs=()
 current=
 on_exit() {
-	local status=$?
+	local status=$? i
+	# A failed step leaves no background build behind.
+	for ((i = 0; i < ${#background_jobs[@]}; i += 3)); do
+		kill "${background_jobs[i]}" 2>/dev/null || true
+	done
 	if ((status != 0)) && [[ -n "$current" ]]; then
 		echo
 		echo "tests/run.sh: FAILED at step '$current' (exit $status) after $((SECONDS - suite_start))s; passed: ${timings[*]:-none}" >&2
@@ -87,17 +94,49 @@ loom_check() {
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p granular-loom --release
 }
 
+# background NAME COMMAND...: starts COMMAND with its output in .cache/NAME.log.
+background() {
+	local name=$1 log="$repo/.cache/$1.log"
+	shift
+	mkdir -p "$repo/.cache"
+	"$@" >"$log" 2>&1 &
+	background_jobs+=("$!" "$name" "$log")
+	printf '\n==> %s: %s (in the background, log %s)\n' "$name" "$*" "$log"
+}
+
+# Waits for every background job; shows the last lines of each log, the whole tail of a
+# failed one.
+wait_background() {
+	local i pid name log failed=0
+	for ((i = 0; i < ${#background_jobs[@]}; i += 3)); do
+		pid=${background_jobs[i]} name=${background_jobs[i + 1]} log=${background_jobs[i + 2]}
+		if wait "$pid"; then
+			echo "$name: $(tail -n 1 "$log")"
+		else
+			echo "$name FAILED; last lines of $log:" >&2
+			tail -n 40 "$log" >&2
+			failed=1
+		fi
+	done
+	background_jobs=()
+	return "$failed"
+}
+
 collector_plugin() {
 	(cd collector-plugin && go vet ./... && go test ./...)
 }
 
 step toolchain ensure_components
-step jaeger deploy/jaeger/build.sh
-step granularcol collector-plugin/build.sh
+# Jaeger and granularcol are Go builds that spend much of a fresh machine's time waiting on
+# module downloads and the linker: they run in the background beside the first Rust steps,
+# and the go-builds step waits for them before the first step that starts them.
+background jaeger deploy/jaeger/build.sh
+background granularcol collector-plugin/build.sh
 step python python_deps
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step build-demo build_demo
+step go-builds wait_background
 step test cargo test --workspace
 step clippy-unstable unstable cargo clippy --workspace --all-targets -- -D warnings
 step build-demo-unstable unstable build_demo
@@ -106,7 +145,9 @@ step test-unstable unstable cargo test --workspace
 # whole pipeline (services -> granularcol -> Jaeger) and fails if no slow request is explained.
 step demo-smoke env DEMO_DURATION=3 examples/demo.sh
 step loom loom_check
-step bench-smoke cargo bench -p granular --bench recorder --bench overhead --bench analysis --bench spans -- --test
+# Every benchmark run once, in criterion's test mode, from the debug build the steps above made
+# (a bench-profile build would compile every dependency again).
+step bench-smoke cargo test -p granular --benches
 step overhead-smoke cargo run -p granular-e2e --bin overhead -- --smoke
 if [[ -d collector-plugin ]]; then
 	step collector-plugin collector_plugin
