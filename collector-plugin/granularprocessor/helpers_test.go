@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/granular-dev/granular/collector-plugin/granularartifactsextension"
+	"github.com/granular-dev/granular/collector-plugin/internal/pdatawalk"
 )
 
 var baseTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -209,20 +210,22 @@ func mergeRaw(a, b map[string]any) map[string]any {
 	return a
 }
 
-// spansByName flattens all received spans.
+// receivedSpans flattens all spans the sink received, in order.
+func receivedSpans(sink *consumertest.TracesSink) []ptrace.Span {
+	var out []ptrace.Span
+	for _, td := range sink.AllTraces() {
+		for _, span := range pdatawalk.Spans(td) {
+			out = append(out, span)
+		}
+	}
+	return out
+}
+
+// spansByName indexes the received spans by name.
 func spansByName(sink *consumertest.TracesSink) map[string]ptrace.Span {
 	out := map[string]ptrace.Span{}
-	for _, td := range sink.AllTraces() {
-		rss := td.ResourceSpans()
-		for i := 0; i < rss.Len(); i++ {
-			sss := rss.At(i).ScopeSpans()
-			for k := 0; k < sss.Len(); k++ {
-				spans := sss.At(k).Spans()
-				for n := 0; n < spans.Len(); n++ {
-					out[spans.At(n).Name()] = spans.At(n)
-				}
-			}
-		}
+	for _, span := range receivedSpans(sink) {
+		out[span.Name()] = span
 	}
 	return out
 }
@@ -267,6 +270,16 @@ func (s *fakeStore) PutArtifact(_ context.Context, a granularartifactsextension.
 
 func (*fakeStore) Start(context.Context, component.Host) error { return nil }
 func (*fakeStore) Shutdown(context.Context) error              { return nil }
+
+// newHarnessWithStore is a harness whose processor stores artifacts in a
+// fakeStore, registered as the granular_artifacts extension.
+func newHarnessWithStore(t *testing.T) (*harness, *fakeStore) {
+	t.Helper()
+	store := &fakeStore{}
+	extID := component.MustNewID("granular_artifacts")
+	host := hostWithExtensions{exts: map[component.ID]component.Component{extID: store}}
+	return newHarness(t, func(c *Config) { c.Artifacts.Extension = &extID }, host), store
+}
 
 type hostWithExtensions struct {
 	exts map[component.ID]component.Component

@@ -139,13 +139,9 @@ func TestHealthyTraceSampledDeterministically(t *testing.T) {
 		}
 		h.advance(5 * time.Second)
 		kept = map[byte]bool{}
-		for _, td := range h.sink.AllTraces() {
-			rss := td.ResourceSpans()
-			for i := 0; i < rss.Len(); i++ {
-				sp := rss.At(i).ScopeSpans().At(0).Spans().At(0)
-				assert.NotContains(t, attrKeys(sp), "granular.verdict", "sampled traces are stripped")
-				kept[sp.TraceID()[15]] = true
-			}
+		for _, sp := range receivedSpans(h.sink) {
+			assert.NotContains(t, attrKeys(sp), "granular.verdict", "sampled traces are stripped")
+			kept[sp.TraceID()[15]] = true
 		}
 		assert.Equal(t, int64(len(kept)), h.counter(metricDecisions, attrOutcome, outcomeStripped))
 		assert.Equal(t, int64(n-len(kept)), h.counter(metricDecisions, attrOutcome, outcomeSampledOut))
@@ -177,12 +173,8 @@ func TestServiceAndRouteRules(t *testing.T) {
 	))
 	h.advance(5 * time.Second)
 	spans := map[byte]ptrace.Span{}
-	for _, td := range h.sink.AllTraces() {
-		rss := td.ResourceSpans()
-		for i := 0; i < rss.Len(); i++ {
-			sp := rss.At(i).ScopeSpans().At(0).Spans().At(0)
-			spans[sp.TraceID()[15]] = sp
-		}
+	for _, sp := range receivedSpans(h.sink) {
+		spans[sp.TraceID()[15]] = sp
 	}
 	require.Len(t, spans, 4)
 	assert.Contains(t, attrKeys(spans[1]), "granular.trace.cause")
@@ -388,10 +380,7 @@ func TestVerifyShutdown(t *testing.T) {
 }
 
 func TestArtifactsStoredForViolatingTraces(t *testing.T) {
-	store := &fakeStore{}
-	extID := component.MustNewID("granular_artifacts")
-	host := hostWithExtensions{exts: map[component.ID]component.Component{extID: store}}
-	h := newHarness(t, func(c *Config) { c.Artifacts.Extension = &extID }, host)
+	h, store := newHarnessWithStore(t)
 
 	h.consume(violatingTrace(1))
 	h.consumeLogs(artifactLog(1, 2, "art-1", []byte("perfetto-1")))
@@ -426,10 +415,7 @@ func TestArtifactsStoredForViolatingTraces(t *testing.T) {
 // With baseline enrichment the library sends artifacts for healthy spans
 // of a violating trace too; the rollup links the violating span's.
 func TestRollupLinksTheSlowSpansArtifact(t *testing.T) {
-	store := &fakeStore{}
-	extID := component.MustNewID("granular_artifacts")
-	host := hostWithExtensions{exts: map[component.ID]component.Component{extID: store}}
-	h := newHarness(t, func(c *Config) { c.Artifacts.Extension = &extID }, host)
+	h, store := newHarnessWithStore(t)
 
 	h.consume(violatingTrace(1))
 	h.consumeLogs(artifactLog(1, 2, "child", []byte("baseline")))
