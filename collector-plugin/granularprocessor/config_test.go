@@ -10,42 +10,25 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/granular-dev/granular/collector-plugin/internal/plugintest"
 )
 
 func loadConfig(t *testing.T, id component.ID) *Config {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	sub, err := cm.Sub(id.String())
-	require.NoError(t, err)
-	cfg := createDefaultConfig().(*Config)
-	require.NoError(t, sub.Unmarshal(cfg))
-	return cfg
+	return plugintest.LoadConfig(t, NewFactory(), id).(*Config)
 }
 
+// TestConfigGolden loads testdata/config.yaml; the default values themselves
+// are pinned to the README by TestDefaultConfigIsTheREADMEs.
 func TestConfigGolden(t *testing.T) {
 	artifacts := component.MustNewID("granular_artifacts")
 	tests := []struct {
 		id       component.ID
 		expected *Config
 	}{
-		{
-			id: component.NewID(Type),
-			expected: &Config{
-				DecisionWait:         5 * time.Second,
-				MaxTraces:            50000,
-				MaxSpansPerTrace:     5000,
-				MaxBufferedSpans:     1000000,
-				DecisionCacheSize:    100000,
-				SLO:                  "*=500ms",
-				ErrorsViolate:        true,
-				Healthy:              HealthyStrip,
-				HealthySamplePercent: 10,
-			},
-		},
+		{id: component.NewID(Type), expected: createDefaultConfig().(*Config)},
 		{
 			id: component.NewIDWithName(Type, "custom"),
 			expected: &Config{
@@ -96,10 +79,6 @@ func TestConfigInvalid(t *testing.T) {
 			assert.Equal(t, tt.err, err.Error())
 		})
 	}
-}
-
-func TestConfigStruct(t *testing.T) {
-	require.NoError(t, componenttest.CheckConfigStruct(createDefaultConfig()))
 }
 
 func TestParseSLORules(t *testing.T) {

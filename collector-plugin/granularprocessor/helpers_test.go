@@ -149,6 +149,18 @@ func (h *harness) counter(name, key, value string) int64 {
 	return total
 }
 
+// metrics returns every metric the processor has emitted.
+func (h *harness) metrics() []metricdata.Metrics {
+	h.t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(h.t, h.tel.Reader.Collect(context.Background(), &rm))
+	var out []metricdata.Metrics
+	for _, sm := range rm.ScopeMetrics {
+		out = append(out, sm.Metrics...)
+	}
+	return out
+}
+
 // spec describes one span of a fixture trace.
 type spec struct {
 	service       string
@@ -248,6 +260,12 @@ func artifactLog(trace, span byte, id string, body []byte) plog.Logs {
 	return ld
 }
 
+// noTraceID clears the trace ID of the first record of ld.
+func noTraceID(ld plog.Logs) plog.Logs {
+	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).SetTraceID(pcommon.NewTraceIDEmpty())
+	return ld
+}
+
 // fakeStore records artifacts; it stands in for the extension.
 type fakeStore struct {
 	mu    sync.Mutex
@@ -273,12 +291,17 @@ func (*fakeStore) Shutdown(context.Context) error              { return nil }
 
 // newHarnessWithStore is a harness whose processor stores artifacts in a
 // fakeStore, registered as the granular_artifacts extension.
-func newHarnessWithStore(t *testing.T) (*harness, *fakeStore) {
+func newHarnessWithStore(t *testing.T, mutate func(*Config)) (*harness, *fakeStore) {
 	t.Helper()
 	store := &fakeStore{}
 	extID := component.MustNewID("granular_artifacts")
 	host := hostWithExtensions{exts: map[component.ID]component.Component{extID: store}}
-	return newHarness(t, func(c *Config) { c.Artifacts.Extension = &extID }, host), store
+	return newHarness(t, func(c *Config) {
+		c.Artifacts.Extension = &extID
+		if mutate != nil {
+			mutate(c)
+		}
+	}, host), store
 }
 
 type hostWithExtensions struct {
