@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,23 +17,14 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+
+	"github.com/granular-dev/granular/collector-plugin/internal/plugintest"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	id := component.NewID(Type)
-	if name != "" {
-		id = component.NewIDWithName(Type, name)
-	}
-	sub, err := cm.Sub(id.String())
-	require.NoError(t, err)
-	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	require.NoError(t, sub.Unmarshal(cfg))
-	return cfg
+	return plugintest.LoadConfig(t, NewFactory(), component.NewIDWithName(Type, name)).(*Config)
 }
 
 func TestConfig(t *testing.T) {
@@ -64,7 +54,6 @@ func TestConfig(t *testing.T) {
 		"max_artifact_bytes (20) must not exceed max_total_bytes (10)\n"+
 		"retention must not be negative, got -1s\n"+
 		"public_url must be an absolute http(s) URL without query or fragment, e.g. https://artifacts.example.com, got \"ftp://example.com\"")
-	require.NoError(t, componenttest.CheckConfigStruct(want))
 }
 
 func TestValidID(t *testing.T) {
@@ -196,16 +185,6 @@ func startExtension(t *testing.T, mutate func(*Config)) (*artifactsExtension, st
 	return e, e.baseURL
 }
 
-func get(t *testing.T, url string) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, body
-}
-
 func TestHTTPServesArtifacts(t *testing.T) {
 	e, base := startExtension(t, nil)
 	assert.True(t, strings.HasPrefix(base, "http://127.0.0.1:"))
@@ -213,12 +192,12 @@ func TestHTTPServesArtifacts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, base+"/artifacts/trace1-span1", url)
 
-	resp, body := get(t, url)
+	resp, body := plugintest.Get(t, url)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "application/octet-stream", resp.Header.Get("Content-Type"))
 	assert.Equal(t, []byte{0x0a, 0x00, 0xff}, body)
 
-	resp, body = get(t, base+"/artifacts/")
+	resp, body = plugintest.Get(t, base+"/artifacts/")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 	var l listing
@@ -228,7 +207,7 @@ func TestHTTPServesArtifacts(t *testing.T) {
 	assert.Equal(t, int64(3), l.Artifacts[0].Bytes)
 	assert.Equal(t, "/artifacts/trace1-span1", l.Artifacts[0].URL)
 
-	resp, _ = get(t, base+"/artifacts/missing")
+	resp, _ = plugintest.Get(t, base+"/artifacts/missing")
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 
 	resp, err = http.Post(url, "application/octet-stream", strings.NewReader("x"))
@@ -251,7 +230,7 @@ func TestPublicURL(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "https://artifacts.example.com/granular/artifacts/t-s", url)
 	// still served on the listen address
-	resp, body := get(t, "http://"+addr+"/artifacts/t-s")
+	resp, body := plugintest.Get(t, "http://"+addr+"/artifacts/t-s")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, []byte("x"), body)
 }
@@ -269,13 +248,13 @@ func TestHTTPPathTraversal(t *testing.T) {
 		"/artifacts/%2e%2e",
 		"/artifacts/a%00b",
 	} {
-		resp, body := get(t, base+path)
+		resp, body := plugintest.Get(t, base+path)
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, path)
 		assert.NotContains(t, string(body), "secret", path)
 	}
 	// paths the mux cleans never reach a handler for another file either
 	for _, path := range []string{"/artifacts/../secret", "/artifacts/x/../../secret", "/secret", "/artifacts/a/b"} {
-		resp, body := get(t, base+path)
+		resp, body := plugintest.Get(t, base+path)
 		assert.NotEqual(t, http.StatusOK, resp.StatusCode, path)
 		assert.NotContains(t, string(body), "secret", path)
 	}

@@ -87,7 +87,7 @@ func (cfg *Config) Validate() error {
 	if cfg.DecisionCacheSize < 0 {
 		errs = append(errs, fmt.Errorf("decision_cache_size must not be negative, got %d", cfg.DecisionCacheSize))
 	}
-	if _, err := parseSLO(cfg.SLO); err != nil {
+	if _, err := parseSLORules(cfg.SLO); err != nil {
 		errs = append(errs, fmt.Errorf("slo: %w", err))
 	}
 	names := make([]string, 0, len(cfg.Services))
@@ -100,7 +100,7 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, errors.New("services: empty service name"))
 			continue
 		}
-		if _, err := parseSLO(cfg.Services[name]); err != nil {
+		if _, err := parseSLORules(cfg.Services[name]); err != nil {
 			errs = append(errs, fmt.Errorf("services[%s]: %w", name, err))
 		}
 	}

@@ -10,42 +10,25 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/granular-dev/granular/collector-plugin/internal/plugintest"
 )
 
 func loadConfig(t *testing.T, id component.ID) *Config {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	sub, err := cm.Sub(id.String())
-	require.NoError(t, err)
-	cfg := createDefaultConfig().(*Config)
-	require.NoError(t, sub.Unmarshal(cfg))
-	return cfg
+	return plugintest.LoadConfig(t, NewFactory(), id).(*Config)
 }
 
+// TestConfigGolden loads testdata/config.yaml; the default values themselves
+// are pinned to the README by TestDefaultConfigIsTheREADMEs.
 func TestConfigGolden(t *testing.T) {
 	artifacts := component.MustNewID("granular_artifacts")
 	tests := []struct {
 		id       component.ID
 		expected *Config
 	}{
-		{
-			id: component.NewID(Type),
-			expected: &Config{
-				DecisionWait:         5 * time.Second,
-				MaxTraces:            50000,
-				MaxSpansPerTrace:     5000,
-				MaxBufferedSpans:     1000000,
-				DecisionCacheSize:    100000,
-				SLO:                  "*=500ms",
-				ErrorsViolate:        true,
-				Healthy:              HealthyStrip,
-				HealthySamplePercent: 10,
-			},
-		},
+		{id: component.NewID(Type), expected: createDefaultConfig().(*Config)},
 		{
 			id: component.NewIDWithName(Type, "custom"),
 			expected: &Config{
@@ -98,34 +81,30 @@ func TestConfigInvalid(t *testing.T) {
 	}
 }
 
-func TestConfigStruct(t *testing.T) {
-	require.NoError(t, componenttest.CheckConfigStruct(createDefaultConfig()))
-}
-
-func TestParseSLO(t *testing.T) {
-	rules, err := parseSLO(" GET /messages = 100ms , auth.*=20ms,route:/users/*=1.5s,*=250us")
+func TestParseSLORules(t *testing.T) {
+	rules, err := parseSLORules(" GET /messages = 100ms , auth.*=20ms,route:/users/*=1.5s,*=250us")
 	require.NoError(t, err)
 	require.Len(t, rules, 4)
 	cases := []struct {
 		name, route string
 		hasRoute    bool
 		want        time.Duration
-		ok          bool
 	}{
-		{"GET /messages", "", false, 100 * time.Millisecond, true},
-		{"auth.login", "", false, 20 * time.Millisecond, true},
-		{"GET /users/:id", "/users/{id}", true, 1500 * time.Millisecond, true},
-		{"anything", "", false, 250 * time.Microsecond, true},
+		{"GET /messages", "", false, 100 * time.Millisecond},
+		{"auth.login", "", false, 20 * time.Millisecond},
+		{"GET /users/:id", "/users/{id}", true, 1500 * time.Millisecond},
+		{"GET /users/:id", "", false, 250 * time.Microsecond}, // route rules need an http.route
+		{"anything", "", false, 250 * time.Microsecond},
 	}
 	for _, c := range cases {
-		got, ok := rules.match(c.name, c.route, c.hasRoute)
-		assert.Equal(t, c.ok, ok, c.name)
-		assert.Equal(t, c.want, got, c.name)
+		r := rules.matching(c.name, c.route, c.hasRoute)
+		if assert.NotNil(t, r, c.name) {
+			assert.Equal(t, c.want, r.threshold, c.name)
+		}
 	}
-	none, err := parseSLO("")
+	none, err := parseSLORules("")
 	require.NoError(t, err)
-	_, ok := none.match("x", "", false)
-	assert.False(t, ok)
+	assert.Nil(t, none.matching("x", "", false))
 
 	for _, bad := range []struct{ in, err string }{
 		{"a=1ms,,b=2ms", "SLO rule 2 is empty: " + ruleForm},
@@ -134,17 +113,17 @@ func TestParseSLO(t *testing.T) {
 		{"x=100", `invalid SLO rule "x=100": duration "100" has no unit` + durationTail},
 		{"x=1.5d", `invalid SLO rule "x=1.5d": duration "1.5d" has unit "d"` + durationTail},
 	} {
-		_, err := parseSLO(bad.in)
+		_, err := parseSLORules(bad.in)
 		require.Error(t, err, bad.in)
 		assert.Equal(t, bad.err, err.Error())
 	}
 	// A zero threshold is a rule like any other (every span longer than 0 violates), as in
 	// the library.
-	zero, err := parseSLO("x=0s")
+	zero, err := parseSLORules("x=0s")
 	require.NoError(t, err)
-	got, ok := zero.match("x", "", false)
-	assert.True(t, ok)
-	assert.Equal(t, time.Duration(0), got)
+	r := zero.matching("x", "", false)
+	require.NotNil(t, r)
+	assert.Equal(t, time.Duration(0), r.threshold)
 }
 
 // durationTail is what every duration error of a rule ends with.
@@ -199,6 +178,6 @@ func TestGlobMatch(t *testing.T) {
 		{"", "x", false},
 		{"*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
 	} {
-		assert.Equal(t, c.want, globMatch(c.p, c.s), "%q ~ %q", c.p, c.s)
+		assert.Equal(t, c.want, glob(c.p, c.s), "%q ~ %q", c.p, c.s)
 	}
 }

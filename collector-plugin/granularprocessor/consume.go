@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/granular-dev/granular/collector-plugin/granularartifactsextension"
+	"github.com/granular-dev/granular/collector-plugin/internal/pdatawalk"
 )
 
 const (
@@ -20,80 +21,39 @@ const (
 	attrArtifactFormat = "granular.artifact.format"
 )
 
-// spanDest caches, for one ConsumeTraces call, where spans from one incoming
-// scope go in one destination, so each destination gets one copy of the
-// resource and scope rather than one per span.
-type spanDestKey struct {
-	rs, ss int
-	dest   any
-}
-
-type spanDests map[spanDestKey]ptrace.SpanSlice
-
-func (m spanDests) slice(dest ptrace.Traces, key any, rsIdx, ssIdx int, rs ptrace.ResourceSpans, ss ptrace.ScopeSpans) ptrace.SpanSlice {
-	k := spanDestKey{rs: rsIdx, ss: ssIdx, dest: key}
-	if s, ok := m[k]; ok {
-		return s
-	}
-	nrs := dest.ResourceSpans().AppendEmpty()
-	rs.Resource().CopyTo(nrs.Resource())
-	nrs.SetSchemaUrl(rs.SchemaUrl())
-	nss := nrs.ScopeSpans().AppendEmpty()
-	ss.Scope().CopyTo(nss.Scope())
-	nss.SetSchemaUrl(ss.SchemaUrl())
-	m[k] = nss.Spans()
-	return nss.Spans()
-}
-
 // consumeTraces buffers spans by trace ID; spans of decided traces follow
 // the cached decision at once.
 func (c *core) consumeTraces(ctx context.Context, td ptrace.Traces) error {
 	lateKeep, lateStrip, orphans := ptrace.NewTraces(), ptrace.NewTraces(), ptrace.NewTraces()
 	var lateDropped int64
-	dests := spanDests{}
+	copies := pdatawalk.SpanCopies{}
 	var ready []decided
 
 	c.mu.Lock()
 	now := c.clock.Now()
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		sss := rs.ScopeSpans()
-		for k := 0; k < sss.Len(); k++ {
-			ss := sss.At(k)
-			spans := ss.Spans()
-			for n := 0; n < spans.Len(); n++ {
-				span := spans.At(n)
-				id := span.TraceID()
-				if id.IsEmpty() {
-					span.CopyTo(dests.slice(orphans, "orphans", i, k, rs, ss).AppendEmpty())
-					continue
-				}
-				if d, ok := c.cache.get(id); ok {
-					switch d {
-					case decisionKeepAll:
-						span.CopyTo(dests.slice(lateKeep, "keep", i, k, rs, ss).AppendEmpty())
-					case decisionKeepStripped:
-						span.CopyTo(dests.slice(lateStrip, "strip", i, k, rs, ss).AppendEmpty())
-					default:
-						lateDropped++
-					}
-					continue
-				}
-				e := c.entryLocked(id, now, &ready)
-				span.CopyTo(dests.slice(e.traces, e, i, k, rs, ss).AppendEmpty())
-				e.spans++
-				c.bufferedItems++
-				if e.spans+e.records >= c.cfg.MaxSpansPerTrace {
-					ready = append(ready, c.decideLocked(e, reasonMaxSpans))
-				}
-			}
+	for at, span := range pdatawalk.Spans(td) {
+		id := span.TraceID()
+		if id.IsEmpty() {
+			span.CopyTo(copies.In(orphans.ResourceSpans(), "orphans", at).AppendEmpty())
+			continue
 		}
+		if d, ok := c.cache.get(id); ok {
+			switch d {
+			case decisionKeepAll:
+				span.CopyTo(copies.In(lateKeep.ResourceSpans(), "keep", at).AppendEmpty())
+			case decisionKeepStripped:
+				span.CopyTo(copies.In(lateStrip.ResourceSpans(), "strip", at).AppendEmpty())
+			default:
+				lateDropped++
+			}
+			continue
+		}
+		e := c.entryLocked(id, now, &ready)
+		span.CopyTo(copies.In(e.traces.ResourceSpans(), e, at).AppendEmpty())
+		e.spans++
+		ready = c.bufferedLocked(e, ready)
 	}
-	ready = c.enforceBufferedLocked(ready)
-	if !c.running {
-		ready = append(ready, c.drainLocked()...)
-	}
+	ready = c.settleLocked(ready)
 	c.mu.Unlock()
 
 	c.tel.add(c.tel.lateSpans, int64(lateKeep.SpanCount()), attrDecision, decisionKeepAll.String())
@@ -104,11 +64,32 @@ func (c *core) consumeTraces(ctx context.Context, td ptrace.Traces) error {
 
 	if orphans.SpanCount() > 0 {
 		// Spans without a trace ID cannot be grouped: judge them as one trace now.
-		d := decided{traces: orphans, verdict: c.judge.judge(orphans)}
+		d := decided{traces: orphans, verdict: c.judge.judgeTrace(orphans)}
 		c.tel.add(c.tel.decisions, 1, attrOutcome, c.classify(&d))
 		ready = append(ready, d)
 	}
 	return errors.Join(c.emit(ctx, ready), c.forward(ctx, lateKeep, plog.NewLogs()))
+}
+
+// bufferedLocked counts one more span or record just buffered in e and
+// judges e at once when it reached max_spans_per_trace.
+func (c *core) bufferedLocked(e *traceEntry, ready []decided) []decided {
+	c.bufferedItems++
+	if e.spans+e.records >= c.cfg.MaxSpansPerTrace {
+		ready = append(ready, c.decideLocked(e, reasonMaxSpans))
+	}
+	return ready
+}
+
+// settleLocked ends a consume call's buffering: it enforces
+// max_buffered_spans and, once the processor stopped running (no decision
+// loop left to judge them), judges everything buffered.
+func (c *core) settleLocked(ready []decided) []decided {
+	ready = c.enforceBufferedLocked(ready)
+	if !c.running {
+		ready = append(ready, c.drainLocked()...)
+	}
+	return ready
 }
 
 // enforceBufferedLocked keeps the total of buffered spans and records at
@@ -128,76 +109,41 @@ func isArtifact(lr plog.LogRecord) bool {
 	return ok && v.Type() == pcommon.ValueTypeStr && v.Str() == artifactEventName
 }
 
-type logDestKey struct {
-	rl, sl int
-	dest   any
-}
-
-type logDests map[logDestKey]plog.LogRecordSlice
-
-func (m logDests) slice(dest plog.Logs, key any, rlIdx, slIdx int, rl plog.ResourceLogs, sl plog.ScopeLogs) plog.LogRecordSlice {
-	k := logDestKey{rl: rlIdx, sl: slIdx, dest: key}
-	if s, ok := m[k]; ok {
-		return s
-	}
-	nrl := dest.ResourceLogs().AppendEmpty()
-	rl.Resource().CopyTo(nrl.Resource())
-	nrl.SetSchemaUrl(rl.SchemaUrl())
-	nsl := nrl.ScopeLogs().AppendEmpty()
-	sl.Scope().CopyTo(nsl.Scope())
-	nsl.SetSchemaUrl(sl.SchemaUrl())
-	m[k] = nsl.LogRecords()
-	return nsl.LogRecords()
-}
-
 // consumeLogs passes ordinary log records through and holds
 // granular.artifact records until their trace is decided.
 func (c *core) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	lateKeep := plog.NewLogs()
 	var lateDropped, noTrace int64
-	dests := logDests{}
+	copies := pdatawalk.LogCopies{}
 	var ready []decided
 
 	c.mu.Lock()
 	now := c.clock.Now()
-	rls := ld.ResourceLogs()
-	for i := 0; i < rls.Len(); i++ {
-		rl := rls.At(i)
-		sls := rl.ScopeLogs()
-		for k := 0; k < sls.Len(); k++ {
-			sl := sls.At(k)
-			sl.LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
-				if !isArtifact(lr) {
-					return false
-				}
-				id := lr.TraceID()
-				if id.IsEmpty() {
-					noTrace++
-					return true
-				}
-				if d, ok := c.cache.get(id); ok {
-					if d == decisionKeepAll {
-						lr.CopyTo(dests.slice(lateKeep, "keep", i, k, rl, sl).AppendEmpty())
-					} else {
-						lateDropped++
-					}
-					return true
-				}
-				e := c.entryLocked(id, now, &ready)
-				lr.CopyTo(dests.slice(e.logs, e, i, k, rl, sl).AppendEmpty())
-				e.records++
-				c.bufferedItems++
-				if e.spans+e.records >= c.cfg.MaxSpansPerTrace {
-					ready = append(ready, c.decideLocked(e, reasonMaxSpans))
-				}
-				return true
-			})
+	// What is left of ld is ordinary logs.
+	pdatawalk.RemoveLogRecordsIf(ld, func(at pdatawalk.LogScope, lr plog.LogRecord) bool {
+		if !isArtifact(lr) {
+			return false
 		}
-	}
-	ready = c.enforceBufferedLocked(ready)
-	if !c.running {
-		ready = append(ready, c.drainLocked()...)
-	}
+		id := lr.TraceID()
+		if id.IsEmpty() {
+			noTrace++
+			return true
+		}
+		if d, ok := c.cache.get(id); ok {
+			if d == decisionKeepAll {
+				lr.CopyTo(copies.In(lateKeep.ResourceLogs(), "keep", at).AppendEmpty())
+			} else {
+				lateDropped++
+			}
+			return true
+		}
+		e := c.entryLocked(id, now, &ready)
+		lr.CopyTo(copies.In(e.logs.ResourceLogs(), e, at).AppendEmpty())
+		e.records++
+		ready = c.bufferedLocked(e, ready)
+		return true
+	})
+	ready = c.settleLocked(ready)
 	c.mu.Unlock()
 
 	c.tel.add(c.tel.artifacts, noTrace, attrArtifactResult, artifactNoTraceID)
@@ -206,12 +152,7 @@ func (c *core) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	if lateKeep.LogRecordCount() > 0 {
 		c.handleArtifacts(ctx, decisionKeepAll, lateKeep, out, pcommon.SpanID{})
 	}
-	// What is left of ld is ordinary logs: pass them on.
-	rls.RemoveIf(func(rl plog.ResourceLogs) bool {
-		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool { return sl.LogRecords().Len() == 0 })
-		return rl.ScopeLogs().Len() == 0
-	})
-	rls.MoveAndAppendTo(out.ResourceLogs())
+	ld.ResourceLogs().MoveAndAppendTo(out.ResourceLogs())
 	return errors.Join(c.emit(ctx, ready), c.forward(ctx, ptrace.NewTraces(), out))
 }
 
@@ -225,31 +166,25 @@ func (c *core) handleArtifacts(ctx context.Context, d decision, ld plog.Logs, ou
 		return ""
 	}
 	firstURL, preferredURL := "", ""
-	ld.ResourceLogs().RemoveIf(func(rl plog.ResourceLogs) bool {
-		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
-			sl.LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
-				if c.store == nil {
-					c.tel.add(c.tel.artifacts, 1, attrArtifactResult, artifactForwarded)
-					return false
-				}
-				url, err := c.store.PutArtifact(ctx, artifactOf(lr))
-				if err != nil {
-					c.tel.add(c.tel.artifacts, 1, attrArtifactResult, artifactFailed)
-					c.logger.Warn("granular artifact not stored", zap.Error(err), zap.String("trace_id", lr.TraceID().String()))
-					return true
-				}
-				c.tel.add(c.tel.artifacts, 1, attrArtifactResult, artifactStored)
-				if firstURL == "" {
-					firstURL = url
-				}
-				if preferredURL == "" && !prefer.IsEmpty() && lr.SpanID() == prefer {
-					preferredURL = url
-				}
-				return !c.cfg.Artifacts.Forward
-			})
-			return sl.LogRecords().Len() == 0
-		})
-		return rl.ScopeLogs().Len() == 0
+	pdatawalk.RemoveLogRecordsIf(ld, func(_ pdatawalk.LogScope, lr plog.LogRecord) bool {
+		if c.store == nil {
+			c.tel.add(c.tel.artifacts, 1, attrArtifactResult, artifactForwarded)
+			return false
+		}
+		url, err := c.store.PutArtifact(ctx, artifactOf(lr))
+		if err != nil {
+			c.tel.add(c.tel.artifacts, 1, attrArtifactResult, artifactFailed)
+			c.logger.Warn("granular artifact not stored", zap.Error(err), zap.String("trace_id", lr.TraceID().String()))
+			return true
+		}
+		c.tel.add(c.tel.artifacts, 1, attrArtifactResult, artifactStored)
+		if firstURL == "" {
+			firstURL = url
+		}
+		if preferredURL == "" && !prefer.IsEmpty() && lr.SpanID() == prefer {
+			preferredURL = url
+		}
+		return !c.cfg.Artifacts.Forward
 	})
 	ld.ResourceLogs().MoveAndAppendTo(out.ResourceLogs())
 	if preferredURL != "" {

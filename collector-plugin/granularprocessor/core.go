@@ -273,7 +273,7 @@ func (c *core) decideLocked(e *traceEntry, evictReason string) decided {
 		c.tel.add(c.tel.decisions, 1, attrOutcome, outcomeNoSpans)
 		return d
 	}
-	d.verdict = c.judge.judge(e.traces)
+	d.verdict = c.judge.judgeTrace(e.traces)
 	outcome := c.classify(&d)
 	c.tel.add(c.tel.decisions, 1, attrOutcome, outcome)
 	c.cache.put(e.id, d.decision)

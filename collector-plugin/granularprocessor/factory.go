@@ -58,55 +58,61 @@ type factory struct {
 	cores map[component.ID]*core
 }
 
-func (f *factory) acquire(set processor.Settings, cfg *Config) (*core, error) {
+// acquire returns the core of set.ID, creating it for the first instance,
+// and connects the new instance's next consumer with connect. connect runs
+// under the core's lock and reports false when the core already has a
+// consumer for that signal: one configured processor serves one pipeline
+// per signal.
+func (f *factory) acquire(set processor.Settings, cfg *Config, signal string, connect func(*core) bool) (*core, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c, ok := f.cores[set.ID]; ok && c.cfg == cfg {
-		c.instances++
-		return c, nil
-	}
-	c, err := newCore(set.ID, cfg, set.TelemetrySettings, f.clock)
-	if err != nil {
-		return nil, err
-	}
-	c.instances = 1
-	c.release = func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.cores[set.ID] == c {
-			delete(f.cores, set.ID)
+	c, ok := f.cores[set.ID]
+	if !ok || c.cfg != cfg {
+		var err error
+		if c, err = newCore(set.ID, cfg, set.TelemetrySettings, f.clock); err != nil {
+			return nil, err
 		}
+		c.release = func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.cores[set.ID] == c {
+				delete(f.cores, set.ID)
+			}
+		}
+		f.cores[set.ID] = c
 	}
-	f.cores[set.ID] = c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !connect(c) {
+		return nil, fmt.Errorf("processor %q is used in more than one %s pipeline; give each pipeline its own instance (e.g. granular/a, granular/b)", set.ID, signal)
+	}
+	c.instances++
 	return c, nil
 }
 
 func (f *factory) createTraces(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-	c, err := f.acquire(set, cfg.(*Config))
+	c, err := f.acquire(set, cfg.(*Config), "traces", func(c *core) bool { return attach(&c.nextTraces, next) })
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.nextTraces != nil {
-		c.instances--
-		return nil, fmt.Errorf("processor %q is used in more than one traces pipeline; give each pipeline its own instance (e.g. granular/a, granular/b)", set.ID)
-	}
-	c.nextTraces = next
 	return &tracesProcessor{instance{core: c}}, nil
 }
 
 func (f *factory) createLogs(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-	c, err := f.acquire(set, cfg.(*Config))
+	c, err := f.acquire(set, cfg.(*Config), "logs", func(c *core) bool { return attach(&c.nextLogs, next) })
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.nextLogs != nil {
-		c.instances--
-		return nil, fmt.Errorf("processor %q is used in more than one logs pipeline; give each pipeline its own instance (e.g. granular/a, granular/b)", set.ID)
-	}
-	c.nextLogs = next
 	return &logsProcessor{instance{core: c}}, nil
+}
+
+// attach puts next in an empty slot; it reports false when the slot holds
+// a consumer already.
+func attach[T comparable](slot *T, next T) bool {
+	var empty T
+	if *slot != empty {
+		return false
+	}
+	*slot = next
+	return true
 }

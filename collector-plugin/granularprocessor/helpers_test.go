@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/granular-dev/granular/collector-plugin/granularartifactsextension"
+	"github.com/granular-dev/granular/collector-plugin/internal/pdatawalk"
 )
 
 var baseTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -148,6 +149,18 @@ func (h *harness) counter(name, key, value string) int64 {
 	return total
 }
 
+// metrics returns every metric the processor has emitted.
+func (h *harness) metrics() []metricdata.Metrics {
+	h.t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(h.t, h.tel.Reader.Collect(context.Background(), &rm))
+	var out []metricdata.Metrics
+	for _, sm := range rm.ScopeMetrics {
+		out = append(out, sm.Metrics...)
+	}
+	return out
+}
+
 // spec describes one span of a fixture trace.
 type spec struct {
 	service       string
@@ -209,20 +222,22 @@ func mergeRaw(a, b map[string]any) map[string]any {
 	return a
 }
 
-// spansByName flattens all received spans.
+// receivedSpans flattens all spans the sink received, in order.
+func receivedSpans(sink *consumertest.TracesSink) []ptrace.Span {
+	var out []ptrace.Span
+	for _, td := range sink.AllTraces() {
+		for _, span := range pdatawalk.Spans(td) {
+			out = append(out, span)
+		}
+	}
+	return out
+}
+
+// spansByName indexes the received spans by name.
 func spansByName(sink *consumertest.TracesSink) map[string]ptrace.Span {
 	out := map[string]ptrace.Span{}
-	for _, td := range sink.AllTraces() {
-		rss := td.ResourceSpans()
-		for i := 0; i < rss.Len(); i++ {
-			sss := rss.At(i).ScopeSpans()
-			for k := 0; k < sss.Len(); k++ {
-				spans := sss.At(k).Spans()
-				for n := 0; n < spans.Len(); n++ {
-					out[spans.At(n).Name()] = spans.At(n)
-				}
-			}
-		}
+	for _, span := range receivedSpans(sink) {
+		out[span.Name()] = span
 	}
 	return out
 }
@@ -242,6 +257,12 @@ func artifactLog(trace, span byte, id string, body []byte) plog.Logs {
 	lr.Attributes().PutStr("granular.artifact.id", id)
 	lr.Attributes().PutStr("granular.artifact.format", "perfetto-protobuf")
 	lr.Body().SetEmptyBytes().FromRaw(body)
+	return ld
+}
+
+// noTraceID clears the trace ID of the first record of ld.
+func noTraceID(ld plog.Logs) plog.Logs {
+	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).SetTraceID(pcommon.NewTraceIDEmpty())
 	return ld
 }
 
@@ -267,6 +288,21 @@ func (s *fakeStore) PutArtifact(_ context.Context, a granularartifactsextension.
 
 func (*fakeStore) Start(context.Context, component.Host) error { return nil }
 func (*fakeStore) Shutdown(context.Context) error              { return nil }
+
+// newHarnessWithStore is a harness whose processor stores artifacts in a
+// fakeStore, registered as the granular_artifacts extension.
+func newHarnessWithStore(t *testing.T, mutate func(*Config)) (*harness, *fakeStore) {
+	t.Helper()
+	store := &fakeStore{}
+	extID := component.MustNewID("granular_artifacts")
+	host := hostWithExtensions{exts: map[component.ID]component.Component{extID: store}}
+	return newHarness(t, func(c *Config) {
+		c.Artifacts.Extension = &extID
+		if mutate != nil {
+			mutate(c)
+		}
+	}, host), store
+}
 
 type hostWithExtensions struct {
 	exts map[component.ID]component.Component

@@ -1,13 +1,14 @@
 package granularprocessor // import "github.com/granular-dev/granular/collector-plugin/granularprocessor"
 
 import (
-	"hash/fnv"
 	"math"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/granular-dev/granular/collector-plugin/internal/pdatawalk"
 )
 
 // Attribute vocabulary written by the Granular library and by this processor.
@@ -31,7 +32,10 @@ const (
 	causeLatency      = "latency"
 )
 
-// judge applies the configured SLO rules to whole traces.
+// judge applies the configured SLO rules to whole traces. Like the
+// library's judge (bridge/src/export/judge.rs) it judges each span against
+// the first rule matching its name or http.route; unlike it, it sees every
+// service's spans of a trace, so a trace violates when any of its spans does.
 type judge struct {
 	global        sloRules
 	services      map[string]sloRules
@@ -41,25 +45,51 @@ type judge struct {
 func newJudge(cfg *Config) (*judge, error) {
 	j := &judge{errorsViolate: cfg.ErrorsViolate, services: map[string]sloRules{}}
 	var err error
-	if j.global, err = parseSLO(cfg.SLO); err != nil {
+	if j.global, err = parseSLORules(cfg.SLO); err != nil {
 		return nil, err
 	}
 	for name, rules := range cfg.Services {
-		if j.services[name], err = parseSLO(rules); err != nil {
+		if j.services[name], err = parseSLORules(rules); err != nil {
 			return nil, err
 		}
 	}
 	return j, nil
 }
 
-// threshold returns the SLO of a span: the service's rules first, then the global ones.
-func (j *judge) threshold(service, name, route string, hasRoute bool) (time.Duration, bool) {
-	if rules, ok := j.services[service]; ok {
-		if d, ok := rules.match(name, route, hasRoute); ok {
-			return d, true
-		}
+// matching returns the rule that applies to a span: the first matching rule
+// of its service's rules, else of the global ones; nil when none matches.
+func (j *judge) matching(service, name, route string, hasRoute bool) *sloRule {
+	if r := j.services[service].matching(name, route, hasRoute); r != nil {
+		return r
 	}
-	return j.global.match(name, route, hasRoute)
+	return j.global.matching(name, route, hasRoute)
+}
+
+// judgement is the verdict on one span, as the library's Judgement.
+type judgement struct {
+	rule     *sloRule // the rule that applied; nil when none matched
+	duration time.Duration
+	tooSlow  bool // longer than rule's threshold
+	flagged  bool // granular.slo.violated=true: the library judged it violating
+	failed   bool // error status, with errors_violate
+	violated bool
+}
+
+// judgeSpan judges span, of the given service. A span no rule matches has
+// no latency SLO; it still violates when flagged or failed.
+func (j *judge) judgeSpan(service string, span ptrace.Span) judgement {
+	attrs := span.Attributes()
+	route, hasRoute := "", false
+	if rv, ok := attrs.Get(attrHTTPRoute); ok && rv.Type() == pcommon.ValueTypeStr {
+		route, hasRoute = rv.Str(), true
+	}
+	jd := judgement{rule: j.matching(service, span.Name(), route, hasRoute), duration: spanDuration(span)}
+	jd.tooSlow = jd.rule != nil && jd.duration > jd.rule.threshold
+	fv, fok := attrs.Get(attrSLOViolated)
+	jd.flagged = isTrue(fv, fok)
+	jd.failed = j.errorsViolate && span.Status().Code() == ptrace.StatusCodeError
+	jd.violated = jd.tooSlow || jd.flagged || jd.failed
+	return jd
 }
 
 // verdict is the judgement of one trace plus what the rollup needs.
@@ -77,6 +107,35 @@ type verdict struct {
 	hasSLO     bool
 }
 
+// judgeTrace judges every span of td and, when any violates, chooses what
+// the rollup names: the slowest violating span, the cause and the culprit.
+func (j *judge) judgeTrace(td ptrace.Traces) verdict {
+	var v verdict
+	var slow slowCandidate
+	evidence := newCauseEvidence()
+	for at, span := range pdatawalk.Spans(td) {
+		service := serviceName(at.Resource.Resource())
+		v.spans++
+		jd := j.judgeSpan(service, span)
+		if jd.violated {
+			v.violations++
+			if c := newSlowCandidate(service, span, jd); c.beats(slow) {
+				slow = c
+			}
+		}
+		evidence.add(span, jd.duration)
+	}
+	v.violated = v.violations > 0
+	if !v.violated {
+		return v
+	}
+	v.slowSpan, v.slowSpanID, v.sloMs, v.hasSLO = slow.label, slow.spanID, slow.sloMs, slow.hasSLO
+	v.cause = evidence.cause()
+	v.culprit = evidence.culprit(v.cause)
+	return v
+}
+
+// slowCandidate is a violating span competing to be the trace's slow span.
 type slowCandidate struct {
 	found     bool
 	byLatency bool
@@ -88,6 +147,25 @@ type slowCandidate struct {
 	hasSLO    bool
 }
 
+func newSlowCandidate(service string, span ptrace.Span, jd judgement) slowCandidate {
+	c := slowCandidate{found: true, byLatency: jd.tooSlow, excess: jd.duration, start: span.StartTimestamp(), spanID: span.SpanID()}
+	if jd.tooSlow {
+		c.excess = jd.duration - jd.rule.threshold
+	}
+	if jd.rule != nil {
+		c.sloMs, c.hasSLO = float64(jd.rule.threshold)/float64(time.Millisecond), true
+	} else if tv, ok := span.Attributes().Get(attrSLOThreshold); ok {
+		c.sloMs, c.hasSLO = numeric(tv)
+	}
+	if service == "" {
+		service = "unknown_service"
+	}
+	c.label = service + ": " + span.Name()
+	return c
+}
+
+// beats ranks latency violations above flag/error ones, then the larger
+// excess, then the earlier start.
 func (c slowCandidate) beats(o slowCandidate) bool {
 	if !o.found {
 		return true
@@ -101,10 +179,91 @@ func (c slowCandidate) beats(o slowCandidate) bool {
 	return c.start < o.start
 }
 
+// causeEvidence gathers, over the spans of a trace, what its rollup's cause
+// and culprit are chosen from.
+type causeEvidence struct {
+	realTimes      map[string]float64 // granular.time.<cause>_us summed over non-synthetic spans
+	syntheticTimes map[string]float64 // the same over synthetic spans
+	culprits       []culpritCandidate
+	fallbackCause  string        // granular.cause of the longest span having one
+	fallbackDur    time.Duration // that span's duration; -1 before any
+}
+
 type culpritCandidate struct {
 	culprit string
 	times   map[string]float64
 	dur     time.Duration
+}
+
+func newCauseEvidence() causeEvidence {
+	return causeEvidence{realTimes: map[string]float64{}, syntheticTimes: map[string]float64{}, fallbackDur: -1}
+}
+
+// add takes in the granular.* detail of one span lasting dur.
+func (ev *causeEvidence) add(span ptrace.Span, dur time.Duration) {
+	attrs := span.Attributes()
+	sums := ev.realTimes
+	if isSynthetic(span) {
+		sums = ev.syntheticTimes
+	}
+	var times map[string]float64
+	attrs.Range(func(key string, val pcommon.Value) bool {
+		if !strings.HasPrefix(key, attrTimePrefix) || !strings.HasSuffix(key, attrTimeSuffix) {
+			return true
+		}
+		cause := key[len(attrTimePrefix) : len(key)-len(attrTimeSuffix)]
+		f, ok := numeric(val)
+		if cause == "" || !ok {
+			return true
+		}
+		if times == nil {
+			times = map[string]float64{}
+		}
+		times[cause] += f
+		sums[cause] += f
+		return true
+	})
+	if cv, ok := attrs.Get(attrCulprit); ok && cv.Type() == pcommon.ValueTypeStr && cv.Str() != "" {
+		ev.culprits = append(ev.culprits, culpritCandidate{culprit: cv.Str(), times: times, dur: dur})
+	}
+	if cv, ok := attrs.Get(attrCause); ok && cv.Type() == pcommon.ValueTypeStr && cv.Str() != "" && dur > ev.fallbackDur {
+		ev.fallbackCause, ev.fallbackDur = cv.Str(), dur
+	}
+}
+
+// cause is the cause with the most time over non-synthetic spans, else over
+// synthetic ones, else the fallback granular.cause, else "latency".
+func (ev *causeEvidence) cause() string {
+	for _, c := range []string{dominant(ev.realTimes), dominant(ev.syntheticTimes), ev.fallbackCause} {
+		if c != "" {
+			return c
+		}
+	}
+	return causeLatency
+}
+
+// culprit is the granular.culprit of the span with the most time in cause
+// (the longest span on ties); "" when no span names one.
+func (ev *causeEvidence) culprit(cause string) string {
+	best, bestTime, bestDur := "", -1.0, time.Duration(-1)
+	for _, c := range ev.culprits {
+		t := c.times[cause]
+		if t > bestTime || (t == bestTime && c.dur > bestDur) {
+			best, bestTime, bestDur = c.culprit, t, c.dur
+		}
+	}
+	return best
+}
+
+// dominant returns the cause with the largest summed time ("" if none).
+func dominant(sums map[string]float64) string {
+	best, bestV := "", 0.0
+	for cause, t := range sums {
+		if t > bestV || (t == bestV && t > 0 && cause < best) {
+			best, bestV = cause, t
+		}
+	}
+	return best
 }
 
 func spanDuration(s ptrace.Span) time.Duration {
@@ -159,234 +318,4 @@ func serviceName(res pcommon.Resource) string {
 		return v.AsString()
 	}
 	return ""
-}
-
-// judge evaluates every span of td.
-func (j *judge) judge(td ptrace.Traces) verdict {
-	var v verdict
-	var slow slowCandidate
-	realTimes := map[string]float64{}
-	syntheticTimes := map[string]float64{}
-	var culprits []culpritCandidate
-	fallbackCause, fallbackDur := "", time.Duration(-1)
-
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		service := serviceName(rs.Resource())
-		sss := rs.ScopeSpans()
-		for k := 0; k < sss.Len(); k++ {
-			spans := sss.At(k).Spans()
-			for n := 0; n < spans.Len(); n++ {
-				span := spans.At(n)
-				v.spans++
-				attrs := span.Attributes()
-				dur := spanDuration(span)
-				route, hasRoute := "", false
-				if rv, ok := attrs.Get(attrHTTPRoute); ok && rv.Type() == pcommon.ValueTypeStr {
-					route, hasRoute = rv.Str(), true
-				}
-				threshold, hasThreshold := j.threshold(service, span.Name(), route, hasRoute)
-				overLatency := hasThreshold && dur > threshold
-				fv, fok := attrs.Get(attrSLOViolated)
-				flagged := isTrue(fv, fok)
-				errored := j.errorsViolate && span.Status().Code() == ptrace.StatusCodeError
-				synthetic := isSynthetic(span)
-
-				if overLatency || flagged || errored {
-					v.violations++
-					c := slowCandidate{found: true, byLatency: overLatency, excess: dur, start: span.StartTimestamp(), spanID: span.SpanID()}
-					if overLatency {
-						c.excess = dur - threshold
-					}
-					if hasThreshold {
-						c.sloMs, c.hasSLO = float64(threshold)/float64(time.Millisecond), true
-					} else if tv, ok := attrs.Get(attrSLOThreshold); ok {
-						c.sloMs, c.hasSLO = numeric(tv)
-					}
-					if c.beats(slow) {
-						c.label = service + ": " + span.Name()
-						if service == "" {
-							c.label = "unknown_service: " + span.Name()
-						}
-						slow = c
-					}
-				}
-
-				var times map[string]float64
-				attrs.Range(func(key string, val pcommon.Value) bool {
-					if !strings.HasPrefix(key, attrTimePrefix) || !strings.HasSuffix(key, attrTimeSuffix) {
-						return true
-					}
-					cause := key[len(attrTimePrefix) : len(key)-len(attrTimeSuffix)]
-					f, ok := numeric(val)
-					if cause == "" || !ok {
-						return true
-					}
-					if times == nil {
-						times = map[string]float64{}
-					}
-					times[cause] += f
-					if synthetic {
-						syntheticTimes[cause] += f
-					} else {
-						realTimes[cause] += f
-					}
-					return true
-				})
-				if cv, ok := attrs.Get(attrCulprit); ok && cv.Type() == pcommon.ValueTypeStr && cv.Str() != "" {
-					culprits = append(culprits, culpritCandidate{culprit: cv.Str(), times: times, dur: dur})
-				}
-				if cv, ok := attrs.Get(attrCause); ok && cv.Type() == pcommon.ValueTypeStr && cv.Str() != "" && dur > fallbackDur {
-					fallbackCause, fallbackDur = cv.Str(), dur
-				}
-			}
-		}
-	}
-	v.violated = v.violations > 0
-	if !v.violated {
-		return v
-	}
-	v.slowSpan, v.slowSpanID, v.sloMs, v.hasSLO = slow.label, slow.spanID, slow.sloMs, slow.hasSLO
-
-	v.cause = dominant(realTimes)
-	if v.cause == "" {
-		v.cause = dominant(syntheticTimes)
-	}
-	if v.cause == "" {
-		v.cause = fallbackCause
-	}
-	if v.cause == "" {
-		v.cause = causeLatency
-	}
-	best, bestTime, bestDur := "", -1.0, time.Duration(-1)
-	for _, c := range culprits {
-		t := c.times[v.cause]
-		if t > bestTime || (t == bestTime && c.dur > bestDur) {
-			best, bestTime, bestDur = c.culprit, t, c.dur
-		}
-	}
-	v.culprit = best
-	return v
-}
-
-// dominant returns the cause with the largest summed time ("" if none).
-func dominant(sums map[string]float64) string {
-	best, bestV := "", 0.0
-	for cause, t := range sums {
-		if t > bestV || (t == bestV && t > 0 && cause < best) {
-			best, bestV = cause, t
-		}
-	}
-	return best
-}
-
-// rootSpan is the span without a parent (the earliest if several), or else
-// the earliest span of td. ok is false for a trace with no spans.
-func rootSpan(td ptrace.Traces) (root ptrace.Span, ok bool) {
-	var anyRoot bool
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		sss := rss.At(i).ScopeSpans()
-		for k := 0; k < sss.Len(); k++ {
-			spans := sss.At(k).Spans()
-			for n := 0; n < spans.Len(); n++ {
-				s := spans.At(n)
-				isRoot := s.ParentSpanID().IsEmpty()
-				switch {
-				case !ok:
-				case isRoot && !anyRoot:
-				case isRoot == anyRoot && s.StartTimestamp() < root.StartTimestamp():
-				default:
-					continue
-				}
-				root, ok, anyRoot = s, true, isRoot
-			}
-		}
-	}
-	return root, ok
-}
-
-// rollup writes the trace-level summary onto the root span.
-func rollup(td ptrace.Traces, v verdict, artifactURL string) {
-	root, ok := rootSpan(td)
-	if !ok {
-		return
-	}
-	a := root.Attributes()
-	a.PutStr(attrTraceCause, v.cause)
-	if v.culprit != "" {
-		a.PutStr(attrTraceCulprit, v.culprit)
-	}
-	if v.slowSpan != "" {
-		a.PutStr(attrTraceSlowSpan, v.slowSpan)
-	}
-	a.PutInt(attrTraceViol, int64(v.violations))
-	if v.hasSLO {
-		a.PutDouble(attrTraceSLOMs, v.sloMs)
-	}
-	if artifactURL != "" {
-		a.PutStr(attrTraceArtifact, artifactURL)
-	}
-}
-
-type stripStats struct {
-	bytes, attributes, events, spans int64
-}
-
-// keptWhenStripped are the granular.* attributes kept as a compact summary.
-func keptWhenStripped(key string) bool {
-	return key == attrCause || key == attrSLOViolated
-}
-
-// strip removes Granular detail from td in place.
-func strip(td ptrace.Traces) stripStats {
-	var st stripStats
-	var m ptrace.ProtoMarshaler
-	before := m.TracesSize(td)
-	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
-		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
-			ss.Spans().RemoveIf(func(s ptrace.Span) bool {
-				if isSynthetic(s) {
-					st.spans++
-					return true
-				}
-				s.Events().RemoveIf(func(e ptrace.SpanEvent) bool {
-					if strings.HasPrefix(e.Name(), attrPrefix) {
-						st.events++
-						return true
-					}
-					return false
-				})
-				s.Attributes().RemoveIf(func(k string, _ pcommon.Value) bool {
-					if strings.HasPrefix(k, attrPrefix) && !keptWhenStripped(k) {
-						st.attributes++
-						return true
-					}
-					return false
-				})
-				return false
-			})
-			return ss.Spans().Len() == 0
-		})
-		return rs.ScopeSpans().Len() == 0
-	})
-	if st.spans+st.events+st.attributes > 0 {
-		st.bytes = int64(before - m.TracesSize(td))
-	}
-	return st
-}
-
-// sampled reports whether a healthy trace is inside the kept percentage; the
-// choice depends only on the trace ID, so every tier-2 collector agrees.
-func sampled(id pcommon.TraceID, percent float64) bool {
-	if percent >= 100 {
-		return true
-	}
-	if percent <= 0 {
-		return false
-	}
-	h := fnv.New64a()
-	_, _ = h.Write(id[:])
-	return h.Sum64()%10000 < uint64(percent*100)
 }

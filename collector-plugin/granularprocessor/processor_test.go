@@ -1,7 +1,6 @@
 package granularprocessor
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -9,12 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/processor/processortest"
 )
 
 const ms = time.Millisecond
@@ -139,13 +133,9 @@ func TestHealthyTraceSampledDeterministically(t *testing.T) {
 		}
 		h.advance(5 * time.Second)
 		kept = map[byte]bool{}
-		for _, td := range h.sink.AllTraces() {
-			rss := td.ResourceSpans()
-			for i := 0; i < rss.Len(); i++ {
-				sp := rss.At(i).ScopeSpans().At(0).Spans().At(0)
-				assert.NotContains(t, attrKeys(sp), "granular.verdict", "sampled traces are stripped")
-				kept[sp.TraceID()[15]] = true
-			}
+		for _, sp := range receivedSpans(h.sink) {
+			assert.NotContains(t, attrKeys(sp), "granular.verdict", "sampled traces are stripped")
+			kept[sp.TraceID()[15]] = true
 		}
 		assert.Equal(t, int64(len(kept)), h.counter(metricDecisions, attrOutcome, outcomeStripped))
 		assert.Equal(t, int64(n-len(kept)), h.counter(metricDecisions, attrOutcome, outcomeSampledOut))
@@ -177,12 +167,8 @@ func TestServiceAndRouteRules(t *testing.T) {
 	))
 	h.advance(5 * time.Second)
 	spans := map[byte]ptrace.Span{}
-	for _, td := range h.sink.AllTraces() {
-		rss := td.ResourceSpans()
-		for i := 0; i < rss.Len(); i++ {
-			sp := rss.At(i).ScopeSpans().At(0).Spans().At(0)
-			spans[sp.TraceID()[15]] = sp
-		}
+	for _, sp := range receivedSpans(h.sink) {
+		spans[sp.TraceID()[15]] = sp
 	}
 	require.Len(t, spans, 4)
 	assert.Contains(t, attrKeys(spans[1]), "granular.trace.cause")
@@ -345,53 +331,8 @@ func TestShutdownFlushesBufferedTraces(t *testing.T) {
 	assert.Equal(t, 5, h.sink.SpanCount())
 }
 
-func TestLifecycle(t *testing.T) {
-	f := NewFactory()
-	assert.Equal(t, Type, f.Type())
-	cfg := f.CreateDefaultConfig()
-	require.NoError(t, componenttest.CheckConfigStruct(cfg))
-	sink := new(consumertest.TracesSink)
-	logSink := new(consumertest.LogsSink)
-	set := processortest.NewNopSettings(Type)
-	tp, err := f.CreateTraces(context.Background(), set, cfg, sink)
-	require.NoError(t, err)
-	lp, err := f.CreateLogs(context.Background(), set, cfg, logSink)
-	require.NoError(t, err)
-	assert.True(t, tp.Capabilities().MutatesData)
-
-	// a second traces pipeline may not share the instance
-	_, err = f.CreateTraces(context.Background(), set, cfg, sink)
-	require.EqualError(t, err, `processor "granular" is used in more than one traces pipeline; give each pipeline its own instance (e.g. granular/a, granular/b)`)
-
-	host := componenttest.NewNopHost()
-	require.NoError(t, tp.Start(context.Background(), host))
-	require.NoError(t, lp.Start(context.Background(), host))
-	require.NoError(t, tp.ConsumeTraces(context.Background(), violatingTrace(1)))
-	ordinary := plog.NewLogs()
-	ordinary.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("hello")
-	require.NoError(t, lp.ConsumeLogs(context.Background(), ordinary))
-	assert.Equal(t, 1, logSink.LogRecordCount(), "ordinary logs pass through at once")
-	require.NoError(t, tp.Shutdown(context.Background()))
-	assert.Equal(t, 0, sink.SpanCount(), "the core runs until its last instance stops")
-	require.NoError(t, lp.Shutdown(context.Background()))
-	assert.Equal(t, 3, sink.SpanCount())
-	require.NoError(t, lp.Shutdown(context.Background()), "shutdown is idempotent")
-
-	// after shutdown the factory creates a fresh core for the same ID
-	tp2, err := f.CreateTraces(context.Background(), set, cfg, sink)
-	require.NoError(t, err)
-	require.NoError(t, tp2.Shutdown(context.Background()), "shutdown without start")
-}
-
-func TestVerifyShutdown(t *testing.T) {
-	processortest.VerifyShutdown(t, NewFactory(), NewFactory().CreateDefaultConfig())
-}
-
 func TestArtifactsStoredForViolatingTraces(t *testing.T) {
-	store := &fakeStore{}
-	extID := component.MustNewID("granular_artifacts")
-	host := hostWithExtensions{exts: map[component.ID]component.Component{extID: store}}
-	h := newHarness(t, func(c *Config) { c.Artifacts.Extension = &extID }, host)
+	h, store := newHarnessWithStore(t, nil)
 
 	h.consume(violatingTrace(1))
 	h.consumeLogs(artifactLog(1, 2, "art-1", []byte("perfetto-1")))
@@ -426,10 +367,7 @@ func TestArtifactsStoredForViolatingTraces(t *testing.T) {
 // With baseline enrichment the library sends artifacts for healthy spans
 // of a violating trace too; the rollup links the violating span's.
 func TestRollupLinksTheSlowSpansArtifact(t *testing.T) {
-	store := &fakeStore{}
-	extID := component.MustNewID("granular_artifacts")
-	host := hostWithExtensions{exts: map[component.ID]component.Component{extID: store}}
-	h := newHarness(t, func(c *Config) { c.Artifacts.Extension = &extID }, host)
+	h, store := newHarnessWithStore(t, nil)
 
 	h.consume(violatingTrace(1))
 	h.consumeLogs(artifactLog(1, 2, "child", []byte("baseline")))
@@ -458,9 +396,7 @@ func TestArtifactsForwardedWithoutStore(t *testing.T) {
 
 func TestArtifactWithoutTraceIDDropped(t *testing.T) {
 	h := newHarness(t, nil, nil)
-	ld := artifactLog(1, 2, "a", []byte("x"))
-	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).SetTraceID([16]byte{})
-	h.consumeLogs(ld)
+	h.consumeLogs(noTraceID(artifactLog(1, 2, "a", []byte("x"))))
 	assert.Equal(t, 0, h.logSink.LogRecordCount())
 	assert.Equal(t, int64(1), h.counter(metricArtifacts, attrArtifactResult, artifactNoTraceID))
 }
@@ -474,27 +410,3 @@ func TestArtifactsOnlyTraceIsKeptButNotCached(t *testing.T) {
 	_, cached := h.core.cache.get(traceID(1))
 	assert.False(t, cached)
 }
-
-func TestStartFailsWithMissingExtension(t *testing.T) {
-	extID := component.MustNewID("granular_artifacts")
-	f := NewFactory()
-	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.Artifacts.Extension = &extID
-	tp, err := f.CreateTraces(context.Background(), processortest.NewNopSettings(Type), cfg, consumertest.NewNop())
-	require.NoError(t, err)
-	err = tp.Start(context.Background(), componenttest.NewNopHost())
-	require.EqualError(t, err, `artifacts.extension "granular_artifacts" is not running; add it under extensions: and service.extensions`)
-	require.NoError(t, tp.Shutdown(context.Background()))
-
-	tp, err = f.CreateTraces(context.Background(), processortest.NewNopSettings(Type), cfg, consumertest.NewNop())
-	require.NoError(t, err)
-	wrong := hostWithExtensions{exts: map[component.ID]component.Component{extID: notAStore{}}}
-	err = tp.Start(context.Background(), wrong)
-	require.EqualError(t, err, `artifacts.extension "granular_artifacts" is not a granular_artifacts extension`)
-	require.NoError(t, tp.Shutdown(context.Background()))
-}
-
-type notAStore struct{}
-
-func (notAStore) Start(context.Context, component.Host) error { return nil }
-func (notAStore) Shutdown(context.Context) error              { return nil }

@@ -11,20 +11,21 @@ import (
 // ruleForm is quoted in every rule parse error so a user sees what was expected.
 const ruleForm = `expected PATTERN=DURATION, where PATTERN is a span-name glob ("GET /messages", "auth.*", "*") or "route:GLOB" matched against http.route, and DURATION is like "100ms", "1.5s" or "250us"`
 
-// sloRule is one parsed `PATTERN=DURATION` item of the GRANULAR_SLO syntax.
+// sloRule is one parsed `PATTERN=DURATION` item of the GRANULAR_SLO syntax
+// (the library's SloRule).
 type sloRule struct {
-	raw       string
 	pattern   string
-	route     bool // match against the http.route attribute instead of the span name
+	onRoute   bool // match against the http.route attribute instead of the span name
 	threshold time.Duration
 }
 
-// sloRules is an ordered rule list; the first matching rule wins.
+// sloRules is an ordered rule list; the first matching rule wins (the
+// library's SloRules).
 type sloRules []sloRule
 
-// parseSLO parses the comma-separated GRANULAR_SLO syntax, e.g.
+// parseSLORules parses the comma-separated GRANULAR_SLO syntax, e.g.
 // `GET /messages=100ms,auth.*=20ms,*=500ms`. An empty string yields no rules.
-func parseSLO(s string) (sloRules, error) {
+func parseSLORules(s string) (sloRules, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
@@ -41,9 +42,9 @@ func parseSLO(s string) (sloRules, error) {
 		}
 		pattern := strings.TrimSpace(raw[:eq])
 		durText := strings.TrimSpace(raw[eq+1:])
-		r := sloRule{raw: raw, pattern: pattern}
+		r := sloRule{pattern: pattern}
 		if rest, ok := strings.CutPrefix(pattern, "route:"); ok {
-			r.route = true
+			r.onRoute = true
 			r.pattern = strings.TrimSpace(rest)
 		}
 		if r.pattern == "" {
@@ -136,27 +137,23 @@ func parseDuration(text string) (time.Duration, error) {
 	return time.Duration(ns), nil
 }
 
-// match returns the threshold of the first rule matching the span name or
-// http.route; ok is false when no rule matches.
-func (rs sloRules) match(name, route string, hasRoute bool) (time.Duration, bool) {
-	for _, r := range rs {
-		if r.route {
-			if hasRoute && globMatch(r.pattern, route) {
-				return r.threshold, true
-			}
-			continue
-		}
-		if globMatch(r.pattern, name) {
-			return r.threshold, true
+// matching returns the first rule matching a span: a name rule matching
+// name or, when the span has an http.route, a route rule matching route;
+// nil when none matches.
+func (rs sloRules) matching(name, route string, hasRoute bool) *sloRule {
+	for i := range rs {
+		r := &rs[i]
+		if r.onRoute && hasRoute && glob(r.pattern, route) || !r.onRoute && glob(r.pattern, name) {
+			return r
 		}
 	}
-	return 0, false
+	return nil
 }
 
-// globMatch reports whether s matches pattern, where '*' matches any run of
+// glob reports whether s matches pattern, where '*' matches any run of
 // characters (including none) and every other character matches itself.
 // It runs in O(len(pattern)*len(s)) worst case without recursion.
-func globMatch(pattern, s string) bool {
+func glob(pattern, s string) bool {
 	p, i := 0, 0
 	star, mark := -1, 0
 	for i < len(s) {

@@ -73,7 +73,7 @@ func newTelemetry(mp metric.MeterProvider, c *core) (*telemetry, error) {
 	t.artifacts = counter(metricArtifacts, "{records}", "granular.artifact log records, by result.")
 	bufTraces, err := m.Int64ObservableGauge(metricBufferedTraces, metric.WithUnit("{traces}"), metric.WithDescription("Traces waiting for a decision."))
 	errs = errors.Join(errs, err)
-	bufSpans, err := m.Int64ObservableGauge(metricBufferedSpans, metric.WithUnit("{spans}"), metric.WithDescription("Spans waiting for a decision."))
+	bufSpans, err := m.Int64ObservableGauge(metricBufferedSpans, metric.WithUnit("{spans}"), metric.WithDescription("Spans and artifact records waiting for a decision."))
 	errs = errors.Join(errs, err)
 	if errs != nil {
 		return nil, errs

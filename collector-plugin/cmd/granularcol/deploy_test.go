@@ -321,134 +321,171 @@ func TestKubernetesLayouts(t *testing.T) {
 
 	for _, layout := range []string{"single", "scale-out"} {
 		t.Run(layout, func(t *testing.T) {
-			objs := k8sLayout(t, filepath.Join(k8sDir, layout), map[string]bool{})
-			byKind := map[string]map[string]map[string]any{}
-			for _, o := range objs {
-				kind, name := str(o["kind"]), str(m(o["metadata"])["name"])
-				require.NotEmpty(t, str(o["apiVersion"]), "%s: object without apiVersion", o["__file"])
-				require.NotEmpty(t, kind, "%s: object without kind", o["__file"])
-				require.NotEmpty(t, name, "%s: %s without a name", o["__file"], kind)
-				if byKind[kind] == nil {
-					byKind[kind] = map[string]map[string]any{}
-				}
-				_, dup := byKind[kind][name]
-				require.False(t, dup, "two %s named %s", kind, name)
-				byKind[kind][name] = o
-			}
-
-			// ConfigMaps carry deploy files byte for byte.
-			for name, cm := range byKind["ConfigMap"] {
-				for key, v := range m(cm["data"]) {
-					src := sourceOf(t, key)
-					if src == "" {
-						continue
-					}
-					want, err := os.ReadFile(src)
-					require.NoError(t, err)
-					assert.Equal(t, string(want), str(v), "ConfigMap %s key %s differs from %s: run deploy/k8s/generate.sh", name, key, src)
-				}
-			}
-
-			// Deployments: labels, mounts, ConfigMap keys, config validation.
-			podLabels := map[string]map[string]any{}
-			podPorts := map[string]map[string]bool{}
-			collectors := 0
-			for name, d := range byKind["Deployment"] {
-				spec := m(d["spec"])
-				tmpl := m(spec["template"])
-				labels := m(m(tmpl["metadata"])["labels"])
-				for k, v := range m(m(spec["selector"])["matchLabels"]) {
-					assert.Equal(t, v, labels[k], "Deployment %s: selector does not match its pods", name)
-				}
-				podLabels[name] = labels
-				podPorts[name] = map[string]bool{}
-				pod := m(tmpl["spec"])
-				volumes := map[string]map[string]any{}
-				for _, v := range list(pod["volumes"]) {
-					volumes[str(m(v)["name"])] = m(v)
-				}
-				for _, c := range list(pod["containers"]) {
-					c := m(c)
-					for _, p := range list(c["ports"]) {
-						podPorts[name][str(m(p)["name"])] = true
-						podPorts[name][str(m(p)["containerPort"])] = true
-					}
-					files := map[string]string{} // path in the container -> ConfigMap key
-					var cmName string
-					for _, vm := range list(c["volumeMounts"]) {
-						vm := m(vm)
-						vol, ok := volumes[str(vm["name"])]
-						require.True(t, ok, "Deployment %s mounts undefined volume %s", name, vm["name"])
-						cmRef := m(vol["configMap"])
-						if cmRef == nil {
-							continue
-						}
-						cmName = str(cmRef["name"])
-						cm, ok := byKind["ConfigMap"][cmName]
-						require.True(t, ok, "Deployment %s mounts ConfigMap %s, not in the layout", name, cmName)
-						for _, it := range list(cmRef["items"]) {
-							key := str(m(it)["key"])
-							assert.Contains(t, m(cm["data"]), key, "Deployment %s: ConfigMap %s has no key %s", name, cmName, key)
-							files[path.Join(str(vm["mountPath"]), str(m(it)["path"]))] = key
-						}
-					}
-					env := map[string]string{}
-					for _, e := range list(c["env"]) {
-						env[str(m(e)["name"])] = str(m(e)["value"])
-					}
-					for _, ref := range endpointRefs(env) {
-						host, port := composeHostPort(ref)
-						svc, ok := byKind["Service"][host]
-						if !assert.True(t, ok, "Deployment %s points at %q, not a Service of the layout", name, ref) {
-							continue
-						}
-						found := false
-						for _, p := range list(m(svc["spec"])["ports"]) {
-							found = found || str(m(p)["port"]) == port
-						}
-						assert.True(t, found, "Deployment %s: Service %s has no port %s", name, host, port)
-					}
-					cfg := configArg(list(c["args"]))
-					if cfg == "" {
-						continue
-					}
-					key, ok := files[cfg]
-					require.True(t, ok, "Deployment %s: --config %s is not a mounted ConfigMap key", name, cfg)
-					content := str(m(byKind["ConfigMap"][cmName]["data"])[key])
-					tmp := filepath.Join(t.TempDir(), key)
-					require.NoError(t, os.WriteFile(tmp, []byte(content), 0o600))
-					if key == filepath.Base(jaegerConfig) {
-						validateJaeger(t, tmp)
-						assert.Equal(t, "ui-config.json", files["/etc/jaeger/ui-config.json"], "Deployment %s: ui-config.json not mounted", name)
-						continue
-					}
-					collectors++
-					validateCollector(t, tmp, env)
-				}
-			}
-			assert.Positive(t, collectors, "no granularcol Deployment")
-
-			// Services select pods and name their ports.
-			for name, s := range byKind["Service"] {
-				sel := m(m(s["spec"])["selector"])
-				require.NotEmpty(t, sel, "Service %s selects nothing", name)
-				var target string
-				for dep, labels := range podLabels {
-					match := true
-					for k, v := range sel {
-						match = match && labels[k] == v
-					}
-					if match {
-						target = dep
-					}
-				}
-				require.NotEmpty(t, target, "Service %s selects no Deployment's pods", name)
-				for _, p := range list(m(s["spec"])["ports"]) {
-					tp := str(m(p)["targetPort"])
-					assert.True(t, tp == "" || podPorts[target][tp], "Service %s: Deployment %s has no port %s", name, target, tp)
-				}
-			}
+			objs := indexK8sObjects(t, k8sLayout(t, filepath.Join(k8sDir, layout), map[string]bool{}))
+			objs.checkConfigMapsCarryDeployFiles(t)
+			pods := objs.checkDeployments(t)
+			objs.checkServicesSelect(t, pods)
 		})
+	}
+}
+
+// k8sObjects are a layout's objects by kind, then name.
+type k8sObjects map[string]map[string]map[string]any
+
+func indexK8sObjects(t *testing.T, objs []map[string]any) k8sObjects {
+	t.Helper()
+	byKind := k8sObjects{}
+	for _, o := range objs {
+		kind, name := str(o["kind"]), str(m(o["metadata"])["name"])
+		require.NotEmpty(t, str(o["apiVersion"]), "%s: object without apiVersion", o["__file"])
+		require.NotEmpty(t, kind, "%s: object without kind", o["__file"])
+		require.NotEmpty(t, name, "%s: %s without a name", o["__file"], kind)
+		if byKind[kind] == nil {
+			byKind[kind] = map[string]map[string]any{}
+		}
+		_, dup := byKind[kind][name]
+		require.False(t, dup, "two %s named %s", kind, name)
+		byKind[kind][name] = o
+	}
+	return byKind
+}
+
+// checkConfigMapsCarryDeployFiles: ConfigMaps carry deploy files byte for byte.
+func (objs k8sObjects) checkConfigMapsCarryDeployFiles(t *testing.T) {
+	t.Helper()
+	for name, cm := range objs["ConfigMap"] {
+		for key, v := range m(cm["data"]) {
+			src := sourceOf(t, key)
+			if src == "" {
+				continue
+			}
+			want, err := os.ReadFile(src)
+			require.NoError(t, err)
+			assert.Equal(t, string(want), str(v), "ConfigMap %s key %s differs from %s: run deploy/k8s/generate.sh", name, key, src)
+		}
+	}
+}
+
+// k8sPods are what the Deployments' pods offer Services: their labels and
+// their ports (by name and number), by Deployment.
+type k8sPods struct {
+	labels map[string]map[string]any
+	ports  map[string]map[string]bool
+}
+
+// checkDeployments checks labels, mounts, ConfigMap keys and the
+// validation of each container's config, and returns the pods.
+func (objs k8sObjects) checkDeployments(t *testing.T) k8sPods {
+	t.Helper()
+	pods := k8sPods{labels: map[string]map[string]any{}, ports: map[string]map[string]bool{}}
+	collectors := 0
+	for name, d := range objs["Deployment"] {
+		spec := m(d["spec"])
+		tmpl := m(spec["template"])
+		labels := m(m(tmpl["metadata"])["labels"])
+		for k, v := range m(m(spec["selector"])["matchLabels"]) {
+			assert.Equal(t, v, labels[k], "Deployment %s: selector does not match its pods", name)
+		}
+		pods.labels[name] = labels
+		pods.ports[name] = map[string]bool{}
+		pod := m(tmpl["spec"])
+		volumes := map[string]map[string]any{}
+		for _, v := range list(pod["volumes"]) {
+			volumes[str(m(v)["name"])] = m(v)
+		}
+		for _, c := range list(pod["containers"]) {
+			for _, p := range list(m(c)["ports"]) {
+				pods.ports[name][str(m(p)["name"])] = true
+				pods.ports[name][str(m(p)["containerPort"])] = true
+			}
+			if objs.checkContainer(t, name, m(c), volumes) {
+				collectors++
+			}
+		}
+	}
+	assert.Positive(t, collectors, "no granularcol Deployment")
+	return pods
+}
+
+// checkContainer checks a container of Deployment name: its ConfigMap
+// mounts, the Services its environment points at, and its --config, which
+// it validates. It reports whether the container is a granularcol.
+func (objs k8sObjects) checkContainer(t *testing.T, name string, c map[string]any, volumes map[string]map[string]any) bool {
+	t.Helper()
+	files := map[string]string{} // path in the container -> ConfigMap key
+	var cmName string
+	for _, vm := range list(c["volumeMounts"]) {
+		vm := m(vm)
+		vol, ok := volumes[str(vm["name"])]
+		require.True(t, ok, "Deployment %s mounts undefined volume %s", name, vm["name"])
+		cmRef := m(vol["configMap"])
+		if cmRef == nil {
+			continue
+		}
+		cmName = str(cmRef["name"])
+		cm, ok := objs["ConfigMap"][cmName]
+		require.True(t, ok, "Deployment %s mounts ConfigMap %s, not in the layout", name, cmName)
+		for _, it := range list(cmRef["items"]) {
+			key := str(m(it)["key"])
+			assert.Contains(t, m(cm["data"]), key, "Deployment %s: ConfigMap %s has no key %s", name, cmName, key)
+			files[path.Join(str(vm["mountPath"]), str(m(it)["path"]))] = key
+		}
+	}
+	env := map[string]string{}
+	for _, e := range list(c["env"]) {
+		env[str(m(e)["name"])] = str(m(e)["value"])
+	}
+	for _, ref := range endpointRefs(env) {
+		host, port := composeHostPort(ref)
+		svc, ok := objs["Service"][host]
+		if !assert.True(t, ok, "Deployment %s points at %q, not a Service of the layout", name, ref) {
+			continue
+		}
+		found := false
+		for _, p := range list(m(svc["spec"])["ports"]) {
+			found = found || str(m(p)["port"]) == port
+		}
+		assert.True(t, found, "Deployment %s: Service %s has no port %s", name, host, port)
+	}
+	cfg := configArg(list(c["args"]))
+	if cfg == "" {
+		return false
+	}
+	key, ok := files[cfg]
+	require.True(t, ok, "Deployment %s: --config %s is not a mounted ConfigMap key", name, cfg)
+	content := str(m(objs["ConfigMap"][cmName]["data"])[key])
+	tmp := filepath.Join(t.TempDir(), key)
+	require.NoError(t, os.WriteFile(tmp, []byte(content), 0o600))
+	if key == filepath.Base(jaegerConfig) {
+		validateJaeger(t, tmp)
+		assert.Equal(t, "ui-config.json", files["/etc/jaeger/ui-config.json"], "Deployment %s: ui-config.json not mounted", name)
+		return false
+	}
+	validateCollector(t, tmp, env)
+	return true
+}
+
+// checkServicesSelect: Services select a Deployment's pods and name its ports.
+func (objs k8sObjects) checkServicesSelect(t *testing.T, pods k8sPods) {
+	t.Helper()
+	for name, s := range objs["Service"] {
+		sel := m(m(s["spec"])["selector"])
+		require.NotEmpty(t, sel, "Service %s selects nothing", name)
+		var target string
+		for dep, labels := range pods.labels {
+			match := true
+			for k, v := range sel {
+				match = match && labels[k] == v
+			}
+			if match {
+				target = dep
+			}
+		}
+		require.NotEmpty(t, target, "Service %s selects no Deployment's pods", name)
+		for _, p := range list(m(s["spec"])["ports"]) {
+			tp := str(m(p)["targetPort"])
+			assert.True(t, tp == "" || pods.ports[target][tp], "Service %s: Deployment %s has no port %s", name, target, tp)
+		}
 	}
 }
 

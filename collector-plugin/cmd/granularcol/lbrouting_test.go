@@ -3,20 +3,22 @@ package main
 import (
 	"context"
 	"fmt"
+	"iter"
+	"maps"
 	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+
+	"github.com/granular-dev/granular/collector-plugin/internal/pdatawalk"
 )
 
 // tier2Backend is an OTLP gRPC endpoint for traces and logs standing in for
@@ -35,17 +37,7 @@ type tier2Traces struct {
 }
 
 func (s *tier2Traces) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	s.b.mu.Lock()
-	defer s.b.mu.Unlock()
-	rss := req.Traces().ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		for k := 0; k < rss.At(i).ScopeSpans().Len(); k++ {
-			spans := rss.At(i).ScopeSpans().At(k).Spans()
-			for n := 0; n < spans.Len(); n++ {
-				s.b.spans[spans.At(n).TraceID()]++
-			}
-		}
-	}
+	count(s.b, s.b.spans, pdatawalk.Spans(req.Traces()))
 	return ptraceotlp.NewExportResponse(), nil
 }
 
@@ -55,18 +47,17 @@ type tier2Logs struct {
 }
 
 func (s *tier2Logs) Export(_ context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	s.b.mu.Lock()
-	defer s.b.mu.Unlock()
-	rls := req.Logs().ResourceLogs()
-	for i := 0; i < rls.Len(); i++ {
-		for k := 0; k < rls.At(i).ScopeLogs().Len(); k++ {
-			recs := rls.At(i).ScopeLogs().At(k).LogRecords()
-			for n := 0; n < recs.Len(); n++ {
-				s.b.logs[recs.At(n).TraceID()]++
-			}
-		}
-	}
+	count(s.b, s.b.logs, pdatawalk.LogRecords(req.Logs()))
 	return plogotlp.NewExportResponse(), nil
+}
+
+// count adds one to seen for the trace of every item a pdatawalk walk yields.
+func count[S any, I interface{ TraceID() pcommon.TraceID }](b *tier2Backend, seen map[pcommon.TraceID]int, items iter.Seq2[S, I]) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, item := range items {
+		seen[item.TraceID()]++
+	}
 }
 
 func startTier2Backend(t *testing.T) *tier2Backend {
@@ -84,14 +75,7 @@ func startTier2Backend(t *testing.T) *tier2Backend {
 func (b *tier2Backend) counts() (spans, logs map[pcommon.TraceID]int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	spans, logs = map[pcommon.TraceID]int{}, map[pcommon.TraceID]int{}
-	for k, v := range b.spans {
-		spans[k] = v
-	}
-	for k, v := range b.logs {
-		logs[k] = v
-	}
-	return spans, logs
+	return maps.Clone(b.spans), maps.Clone(b.logs)
 }
 
 // TestTier1RoutesLogsWithTheirTrace runs deploy/collector/tier1-loadbalancer.yaml
@@ -112,22 +96,7 @@ func TestTier1RoutesLogsWithTheirTrace(t *testing.T) {
 	t.Setenv("GRANULAR_METRICS_PORT", freePort(t))
 	t.Setenv("GRANULAR_LOG_LEVEL", "warn")
 
-	col, err := otelcol.NewCollector(withConfig(filepath.Join(deployDir, "tier1-loadbalancer.yaml")))
-	require.NoError(t, err)
-	runErr := make(chan error, 1)
-	go func() { runErr <- col.Run(context.Background()) }()
-	waitFor(t, "collector running", func() bool {
-		select {
-		case err := <-runErr:
-			t.Fatalf("collector exited: %v", err)
-		default:
-		}
-		return col.GetState() == otelcol.StateRunning
-	})
-	defer func() {
-		col.Shutdown()
-		require.NoError(t, <-runErr)
-	}()
+	runCollector(t, "tier1-loadbalancer.yaml")
 
 	traceID := func(i int) pcommon.TraceID {
 		return pcommon.TraceID{0x4b, 0xf9, 0x2f, byte(i), 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, byte(i * 37), byte(i)}
@@ -147,12 +116,8 @@ func TestTier1RoutesLogsWithTheirTrace(t *testing.T) {
 		lr.SetEventName("granular.artifact")
 		lr.Body().SetEmptyBytes().FromRaw([]byte("perfetto"))
 	}
-	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	require.NoError(t, err)
-	post(t, "http://127.0.0.1:"+httpPort+"/v1/traces", "application/x-protobuf", body)
-	body, err = plogotlp.NewExportRequestFromLogs(ld).MarshalProto()
-	require.NoError(t, err)
-	post(t, "http://127.0.0.1:"+httpPort+"/v1/logs", "application/x-protobuf", body)
+	postTraces(t, httpPort, td)
+	postLogs(t, httpPort, ld)
 
 	total := func() (spans, logs int) {
 		for _, b := range backends {

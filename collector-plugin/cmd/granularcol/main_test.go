@@ -4,18 +4,25 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
 // deployDir holds the configurations users run; the tests load exactly those files.
@@ -74,15 +81,7 @@ func TestDeployConfigsValidate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			env, ok := deployEnv[name]
 			require.True(t, ok, "add %s to deployEnv so it is validated", name)
-			for k, v := range env {
-				t.Setenv(k, v)
-			}
-			cmd := otelcol.NewCommand(settings())
-			cmd.SetArgs([]string{"validate", "--config", file})
-			var out bytes.Buffer
-			cmd.SetOut(&out)
-			cmd.SetErr(&out)
-			require.NoError(t, cmd.Execute(), out.String())
+			validateCollector(t, file, env)
 		})
 	}
 }
@@ -128,6 +127,69 @@ func withConfig(uris ...string) otelcol.CollectorSettings {
 	// own gRPC server (the fake Jaeger) is logging: a data race in tests only.
 	set.SkipSettingGRPCLogger = true
 	return set
+}
+
+// runCollector runs granularcol in-process on deploy/collector/<file> until
+// the test ends; it returns once the collector is running.
+func runCollector(t *testing.T, file string) {
+	t.Helper()
+	col, err := otelcol.NewCollector(withConfig(filepath.Join(deployDir, file)))
+	require.NoError(t, err)
+	runErr := make(chan error, 1)
+	go func() { runErr <- col.Run(context.Background()) }()
+	waitFor(t, "collector running", func() bool {
+		select {
+		case err := <-runErr:
+			t.Fatalf("collector exited: %v", err)
+		default:
+		}
+		return col.GetState() == otelcol.StateRunning
+	})
+	t.Cleanup(func() {
+		col.Shutdown()
+		require.NoError(t, <-runErr)
+	})
+}
+
+// waitFor polls cond: the collector runs on real time here. explain, if
+// given, is logged when it times out.
+func waitFor(t *testing.T, what string, cond func() bool, explain ...func() string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			for _, e := range explain {
+				t.Log(e())
+			}
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// postTraces sends td to the collector's OTLP/HTTP port as an instrumented
+// service does; postLogs likewise.
+func postTraces(t *testing.T, port string, td ptrace.Traces) {
+	t.Helper()
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	require.NoError(t, err)
+	postOTLP(t, "http://127.0.0.1:"+port+"/v1/traces", body)
+}
+
+func postLogs(t *testing.T, port string, ld plog.Logs) {
+	t.Helper()
+	body, err := plogotlp.NewExportRequestFromLogs(ld).MarshalProto()
+	require.NoError(t, err)
+	postOTLP(t, "http://127.0.0.1:"+port+"/v1/logs", body)
+}
+
+func postOTLP(t *testing.T, url string, payload []byte) {
+	t.Helper()
+	resp, err := http.Post(url, "application/x-protobuf", bytes.NewReader(payload))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(msg))
 }
 
 func freePort(t *testing.T) string {
