@@ -13,7 +13,8 @@
 //! 4. Time covered by *ours* is split by the OS samples of its thread: on-CPU → running,
 //!    run-queue wait → OS wait, the rest of off-CPU → blocked in poll.
 //! 5. Culprits: whatever other tasks the workers polled during scheduler wait, grouped by task,
-//!    named by spawn site and the span (and trace) they served.
+//!    named by spawn site and the span (and trace) they served; one that held a worker for
+//!    less than [`MIN_CULPRIT_WAIT_NS`] of the wait is not named.
 //! 6. What the build could not attribute ([`super::unattributed`]): during idle time (and a
 //!    scheduler wait without a culprit), workers busy outside any span and poll, and
 //!    blocking-pool CPU no span or job names. It may be the request's; the verdict says so
@@ -92,6 +93,9 @@ pub struct Culprit {
     /// tokio task id (0 when only span entries were seen, in stable builds).
     pub task: u64,
     pub spawn_site: Option<String>,
+    /// The task's spawn precedes the recorder's oldest records (a long-lived task, such as a
+    /// server's connection task): its spawn site and the span it was spawned in are unknown.
+    pub spawned_before_window: bool,
     /// The local root span the task was serving, if any.
     pub span_name: Option<String>,
     pub trace_id: Option<u128>,
@@ -103,7 +107,8 @@ pub struct Culprit {
 }
 
 impl Culprit {
-    /// "GET /report (src/report.rs:40, trace 4bf92f3577b34da6)".
+    /// "GET /report (src/report.rs:40, trace 4bf92f3577b34da6)"; "task 7 (spawned before the
+    /// recorded window)" when neither its spawn nor a span it served was seen.
     pub fn describe(&self) -> String {
         let mut s = self
             .span_name
@@ -115,6 +120,11 @@ impl Culprit {
         }
         if let Some(t) = self.trace_id {
             extra.push(format!("trace {t:032x}"));
+        }
+        // The span it served says what it is; a connection task spawned long ago has nothing
+        // more to add.
+        if self.spawned_before_window && self.span_name.is_none() {
+            extra.push("spawned before the recorded window".into());
         }
         if !extra.is_empty() {
             let _ = write!(s, " ({})", extra.join(", "));
@@ -148,6 +158,9 @@ pub enum NoCulprit {
     Short,
     /// The workers were busy meanwhile with work no span (or task poll) names, ns.
     UnnamedWork(u64),
+    /// Other tasks (or spans) ran meanwhile, none of them for [`MIN_CULPRIT_WAIT_NS`] of the
+    /// wait: how many, and the longest's overlap, ns.
+    Scattered { count: usize, longest_ns: u64 },
     /// The recorder overwrote records of the window.
     Overwritten,
     /// No other work was seen on the workers meanwhile.
@@ -168,6 +181,16 @@ impl NoCulprit {
                 } else {
                     " (stable builds do not see tasks: a task spawned without a span?)"
                 }
+            ),
+            NoCulprit::Scattered { count, longest_ns } => format!(
+                "no other {} held a worker for {} of it ({count} ran, the longest {})",
+                if crate::capture::runtime::TASK_HOOKS {
+                    "task"
+                } else {
+                    "span"
+                },
+                ms(MIN_CULPRIT_WAIT_NS),
+                ms(longest_ns)
             ),
             NoCulprit::Overwritten => "the recorder overwrote the workers' records of it".into(),
             NoCulprit::NoneSeen => "no other span or task ran on the workers meanwhile".into(),
@@ -215,7 +238,8 @@ impl Breakdown {
     }
 }
 
-/// Scheduler wait below this names no culprit.
+/// Scheduler wait below this names no culprit, and neither does other work that overlapped the
+/// wait for less: a sub-millisecond overlap is a neighbour's poll, not what held the request up.
 pub const MIN_CULPRIT_WAIT_NS: u64 = 1_000_000;
 
 /// Unattributed work below this (of one kind) is not reported: a worker's own bookkeeping
@@ -362,11 +386,12 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
     // A culprit is only worth naming when the wait it caused is: 1 ms at least (and a light
     // decode holds no other work to name).
     let wait = parts.get(&Category::SchedulerWait).copied().unwrap_or(0);
-    let culprits = if !light && wait >= MIN_CULPRIT_WAIT_NS {
+    let found = if !light && wait >= MIN_CULPRIT_WAIT_NS {
         culprits(d, &ours, &merge(sched_segments.clone()))
     } else {
-        Vec::new()
+        Found::default()
     };
+    let culprits = found.named;
     let no_culprit = (wait > 0 && culprits.is_empty()).then(|| {
         if light {
             NoCulprit::Light
@@ -376,6 +401,10 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
             let busy = unattributed(d, &merge(sched_segments.clone()), d.light).workers_ns;
             match busy.unwrap_or(0) {
                 ns if ns >= MIN_UNATTRIBUTED_NS => NoCulprit::UnnamedWork(ns),
+                _ if found.candidates > 0 => NoCulprit::Scattered {
+                    count: found.candidates,
+                    longest_ns: found.longest_ns,
+                },
                 _ if data_loss => NoCulprit::Overwritten,
                 _ => NoCulprit::NoneSeen,
             }
@@ -693,11 +722,22 @@ pub fn estimate_scheduler_waits(
     out
 }
 
+/// What the culprit search found.
+#[derive(Debug, Default)]
+struct Found {
+    /// Those that overlapped the wait for [`MIN_CULPRIT_WAIT_NS`] or more, largest first.
+    named: Vec<Culprit>,
+    /// Every other task (or root span) that overlapped it.
+    candidates: usize,
+    /// The largest overlap, ns.
+    longest_ns: u64,
+}
+
 /// Other work the workers did while the request waited for one, grouped per task (or, without
 /// task hooks, per local root span), largest overlap first.
-fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culprit> {
+fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Found {
     if waits.is_empty() {
-        return Vec::new();
+        return Found::default();
     }
     // `waits` are merged (sorted, disjoint): only those from the first that ends after `a`
     // up to the first that starts at `b` can overlap `[a, b]`. A saturated window holds
@@ -712,15 +752,27 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
             .sum()
     };
     let mut by_key: HashMap<(u64, u64), Tally> = HashMap::new();
+    // Threads are walked one after the other, so a culprit's overlaps on one thread arrive
+    // together: `on` sums the current thread's, and the thread with the most is kept.
     let mut tally = |key: (u64, u64), thread: usize, root: Option<u64>, ov: u64, seen: u64| {
         let t = by_key.entry(key).or_insert(Tally {
             thread,
+            thread_ns: 0,
+            on: (thread, 0),
             root,
             overlap_ns: 0,
             first_seen: u64::MAX,
         });
         t.overlap_ns += ov;
         t.first_seen = t.first_seen.min(seen);
+        t.on = if t.on.0 == thread {
+            (thread, t.on.1 + ov)
+        } else {
+            (thread, ov)
+        };
+        if t.on.1 > t.thread_ns {
+            (t.thread, t.thread_ns) = t.on;
+        }
     };
     let (lo, hi) = (waits[0].0, waits[waits.len() - 1].1);
     for (ti, t) in d.threads.iter().enumerate() {
@@ -771,22 +823,34 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
     }
     let mut v: Vec<((u64, u64), Tally)> = by_key.into_iter().collect();
     v.sort_by_key(|(_, t)| std::cmp::Reverse(t.overlap_ns));
+    let (candidates, longest_ns) = (v.len(), v.first().map_or(0, |(_, t)| t.overlap_ns));
+    v.retain(|(_, t)| t.overlap_ns >= MIN_CULPRIT_WAIT_NS);
     v.truncate(8);
-    v.into_iter()
+    let named = v
+        .into_iter()
         .map(|((task, _), t)| Culprit {
             overlap_ns: t.overlap_ns,
             first_seen: t.first_seen,
             ..culprit_for(d, &d.threads[t.thread], task, t.root)
         })
-        .collect()
+        .collect();
+    Found {
+        named,
+        candidates,
+        longest_ns,
+    }
 }
 
 /// A culprit's share of the wait, before it is named: naming looks up its task and spans and
 /// formats strings, worth doing only for the few reported (a saturated window holds thousands
 /// of candidates).
 struct Tally {
-    /// Index of the first thread it was seen on.
+    /// Index of the thread on which it overlapped the wait most (a task moves between
+    /// workers), and by how much, ns.
     thread: usize,
+    thread_ns: u64,
+    /// The thread being summed, and its sum so far.
+    on: (usize, u64),
     root: Option<u64>,
     overlap_ns: u64,
     first_seen: u64,
@@ -794,19 +858,17 @@ struct Tally {
 
 fn culprit_for(d: &Decoded, t: &ThreadActivity, task: u64, root: Option<u64>) -> Culprit {
     let info = d.tasks.get(&task);
-    let mut spawn_site = info
+    let spawn_site = info
         .and_then(|i| i.spawned_at)
         .map(|l| format!("{}:{}", l.file(), l.line()));
     let root = root.or_else(|| {
         info.map(|i| d.local_root(i.parent_span))
             .filter(|r| *r != 0)
     });
-    if spawn_site.is_none() && task != 0 {
-        spawn_site = Some("spawn site no longer in the recorder".into());
-    }
     Culprit {
         task,
         spawn_site,
+        spawned_before_window: info.is_none() && task != 0,
         span_name: root.map(|r| d.span_name(r).to_string()),
         trace_id: root.and_then(|r| d.spans.get(&r)).and_then(|s| s.trace_id),
         worker: t.worker,
@@ -1414,5 +1476,158 @@ mod tests {
             "{}",
             b.verdict
         );
+    }
+
+    const US: u64 = 1_000;
+    /// Another request's root span: key 9, on another trace.
+    const OTHER: u64 = 9;
+    const OTHER_TRACE: u128 = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736;
+
+    fn at_us(span: u64, from_us: u64, to_us: u64) -> Entry {
+        Entry {
+            span,
+            start: from_us * US,
+            end: to_us * US,
+            alloc: None,
+        }
+    }
+
+    fn poll_us(task: u64, from_us: u64, to_us: u64) -> Poll {
+        Poll {
+            task,
+            start: from_us * US,
+            end: to_us * US,
+            sched_latency: 0,
+            alloc: None,
+            open: false,
+        }
+    }
+
+    /// A root span of another trace, so a culprit has a name.
+    fn add_span(d: &mut Decoded, key: u64, name: &'static str, trace: u128) {
+        let meta = tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            tracing::info_span!("span", otel.name = name)
+                .metadata()
+                .expect("enabled under the registry")
+        });
+        d.spans.insert(
+            key,
+            crate::analysis::decode::SpanInfo {
+                name: meta.name(),
+                meta,
+                parent: 0,
+                otel_span_id: 100 + key,
+                trace_id: Some(trace),
+                remote_parent: None,
+                start: 0,
+                end: None,
+                tid: 0,
+                fields: vec![(
+                    "otel.name",
+                    crate::analysis::decode::FieldValue::Str(name.into()),
+                )],
+                events: Vec::new(),
+            },
+        );
+    }
+
+    /// Issue #17: a request was named as the culprit of a wait it overlapped for 0.384 ms.
+    /// Neighbours' sub-millisecond polls are not culprits; the verdict says what ran instead.
+    #[test]
+    fn a_sub_millisecond_neighbour_is_not_named_a_culprit() {
+        // No worker parks: the request's 1.8 ms gap is all scheduler wait; `others` (span
+        // key, task, from, to in µs) ran in it.
+        let wait_with = |others: &[(u64, u64, u64, u64)]| {
+            let mut entries = vec![at_us(ROOT, 0, 10_000), at_us(ROOT, 11_800, 12_000)];
+            let mut polls = vec![poll_us(50, 0, 10_000), poll_us(50, 11_800, 12_000)];
+            for &(key, task, a, b) in others {
+                entries.push(at_us(key, a, b));
+                polls.push(poll_us(task, a, b));
+            }
+            let mut w0 = worker(0, entries, vec![]);
+            polls.sort_by_key(|p| p.start);
+            w0.polls = polls;
+            let mut d = decoded(vec![w0]);
+            for &(key, ..) in others {
+                add_span(&mut d, key, "GET /other", OTHER_TRACE + u128::from(key));
+            }
+            analyze(&d, &target(101, 0, 12))
+        };
+        let b = wait_with(&[
+            (20, 80, 10_000, 10_400),
+            (21, 81, 10_450, 10_850),
+            (22, 82, 10_900, 11_300),
+            (23, 83, 11_350, 11_750),
+        ]);
+        assert!(b.culprits.is_empty(), "{:?}", b.culprits);
+        assert_eq!(
+            b.no_culprit,
+            Some(NoCulprit::Scattered {
+                count: 4,
+                longest_ns: 400 * US
+            })
+        );
+        assert!(
+            NoCulprit::Scattered {
+                count: 4,
+                longest_ns: 400 * US
+            }
+            .describe()
+            .ends_with("held a worker for 1.0 ms of it (4 ran, the longest 0.4 ms)")
+        );
+        let b = wait_with(&[(20, 80, 10_000, 11_200), (21, 81, 11_250, 11_650)]);
+        let named: Vec<u64> = b.culprits.iter().map(|c| c.overlap_ns).collect();
+        assert_eq!(named, vec![1_200 * US], "the 0.4 ms neighbour is left out");
+    }
+
+    /// Issue #17: "task 7 (spawn site no longer in the recorder)" read like lost data for a
+    /// connection task spawned long before the window.
+    #[test]
+    fn a_task_spawned_before_the_window_says_so() {
+        let mut c = Culprit {
+            task: 7,
+            spawn_site: None,
+            spawned_before_window: true,
+            span_name: None,
+            trace_id: None,
+            worker: Some(0),
+            overlap_ns: 5 * MS,
+            first_seen: 0,
+        };
+        assert_eq!(c.describe(), "task 7 (spawned before the recorded window)");
+        c.span_name = Some("GET /messages".into());
+        c.trace_id = Some(OTHER_TRACE);
+        assert_eq!(
+            c.describe(),
+            format!("GET /messages (trace {OTHER_TRACE:032x})"),
+            "the request it served says what it is"
+        );
+    }
+
+    /// The culprit's worker is where it held the request up, not where it was first seen: a
+    /// task that moved from worker 0 (1 ms) to worker 1 (9 ms) is named on worker 1.
+    #[test]
+    fn a_culprit_is_named_on_the_worker_it_held_most() {
+        let mut w0 = worker(
+            0,
+            vec![
+                at_us(ROOT, 0, 10_000),
+                at_us(OTHER, 10_000, 11_000),
+                at_us(ROOT, 20_000, 21_000),
+            ],
+            vec![],
+        );
+        w0.polls = vec![
+            poll_us(50, 0, 10_000),
+            poll_us(70, 10_000, 11_000),
+            poll_us(50, 20_000, 21_000),
+        ];
+        let mut w1 = worker(1, vec![at_us(OTHER, 11_000, 20_000)], vec![]);
+        w1.polls = vec![poll_us(70, 11_000, 20_000)];
+        let mut d = decoded(vec![w0, w1]);
+        add_span(&mut d, OTHER, "GET /other", OTHER_TRACE);
+        let b = analyze(&d, &target(101, 0, 21));
+        let c = b.culprits.first().expect("a culprit");
+        assert_eq!((c.worker, c.overlap_ns), (Some(1), 10 * MS));
     }
 }
