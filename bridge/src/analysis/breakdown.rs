@@ -5,9 +5,9 @@
 //!    of `D` was current, transitively through tasks spawned by those (`T`), and the
 //!    `granular::spawn_blocking` jobs queued by either.
 //! 2. Intervals, each tagged: *ours* (a span of `D` entered on a thread, or a poll of a task in
-//!    `T`), *scheduler wait* (before a poll of ours: tokio's measured wake-to-poll latency; in
-//!    stable builds, estimated — see [`estimate_scheduler_waits`]), *blocking pool*
-//!    (queued/running jobs).
+//!    `T`), *scheduler wait* (before a poll of ours: tokio's measured wake-to-poll latency, and
+//!    in both builds the wake-ups the runtime delayed, estimated from the workers' parks — see
+//!    [`super::late_wakes`]), *blocking pool* (queued/running jobs).
 //! 3. A sweep over the window gives every instant one category, by priority: ours >
 //!    scheduler wait > blocking pool > idle. The parts therefore sum to the span's duration.
 //! 4. Time covered by *ours* is split by the OS samples of its thread: on-CPU → running,
@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 
 use super::idmap::{IdMap, IdSet};
+use super::late_wakes::{Late, Own, late_wakes};
 use super::unattributed::{Stretch, StretchKind, Unattributed, merge, samples_at, unattributed};
 use std::fmt::Write as _;
 
@@ -222,9 +223,13 @@ pub struct Breakdown {
     pub verdict: String,
     /// The span was not found in the recorder, or records of its window were overwritten.
     pub data_loss: bool,
-    /// Scheduler wait was estimated from span entries (no task hooks in this build, or a
-    /// light analysis).
+    /// Scheduler wait was estimated: from span entries (no task hooks in this build, or a
+    /// light analysis), or in part from the workers' parks, where a wake-up the runtime
+    /// delayed is an upper bound ([`super::late_wakes`]).
     pub scheduler_wait_estimated: bool,
+    /// How much of the scheduler wait is such a delayed wake-up, and the worker whose turn of
+    /// the driver noticed it where one did ([`Late::DriverUnpolled`]), ns.
+    pub late_wake: Option<(u64, Late)>,
     /// A light analysis (an overloaded analyzer): no culprit search, and from a light decode
     /// the request's own spans and its threads' parks, off-CPU time and allocations, no polls.
     pub light: bool,
@@ -306,20 +311,28 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
                     p.start,
                     start,
                     end,
-                    Tag::SchedWait,
+                    Tag::SchedWait(Wait::Measured),
                 );
             }
         }
     }
-    let scheduler_wait_estimated = !crate::capture::runtime::TASK_HOOKS || d.light;
-    let mut ours_ranges: Vec<(u64, u64)> = marks
+    let mut own: Vec<Own> = marks
         .iter()
-        .filter(|m| matches!(m.tag, Tag::Ours(_)))
-        .map(|m| (m.a, m.b))
+        .filter_map(|m| match m.tag {
+            Tag::Ours(ti) => Some((m.a, m.b, ti)),
+            _ => None,
+        })
         .collect();
-    ours_ranges = merge(ours_ranges);
-    for (a, b) in estimate_scheduler_waits(d, &ours_ranges, start, end) {
-        push_mark(&mut marks, a, b, start, end, Tag::SchedWait);
+    own.sort_unstable();
+    for w in late_wakes(d, &own, start, end) {
+        push_mark(
+            &mut marks,
+            w.start,
+            w.end,
+            start,
+            end,
+            Tag::SchedWait(Wait::Late(w.why)),
+        );
     }
     for j in d.jobs.values() {
         if ours.spans.contains(&j.span) || ours.tasks.contains(&j.task) {
@@ -331,14 +344,16 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
     let segments = sweep(&mut marks, start, end);
     let mut parts: HashMap<Category, u64> = HashMap::new();
     let mut sched_segments = Vec::new();
+    let mut waits: Vec<(Wait, u64, u64)> = Vec::new();
     let mut idle_segments = Vec::new();
     let mut ours_segments: Vec<(usize, u64, u64)> = Vec::new();
     for (a, b, tag) in segments {
         match tag {
             Some(Tag::Ours(ti)) => ours_segments.push((ti, a, b)),
-            Some(Tag::SchedWait) => {
+            Some(Tag::SchedWait(w)) => {
                 *parts.entry(Category::SchedulerWait).or_default() += b - a;
                 sched_segments.push((a, b));
+                waits.push((w, a, b));
             }
             Some(Tag::Pool) => *parts.entry(Category::BlockingPool).or_default() += b - a,
             None => {
@@ -410,6 +425,24 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
             }
         }
     });
+    // How much of the wait is a wake-up the runtime delayed, and by which rule mostly.
+    let mut late: Vec<(Late, u64)> = Vec::new();
+    for &(w, a, b) in &waits {
+        if let Wait::Late(why) = w {
+            match late.iter_mut().find(|l| l.0 == why) {
+                Some(l) => l.1 += b - a,
+                None => late.push((why, b - a)),
+            }
+        }
+    }
+    // A parked worker's own wake-up (its unpark hook to the request's first span entry) is
+    // counted by the first rule too, tens of microseconds: not worth calling an estimate.
+    let late_ns: u64 = late.iter().map(|l| l.1).sum();
+    let late_wake = late
+        .iter()
+        .max_by_key(|l| l.1)
+        .filter(|_| late_ns >= MIN_INTERVAL_NS)
+        .map(|&(why, _)| (late_ns, why));
     let unattributed = unattributed(d, &merge(idle_segments), d.light);
     for s in unattributed
         .stretches
@@ -423,12 +456,12 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
             detail: describe_stretch(s),
         });
     }
-    for (a, b) in merge(sched_segments) {
+    for (w, a, b) in merge_runs(waits) {
         intervals.push(Interval {
             category: Category::SchedulerWait,
             start: a,
             end: b,
-            detail: "runnable, waiting for a worker".into(),
+            detail: w.describe(),
         });
     }
     for c in culprits.iter().take(3) {
@@ -467,7 +500,10 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
         intervals,
         verdict: String::new(),
         data_loss,
-        scheduler_wait_estimated,
+        scheduler_wait_estimated: !crate::capture::runtime::TASK_HOOKS
+            || d.light
+            || late_wake.is_some(),
+        late_wake,
         light,
         threads: used_threads.into_iter().collect(),
     };
@@ -561,18 +597,59 @@ fn below(map: &IdMap<u64, Vec<u64>>, key: u64) -> &[u64] {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
     Ours(usize),
-    SchedWait,
+    SchedWait(Wait),
     Pool,
 }
 
 impl Tag {
+    /// Which tag an instant covered by several gets. A measured wait outranks an estimated
+    /// one only in how it is described: both are scheduler wait.
     fn priority(self) -> u8 {
         match self {
-            Tag::Ours(_) => 3,
-            Tag::SchedWait => 2,
+            Tag::Ours(_) => 4,
+            Tag::SchedWait(Wait::Measured) => 3,
+            Tag::SchedWait(Wait::Late(_)) => 2,
             Tag::Pool => 1,
         }
     }
+}
+
+/// Where a stretch of scheduler wait comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// tokio's wake-to-poll latency.
+    Measured,
+    /// A wake-up the runtime delayed ([`super::late_wakes`]).
+    Late(Late),
+}
+
+impl Wait {
+    /// A span event's words for it.
+    fn describe(self) -> String {
+        match self {
+            Wait::Measured => "runnable, waiting for a worker".into(),
+            Wait::Late(Late::AllBusy) => "ready (at most this long) while every worker was busy: \
+                 noticed when one polled tokio's timer and I/O driver"
+                .into(),
+            Wait::Late(Late::DriverUnpolled { worker }) => format!(
+                "ready (at most this long) while worker {worker} was busy and no other worker \
+                 polled tokio's timer and I/O driver: noticed when worker {worker} parked"
+            ),
+        }
+    }
+}
+
+/// Sorted scheduler-wait segments with touching ones of the same source merged.
+fn merge_runs(mut segs: Vec<(Wait, u64, u64)>) -> Vec<(Wait, u64, u64)> {
+    segs.sort_by_key(|s| s.1);
+    let mut out: Vec<(Wait, u64, u64)> = Vec::new();
+    for s in segs {
+        match out.last_mut() {
+            Some(l) if l.0 == s.0 && l.2 == s.1 => l.2 = s.2,
+            _ => out.push(s),
+        }
+    }
+    out
 }
 
 struct Mark {
@@ -671,55 +748,6 @@ fn os_split(d: &Decoded, tid: u64, a: u64, b: u64) -> (u64, u64, u64) {
     let off = covered - on_cpu;
     let os_wait = ((w1 - w0).max(0.0) as u64).min(off);
     (wall - off, os_wait, off - os_wait)
-}
-
-/// Waits the runtime did not measure. A timer or socket that became ready while every worker
-/// was busy is not even noticed (its wake happens when a worker next polls the driver), so
-/// tokio's wake-to-poll latency misses it. For each resumption of the request's work after a
-/// gap, the trailing stretch during which no worker was parked (parks under 0.5 ms ignored: a park that returns at once only polled the driver and found the request ready),
-/// bounded by the gap, is counted as scheduler wait: had the request been ready earlier, a
-/// parked worker would have polled it.
-pub fn estimate_scheduler_waits(
-    d: &Decoded,
-    ours: &[(u64, u64)],
-    lo: u64,
-    hi: u64,
-) -> Vec<(u64, u64)> {
-    const MIN_PARK_NS: u64 = 500_000;
-    let workers: Vec<&ThreadActivity> = d
-        .threads
-        .iter()
-        .filter(|t| t.worker.is_some() || !t.parks.is_empty())
-        .collect();
-    if workers.is_empty() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    let mut covered_until = lo;
-    for &(s, e) in ours {
-        if s > covered_until && s <= hi {
-            let last_park = workers
-                .iter()
-                .filter_map(|t| {
-                    // Parks are sorted and do not overlap: walk back from the last one that
-                    // began before `s` to the first long enough to count.
-                    let upto = t.parks.partition_point(|(a, _)| *a < s);
-                    t.parks[..upto]
-                        .iter()
-                        .rev()
-                        .find(|(a, b)| b - a >= MIN_PARK_NS)
-                        .map(|(_, b)| (*b).min(s))
-                })
-                .max()
-                .unwrap_or(covered_until);
-            let from = last_park.max(covered_until);
-            if from < s {
-                out.push((from, s));
-            }
-        }
-        covered_until = covered_until.max(e);
-    }
-    out
 }
 
 /// What the culprit search found.
@@ -901,18 +929,19 @@ fn verdict(b: &Breakdown) -> String {
         }
     });
     let mut v = match c {
-        Category::SchedulerWait => match (b.culprits.first(), b.no_culprit) {
-            (Some(cu), _) => format!(
-                "{head}: worker {} busy {} polling {}",
-                cu.worker.map_or("?".into(), |w| w.to_string()),
-                ms(cu.overlap_ns),
-                cu.describe()
-            ),
-            (None, why) => format!(
-                "{head}: runnable but no worker free; no culprit named: {}",
-                why.unwrap_or(NoCulprit::NoneSeen).describe()
-            ),
-        },
+        Category::SchedulerWait => {
+            let mut v = match (b.culprits.first(), b.no_culprit) {
+                (Some(cu), _) => format!("{head}: {}", held_by(cu)),
+                (None, why) => format!(
+                    "{head}: runnable but no worker free; no culprit named: {}",
+                    why.unwrap_or(NoCulprit::NoneSeen).describe()
+                ),
+            };
+            if let Some(late) = late_clause(b) {
+                let _ = write!(v, "; {late}");
+            }
+            v
+        }
         Category::BlockedInPoll => format!(
             "{head}: the thread slept inside a poll (blocking syscall, lock or sleep in async code)"
         ),
@@ -924,22 +953,33 @@ fn verdict(b: &Breakdown) -> String {
         }
         Category::Running => format!("{head}: the request's own code was on the CPU"),
         // Unattributed work that could be most of the wait leads the verdict; less of it is
-        // added to the usual words, which then claim no quiet runtime.
-        Category::Idle => match (&unattributed, unchecked(&b.unattributed)) {
-            (Some((work, true)), _) => {
-                format!("{head} by what this build sees: meanwhile {work}")
+        // added to the usual words, which then claim no quiet runtime; and so does a wait for
+        // a worker of a millisecond or more.
+        Category::Idle => {
+            let mut v = match (&unattributed, unchecked(&b.unattributed)) {
+                (Some((work, true)), _) => {
+                    format!("{head} by what this build sees: meanwhile {work}")
+                }
+                (Some((work, _)), _) => {
+                    format!("{head}: awaiting I/O, timers or downstream calls; meanwhile {work}")
+                }
+                (None, Some(unchecked)) => format!(
+                    "{head}: awaiting I/O, timers or downstream calls as far as this analysis \
+                     sees ({unchecked})"
+                ),
+                (None, None) => format!("{head}: awaiting I/O, timers or downstream calls"),
+            };
+            match wait_clause(b) {
+                Some(wait) => {
+                    let _ = write!(v, "; it also {wait}");
+                }
+                None if unattributed.is_none() && unchecked(&b.unattributed).is_none() => {
+                    v.push_str("; no runtime trouble");
+                }
+                None => {}
             }
-            (Some((work, _)), _) => {
-                format!("{head}: awaiting I/O, timers or downstream calls; meanwhile {work}")
-            }
-            (None, Some(unchecked)) => format!(
-                "{head}: awaiting I/O, timers or downstream calls as far as this analysis sees \
-                 ({unchecked})"
-            ),
-            (None, None) => {
-                format!("{head}: awaiting I/O, timers or downstream calls; no runtime trouble")
-            }
-        },
+            v
+        }
     };
     if let Some((work, _)) = unattributed.filter(|_| c != Category::Idle) {
         let _ = write!(
@@ -963,6 +1003,56 @@ fn verdict(b: &Breakdown) -> String {
         v.push_str(" (light analysis under load: no culprit search)");
     }
     v
+}
+
+/// "worker 1 busy 60 ms polling GET /report (…)".
+fn held_by(cu: &Culprit) -> String {
+    format!(
+        "worker {} busy {} polling {}",
+        cu.worker.map_or("?".into(), |w| w.to_string()),
+        ms(cu.overlap_ns),
+        cu.describe()
+    )
+}
+
+/// A wake-up the runtime delayed, for the verdict: "up to 59 ms of it the request was ready
+/// but unnoticed: worker 1 was busy and no other worker polled tokio's timer and I/O driver";
+/// `None` under [`MIN_CULPRIT_WAIT_NS`].
+fn late_clause(b: &Breakdown) -> Option<String> {
+    let (ns, why) = b.late_wake.filter(|l| l.0 >= MIN_CULPRIT_WAIT_NS)?;
+    let how = match why {
+        Late::AllBusy => "every worker was busy".to_string(),
+        Late::DriverUnpolled { worker } => format!(
+            "worker {worker} was busy and no other worker polled tokio's timer and I/O driver"
+        ),
+    };
+    Some(format!(
+        "up to {} of it the request was ready but unnoticed: {how}",
+        ms(ns)
+    ))
+}
+
+/// A wait for a worker that is not the dominant cause, for an idle verdict: "waited 3.0 ms for
+/// a worker (worker 1 busy 3.0 ms polling …)"; `None` under [`MIN_CULPRIT_WAIT_NS`].
+fn wait_clause(b: &Breakdown) -> Option<String> {
+    let wait = b.part(Category::SchedulerWait);
+    if wait < MIN_CULPRIT_WAIT_NS {
+        return None;
+    }
+    let mut v = format!("waited {} for a worker", ms(wait));
+    match (b.culprits.first(), b.no_culprit) {
+        (Some(cu), _) => {
+            let _ = write!(v, " ({})", held_by(cu));
+        }
+        (None, Some(why)) => {
+            let _ = write!(v, " (no culprit named: {})", why.describe());
+        }
+        (None, None) => {}
+    }
+    if let Some(late) = late_clause(b) {
+        let _ = write!(v, "; {late}");
+    }
+    Some(v)
 }
 
 /// Unattributed work of one kind, ns.
@@ -1503,6 +1593,11 @@ mod tests {
         }
     }
 
+    /// Parks in µs.
+    fn parks_us(p: &[(u64, u64)]) -> Vec<(u64, u64)> {
+        p.iter().map(|&(a, b)| (a * US, b * US)).collect()
+    }
+
     /// A root span of another trace, so a culprit has a name.
     fn add_span(d: &mut Decoded, key: u64, name: &'static str, trace: u128) {
         let meta = tracing::subscriber::with_default(tracing_subscriber::registry(), || {
@@ -1529,6 +1624,150 @@ mod tests {
                 events: Vec::new(),
             },
         );
+    }
+
+    /// A request (root key 1) whose 1 ms timer is due while worker 1 runs another request's
+    /// 60 ms poll (worker 1 had the driver and woke for that request). Worker 0 sleeps
+    /// without the driver throughout, so nothing notices the timer until worker 1 parks at
+    /// 61.9 ms: that turn of the driver finds the request ready at once and worker 1 polls
+    /// it at 62 ms. `worker0` lays out worker 0's parks, `park` worker 1's after its busy
+    /// stretch and `resume` when the request's work resumes on worker 1 (µs).
+    fn late_timer(worker0: &[(u64, u64)], park: (u64, u64), resume: u64) -> Decoded {
+        let mut w1 = worker(
+            1,
+            vec![
+                at_us(ROOT, 0, 1_000),
+                at_us(OTHER, 2_000, 61_800),
+                at_us(ROOT, resume, resume + 2_000),
+            ],
+            parks_us(&[(1_000, 2_000), park, (resume + 2_000, 200_000)]),
+        );
+        w1.polls = vec![
+            poll_us(50, 0, 1_000),
+            poll_us(70, 2_000, 61_800),
+            poll_us(50, resume, resume + 2_000),
+        ];
+        let w0 = worker(0, vec![], parks_us(worker0));
+        let mut d = decoded(vec![w0, w1]);
+        add_span(&mut d, OTHER, "GET /other", OTHER_TRACE);
+        d
+    }
+
+    /// Issue #17 / accuracy row 8c: the stretch between the busy worker's start and the
+    /// request's resumption read as idle ("idle 62 ms", "no runtime trouble"), because a
+    /// worker was parked all along. It sat on a condition variable, not on the driver.
+    #[test]
+    fn a_timer_due_while_the_drivers_worker_is_busy_is_scheduler_wait() {
+        let d = late_timer(&[(0, 100_000)], (61_900, 61_950), 62_000);
+        let b = analyze(&d, &target(101, 0, 64));
+        assert_eq!(b.dominant, Category::SchedulerWait, "{:?}", b.parts);
+        assert_eq!(
+            b.part(Category::SchedulerWait),
+            60 * MS,
+            "from 2 ms to 62 ms"
+        );
+        assert_eq!(
+            b.part(Category::Idle),
+            MS,
+            "1 ms to 2 ms: the driver was held"
+        );
+        assert_eq!(
+            b.late_wake,
+            Some((60 * MS, Late::DriverUnpolled { worker: 1 }))
+        );
+        assert!(b.scheduler_wait_estimated, "an upper bound");
+        let culprit = b
+            .culprits
+            .first()
+            .expect("the other request is the culprit");
+        assert_eq!(
+            (
+                culprit.span_name.as_deref(),
+                culprit.trace_id,
+                culprit.worker
+            ),
+            (Some("GET /other"), Some(OTHER_TRACE), Some(1))
+        );
+        assert_eq!(culprit.overlap_ns, 59_800 * US);
+        assert_eq!(
+            culprit.spawned_before_window, TASK_HOOKS,
+            "task 70's spawn is unknown"
+        );
+        assert!(
+            b.verdict.starts_with(
+                "scheduler wait 60 ms of 64 ms: worker 1 busy 60 ms polling GET /other ("
+            ) && b.verdict.contains(
+                "up to 60 ms of it the request was ready but unnoticed: worker 1 was busy and \
+                 no other worker polled tokio's timer and I/O driver"
+            ),
+            "{}",
+            b.verdict
+        );
+        assert!(
+            b.intervals
+                .iter()
+                .any(|i| i.category == Category::SchedulerWait
+                    && (i.start, i.end) == (2 * MS, 62 * MS)
+                    && i.detail.contains("noticed when worker 1 parked")),
+            "{:?}",
+            b.intervals
+        );
+    }
+
+    /// The false positive to avoid: worker 0 held the driver and woke when the request's
+    /// downstream answered at 40 ms, while worker 1 happened to be busy with another request.
+    /// The request resumes at once on worker 0: that is idle time, not the runtime's.
+    #[test]
+    fn an_answer_while_another_worker_is_busy_stays_idle() {
+        let mut w0 = worker(
+            0,
+            vec![at_us(ROOT, 0, 1_000), at_us(ROOT, 40_050, 42_000)],
+            parks_us(&[(1_000, 40_000), (42_000, 100_000)]),
+        );
+        w0.polls = vec![poll_us(50, 0, 1_000), poll_us(50, 40_050, 42_000)];
+        let mut w1 = worker(
+            1,
+            vec![at_us(OTHER, 2_000, 61_800)],
+            parks_us(&[(0, 2_000), (61_900, 61_950), (62_000, 100_000)]),
+        );
+        w1.polls = vec![poll_us(70, 2_000, 61_800)];
+        let mut d = decoded(vec![w0, w1]);
+        add_span(&mut d, OTHER, "GET /other", OTHER_TRACE);
+        let b = analyze(&d, &target(101, 0, 42));
+        assert_eq!(b.dominant, Category::Idle);
+        assert_eq!(
+            b.part(Category::SchedulerWait),
+            50 * US,
+            "worker 0's own wake-up only"
+        );
+        assert_eq!(b.late_wake, None);
+        assert!(b.culprits.is_empty());
+        assert!(b.verdict.ends_with("no runtime trouble"), "{}", b.verdict);
+    }
+
+    /// A park that slept is no turn that found the request ready: worker 1 parked after its
+    /// busy stretch, held the driver, and woke when the request's answer came at 80 ms.
+    #[test]
+    fn a_park_that_slept_is_not_a_turn_that_found_the_request() {
+        let d = late_timer(&[(0, 100_000)], (61_900, 80_000), 80_050);
+        let b = analyze(&d, &target(101, 0, 82));
+        assert_eq!(b.dominant, Category::Idle, "{:?}", b.parts);
+        assert_eq!(b.late_wake, None);
+        assert!(b.verdict.ends_with("no runtime trouble"), "{}", b.verdict);
+    }
+
+    /// Any park or unpark of another worker may have polled the driver: the late stretch
+    /// starts after worker 0's last one (it woke at 30 ms for something else and parked again
+    /// at 31 ms, when it could have taken the driver).
+    #[test]
+    fn another_workers_park_bounds_a_late_wake() {
+        let d = late_timer(&[(0, 30_000), (31_000, 100_000)], (61_900, 61_950), 62_000);
+        let b = analyze(&d, &target(101, 0, 64));
+        assert_eq!(
+            b.late_wake,
+            Some((31 * MS, Late::DriverUnpolled { worker: 1 }))
+        );
+        assert_eq!(b.part(Category::SchedulerWait), 31 * MS);
     }
 
     /// Issue #17: a request was named as the culprit of a wait it overlapped for 0.384 ms.
@@ -1601,6 +1840,24 @@ mod tests {
             c.describe(),
             format!("GET /messages (trace {OTHER_TRACE:032x})"),
             "the request it served says what it is"
+        );
+    }
+
+    /// An idle verdict with a wait for a worker of a millisecond or more does not claim a
+    /// quiet runtime: the wait and its culprit are told.
+    #[test]
+    fn an_idle_verdict_tells_a_wait_for_a_worker() {
+        // As the late timer, with the request awaiting longer after it.
+        let d = late_timer(&[(0, 200_000)], (61_900, 61_950), 62_000);
+        let b = analyze(&d, &target(101, 0, 200));
+        assert_eq!(b.dominant, Category::Idle);
+        assert!(
+            b.verdict.contains(
+                "awaiting I/O, timers or downstream calls; it also waited 60 ms for a worker \
+                 (worker 1 busy 60 ms polling GET /other ("
+            ) && !b.verdict.contains("no runtime trouble"),
+            "{}",
+            b.verdict
         );
     }
 
