@@ -602,13 +602,15 @@ enum Tag {
 }
 
 impl Tag {
-    /// Which tag an instant covered by several gets. A measured wait outranks an estimated
-    /// one only in how it is described: both are scheduler wait.
+    /// Which tag an instant covered by several gets. Among waits the order is only that of
+    /// their descriptions (all are scheduler wait): measured, then "every worker was busy",
+    /// which says more than "worker N was busy" where both rules count an instant.
     fn priority(self) -> u8 {
         match self {
-            Tag::Ours(_) => 4,
-            Tag::SchedWait(Wait::Measured) => 3,
-            Tag::SchedWait(Wait::Late(_)) => 2,
+            Tag::Ours(_) => 5,
+            Tag::SchedWait(Wait::Measured) => 4,
+            Tag::SchedWait(Wait::Late(Late::AllBusy)) => 3,
+            Tag::SchedWait(Wait::Late(Late::DriverUnpolled { .. })) => 2,
             Tag::Pool => 1,
         }
     }
@@ -1886,5 +1888,24 @@ mod tests {
         let b = analyze(&d, &target(101, 0, 21));
         let c = b.culprits.first().expect("a culprit");
         assert_eq!((c.worker, c.overlap_ns), (Some(1), 10 * MS));
+    }
+
+    /// Where every worker was busy, that says more than "worker 1 was busy": with worker 0
+    /// running a third request throughout, both rules count the stretch and the first names it.
+    #[test]
+    fn every_worker_busy_is_told_before_one_worker_busy() {
+        let mut d = late_timer(&[(0, 1_500)], (61_900, 61_950), 62_000);
+        let mut w0 = worker(0, vec![at_us(11, 1_500, 70_000)], parks_us(&[(0, 1_500)]));
+        w0.polls = vec![poll_us(71, 1_500, 70_000)];
+        d.threads[0] = w0;
+        let b = analyze(&d, &target(101, 0, 64));
+        assert_eq!(b.late_wake, Some((60 * MS, Late::AllBusy)));
+        assert!(
+            b.verdict.contains(
+                "up to 60 ms of it the request was ready but unnoticed: every worker was busy"
+            ),
+            "{}",
+            b.verdict
+        );
     }
 }
