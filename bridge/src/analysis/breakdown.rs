@@ -1046,10 +1046,11 @@ fn wait_clause(b: &Breakdown) -> Option<String> {
         (Some(cu), _) => {
             let _ = write!(v, " ({})", held_by(cu));
         }
-        (None, Some(why)) => {
+        // A light analysis says so at the end of the verdict.
+        (None, Some(why)) if why != NoCulprit::Light => {
             let _ = write!(v, " (no culprit named: {})", why.describe());
         }
-        (None, None) => {}
+        (None, _) => {}
     }
     if let Some(late) = late_clause(b) {
         let _ = write!(v, "; {late}");
@@ -1858,6 +1859,18 @@ mod tests {
                 "awaiting I/O, timers or downstream calls; it also waited 60 ms for a worker \
                  (worker 1 busy 60 ms polling GET /other ("
             ) && !b.verdict.contains("no runtime trouble"),
+            "{}",
+            b.verdict
+        );
+        // A light analysis has the parks but names no culprit, and says so once.
+        let mut d = d;
+        d.light = true;
+        let b = analyze(&d, &target(101, 0, 200));
+        assert!(
+            b.verdict.contains(
+                "it also waited 60 ms for a worker; up to 60 ms of it the request was ready but \
+                 unnoticed"
+            ) && b.verdict.matches("light analysis").count() == 1,
             "{}",
             b.verdict
         );
