@@ -133,20 +133,27 @@ fn cpu_hog_shows_as_scheduler_wait_with_the_report_request_as_culprit() {
             root.tag_i64("granular.polls").is_some_and(|n| n > 0),
             "granular.polls > 0 (task hooks count polls)",
         );
-        checks.that(
-            root.tag("granular.scheduler_wait.estimated").is_none(),
-            "no granular.scheduler_wait.estimated (wake-to-poll latency is measured)",
-        );
     } else {
         checks.that(
             spawn_site.is_none(),
             format!("no granular.culprit.spawn_site without task hooks, got {spawn_site:?}"),
         );
-        checks.that(
-            root.tag_bool("granular.scheduler_wait.estimated") == Some(true),
-            "granular.scheduler_wait.estimated = true (no task hooks)",
-        );
     }
+    // The request's step timers fell due while the hog held the only worker, and nothing
+    // polled tokio's driver until the hog ended: tokio measures wake-to-poll latency from the
+    // wake, which came late, so in either build the wait is inferred from the worker's parks
+    // (an upper bound).
+    checks.that(
+        root.tag_bool("granular.scheduler_wait.estimated") == Some(true),
+        format!(
+            "granular.scheduler_wait.estimated = true (a late timer; {})",
+            if TASK_HOOKS {
+                "not what tokio measures"
+            } else {
+                "no task hooks"
+            }
+        ),
+    );
     checks.parts_sum(&run.trace);
     checks.finish(&tree);
 }

@@ -5,15 +5,16 @@
 //!    of `D` was current, transitively through tasks spawned by those (`T`), and the
 //!    `granular::spawn_blocking` jobs queued by either.
 //! 2. Intervals, each tagged: *ours* (a span of `D` entered on a thread, or a poll of a task in
-//!    `T`), *scheduler wait* (before a poll of ours: tokio's measured wake-to-poll latency; in
-//!    stable builds, estimated — see [`estimate_scheduler_waits`]), *blocking pool*
-//!    (queued/running jobs).
+//!    `T`), *scheduler wait* (before a poll of ours: tokio's measured wake-to-poll latency, and
+//!    in both builds the wake-ups the runtime delayed, estimated from the workers' parks — see
+//!    [`super::late_wakes`]), *blocking pool* (queued/running jobs).
 //! 3. A sweep over the window gives every instant one category, by priority: ours >
 //!    scheduler wait > blocking pool > idle. The parts therefore sum to the span's duration.
 //! 4. Time covered by *ours* is split by the OS samples of its thread: on-CPU → running,
 //!    run-queue wait → OS wait, the rest of off-CPU → blocked in poll.
 //! 5. Culprits: whatever other tasks the workers polled during scheduler wait, grouped by task,
-//!    named by spawn site and the span (and trace) they served.
+//!    named by spawn site and the span (and trace) they served; one that held a worker for
+//!    less than [`MIN_CULPRIT_WAIT_NS`] of the wait is not named.
 //! 6. What the build could not attribute ([`super::unattributed`]): during idle time (and a
 //!    scheduler wait without a culprit), workers busy outside any span and poll, and
 //!    blocking-pool CPU no span or job names. It may be the request's; the verdict says so
@@ -26,6 +27,7 @@
 use std::collections::HashMap;
 
 use super::idmap::{IdMap, IdSet};
+use super::late_wakes::{Late, Own, late_wakes};
 use super::unattributed::{Stretch, StretchKind, Unattributed, merge, samples_at, unattributed};
 use std::fmt::Write as _;
 
@@ -92,6 +94,9 @@ pub struct Culprit {
     /// tokio task id (0 when only span entries were seen, in stable builds).
     pub task: u64,
     pub spawn_site: Option<String>,
+    /// The task's spawn precedes the recorder's oldest records (a long-lived task, such as a
+    /// server's connection task): its spawn site and the span it was spawned in are unknown.
+    pub spawned_before_window: bool,
     /// The local root span the task was serving, if any.
     pub span_name: Option<String>,
     pub trace_id: Option<u128>,
@@ -103,7 +108,8 @@ pub struct Culprit {
 }
 
 impl Culprit {
-    /// "GET /report (src/report.rs:40, trace 4bf92f3577b34da6)".
+    /// "GET /report (src/report.rs:40, trace 4bf92f3577b34da6)"; "task 7 (spawned before the
+    /// recorded window)" when neither its spawn nor a span it served was seen.
     pub fn describe(&self) -> String {
         let mut s = self
             .span_name
@@ -115,6 +121,11 @@ impl Culprit {
         }
         if let Some(t) = self.trace_id {
             extra.push(format!("trace {t:032x}"));
+        }
+        // The span it served says what it is; a connection task spawned long ago has nothing
+        // more to add.
+        if self.spawned_before_window && self.span_name.is_none() {
+            extra.push("spawned before the recorded window".into());
         }
         if !extra.is_empty() {
             let _ = write!(s, " ({})", extra.join(", "));
@@ -148,6 +159,9 @@ pub enum NoCulprit {
     Short,
     /// The workers were busy meanwhile with work no span (or task poll) names, ns.
     UnnamedWork(u64),
+    /// Other tasks (or spans) ran meanwhile, none of them for [`MIN_CULPRIT_WAIT_NS`] of the
+    /// wait: how many, and the longest's overlap, ns.
+    Scattered { count: usize, longest_ns: u64 },
     /// The recorder overwrote records of the window.
     Overwritten,
     /// No other work was seen on the workers meanwhile.
@@ -168,6 +182,16 @@ impl NoCulprit {
                 } else {
                     " (stable builds do not see tasks: a task spawned without a span?)"
                 }
+            ),
+            NoCulprit::Scattered { count, longest_ns } => format!(
+                "no other {} held a worker for {} of it ({count} ran, the longest {})",
+                if crate::capture::runtime::TASK_HOOKS {
+                    "task"
+                } else {
+                    "span"
+                },
+                ms(MIN_CULPRIT_WAIT_NS),
+                ms(longest_ns)
             ),
             NoCulprit::Overwritten => "the recorder overwrote the workers' records of it".into(),
             NoCulprit::NoneSeen => "no other span or task ran on the workers meanwhile".into(),
@@ -199,9 +223,13 @@ pub struct Breakdown {
     pub verdict: String,
     /// The span was not found in the recorder, or records of its window were overwritten.
     pub data_loss: bool,
-    /// Scheduler wait was estimated from span entries (no task hooks in this build, or a
-    /// light analysis).
+    /// Scheduler wait was estimated: from span entries (no task hooks in this build, or a
+    /// light analysis), or in part from the workers' parks, where a wake-up the runtime
+    /// delayed is an upper bound ([`super::late_wakes`]).
     pub scheduler_wait_estimated: bool,
+    /// How much of the scheduler wait is such a delayed wake-up, and the worker whose turn of
+    /// the driver noticed it where one did ([`Late::DriverUnpolled`]), ns.
+    pub late_wake: Option<(u64, Late)>,
     /// A light analysis (an overloaded analyzer): no culprit search, and from a light decode
     /// the request's own spans and its threads' parks, off-CPU time and allocations, no polls.
     pub light: bool,
@@ -215,7 +243,8 @@ impl Breakdown {
     }
 }
 
-/// Scheduler wait below this names no culprit.
+/// Scheduler wait below this names no culprit, and neither does other work that overlapped the
+/// wait for less: a sub-millisecond overlap is a neighbour's poll, not what held the request up.
 pub const MIN_CULPRIT_WAIT_NS: u64 = 1_000_000;
 
 /// Unattributed work below this (of one kind) is not reported: a worker's own bookkeeping
@@ -282,20 +311,28 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
                     p.start,
                     start,
                     end,
-                    Tag::SchedWait,
+                    Tag::SchedWait(Wait::Measured),
                 );
             }
         }
     }
-    let scheduler_wait_estimated = !crate::capture::runtime::TASK_HOOKS || d.light;
-    let mut ours_ranges: Vec<(u64, u64)> = marks
+    let mut own: Vec<Own> = marks
         .iter()
-        .filter(|m| matches!(m.tag, Tag::Ours(_)))
-        .map(|m| (m.a, m.b))
+        .filter_map(|m| match m.tag {
+            Tag::Ours(ti) => Some((m.a, m.b, ti)),
+            _ => None,
+        })
         .collect();
-    ours_ranges = merge(ours_ranges);
-    for (a, b) in estimate_scheduler_waits(d, &ours_ranges, start, end) {
-        push_mark(&mut marks, a, b, start, end, Tag::SchedWait);
+    own.sort_unstable();
+    for w in late_wakes(d, &own, start, end) {
+        push_mark(
+            &mut marks,
+            w.start,
+            w.end,
+            start,
+            end,
+            Tag::SchedWait(Wait::Late(w.why)),
+        );
     }
     for j in d.jobs.values() {
         if ours.spans.contains(&j.span) || ours.tasks.contains(&j.task) {
@@ -307,14 +344,16 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
     let segments = sweep(&mut marks, start, end);
     let mut parts: HashMap<Category, u64> = HashMap::new();
     let mut sched_segments = Vec::new();
+    let mut waits: Vec<(Wait, u64, u64)> = Vec::new();
     let mut idle_segments = Vec::new();
     let mut ours_segments: Vec<(usize, u64, u64)> = Vec::new();
     for (a, b, tag) in segments {
         match tag {
             Some(Tag::Ours(ti)) => ours_segments.push((ti, a, b)),
-            Some(Tag::SchedWait) => {
+            Some(Tag::SchedWait(w)) => {
                 *parts.entry(Category::SchedulerWait).or_default() += b - a;
                 sched_segments.push((a, b));
+                waits.push((w, a, b));
             }
             Some(Tag::Pool) => *parts.entry(Category::BlockingPool).or_default() += b - a,
             None => {
@@ -362,11 +401,12 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
     // A culprit is only worth naming when the wait it caused is: 1 ms at least (and a light
     // decode holds no other work to name).
     let wait = parts.get(&Category::SchedulerWait).copied().unwrap_or(0);
-    let culprits = if !light && wait >= MIN_CULPRIT_WAIT_NS {
+    let found = if !light && wait >= MIN_CULPRIT_WAIT_NS {
         culprits(d, &ours, &merge(sched_segments.clone()))
     } else {
-        Vec::new()
+        Found::default()
     };
+    let culprits = found.named;
     let no_culprit = (wait > 0 && culprits.is_empty()).then(|| {
         if light {
             NoCulprit::Light
@@ -376,11 +416,33 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
             let busy = unattributed(d, &merge(sched_segments.clone()), d.light).workers_ns;
             match busy.unwrap_or(0) {
                 ns if ns >= MIN_UNATTRIBUTED_NS => NoCulprit::UnnamedWork(ns),
+                _ if found.candidates > 0 => NoCulprit::Scattered {
+                    count: found.candidates,
+                    longest_ns: found.longest_ns,
+                },
                 _ if data_loss => NoCulprit::Overwritten,
                 _ => NoCulprit::NoneSeen,
             }
         }
     });
+    // How much of the wait is a wake-up the runtime delayed, and by which rule mostly.
+    let mut late: Vec<(Late, u64)> = Vec::new();
+    for &(w, a, b) in &waits {
+        if let Wait::Late(why) = w {
+            match late.iter_mut().find(|l| l.0 == why) {
+                Some(l) => l.1 += b - a,
+                None => late.push((why, b - a)),
+            }
+        }
+    }
+    // A parked worker's own wake-up (its unpark hook to the request's first span entry) is
+    // counted by the first rule too, tens of microseconds: not worth calling an estimate.
+    let late_ns: u64 = late.iter().map(|l| l.1).sum();
+    let late_wake = late
+        .iter()
+        .max_by_key(|l| l.1)
+        .filter(|_| late_ns >= MIN_INTERVAL_NS)
+        .map(|&(why, _)| (late_ns, why));
     let unattributed = unattributed(d, &merge(idle_segments), d.light);
     for s in unattributed
         .stretches
@@ -394,12 +456,12 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
             detail: describe_stretch(s),
         });
     }
-    for (a, b) in merge(sched_segments) {
+    for (w, a, b) in merge_runs(waits) {
         intervals.push(Interval {
             category: Category::SchedulerWait,
             start: a,
             end: b,
-            detail: "runnable, waiting for a worker".into(),
+            detail: w.describe(),
         });
     }
     for c in culprits.iter().take(3) {
@@ -438,7 +500,10 @@ pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
         intervals,
         verdict: String::new(),
         data_loss,
-        scheduler_wait_estimated,
+        scheduler_wait_estimated: !crate::capture::runtime::TASK_HOOKS
+            || d.light
+            || late_wake.is_some(),
+        late_wake,
         light,
         threads: used_threads.into_iter().collect(),
     };
@@ -532,18 +597,61 @@ fn below(map: &IdMap<u64, Vec<u64>>, key: u64) -> &[u64] {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
     Ours(usize),
-    SchedWait,
+    SchedWait(Wait),
     Pool,
 }
 
 impl Tag {
+    /// Which tag an instant covered by several gets. Among waits the order is only that of
+    /// their descriptions (all are scheduler wait): measured, then "every worker was busy",
+    /// which says more than "worker N was busy" where both rules count an instant.
     fn priority(self) -> u8 {
         match self {
-            Tag::Ours(_) => 3,
-            Tag::SchedWait => 2,
+            Tag::Ours(_) => 5,
+            Tag::SchedWait(Wait::Measured) => 4,
+            Tag::SchedWait(Wait::Late(Late::AllBusy)) => 3,
+            Tag::SchedWait(Wait::Late(Late::DriverUnpolled { .. })) => 2,
             Tag::Pool => 1,
         }
     }
+}
+
+/// Where a stretch of scheduler wait comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// tokio's wake-to-poll latency.
+    Measured,
+    /// A wake-up the runtime delayed ([`super::late_wakes`]).
+    Late(Late),
+}
+
+impl Wait {
+    /// A span event's words for it.
+    fn describe(self) -> String {
+        match self {
+            Wait::Measured => "runnable, waiting for a worker".into(),
+            Wait::Late(Late::AllBusy) => "ready (at most this long) while every worker was busy: \
+                 noticed when one polled tokio's timer and I/O driver"
+                .into(),
+            Wait::Late(Late::DriverUnpolled { worker }) => format!(
+                "ready (at most this long) while worker {worker} was busy and no other worker \
+                 polled tokio's timer and I/O driver: noticed when worker {worker} parked"
+            ),
+        }
+    }
+}
+
+/// Sorted scheduler-wait segments with touching ones of the same source merged.
+fn merge_runs(mut segs: Vec<(Wait, u64, u64)>) -> Vec<(Wait, u64, u64)> {
+    segs.sort_by_key(|s| s.1);
+    let mut out: Vec<(Wait, u64, u64)> = Vec::new();
+    for s in segs {
+        match out.last_mut() {
+            Some(l) if l.0 == s.0 && l.2 == s.1 => l.2 = s.2,
+            _ => out.push(s),
+        }
+    }
+    out
 }
 
 struct Mark {
@@ -644,60 +752,22 @@ fn os_split(d: &Decoded, tid: u64, a: u64, b: u64) -> (u64, u64, u64) {
     (wall - off, os_wait, off - os_wait)
 }
 
-/// Waits the runtime did not measure. A timer or socket that became ready while every worker
-/// was busy is not even noticed (its wake happens when a worker next polls the driver), so
-/// tokio's wake-to-poll latency misses it. For each resumption of the request's work after a
-/// gap, the trailing stretch during which no worker was parked (parks under 0.5 ms ignored: a park that returns at once only polled the driver and found the request ready),
-/// bounded by the gap, is counted as scheduler wait: had the request been ready earlier, a
-/// parked worker would have polled it.
-pub fn estimate_scheduler_waits(
-    d: &Decoded,
-    ours: &[(u64, u64)],
-    lo: u64,
-    hi: u64,
-) -> Vec<(u64, u64)> {
-    const MIN_PARK_NS: u64 = 500_000;
-    let workers: Vec<&ThreadActivity> = d
-        .threads
-        .iter()
-        .filter(|t| t.worker.is_some() || !t.parks.is_empty())
-        .collect();
-    if workers.is_empty() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    let mut covered_until = lo;
-    for &(s, e) in ours {
-        if s > covered_until && s <= hi {
-            let last_park = workers
-                .iter()
-                .filter_map(|t| {
-                    // Parks are sorted and do not overlap: walk back from the last one that
-                    // began before `s` to the first long enough to count.
-                    let upto = t.parks.partition_point(|(a, _)| *a < s);
-                    t.parks[..upto]
-                        .iter()
-                        .rev()
-                        .find(|(a, b)| b - a >= MIN_PARK_NS)
-                        .map(|(_, b)| (*b).min(s))
-                })
-                .max()
-                .unwrap_or(covered_until);
-            let from = last_park.max(covered_until);
-            if from < s {
-                out.push((from, s));
-            }
-        }
-        covered_until = covered_until.max(e);
-    }
-    out
+/// What the culprit search found.
+#[derive(Debug, Default)]
+struct Found {
+    /// Those that overlapped the wait for [`MIN_CULPRIT_WAIT_NS`] or more, largest first.
+    named: Vec<Culprit>,
+    /// Every other task (or root span) that overlapped it.
+    candidates: usize,
+    /// The largest overlap, ns.
+    longest_ns: u64,
 }
 
 /// Other work the workers did while the request waited for one, grouped per task (or, without
 /// task hooks, per local root span), largest overlap first.
-fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culprit> {
+fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Found {
     if waits.is_empty() {
-        return Vec::new();
+        return Found::default();
     }
     // `waits` are merged (sorted, disjoint): only those from the first that ends after `a`
     // up to the first that starts at `b` can overlap `[a, b]`. A saturated window holds
@@ -712,15 +782,27 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
             .sum()
     };
     let mut by_key: HashMap<(u64, u64), Tally> = HashMap::new();
+    // Threads are walked one after the other, so a culprit's overlaps on one thread arrive
+    // together: `on` sums the current thread's, and the thread with the most is kept.
     let mut tally = |key: (u64, u64), thread: usize, root: Option<u64>, ov: u64, seen: u64| {
         let t = by_key.entry(key).or_insert(Tally {
             thread,
+            thread_ns: 0,
+            on: (thread, 0),
             root,
             overlap_ns: 0,
             first_seen: u64::MAX,
         });
         t.overlap_ns += ov;
         t.first_seen = t.first_seen.min(seen);
+        t.on = if t.on.0 == thread {
+            (thread, t.on.1 + ov)
+        } else {
+            (thread, ov)
+        };
+        if t.on.1 > t.thread_ns {
+            (t.thread, t.thread_ns) = t.on;
+        }
     };
     let (lo, hi) = (waits[0].0, waits[waits.len() - 1].1);
     for (ti, t) in d.threads.iter().enumerate() {
@@ -771,22 +853,34 @@ fn culprits(d: &Decoded, ours: &RequestWork, waits: &[(u64, u64)]) -> Vec<Culpri
     }
     let mut v: Vec<((u64, u64), Tally)> = by_key.into_iter().collect();
     v.sort_by_key(|(_, t)| std::cmp::Reverse(t.overlap_ns));
+    let (candidates, longest_ns) = (v.len(), v.first().map_or(0, |(_, t)| t.overlap_ns));
+    v.retain(|(_, t)| t.overlap_ns >= MIN_CULPRIT_WAIT_NS);
     v.truncate(8);
-    v.into_iter()
+    let named = v
+        .into_iter()
         .map(|((task, _), t)| Culprit {
             overlap_ns: t.overlap_ns,
             first_seen: t.first_seen,
             ..culprit_for(d, &d.threads[t.thread], task, t.root)
         })
-        .collect()
+        .collect();
+    Found {
+        named,
+        candidates,
+        longest_ns,
+    }
 }
 
 /// A culprit's share of the wait, before it is named: naming looks up its task and spans and
 /// formats strings, worth doing only for the few reported (a saturated window holds thousands
 /// of candidates).
 struct Tally {
-    /// Index of the first thread it was seen on.
+    /// Index of the thread on which it overlapped the wait most (a task moves between
+    /// workers), and by how much, ns.
     thread: usize,
+    thread_ns: u64,
+    /// The thread being summed, and its sum so far.
+    on: (usize, u64),
     root: Option<u64>,
     overlap_ns: u64,
     first_seen: u64,
@@ -794,19 +888,17 @@ struct Tally {
 
 fn culprit_for(d: &Decoded, t: &ThreadActivity, task: u64, root: Option<u64>) -> Culprit {
     let info = d.tasks.get(&task);
-    let mut spawn_site = info
+    let spawn_site = info
         .and_then(|i| i.spawned_at)
         .map(|l| format!("{}:{}", l.file(), l.line()));
     let root = root.or_else(|| {
         info.map(|i| d.local_root(i.parent_span))
             .filter(|r| *r != 0)
     });
-    if spawn_site.is_none() && task != 0 {
-        spawn_site = Some("spawn site no longer in the recorder".into());
-    }
     Culprit {
         task,
         spawn_site,
+        spawned_before_window: info.is_none() && task != 0,
         span_name: root.map(|r| d.span_name(r).to_string()),
         trace_id: root.and_then(|r| d.spans.get(&r)).and_then(|s| s.trace_id),
         worker: t.worker,
@@ -839,18 +931,19 @@ fn verdict(b: &Breakdown) -> String {
         }
     });
     let mut v = match c {
-        Category::SchedulerWait => match (b.culprits.first(), b.no_culprit) {
-            (Some(cu), _) => format!(
-                "{head}: worker {} busy {} polling {}",
-                cu.worker.map_or("?".into(), |w| w.to_string()),
-                ms(cu.overlap_ns),
-                cu.describe()
-            ),
-            (None, why) => format!(
-                "{head}: runnable but no worker free; no culprit named: {}",
-                why.unwrap_or(NoCulprit::NoneSeen).describe()
-            ),
-        },
+        Category::SchedulerWait => {
+            let mut v = match (b.culprits.first(), b.no_culprit) {
+                (Some(cu), _) => format!("{head}: {}", held_by(cu)),
+                (None, why) => format!(
+                    "{head}: runnable but no worker free; no culprit named: {}",
+                    why.unwrap_or(NoCulprit::NoneSeen).describe()
+                ),
+            };
+            if let Some(late) = late_clause(b) {
+                let _ = write!(v, "; {late}");
+            }
+            v
+        }
         Category::BlockedInPoll => format!(
             "{head}: the thread slept inside a poll (blocking syscall, lock or sleep in async code)"
         ),
@@ -862,22 +955,33 @@ fn verdict(b: &Breakdown) -> String {
         }
         Category::Running => format!("{head}: the request's own code was on the CPU"),
         // Unattributed work that could be most of the wait leads the verdict; less of it is
-        // added to the usual words, which then claim no quiet runtime.
-        Category::Idle => match (&unattributed, unchecked(&b.unattributed)) {
-            (Some((work, true)), _) => {
-                format!("{head} by what this build sees: meanwhile {work}")
+        // added to the usual words, which then claim no quiet runtime; and so does a wait for
+        // a worker of a millisecond or more.
+        Category::Idle => {
+            let mut v = match (&unattributed, unchecked(&b.unattributed)) {
+                (Some((work, true)), _) => {
+                    format!("{head} by what this build sees: meanwhile {work}")
+                }
+                (Some((work, _)), _) => {
+                    format!("{head}: awaiting I/O, timers or downstream calls; meanwhile {work}")
+                }
+                (None, Some(unchecked)) => format!(
+                    "{head}: awaiting I/O, timers or downstream calls as far as this analysis \
+                     sees ({unchecked})"
+                ),
+                (None, None) => format!("{head}: awaiting I/O, timers or downstream calls"),
+            };
+            match wait_clause(b) {
+                Some(wait) => {
+                    let _ = write!(v, "; it also {wait}");
+                }
+                None if unattributed.is_none() && unchecked(&b.unattributed).is_none() => {
+                    v.push_str("; no runtime trouble");
+                }
+                None => {}
             }
-            (Some((work, _)), _) => {
-                format!("{head}: awaiting I/O, timers or downstream calls; meanwhile {work}")
-            }
-            (None, Some(unchecked)) => format!(
-                "{head}: awaiting I/O, timers or downstream calls as far as this analysis sees \
-                 ({unchecked})"
-            ),
-            (None, None) => {
-                format!("{head}: awaiting I/O, timers or downstream calls; no runtime trouble")
-            }
-        },
+            v
+        }
     };
     if let Some((work, _)) = unattributed.filter(|_| c != Category::Idle) {
         let _ = write!(
@@ -901,6 +1005,57 @@ fn verdict(b: &Breakdown) -> String {
         v.push_str(" (light analysis under load: no culprit search)");
     }
     v
+}
+
+/// "worker 1 busy 60 ms polling GET /report (…)".
+fn held_by(cu: &Culprit) -> String {
+    format!(
+        "worker {} busy {} polling {}",
+        cu.worker.map_or("?".into(), |w| w.to_string()),
+        ms(cu.overlap_ns),
+        cu.describe()
+    )
+}
+
+/// A wake-up the runtime delayed, for the verdict: "up to 59 ms of it the request was ready
+/// but unnoticed: worker 1 was busy and no other worker polled tokio's timer and I/O driver";
+/// `None` under [`MIN_CULPRIT_WAIT_NS`].
+fn late_clause(b: &Breakdown) -> Option<String> {
+    let (ns, why) = b.late_wake.filter(|l| l.0 >= MIN_CULPRIT_WAIT_NS)?;
+    let how = match why {
+        Late::AllBusy => "every worker was busy".to_string(),
+        Late::DriverUnpolled { worker } => format!(
+            "worker {worker} was busy and no other worker polled tokio's timer and I/O driver"
+        ),
+    };
+    Some(format!(
+        "up to {} of it the request was ready but unnoticed: {how}",
+        ms(ns)
+    ))
+}
+
+/// A wait for a worker that is not the dominant cause, for an idle verdict: "waited 3.0 ms for
+/// a worker (worker 1 busy 3.0 ms polling …)"; `None` under [`MIN_CULPRIT_WAIT_NS`].
+fn wait_clause(b: &Breakdown) -> Option<String> {
+    let wait = b.part(Category::SchedulerWait);
+    if wait < MIN_CULPRIT_WAIT_NS {
+        return None;
+    }
+    let mut v = format!("waited {} for a worker", ms(wait));
+    match (b.culprits.first(), b.no_culprit) {
+        (Some(cu), _) => {
+            let _ = write!(v, " ({})", held_by(cu));
+        }
+        // A light analysis says so at the end of the verdict.
+        (None, Some(why)) if why != NoCulprit::Light => {
+            let _ = write!(v, " (no culprit named: {})", why.describe());
+        }
+        (None, _) => {}
+    }
+    if let Some(late) = late_clause(b) {
+        let _ = write!(v, "; {late}");
+    }
+    Some(v)
 }
 
 /// Unattributed work of one kind, ns.
@@ -1411,6 +1566,357 @@ mod tests {
         assert_eq!(b.no_culprit, Some(NoCulprit::Light));
         assert!(
             b.verdict.contains("no culprit named: light analysis"),
+            "{}",
+            b.verdict
+        );
+    }
+
+    const US: u64 = 1_000;
+    /// Another request's root span: key 9, on another trace.
+    const OTHER: u64 = 9;
+    const OTHER_TRACE: u128 = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736;
+
+    fn at_us(span: u64, from_us: u64, to_us: u64) -> Entry {
+        Entry {
+            span,
+            start: from_us * US,
+            end: to_us * US,
+            alloc: None,
+        }
+    }
+
+    fn poll_us(task: u64, from_us: u64, to_us: u64) -> Poll {
+        Poll {
+            task,
+            start: from_us * US,
+            end: to_us * US,
+            sched_latency: 0,
+            alloc: None,
+            open: false,
+        }
+    }
+
+    /// Parks in µs.
+    fn parks_us(p: &[(u64, u64)]) -> Vec<(u64, u64)> {
+        p.iter().map(|&(a, b)| (a * US, b * US)).collect()
+    }
+
+    /// A root span of another trace, so a culprit has a name.
+    fn add_span(d: &mut Decoded, key: u64, name: &'static str, trace: u128) {
+        let meta = tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            tracing::info_span!("span", otel.name = name)
+                .metadata()
+                .expect("enabled under the registry")
+        });
+        d.spans.insert(
+            key,
+            crate::analysis::decode::SpanInfo {
+                name: meta.name(),
+                meta,
+                parent: 0,
+                otel_span_id: 100 + key,
+                trace_id: Some(trace),
+                remote_parent: None,
+                start: 0,
+                end: None,
+                tid: 0,
+                fields: vec![(
+                    "otel.name",
+                    crate::analysis::decode::FieldValue::Str(name.into()),
+                )],
+                events: Vec::new(),
+            },
+        );
+    }
+
+    /// A request (root key 1) whose 1 ms timer is due while worker 1 runs another request's
+    /// 60 ms poll (worker 1 had the driver and woke for that request). Worker 0 sleeps
+    /// without the driver throughout, so nothing notices the timer until worker 1 parks at
+    /// 61.9 ms: that turn of the driver finds the request ready at once and worker 1 polls
+    /// it at 62 ms. `worker0` lays out worker 0's parks, `park` worker 1's after its busy
+    /// stretch and `resume` when the request's work resumes on worker 1 (µs).
+    fn late_timer(worker0: &[(u64, u64)], park: (u64, u64), resume: u64) -> Decoded {
+        let mut w1 = worker(
+            1,
+            vec![
+                at_us(ROOT, 0, 1_000),
+                at_us(OTHER, 2_000, 61_800),
+                at_us(ROOT, resume, resume + 2_000),
+            ],
+            parks_us(&[(1_000, 2_000), park, (resume + 2_000, 200_000)]),
+        );
+        w1.polls = vec![
+            poll_us(50, 0, 1_000),
+            poll_us(70, 2_000, 61_800),
+            poll_us(50, resume, resume + 2_000),
+        ];
+        let w0 = worker(0, vec![], parks_us(worker0));
+        let mut d = decoded(vec![w0, w1]);
+        add_span(&mut d, OTHER, "GET /other", OTHER_TRACE);
+        d
+    }
+
+    /// Issue #17 / accuracy row 8c: the stretch between the busy worker's start and the
+    /// request's resumption read as idle ("idle 62 ms", "no runtime trouble"), because a
+    /// worker was parked all along. It sat on a condition variable, not on the driver.
+    #[test]
+    fn a_timer_due_while_the_drivers_worker_is_busy_is_scheduler_wait() {
+        let d = late_timer(&[(0, 100_000)], (61_900, 61_950), 62_000);
+        let b = analyze(&d, &target(101, 0, 64));
+        assert_eq!(b.dominant, Category::SchedulerWait, "{:?}", b.parts);
+        assert_eq!(
+            b.part(Category::SchedulerWait),
+            60 * MS,
+            "from 2 ms to 62 ms"
+        );
+        assert_eq!(
+            b.part(Category::Idle),
+            MS,
+            "1 ms to 2 ms: the driver was held"
+        );
+        assert_eq!(
+            b.late_wake,
+            Some((60 * MS, Late::DriverUnpolled { worker: 1 }))
+        );
+        assert!(b.scheduler_wait_estimated, "an upper bound");
+        let culprit = b
+            .culprits
+            .first()
+            .expect("the other request is the culprit");
+        assert_eq!(
+            (
+                culprit.span_name.as_deref(),
+                culprit.trace_id,
+                culprit.worker
+            ),
+            (Some("GET /other"), Some(OTHER_TRACE), Some(1))
+        );
+        assert_eq!(culprit.overlap_ns, 59_800 * US);
+        assert_eq!(
+            culprit.spawned_before_window, TASK_HOOKS,
+            "task 70's spawn is unknown"
+        );
+        assert!(
+            b.verdict.starts_with(
+                "scheduler wait 60 ms of 64 ms: worker 1 busy 60 ms polling GET /other ("
+            ) && b.verdict.contains(
+                "up to 60 ms of it the request was ready but unnoticed: worker 1 was busy and \
+                 no other worker polled tokio's timer and I/O driver"
+            ),
+            "{}",
+            b.verdict
+        );
+        assert!(
+            b.intervals
+                .iter()
+                .any(|i| i.category == Category::SchedulerWait
+                    && (i.start, i.end) == (2 * MS, 62 * MS)
+                    && i.detail.contains("noticed when worker 1 parked")),
+            "{:?}",
+            b.intervals
+        );
+    }
+
+    /// The false positive to avoid: worker 0 held the driver and woke when the request's
+    /// downstream answered at 40 ms, while worker 1 happened to be busy with another request.
+    /// The request resumes at once on worker 0: that is idle time, not the runtime's.
+    #[test]
+    fn an_answer_while_another_worker_is_busy_stays_idle() {
+        let mut w0 = worker(
+            0,
+            vec![at_us(ROOT, 0, 1_000), at_us(ROOT, 40_050, 42_000)],
+            parks_us(&[(1_000, 40_000), (42_000, 100_000)]),
+        );
+        w0.polls = vec![poll_us(50, 0, 1_000), poll_us(50, 40_050, 42_000)];
+        let mut w1 = worker(
+            1,
+            vec![at_us(OTHER, 2_000, 61_800)],
+            parks_us(&[(0, 2_000), (61_900, 61_950), (62_000, 100_000)]),
+        );
+        w1.polls = vec![poll_us(70, 2_000, 61_800)];
+        let mut d = decoded(vec![w0, w1]);
+        add_span(&mut d, OTHER, "GET /other", OTHER_TRACE);
+        let b = analyze(&d, &target(101, 0, 42));
+        assert_eq!(b.dominant, Category::Idle);
+        assert_eq!(
+            b.part(Category::SchedulerWait),
+            50 * US,
+            "worker 0's own wake-up only"
+        );
+        assert_eq!(b.late_wake, None);
+        assert!(b.culprits.is_empty());
+        assert!(b.verdict.ends_with("no runtime trouble"), "{}", b.verdict);
+    }
+
+    /// A park that slept is no turn that found the request ready: worker 1 parked after its
+    /// busy stretch, held the driver, and woke when the request's answer came at 80 ms.
+    #[test]
+    fn a_park_that_slept_is_not_a_turn_that_found_the_request() {
+        let d = late_timer(&[(0, 100_000)], (61_900, 80_000), 80_050);
+        let b = analyze(&d, &target(101, 0, 82));
+        assert_eq!(b.dominant, Category::Idle, "{:?}", b.parts);
+        assert_eq!(b.late_wake, None);
+        assert!(b.verdict.ends_with("no runtime trouble"), "{}", b.verdict);
+    }
+
+    /// Any park or unpark of another worker may have polled the driver: the late stretch
+    /// starts after worker 0's last one (it woke at 30 ms for something else and parked again
+    /// at 31 ms, when it could have taken the driver).
+    #[test]
+    fn another_workers_park_bounds_a_late_wake() {
+        let d = late_timer(&[(0, 30_000), (31_000, 100_000)], (61_900, 61_950), 62_000);
+        let b = analyze(&d, &target(101, 0, 64));
+        assert_eq!(
+            b.late_wake,
+            Some((31 * MS, Late::DriverUnpolled { worker: 1 }))
+        );
+        assert_eq!(b.part(Category::SchedulerWait), 31 * MS);
+    }
+
+    /// Issue #17: a request was named as the culprit of a wait it overlapped for 0.384 ms.
+    /// Neighbours' sub-millisecond polls are not culprits; the verdict says what ran instead.
+    #[test]
+    fn a_sub_millisecond_neighbour_is_not_named_a_culprit() {
+        // No worker parks: the request's 1.8 ms gap is all scheduler wait; `others` (span
+        // key, task, from, to in µs) ran in it.
+        let wait_with = |others: &[(u64, u64, u64, u64)]| {
+            let mut entries = vec![at_us(ROOT, 0, 10_000), at_us(ROOT, 11_800, 12_000)];
+            let mut polls = vec![poll_us(50, 0, 10_000), poll_us(50, 11_800, 12_000)];
+            for &(key, task, a, b) in others {
+                entries.push(at_us(key, a, b));
+                polls.push(poll_us(task, a, b));
+            }
+            let mut w0 = worker(0, entries, vec![]);
+            polls.sort_by_key(|p| p.start);
+            w0.polls = polls;
+            let mut d = decoded(vec![w0]);
+            for &(key, ..) in others {
+                add_span(&mut d, key, "GET /other", OTHER_TRACE + u128::from(key));
+            }
+            analyze(&d, &target(101, 0, 12))
+        };
+        let b = wait_with(&[
+            (20, 80, 10_000, 10_400),
+            (21, 81, 10_450, 10_850),
+            (22, 82, 10_900, 11_300),
+            (23, 83, 11_350, 11_750),
+        ]);
+        assert!(b.culprits.is_empty(), "{:?}", b.culprits);
+        assert_eq!(
+            b.no_culprit,
+            Some(NoCulprit::Scattered {
+                count: 4,
+                longest_ns: 400 * US
+            })
+        );
+        assert!(
+            NoCulprit::Scattered {
+                count: 4,
+                longest_ns: 400 * US
+            }
+            .describe()
+            .ends_with("held a worker for 1.0 ms of it (4 ran, the longest 0.4 ms)")
+        );
+        let b = wait_with(&[(20, 80, 10_000, 11_200), (21, 81, 11_250, 11_650)]);
+        let named: Vec<u64> = b.culprits.iter().map(|c| c.overlap_ns).collect();
+        assert_eq!(named, vec![1_200 * US], "the 0.4 ms neighbour is left out");
+    }
+
+    /// Issue #17: "task 7 (spawn site no longer in the recorder)" read like lost data for a
+    /// connection task spawned long before the window.
+    #[test]
+    fn a_task_spawned_before_the_window_says_so() {
+        let mut c = Culprit {
+            task: 7,
+            spawn_site: None,
+            spawned_before_window: true,
+            span_name: None,
+            trace_id: None,
+            worker: Some(0),
+            overlap_ns: 5 * MS,
+            first_seen: 0,
+        };
+        assert_eq!(c.describe(), "task 7 (spawned before the recorded window)");
+        c.span_name = Some("GET /messages".into());
+        c.trace_id = Some(OTHER_TRACE);
+        assert_eq!(
+            c.describe(),
+            format!("GET /messages (trace {OTHER_TRACE:032x})"),
+            "the request it served says what it is"
+        );
+    }
+
+    /// An idle verdict with a wait for a worker of a millisecond or more does not claim a
+    /// quiet runtime: the wait and its culprit are told.
+    #[test]
+    fn an_idle_verdict_tells_a_wait_for_a_worker() {
+        // As the late timer, with the request awaiting longer after it.
+        let d = late_timer(&[(0, 200_000)], (61_900, 61_950), 62_000);
+        let b = analyze(&d, &target(101, 0, 200));
+        assert_eq!(b.dominant, Category::Idle);
+        assert!(
+            b.verdict.contains(
+                "awaiting I/O, timers or downstream calls; it also waited 60 ms for a worker \
+                 (worker 1 busy 60 ms polling GET /other ("
+            ) && !b.verdict.contains("no runtime trouble"),
+            "{}",
+            b.verdict
+        );
+        // A light analysis has the parks but names no culprit, and says so once.
+        let mut d = d;
+        d.light = true;
+        let b = analyze(&d, &target(101, 0, 200));
+        assert!(
+            b.verdict.contains(
+                "it also waited 60 ms for a worker; up to 60 ms of it the request was ready but \
+                 unnoticed"
+            ) && b.verdict.matches("light analysis").count() == 1,
+            "{}",
+            b.verdict
+        );
+    }
+
+    /// The culprit's worker is where it held the request up, not where it was first seen: a
+    /// task that moved from worker 0 (1 ms) to worker 1 (9 ms) is named on worker 1.
+    #[test]
+    fn a_culprit_is_named_on_the_worker_it_held_most() {
+        let mut w0 = worker(
+            0,
+            vec![
+                at_us(ROOT, 0, 10_000),
+                at_us(OTHER, 10_000, 11_000),
+                at_us(ROOT, 20_000, 21_000),
+            ],
+            vec![],
+        );
+        w0.polls = vec![
+            poll_us(50, 0, 10_000),
+            poll_us(70, 10_000, 11_000),
+            poll_us(50, 20_000, 21_000),
+        ];
+        let mut w1 = worker(1, vec![at_us(OTHER, 11_000, 20_000)], vec![]);
+        w1.polls = vec![poll_us(70, 11_000, 20_000)];
+        let mut d = decoded(vec![w0, w1]);
+        add_span(&mut d, OTHER, "GET /other", OTHER_TRACE);
+        let b = analyze(&d, &target(101, 0, 21));
+        let c = b.culprits.first().expect("a culprit");
+        assert_eq!((c.worker, c.overlap_ns), (Some(1), 10 * MS));
+    }
+
+    /// Where every worker was busy, that says more than "worker 1 was busy": with worker 0
+    /// running a third request throughout, both rules count the stretch and the first names it.
+    #[test]
+    fn every_worker_busy_is_told_before_one_worker_busy() {
+        let mut d = late_timer(&[(0, 1_500)], (61_900, 61_950), 62_000);
+        let mut w0 = worker(0, vec![at_us(11, 1_500, 70_000)], parks_us(&[(0, 1_500)]));
+        w0.polls = vec![poll_us(71, 1_500, 70_000)];
+        d.threads[0] = w0;
+        let b = analyze(&d, &target(101, 0, 64));
+        assert_eq!(b.late_wake, Some((60 * MS, Late::AllBusy)));
+        assert!(
+            b.verdict.contains(
+                "up to 60 ms of it the request was ready but unnoticed: every worker was busy"
+            ),
             "{}",
             b.verdict
         );

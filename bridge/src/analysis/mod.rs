@@ -3,6 +3,7 @@
 pub mod breakdown;
 pub mod decode;
 pub mod idmap;
+pub mod late_wakes;
 pub mod rebuild;
 pub mod unattributed;
 
