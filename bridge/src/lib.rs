@@ -26,7 +26,6 @@
 //! ```
 
 pub mod analysis;
-pub mod artifact;
 pub mod capture;
 pub mod clock;
 pub mod config;
@@ -35,6 +34,7 @@ mod init;
 pub mod propagation;
 pub mod recorder;
 pub mod slo;
+pub mod timeline;
 
 pub use capture::alloc::Alloc;
 pub use capture::blocking::spawn_blocking;

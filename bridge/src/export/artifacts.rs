@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use crate::analysis::breakdown::RequestWork;
 use crate::analysis::decode::Poll;
 use crate::analysis::{Breakdown, Decoded};
-use crate::artifact::{Flow, Instant, Slice, SliceRef, Timeline, Track, TrackKind};
+use crate::timeline::{Flow, Instant, Slice, SliceRef, Timeline, Track, TrackKind};
 
 /// Other work closer together than this on one thread is drawn as one slice: on a busy worker
 /// the window holds thousands of other requests' polls, and one slice per poll made artifacts

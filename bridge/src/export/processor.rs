@@ -976,7 +976,7 @@ impl<P: SpanProcessor> Analyzer<P> {
                     .map(|k| RequestWork::collect(d, *k))
                     .unwrap_or_default();
                 let bytes =
-                    crate::artifact::encode_perfetto(&artifacts::timeline(d, &b, &work, trace_id));
+                    crate::timeline::encode_perfetto(&artifacts::timeline(d, &b, &work, trace_id));
                 let id = artifacts::artifact_id(trace_id, span_id);
                 match store.put(&id, trace_id, span_id, bytes) {
                     Ok(link) => Some(link),
