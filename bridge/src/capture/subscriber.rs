@@ -308,12 +308,12 @@ mod tests {
     use opentelemetry::trace::{SpanId, TraceId};
 
     use super::*;
-    use crate::config::Config;
+    use crate::SpanExt;
+    use crate::export::judge::Judge;
     use crate::export::processor::Msg;
     use crate::export::source_sampling::RebuildRequest;
-    use crate::recorder::FlightRecorder;
+    use crate::recorder::{FlightRecorder, RecorderSize};
     use crate::slo::SloRules;
-    use crate::{SpanExt, config};
 
     /// A subscriber whose sampler exports every trace (its `*` SLO is zero), and the channel
     /// its rebuild requests arrive on.
@@ -323,14 +323,10 @@ mod tests {
 
     /// A subscriber whose sampler judges spans by the SLO rules `slo`.
     fn subscriber_judging_by(slo: &str) -> (Arc<GranularSubscriber>, Receiver<Msg>) {
-        let cfg = Config {
-            slo: SloRules::parse(slo).unwrap(),
-            sample: config::SampleMode::Violations,
-            ..Config::default()
-        };
-        FlightRecorder::install(cfg.recorder);
+        FlightRecorder::install(RecorderSize::default());
+        let judge = Judge::new(SloRules::parse(slo).unwrap(), true, 0.0);
         let (tx, rx) = sync_channel(16);
-        let sampler = SourceSampler::new(Arc::new(cfg), tx, Default::default());
+        let sampler = SourceSampler::new(Arc::new(judge), tx, Default::default());
         let filter = Targets::new().with_default(LevelFilter::INFO);
         (
             Arc::new(GranularSubscriber::new(Arc::new(sampler), filter)),

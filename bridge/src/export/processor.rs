@@ -29,7 +29,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use super::artifacts::{self, ArtifactStore, DirStore};
 use super::cpu_share::CpuShare;
 use super::enrich::{self, Extras};
-use super::judge::{Judgement, judge};
+use super::judge::{Judge, Judgement};
 use super::source_sampling::{RebuildRequest, SourceSampler};
 use crate::analysis::breakdown::RequestWork;
 use crate::analysis::idmap::IdSet;
@@ -121,6 +121,7 @@ pub(crate) enum Msg {
 pub struct GranularProcessor<P: SpanProcessor + 'static> {
     inner: Arc<P>,
     cfg: Arc<Config>,
+    judge: Arc<Judge>,
     sources: Arc<str>,
     stats: Arc<Stats>,
     tx: OnceLock<SyncSender<Msg>>,
@@ -135,6 +136,11 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
     pub fn new(inner: P, cfg: Config, sources: impl Into<Arc<str>>) -> Self {
         GranularProcessor {
             inner: Arc::new(inner),
+            judge: Arc::new(Judge::new(
+                cfg.slo.clone(),
+                cfg.errors_violate,
+                cfg.baseline,
+            )),
             cfg: Arc::new(cfg),
             sources: sources.into(),
             stats: Arc::new(Stats::default()),
@@ -190,7 +196,7 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
     /// this (the SDK's `set_resource` cannot reach it afterwards), as [`crate::init`] does.
     pub fn source_sampler(&self) -> Arc<SourceSampler> {
         Arc::new(SourceSampler::new(
-            self.cfg.clone(),
+            self.judge.clone(),
             self.sender().clone(),
             self.stats.clone(),
         ))
@@ -203,6 +209,7 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
             let worker = Analyzer::new(
                 self.inner.clone(),
                 self.cfg.clone(),
+                self.judge.clone(),
                 self.sources.clone(),
                 self.stats.clone(),
                 store,
@@ -264,7 +271,7 @@ impl<P: SpanProcessor + 'static> SpanProcessor for GranularProcessor<P> {
         if !self.cfg.enabled {
             return self.inner.on_end(span);
         }
-        let j = judge(&self.cfg, &span);
+        let j = self.judge.judge_span_data(&span);
         if self.cfg.sample == SampleMode::Violations {
             if let Err(Msg::Hold(span, j) | Msg::Enrich(span, j)) =
                 self.send(Msg::Hold(Box::new(span), j))
@@ -274,14 +281,14 @@ impl<P: SpanProcessor + 'static> SpanProcessor for GranularProcessor<P> {
                     .skipped_queue_full
                     .fetch_add(1, Ordering::Relaxed);
                 let mut span = *span;
-                enrich::add_judgement(&mut span, &j);
+                self.judge.annotate(&mut span, &j);
                 self.inner.on_end(span);
             }
             return;
         }
         if !j.wants_detail() {
             if j.rule.is_some() {
-                enrich::add_judgement(&mut span, &j);
+                self.judge.annotate(&mut span, &j);
             }
             return self.inner.on_end(span);
         }
@@ -289,7 +296,7 @@ impl<P: SpanProcessor + 'static> SpanProcessor for GranularProcessor<P> {
             self.stats
                 .skipped_rate_limit
                 .fetch_add(1, Ordering::Relaxed);
-            enrich::add_judgement(&mut span, &j);
+            self.judge.annotate(&mut span, &j);
             enrich::mark_skipped(&mut span, "rate_limit");
             return self.inner.on_end(span);
         }
@@ -300,7 +307,7 @@ impl<P: SpanProcessor + 'static> SpanProcessor for GranularProcessor<P> {
                 .skipped_queue_full
                 .fetch_add(1, Ordering::Relaxed);
             let mut span = *span;
-            enrich::add_judgement(&mut span, &j);
+            self.judge.annotate(&mut span, &j);
             enrich::mark_skipped(&mut span, "queue_full");
             self.inner.on_end(span);
         }
@@ -378,6 +385,7 @@ struct Held {
 struct Analyzer<P: SpanProcessor> {
     inner: Arc<P>,
     cfg: Arc<Config>,
+    judge: Arc<Judge>,
     sources: Arc<str>,
     stats: Arc<Stats>,
     store: Option<Box<dyn ArtifactStore>>,
@@ -488,6 +496,7 @@ impl<P: SpanProcessor> Analyzer<P> {
     fn new(
         inner: Arc<P>,
         cfg: Arc<Config>,
+        judge: Arc<Judge>,
         sources: Arc<str>,
         stats: Arc<Stats>,
         store: Option<Box<dyn ArtifactStore>>,
@@ -495,6 +504,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         Analyzer {
             inner,
             cfg,
+            judge,
             sources,
             stats,
             store,
@@ -644,7 +654,8 @@ impl<P: SpanProcessor> Analyzer<P> {
             return;
         };
         self.held_spans -= h.spans.len();
-        let keep = h.violated || super::judge::in_baseline(self.cfg.baseline, trace.to_bytes());
+        let trace_id = u128::from_be_bytes(trace.to_bytes());
+        let keep = self.judge.exports_trace(h.violated, trace_id);
         if !keep {
             self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
             self.stats
@@ -659,7 +670,7 @@ impl<P: SpanProcessor> Analyzer<P> {
                 out.push((span, j));
             } else {
                 if j.rule.is_some() {
-                    enrich::add_judgement(&mut span, &j);
+                    self.judge.annotate(&mut span, &j);
                 }
                 self.inner.on_end(span);
             }
@@ -793,13 +804,13 @@ impl<P: SpanProcessor> Analyzer<P> {
             );
             fate.counter(&self.stats).fetch_add(1, Ordering::Relaxed);
             for span in rebuilt.spans {
-                let j = judge(&self.cfg, &span);
+                let j = self.judge.judge_span_data(&span);
                 if j.wants_detail() {
                     batch.push((span, j));
                 } else {
                     let mut span = span;
                     if j.rule.is_some() {
-                        enrich::add_judgement(&mut span, &j);
+                        self.judge.annotate(&mut span, &j);
                     }
                     self.inner.on_end(span);
                 }
@@ -812,7 +823,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             self.artifact_budget(&batch)
         };
         for ((mut span, j), with_artifact) in batch.into_iter().zip(with_artifact) {
-            enrich::add_judgement(&mut span, &j);
+            self.judge.annotate(&mut span, &j);
             // Past the budget, the rest of the batch skips the culprit search and artifacts. The
             // budget shrinks with the rings' reach if the load rises meanwhile: a full batch
             // begun on a quiet service must not keep the analyzer while the rings wrap under
