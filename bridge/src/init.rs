@@ -22,8 +22,9 @@ use crate::config::{
     ArtifactSink, Config, ConfigError, OtlpCompression, OtlpProtocol, OtlpSignal, SampleMode,
 };
 use crate::export::artifacts::OtlpArtifacts;
-use crate::export::{GranularProcessor, Stats, health};
+use crate::export::{GranularProcessor, health};
 use crate::recorder::FlightRecorder;
+use crate::slo::Stats;
 
 /// Why [`init`] failed.
 #[derive(Debug)]

@@ -19,10 +19,10 @@ use tracing::span::{Attributes, Record};
 
 use super::fields::FieldWriter;
 use super::{alloc, context, ids};
-use crate::export::source_sampling::{ClosedSpan, LocalTrace, SourceSampler};
 use crate::recorder::record::SPAN_ID_FOLLOWS;
 use crate::recorder::{self, Kind};
 use crate::slo::SloRules;
+use crate::slo::sampler::{ClosedSpan, LocalTrace, SourceSampler};
 
 /// Granular's state of one span.
 #[derive(Debug)]

@@ -29,7 +29,7 @@ use super::log_line;
 use super::otel_ext;
 use super::slab::{Ref, Released, Slab};
 use super::spans::{self, SpanState, record_event};
-use crate::export::source_sampling::SourceSampler;
+use crate::slo::SourceSampler;
 
 /// The id of a span that could not be stored (the slab is full): it names no slot.
 const UNTRACKED: u64 = u64::MAX;
@@ -309,11 +309,10 @@ mod tests {
 
     use super::*;
     use crate::SpanExt;
-    use crate::export::judge::Judge;
-    use crate::export::processor::Msg;
-    use crate::export::source_sampling::RebuildRequest;
     use crate::recorder::{FlightRecorder, RecorderSize};
+    use crate::slo::Judge;
     use crate::slo::SloRules;
+    use crate::slo::message::{Msg, RebuildRequest};
 
     /// A subscriber whose sampler exports every trace (its `*` SLO is zero), and the channel
     /// its rebuild requests arrive on.

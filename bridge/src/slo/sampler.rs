@@ -15,8 +15,9 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Duration;
 
 use super::judge::{Judge, SpanFacts};
-use super::processor::{Msg, Stats};
-use crate::slo::SloRules;
+use super::message::{Msg, RebuildRequest};
+use super::rules::SloRules;
+use super::stats::Stats;
 
 /// Span keys a [`LocalTrace`] remembers; a trace with more spans is found in the recorder by
 /// walking parent links instead.
@@ -58,20 +59,6 @@ impl LocalTrace {
                 .collect()
         })
     }
-}
-
-/// A local trace chosen for export: its root's recorder key.
-#[derive(Debug, Clone)]
-pub struct RebuildRequest {
-    pub root: u64,
-    pub trace_id: u128,
-    /// Clock ticks at the root's creation (bounds the window to decode).
-    pub start_ticks: u64,
-    /// The keys of all the trace's spans, root included, when the trace noted them all.
-    pub span_keys: Option<Vec<u64>>,
-    /// How many spans the trace had, root included: the analyzer exports it whole only if
-    /// it finds them all.
-    pub span_count: usize,
 }
 
 /// What is known of a recorded span when it closes.
