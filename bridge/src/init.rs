@@ -16,12 +16,12 @@ use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanProces
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::analyzer::artifacts::OtlpArtifacts;
 use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime};
 use crate::config::{
     ArtifactSink, Config, ConfigError, OtlpCompression, OtlpProtocol, OtlpSignal, SampleMode,
 };
-use crate::export::artifacts::OtlpArtifacts;
 use crate::export::{GranularProcessor, health};
 use crate::recorder::FlightRecorder;
 use crate::slo::Stats;

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod analysis;
+pub mod analyzer;
 pub mod capture;
 pub mod clock;
 pub mod config;

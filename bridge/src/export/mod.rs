@@ -1,8 +1,7 @@
-//! From a finished span to what leaves the process: enrichment, artifacts.
+//! What leaves the process: [`GranularProcessor`], the OpenTelemetry `SpanProcessor` that
+//! judges each finished span and hands violating ones to the analyzer, and Granular's health
+//! metrics.
 
-pub mod artifacts;
-mod cpu_share;
-pub mod enrich;
 pub(crate) mod health;
 pub mod processor;
 

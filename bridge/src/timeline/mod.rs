@@ -1,6 +1,6 @@
 //! The runtime timeline of a slow span's window, in a format a stock viewer opens: the model
 //! and its encoder. The artifact Granular links from the span is one such timeline
-//! (built in [`crate::export::artifacts`]).
+//! (built in [`crate::analyzer::artifacts`]).
 //!
 //! Producers build a [`Timeline`] (viewer-independent, Unix-epoch nanoseconds) and render it
 //! with [`encode_perfetto`], whose output opens at <https://ui.perfetto.dev> ("Open trace
