@@ -1,11 +1,11 @@
-//! [`GranularProcessor`]: an OpenTelemetry `SpanProcessor` that wraps the exporting processor
-//! and enriches SLO-violating spans with their runtime breakdown before passing them on.
+//! [`GranularProcessor`]: the OpenTelemetry `SpanProcessor` that wraps the exporting processor.
+//! It judges each span the SDK ends ([`Judge`]) and hands those that want a breakdown to the
+//! [analyzer thread](crate::analyzer), which passes them on enriched; the rest go on at once.
 //!
 //! ```text
-//! span ends ─> on_end: judge (globs, a comparison) ─ healthy ──────────────────────> inner.on_end
-//!                                                  └ violating ─> bounded queue ─> analyzer thread
-//!     analyzer: drain a batch ─> one recorder snapshot ─> breakdown per span ─> attributes,
-//!               events, synthetic spans, artifact ─> inner.on_end
+//! span ends ─> on_end: judge (globs, a comparison) ─ healthy ────────────────────> inner.on_end
+//!                                                  └ violating ─> bounded queue ─> analyzer
+//!                                                      ─> breakdown, events, artifact ─> inner.on_end
 //! ```
 //! Nothing on the request path blocks: a full queue or the rate limit exports the span plain,
 //! marked `granular.skipped`, and counts it. With `GRANULAR_SAMPLE=violations` every span goes
@@ -22,8 +22,8 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 
 use crate::analyzer::artifacts::{ArtifactStore, DirStore};
+use crate::analyzer::rate::{PerSecond, current_second};
 use crate::analyzer::{self, Analyzer, enrich};
-use crate::clock;
 use crate::config::{ArtifactSink, Config, SampleMode};
 use crate::slo::message::Msg;
 use crate::slo::{Judge, SourceSampler, Stats};
@@ -37,7 +37,8 @@ pub struct GranularProcessor<P: SpanProcessor + 'static> {
     sources: Arc<str>,
     stats: Arc<Stats>,
     tx: OnceLock<SyncSender<Msg>>,
-    limiter: Mutex<(u64, u32)>,
+    /// Spans sent for analysis this second, for `GRANULAR_MAX_ENRICH_PER_SEC`.
+    limiter: Mutex<PerSecond>,
     /// Handed to the analyzer thread when it starts.
     store: Mutex<Option<Box<dyn ArtifactStore>>>,
 }
@@ -57,7 +58,7 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
             sources: sources.into(),
             stats: Arc::new(Stats::default()),
             tx: OnceLock::new(),
-            limiter: Mutex::new((0, 0)),
+            limiter: Mutex::new(PerSecond::default()),
             store: Mutex::new(None),
         }
         .with_default_store()
@@ -119,7 +120,7 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
             let store = self.store.lock().ok().and_then(|mut s| s.take());
             let analyzer = Analyzer::new(
                 self.inner.clone(),
-                self.cfg.clone(),
+                &self.cfg,
                 self.judge.clone(),
                 self.sources.clone(),
                 self.stats.clone(),
@@ -129,18 +130,15 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
         })
     }
 
+    /// Whether one more span may be sent for analysis this second.
     fn allow(&self) -> bool {
         let Ok(mut l) = self.limiter.lock() else {
             return false;
         };
-        let sec = clock::monotonic_ns() / 1_000_000_000;
-        if l.0 != sec {
-            *l = (sec, 0);
-        }
-        if l.1 >= self.cfg.max_enrich_per_sec {
+        if l.room(current_second(), self.cfg.max_enrich_per_sec) == 0 {
             return false;
         }
-        l.1 += 1;
+        l.take();
         true
     }
 

@@ -43,7 +43,7 @@ pub struct SpanFacts {
 }
 
 /// The verdict on one span.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Judgement {
     /// The index of the rule that applied ([`Judge::rule`] gives it); `None` when no rule
     /// matched.
