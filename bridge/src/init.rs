@@ -1,5 +1,5 @@
 //! Setting Granular up: [`init`] for the common case, [`install_recorder`] and the parts
-//! ([`RecorderLayer`](crate::RecorderLayer), [`GranularProcessor`]) for users who compose their
+//! ([`RecorderLayer`], [`GranularProcessor`]) for users who compose their
 //! own subscriber and tracer provider.
 
 use std::fmt;
@@ -17,6 +17,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::analyzer::artifacts::OtlpArtifacts;
+use crate::capture::layer::RecorderLayer;
 use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime};
 use crate::config::{
@@ -114,6 +115,9 @@ impl fmt::Display for Sources {
 pub fn install_recorder(cfg: &Config) -> Sources {
     if !cfg.enabled {
         crate::capture::switch::turn_off();
+        // A runtime built before the configuration was read registered its threads for
+        // sampling: their schedstat files are closed.
+        os::forget_threads();
         let why = if cfg.sdk_disabled {
             "OTEL_SDK_DISABLED=true"
         } else {
@@ -418,7 +422,7 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
             .with(log_filter())
             .with(tracing_subscriber::fmt::layer())
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("granular")))
-            .with(crate::RecorderLayer::new())
+            .with(RecorderLayer::new())
             .try_init()
             .map_err(|e| e.to_string()),
     };

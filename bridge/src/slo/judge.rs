@@ -16,7 +16,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanId, Status};
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::slo::{SloRule, SloRules};
+use super::rules::{SloRule, SloRules};
 
 /// Judges spans by the SLO rules (`GRANULAR_SLO`), whether errors violate
 /// (`GRANULAR_ERRORS_VIOLATE`) and the baseline fraction (`GRANULAR_BASELINE`).
