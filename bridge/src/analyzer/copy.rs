@@ -15,11 +15,11 @@ use crate::recorder::{FlightRecorder, RecorderSnapshot};
 
 /// How long after a trace to export arrived the analyzer keeps its copy of busy rings current
 /// between batches. The next trace to export may have begun before its close wakes the
-/// analyzer: a violating request began ~150 ms before it closed, on a ring that may keep
-/// less than 200 ms at saturation, and the analyzer (nice 10 on a saturated CPU) wakes late.
-/// Kept current, the copy lags by one recheck and a wake-up, not by a whole trace. Costs a
-/// copy of the records written since (~60 µs at saturation) per [`DELAY_RECHECK`], and only
-/// after violations.
+/// analyzer, on a ring that keeps little more than a request's length at saturation (the
+/// demo's violating requests last ~150 ms, its saturated worker's ring keeps ~200 ms), and
+/// the analyzer (nice 10 on a saturated CPU) wakes late. Kept current, the copy lags by one
+/// recheck and a wake-up, not by a whole trace. Costs a copy of the records written since
+/// (~60 µs at saturation) per [`DELAY_RECHECK`], and only after violations.
 pub(super) const KEEP_CURRENT_FOR: Duration = Duration::from_secs(10);
 
 /// The copy and when it was brought up to date.

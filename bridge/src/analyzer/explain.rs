@@ -1,5 +1,5 @@
 //! Explaining one span: its breakdown from the decoded window, its artifact, and both
-//! attached to it ([`enrich`](super::enrich)), within the batch's time budget.
+//! attached to it (`enrich`), within the batch's time budget.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;

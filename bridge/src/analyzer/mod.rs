@@ -1,4 +1,4 @@
-//! The analyzer thread: from what the judges send ([`Msg`]) to enriched spans handed to the
+//! The analyzer thread: from what the judges send (`slo::message::Msg`) to enriched spans handed to the
 //! exporting processor, off the request path.
 //!
 //! ```text
@@ -12,8 +12,8 @@
 //! ```
 //!
 //! Each policy is a small module with its own tests: how long a batch waits and how long it
-//! may take ([`batch`]), which traces are held and when they are decided ([`held`]), when
-//! analysis goes light ([`overload`], [`cpu_share`]), which spans get an artifact
+//! may take (`batch`), which traces are held and when they are decided (`held`), when
+//! analysis goes light (`overload`, `cpu_share`), which spans get an artifact
 //! ([`artifacts`]). The thread runs at nice 10 so that the application gets the CPU first.
 
 pub mod artifacts;

@@ -9,7 +9,7 @@
 //! Events are filtered by target and level (`RUST_LOG` syntax, without span or field
 //! directives), recorded into their span, and written to standard output by [`log_line`].
 //!
-//! Limits: at most [`slab::CAPACITY`] spans open at once (beyond that a span is handed an id
+//! Limits: at most [`slab::CAPACITY`](super::slab::CAPACITY) spans open at once (beyond that a span is handed an id
 //! that records nothing; counted in [`GranularSubscriber::untracked_spans`]); the entered-span
 //! stack is per thread and shared by all instances of this subscriber on that thread.
 

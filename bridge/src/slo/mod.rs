@@ -1,6 +1,6 @@
 //! Judging spans against their SLOs, on the request path: the rules (`GRANULAR_SLO`,
 //! [`rules`]), the one [`Judge`] both stacks use, the [`SourceSampler`] that judges spans
-//! Granular records as they close, and what judged spans send the analyzer ([`message`]) and
+//! Granular records as they close, and what judged spans send the analyzer (`message`) and
 //! count ([`Stats`]).
 //!
 //! ```text

@@ -24,7 +24,7 @@ use super::stats::Stats;
 const TRACE_KEYS: usize = 16;
 
 /// Judging state shared by the spans of one local trace, and the recorder keys of its first
-/// [`TRACE_KEYS`] spans (so the analyzer can pick the trace's records out of the rings without
+/// `TRACE_KEYS` (16) spans (so the analyzer can pick the trace's records out of the rings without
 /// first walking the span tree).
 #[derive(Debug, Default)]
 pub struct LocalTrace {

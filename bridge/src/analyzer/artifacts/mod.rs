@@ -1,5 +1,5 @@
 //! The artifact linked from a violating span (`granular.artifact`): its window drawn as a
-//! Perfetto timeline ([`draw`]), kept by an [`ArtifactStore`] ([`store`]), within
+//! Perfetto timeline ([`draw()`]), kept by an [`ArtifactStore`] ([`store`]), within
 //! `GRANULAR_ARTIFACTS_PER_SEC`, slowest spans first.
 
 pub mod draw;
