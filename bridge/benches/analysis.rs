@@ -11,7 +11,7 @@
 //! overloaded analyzer does, a light decode of the target's own spans from its start plus
 //! the breakdown without culprits):
 //! `FlightRecorder::snapshot` + `Calibration::now` + `analysis::decode` (window = span start
-//! minus 1 s, like the processor) + `analysis::analyze`; and, separately, `export::enrich` of a
+//! minus 1 s, like the processor) + `analysis::analyze`; and, separately, `analyzer::enrich` of a
 //! dummy `SpanData` with that breakdown (`Detail::Events`, 32 events at most). The size of what
 //! enrichment adds to the span is printed once per level.
 //!
@@ -24,9 +24,9 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{BenchmarkId, Criterion};
 use granular::analysis::idmap::IdSet;
 use granular::analysis::{Breakdown, Category, Decoded, Target, analyze, decode, decode_spans};
+use granular::analyzer::enrich::{Extras, enrich};
 use granular::clock::{self, Calibration};
 use granular::config::Detail;
-use granular::export::enrich::{Extras, enrich};
 use granular::recorder::{
     FlightRecorder, Kind, RecorderSize, RecorderSnapshot, next_span_key, record, record_with,
 };

@@ -1,5 +1,5 @@
 //! Setting Granular up: [`init`] for the common case, [`install_recorder`] and the parts
-//! ([`RecorderLayer`](crate::RecorderLayer), [`GranularProcessor`]) for users who compose their
+//! ([`RecorderLayer`], [`GranularProcessor`]) for users who compose their
 //! own subscriber and tracer provider.
 
 use std::fmt;
@@ -16,14 +16,16 @@ use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanProces
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::analyzer::artifacts::OtlpArtifacts;
+use crate::capture::layer::RecorderLayer;
 use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime};
 use crate::config::{
     ArtifactSink, Config, ConfigError, OtlpCompression, OtlpProtocol, OtlpSignal, SampleMode,
 };
-use crate::export::artifacts::OtlpArtifacts;
-use crate::export::{GranularProcessor, Stats, health};
+use crate::export::{GranularProcessor, health};
 use crate::recorder::FlightRecorder;
+use crate::slo::Stats;
 
 /// Why [`init`] failed.
 #[derive(Debug)]
@@ -113,6 +115,9 @@ impl fmt::Display for Sources {
 pub fn install_recorder(cfg: &Config) -> Sources {
     if !cfg.enabled {
         crate::capture::switch::turn_off();
+        // A runtime built before the configuration was read registered its threads for
+        // sampling: their schedstat files are closed.
+        os::forget_threads();
         let why = if cfg.sdk_disabled {
             "OTEL_SDK_DISABLED=true"
         } else {
@@ -417,7 +422,7 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
             .with(log_filter())
             .with(tracing_subscriber::fmt::layer())
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("granular")))
-            .with(crate::RecorderLayer::new())
+            .with(RecorderLayer::new())
             .try_init()
             .map_err(|e| e.to_string()),
     };

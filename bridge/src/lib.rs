@@ -26,7 +26,7 @@
 //! ```
 
 pub mod analysis;
-pub mod artifact;
+pub mod analyzer;
 pub mod capture;
 pub mod clock;
 pub mod config;
@@ -35,6 +35,7 @@ mod init;
 pub mod propagation;
 pub mod recorder;
 pub mod slo;
+pub mod timeline;
 
 pub use capture::alloc::Alloc;
 pub use capture::blocking::spawn_blocking;

@@ -16,7 +16,7 @@
 //! costs.
 //!
 //! Outgoing contexts of recorded spans always carry the sampled flag: every service records,
-//! the decision is taken at the tail (this process's [`SourceSampler`](crate::export::source_sampling::SourceSampler)
+//! the decision is taken at the tail (this process's [`SourceSampler`](crate::slo::SourceSampler)
 //! for its spans, the Collector's `granular` processor for the whole trace).
 
 use opentelemetry::propagation::Extractor;

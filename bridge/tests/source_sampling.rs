@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use granular::config::{ArtifactSink, Config, SampleMode};
-use granular::export::source_sampling::SourceSampler;
 use granular::slo::SloRules;
+use granular::slo::SourceSampler;
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{

@@ -31,7 +31,7 @@ use tracing_subscriber::registry::LookupSpan;
 use super::otel_ext;
 use super::spans::{SpanState, record_event, record_ids};
 use super::switch;
-use crate::export::source_sampling::SourceSampler;
+use crate::slo::SourceSampler;
 
 /// Records span lifecycles into the flight recorder.
 #[derive(Debug, Default)]

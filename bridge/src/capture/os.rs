@@ -44,10 +44,10 @@ const MAX_DRAIN_PERIOD: Duration = Duration::from_millis(50);
 /// Starts the sampler thread (once per process). Every period it reads schedstat (when
 /// `schedstat` is set) and drains the perf rings (when that source is enabled). `hz` = 0
 /// means 1000. Draining only, it paces itself by how full it found the rings: it starts at
-/// `hz`, doubles its period (up to [`MAX_DRAIN_PERIOD`]) while they were under a sixteenth
-/// full and goes back to `hz` when one was over a quarter. A wake-up costs ~30 µs of CPU on this
-/// kind of VM (two context switches with perf attached): at a fixed 100 Hz an idle service
-/// paid 3 ms of CPU a second for it; the analyzer drains the rings before each snapshot
+/// `hz`, doubles its period (up to `MAX_DRAIN_PERIOD`, 50 ms) while they were under a sixteenth
+/// full and goes back to `hz` when one was over a quarter. A wake-up costs ~30 µs of CPU on a
+/// small VM (two context switches with perf attached): at a fixed 100 Hz an idle service
+/// would pay ~3 ms of CPU a second for it; the analyzer drains the rings before each snapshot
 /// anyway, so the sampler only keeps them from overflowing.
 pub fn start(hz: u32, schedstat: bool) -> Result<(), String> {
     if RUNNING.swap(true, Ordering::SeqCst) {

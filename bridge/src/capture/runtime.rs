@@ -11,7 +11,7 @@
 //! scheduler wait and idle time are then misjudged). To keep hooks of your own, hand them to
 //! [`instrument_runtime_with`] in a [`RuntimeHooks`]: Granular's hooks call them.
 //!
-//! With Granular off ([`switch`](super::switch)), each hook returns at once after one relaxed
+//! With Granular off ([`switch`]), each hook returns at once after one relaxed
 //! load; your hooks still run.
 
 use std::fmt;

@@ -19,10 +19,10 @@ use tracing::span::{Attributes, Record};
 
 use super::fields::FieldWriter;
 use super::{alloc, context, ids};
-use crate::export::source_sampling::{LocalTrace, SourceSampler};
 use crate::recorder::record::SPAN_ID_FOLLOWS;
 use crate::recorder::{self, Kind};
-use crate::slo::{SloRule, SloRules};
+use crate::slo::SloRules;
+use crate::slo::sampler::{ClosedSpan, LocalTrace, SourceSampler};
 
 /// Granular's state of one span.
 #[derive(Debug)]
@@ -113,11 +113,12 @@ impl OwnSpan {
         self.error.load(Ordering::Relaxed)
     }
 
-    /// The SLO rule the span is judged by.
-    pub fn slo_rule<'a>(&self, rules: &'a SloRules) -> Option<&'a SloRule> {
+    /// The index of the SLO rule the span is judged by: the earlier of the first rules its
+    /// name and its route matched.
+    pub fn slo_rule(&self) -> Option<usize> {
         let index = |i: &AtomicU16| Some(i.load(Ordering::Relaxed)).filter(|&i| i != NO_RULE);
         let [name, route] = [&self.slo_on_name, &self.slo_on_route].map(index);
-        rules.first(name.map(usize::from), route.map(usize::from))
+        name.into_iter().chain(route).min().map(usize::from)
     }
 
     fn absorb(&self, w: &FieldWriter, rules: &SloRules) {
@@ -260,7 +261,7 @@ impl SpanState {
             if let Some((trace, parent)) = remote {
                 own.set_remote_parent(trace, parent);
             }
-            let rules = sampler.slo();
+            let rules = sampler.rules();
             if w.specials.name.is_none() {
                 let rule = rule_index(rules.first_on_name(attrs.metadata().name()));
                 own.slo_on_name.store(rule, Ordering::Relaxed);
@@ -285,7 +286,7 @@ impl SpanState {
         if let (Some(own), Some(sampler)) = (self.own(), sampler) {
             let mut w = FieldWriter::new(self.key, crate::clock::now());
             values.record(&mut w);
-            own.absorb(&w, sampler.slo());
+            own.absorb(&w, sampler.rules());
         }
     }
 
@@ -320,7 +321,16 @@ impl SpanState {
         let now = crate::clock::now();
         recorder::record_at(Kind::SpanClose, now, self.key);
         if let (Some(sampler), Some(own)) = (sampler, self.own()) {
-            sampler.on_close(self.key, self.local_root, own, now);
+            sampler.on_close(&ClosedSpan {
+                key: self.key,
+                local_root: self.local_root,
+                rule: own.slo_rule(),
+                error: own.error(),
+                start: own.start,
+                end: now,
+                trace_id: own.trace_id(),
+                trace: own.trace(),
+            });
         }
     }
 

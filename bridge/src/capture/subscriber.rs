@@ -9,7 +9,7 @@
 //! Events are filtered by target and level (`RUST_LOG` syntax, without span or field
 //! directives), recorded into their span, and written to standard output by [`log_line`].
 //!
-//! Limits: at most [`slab::CAPACITY`] spans open at once (beyond that a span is handed an id
+//! Limits: at most [`slab::CAPACITY`](super::slab::CAPACITY) spans open at once (beyond that a span is handed an id
 //! that records nothing; counted in [`GranularSubscriber::untracked_spans`]); the entered-span
 //! stack is per thread and shared by all instances of this subscriber on that thread.
 
@@ -29,7 +29,7 @@ use super::log_line;
 use super::otel_ext;
 use super::slab::{Ref, Released, Slab};
 use super::spans::{self, SpanState, record_event};
-use crate::export::source_sampling::SourceSampler;
+use crate::slo::SourceSampler;
 
 /// The id of a span that could not be stored (the slab is full): it names no slot.
 const UNTRACKED: u64 = u64::MAX;
@@ -308,12 +308,11 @@ mod tests {
     use opentelemetry::trace::{SpanId, TraceId};
 
     use super::*;
-    use crate::config::Config;
-    use crate::export::processor::Msg;
-    use crate::export::source_sampling::RebuildRequest;
-    use crate::recorder::FlightRecorder;
+    use crate::SpanExt;
+    use crate::recorder::{FlightRecorder, RecorderSize};
+    use crate::slo::Judge;
     use crate::slo::SloRules;
-    use crate::{SpanExt, config};
+    use crate::slo::message::{Msg, RebuildRequest};
 
     /// A subscriber whose sampler exports every trace (its `*` SLO is zero), and the channel
     /// its rebuild requests arrive on.
@@ -323,14 +322,10 @@ mod tests {
 
     /// A subscriber whose sampler judges spans by the SLO rules `slo`.
     fn subscriber_judging_by(slo: &str) -> (Arc<GranularSubscriber>, Receiver<Msg>) {
-        let cfg = Config {
-            slo: SloRules::parse(slo).unwrap(),
-            sample: config::SampleMode::Violations,
-            ..Config::default()
-        };
-        FlightRecorder::install(cfg.recorder);
+        FlightRecorder::install(RecorderSize::default());
+        let judge = Judge::new(SloRules::parse(slo).unwrap(), true, 0.0);
         let (tx, rx) = sync_channel(16);
-        let sampler = SourceSampler::new(Arc::new(cfg), tx, Default::default());
+        let sampler = SourceSampler::new(Arc::new(judge), tx, Default::default());
         let filter = Targets::new().with_default(LevelFilter::INFO);
         (
             Arc::new(GranularSubscriber::new(Arc::new(sampler), filter)),

@@ -4,8 +4,8 @@
 //! [`install_recorder`](crate::install_recorder)): no recorder is installed, no sampler thread
 //! started, no perf event opened, and every event source returns at once — a relaxed load and
 //! a branch (`docs/benchmarks.md`, "Disabled"). A runtime built before the configuration was
-//! read registered its threads for sampling; turning off forgets them. Once off, Granular stays
-//! off for the life of the process.
+//! read registered its threads for sampling; `install_recorder` forgets them when it turns
+//! Granular off. Once off, Granular stays off for the life of the process.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,5 +20,4 @@ pub fn off() -> bool {
 /// Turns Granular off for the rest of the process.
 pub(crate) fn turn_off() {
     OFF.store(true, Ordering::Relaxed);
-    super::os::forget_threads();
 }

@@ -27,9 +27,9 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
-use super::processor::Stats;
 use crate::config::SampleMode;
 use crate::recorder::FlightRecorder;
+use crate::slo::Stats;
 
 /// The instrumentation scope of Granular's own metrics.
 pub const METER_NAME: &str = "granular";

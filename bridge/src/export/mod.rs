@@ -1,11 +1,8 @@
-//! From a finished span to what leaves the process: judging, enrichment, artifacts.
+//! What leaves the process: [`GranularProcessor`], the OpenTelemetry `SpanProcessor` that
+//! judges each finished span and hands violating ones to the analyzer, and Granular's health
+//! metrics.
 
-pub mod artifacts;
-mod cpu_share;
-pub mod enrich;
 pub(crate) mod health;
-pub mod judge;
 pub mod processor;
-pub mod source_sampling;
 
-pub use processor::{GranularProcessor, Stats};
+pub use processor::GranularProcessor;

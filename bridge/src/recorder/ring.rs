@@ -298,8 +298,8 @@ impl Ring {
     /// record it cannot return, so that [`RingCopy::lost`] says the window is incomplete (how
     /// many of the overwritten records were in it is not known; a window that begins exactly
     /// at the oldest record held is reported incomplete too). Begun at the oldest record, the
-    /// read had reported nothing lost, and a trace whose first spans the ring had overwritten
-    /// was exported without `granular.data_loss`, or counted lost for another reason.
+    /// read would report nothing lost, and a trace whose first spans the ring had overwritten
+    /// would be exported without `granular.data_loss`, or counted lost for another reason.
     pub fn window_from(&self, ts: u64, copy: &RingCopy) -> u64 {
         let in_ring = self.seq_for_time(ts);
         let from = copy
@@ -345,7 +345,7 @@ impl Ring {
 
     /// Brings `copy` (an earlier read of this ring, or empty) up to date without stopping the
     /// writer: drops its records numbered below `from_seq` and appends those written since.
-    /// It keeps records the ring has overwritten meanwhile, up to [`COPY_REACH`] rings' worth:
+    /// It keeps records the ring has overwritten meanwhile, up to `COPY_REACH` (two) rings' worth:
     /// beyond that its oldest records are dropped (and counted in [`RingCopy::lost`]), so the
     /// copy's buffer stays within two and a half times the ring's size. A copy that cannot be
     /// extended (the ring has overwritten records it lacks, or the ring still holds older

@@ -8,7 +8,6 @@ use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceState};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SpanData, SpanEvents, SpanLinks};
 
-use super::judge::Judgement;
 use crate::analysis::{Breakdown, Category, breakdown::ms};
 use crate::config::Detail;
 
@@ -25,26 +24,6 @@ pub struct Extras<'a> {
 
 fn at(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
-}
-
-/// Adds the judgement's attributes (every judged span gets these, enriched or not).
-pub fn add_judgement(span: &mut SpanData, j: &Judgement) {
-    span.attributes
-        .push(KeyValue::new("granular.slo.violated", j.violated));
-    if let Some(t) = j.threshold {
-        span.attributes.push(KeyValue::new(
-            "granular.slo.threshold_ms",
-            t.as_secs_f64() * 1e3,
-        ));
-    }
-    if let Some(r) = &j.rule {
-        span.attributes
-            .push(KeyValue::new("granular.slo.rule", r.clone()));
-    }
-    if j.baseline {
-        span.attributes
-            .push(KeyValue::new("granular.baseline", true));
-    }
 }
 
 /// Adds the breakdown to `span`; returns synthetic child spans when `detail` asks for them.

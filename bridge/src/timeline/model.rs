@@ -4,7 +4,7 @@
 //! every worker thread did, what the request's tasks did, which slices caused
 //! which, and a few point-in-time markers. It deliberately knows nothing about
 //! any trace format, so the same model can be rendered as a Perfetto trace
-//! (see [`crate::artifact::encode_perfetto`]) or summarised in text.
+//! (see [`crate::timeline::encode_perfetto`]) or summarised in text.
 //!
 //! All times are absolute Unix-epoch nanoseconds, the clock OpenTelemetry spans
 //! use, so a timeline lines up with the span that triggered it.
@@ -109,7 +109,7 @@ impl Timeline {
     /// violation (one per line) rather than just the first.
     ///
     /// Encoders never panic on an invalid timeline; they repair or drop what
-    /// they cannot render (see [`crate::artifact::encode_perfetto`]). This
+    /// they cannot render (see [`crate::timeline::encode_perfetto`]). This
     /// exists so producers can catch their own bugs in tests instead of
     /// shipping artifacts with silently missing arrows or markers.
     ///

@@ -72,29 +72,33 @@ impl SloRules {
 
     /// The first rule matching a span, by name or `http.route`.
     pub fn matching(&self, name: &str, route: Option<&str>) -> Option<&SloRule> {
-        let by_route = route.and_then(|r| self.first_on_route(r));
-        self.first(self.first_on_name(name), by_route)
+        self.get(self.matching_index(name, route)?)
     }
 
-    /// The index of the first name rule matching `name` (for [`SloRules::first`]).
+    /// The index of the first rule matching a span, by name or `http.route`: the earlier of
+    /// [`SloRules::first_on_name`] and [`SloRules::first_on_route`].
+    pub fn matching_index(&self, name: &str, route: Option<&str>) -> Option<usize> {
+        let by_route = route.and_then(|r| self.first_on_route(r));
+        self.first_on_name(name).into_iter().chain(by_route).min()
+    }
+
+    /// The index of the first name rule matching `name`.
     pub fn first_on_name(&self, name: &str) -> Option<usize> {
         self.rules
             .iter()
             .position(|r| !r.on_route && glob(&r.pattern, name))
     }
 
-    /// The index of the first `route:` rule matching `route` (for [`SloRules::first`]).
+    /// The index of the first `route:` rule matching `route`.
     pub fn first_on_route(&self, route: &str) -> Option<usize> {
         self.rules
             .iter()
             .position(|r| r.on_route && glob(&r.pattern, route))
     }
 
-    /// The rule that applies to a span whose name and route matched these first rules: the
-    /// earlier of the two. Lets a span keep two indices, matched when its name and route are
-    /// recorded, rather than the strings until it closes.
-    pub fn first(&self, on_name: Option<usize>, on_route: Option<usize>) -> Option<&SloRule> {
-        self.rules.get(on_name.into_iter().chain(on_route).min()?)
+    /// The rule at `index`, as [`SloRules::matching_index`] and the `first_on_*` methods give it.
+    pub fn get(&self, index: usize) -> Option<&SloRule> {
+        self.rules.get(index)
     }
 
     pub fn rules(&self) -> &[SloRule] {

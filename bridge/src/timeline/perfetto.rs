@@ -60,7 +60,7 @@ use std::collections::{HashMap, HashSet};
 
 use prost::Message;
 
-use super::timeline::{Flow, Instant, Slice, SliceRef, Timeline, TrackKind};
+use super::model::{Flow, Instant, Slice, SliceRef, Timeline, TrackKind};
 use proto::{
     BuiltinClock, ChildTracksOrdering, Clock, ClockSnapshot, Data, DebugAnnotation, EventType,
     ProcessDescriptor, SequenceFlags, SiblingMergeBehavior, ThreadDescriptor, Trace, TracePacket,
@@ -434,7 +434,7 @@ fn track_event(timeline: &Timeline, flows: &FlowIds, uuid: u64, event: Event) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::Track;
+    use crate::timeline::Track;
 
     fn slice(name: &str, start: u64, end: u64) -> Slice {
         Slice {

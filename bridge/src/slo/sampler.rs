@@ -12,19 +12,19 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
+use std::time::Duration;
 
-use super::judge::in_baseline;
-use super::processor::{Msg, Stats};
-use crate::capture::spans::OwnSpan;
-use crate::config::Config;
-use crate::slo::SloRules;
+use super::judge::{Judge, SpanFacts};
+use super::message::{Msg, RebuildRequest};
+use super::rules::SloRules;
+use super::stats::Stats;
 
 /// Span keys a [`LocalTrace`] remembers; a trace with more spans is found in the recorder by
 /// walking parent links instead.
 const TRACE_KEYS: usize = 16;
 
 /// Judging state shared by the spans of one local trace, and the recorder keys of its first
-/// [`TRACE_KEYS`] spans (so the analyzer can pick the trace's records out of the rings without
+/// `TRACE_KEYS` (16) spans (so the analyzer can pick the trace's records out of the rings without
 /// first walking the span tree).
 #[derive(Debug, Default)]
 pub struct LocalTrace {
@@ -61,34 +61,38 @@ impl LocalTrace {
     }
 }
 
-/// A local trace chosen for export: its root's recorder key.
-#[derive(Debug, Clone)]
-pub struct RebuildRequest {
-    pub root: u64,
+/// What is known of a recorded span when it closes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClosedSpan<'a> {
+    /// Its recorder key.
+    pub key: u64,
+    pub local_root: bool,
+    /// The index of its SLO rule, matched when its name and route were recorded.
+    pub rule: Option<usize>,
+    /// `otel.status_code = "ERROR"` was recorded on it.
+    pub error: bool,
+    /// Clock ticks at creation and at close.
+    pub start: u64,
+    pub end: u64,
     pub trace_id: u128,
-    /// Clock ticks at the root's creation (bounds the window to decode).
-    pub start_ticks: u64,
-    /// The keys of all the trace's spans, root included, when the trace noted them all.
-    pub span_keys: Option<Vec<u64>>,
-    /// How many spans the trace had, root included: the analyzer exports it whole only if
-    /// it finds them all.
-    pub span_count: usize,
+    /// The judging state of its local trace.
+    pub trace: &'a LocalTrace,
 }
 
 /// Judges spans as they close and hands exported traces to the analyzer.
 #[derive(Debug)]
 pub struct SourceSampler {
-    cfg: Arc<Config>,
+    judge: Arc<Judge>,
     tx: SyncSender<Msg>,
     stats: Arc<Stats>,
     ns_per_tick: f64,
 }
 
 impl SourceSampler {
-    pub(crate) fn new(cfg: Arc<Config>, tx: SyncSender<Msg>, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(judge: Arc<Judge>, tx: SyncSender<Msg>, stats: Arc<Stats>) -> Self {
         let ns_per_tick = crate::clock::Calibration::now().ticks_to_ns(1_000_000) as f64 / 1e6;
         SourceSampler {
-            cfg,
+            judge,
             tx,
             stats,
             ns_per_tick,
@@ -96,37 +100,40 @@ impl SourceSampler {
     }
 
     /// The SLO rules spans are judged by.
-    pub(crate) fn slo(&self) -> &SloRules {
-        &self.cfg.slo
+    pub(crate) fn rules(&self) -> &SloRules {
+        self.judge.rules()
     }
 
-    /// Called when a recorded span (recorder key `key`) closes at `now` (clock ticks; request
-    /// path: a comparison and, for a local root, one channel send when the trace is
-    /// exported; the span's rule was matched when its name and route were recorded).
-    pub(crate) fn on_close(&self, key: u64, local_root: bool, own: &OwnSpan, now: u64) {
-        let elapsed = now.saturating_sub(own.start) as f64 * self.ns_per_tick;
-        let rule = own.slo_rule(&self.cfg.slo);
-        let judged = rule.is_some() || local_root;
-        let too_slow = rule.is_some_and(|r| elapsed > r.threshold.as_nanos() as f64);
-        if too_slow || (self.cfg.errors_violate && own.error() && judged) {
-            own.trace().violated.store(true, Ordering::Relaxed);
+    /// Called when a recorded span closes (request path: the judge's comparisons and, for a
+    /// local root, one channel send when the trace is exported).
+    pub(crate) fn on_close(&self, span: &ClosedSpan<'_>) {
+        let ticks = span.end.saturating_sub(span.start);
+        let j = self.judge.judge(&SpanFacts {
+            rule: span.rule,
+            elapsed: Duration::from_nanos((ticks as f64 * self.ns_per_tick) as u64),
+            error: span.error,
+            local_root: span.local_root,
+            trace_id: span.trace_id,
+        });
+        let trace = span.trace;
+        if j.violated {
+            trace.violated.store(true, Ordering::Relaxed);
         }
-        if !local_root {
+        if !span.local_root {
             return;
         }
-        let keep = own.trace().violated.load(Ordering::Relaxed)
-            || in_baseline(self.cfg.baseline, own.trace_id().to_be_bytes());
-        if !keep {
+        let violated = trace.violated.load(Ordering::Relaxed);
+        if !self.judge.exports_trace(violated, span.trace_id) {
             self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
             return;
         }
         self.stats.chosen_traces.fetch_add(1, Ordering::Relaxed);
         let req = RebuildRequest {
-            root: key,
-            trace_id: own.trace_id(),
-            start_ticks: own.start,
-            span_keys: own.trace().span_keys(),
-            span_count: own.trace().span_count(),
+            root: span.key,
+            trace_id: span.trace_id,
+            start_ticks: span.start,
+            span_keys: trace.span_keys(),
+            span_count: trace.span_count(),
         };
         match self.tx.try_send(Msg::Rebuild(req)) {
             Ok(()) => {}

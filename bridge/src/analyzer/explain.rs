@@ -1,0 +1,117 @@
+//! Explaining one span: its breakdown from the decoded window, its artifact, and both
+//! attached to it (`enrich`), within the batch's time budget.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
+
+use super::Analyzer;
+use super::batch;
+use super::enrich::{self, Extras};
+use super::rate::current_second;
+use super::window::unix_ns;
+use crate::analysis::{Breakdown, Decoded, Target, analyze_with};
+use crate::slo::Judgement;
+
+impl<P: SpanProcessor> Analyzer<P> {
+    /// Explains and exports each span of a batch (`light`: from a light decode), the batch's
+    /// work begun at `started` with `budget` to spend.
+    pub(super) fn explain_all(
+        &mut self,
+        spans: Vec<(SpanData, Judgement)>,
+        decoded: Option<&Decoded>,
+        light: bool,
+        started: Instant,
+        budget: Duration,
+    ) {
+        // A light batch builds no artifacts: a timeline without polls would mislead.
+        let with_artifact = if light {
+            vec![false; spans.len()]
+        } else {
+            self.artifacts.choose(&spans, current_second())
+        };
+        for ((span, j), with_artifact) in spans.into_iter().zip(with_artifact) {
+            // Past the budget, the rest of the batch skips the culprit search and artifacts.
+            // The budget shrinks with the rings' reach if the load rises meanwhile: a full
+            // batch begun on a quiet service must not keep the analyzer while the rings wrap
+            // under it (at nice 10 a saturated core leaves it a tenth of the CPU).
+            let late = started.elapsed() > budget.min(batch::budget());
+            let (span, synthetic) =
+                self.explain(span, &j, decoded, light || late, with_artifact && !late);
+            self.inner.on_end(span);
+            for s in synthetic {
+                self.inner.on_end(s);
+            }
+        }
+    }
+
+    /// One span with its judgement and breakdown attached, and the synthetic spans
+    /// `GRANULAR_DETAIL=spans` asks for. Without a breakdown (the decode or the analysis
+    /// failed) it says so (`granular.skipped=analysis_error`).
+    fn explain(
+        &self,
+        mut span: SpanData,
+        j: &Judgement,
+        decoded: Option<&Decoded>,
+        light: bool,
+        with_artifact: bool,
+    ) -> (SpanData, Vec<SpanData>) {
+        self.judge.annotate(&mut span, j);
+        let analyzed = decoded.and_then(|d| {
+            catch_unwind(AssertUnwindSafe(|| {
+                self.analyze(d, &span, light, with_artifact)
+            }))
+            .ok()
+        });
+        let Some((b, artifact)) = analyzed else {
+            if self.stats.analysis_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    "granular: analysing span {:?} failed; exported without breakdown",
+                    span.name
+                );
+            }
+            enrich::mark_skipped(&mut span, "analysis_error");
+            return (span, Vec::new());
+        };
+        let skipped = j.violated && self.artifacts.enabled() && !with_artifact;
+        let extras = Extras {
+            sources: &self.sources,
+            artifact,
+            artifact_skipped: skipped.then_some(if light { "overload" } else { "rate_limit" }),
+            max_events: self.max_events,
+        };
+        let counter = if light {
+            &self.stats.light_analysed
+        } else {
+            &self.stats.enriched
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let synthetic = enrich::enrich(&mut span, &b, self.detail, &extras);
+        (span, synthetic)
+    }
+
+    /// The breakdown of one span and, `with_artifact`, its artifact link.
+    fn analyze(
+        &self,
+        d: &Decoded,
+        span: &SpanData,
+        light: bool,
+        with_artifact: bool,
+    ) -> (Breakdown, Option<String>) {
+        let span_id = u64::from_be_bytes(span.span_context.span_id().to_bytes());
+        let trace_id = u128::from_be_bytes(span.span_context.trace_id().to_bytes());
+        let target = Target {
+            otel_span_id: span_id,
+            name: span.name.to_string(),
+            start: unix_ns(span.start_time),
+            end: unix_ns(span.end_time),
+        };
+        let b = analyze_with(d, &target, light);
+        let artifact = with_artifact
+            .then(|| self.artifacts.put(d, &b, trace_id, span_id, &self.stats))
+            .flatten();
+        (b, artifact)
+    }
+}

@@ -1,0 +1,301 @@
+//! The analyzer thread: from what the judges send (`slo::message::Msg`) to enriched spans handed to the
+//! exporting processor, off the request path.
+//!
+//! ```text
+//! Msg ─> Analyzer::run ─ Hold ─> held traces (held.rs) ─ decided ─┐
+//!                      ─ Enrich, Rebuild ─────────────────────────┴─> Batch (batch.rs)
+//!   while the batch waits: its wait worked out again from the rings' reach, the kept copy
+//!   of the rings brought up to date (copy.rs)
+//!   batch ready ─> pass.rs: window (window.rs; light when overloaded, overload.rs)
+//!     ─> decode ─> rebuild the chosen traces (rebuilt.rs) ─> judge
+//!     ─> per span (explain.rs): analysis::analyze ─> enrich.rs, artifacts/ ─> exporter
+//! ```
+//!
+//! Each policy is a small module with its own tests: how long a batch waits and how long it
+//! may take (`batch`), which traces are held and when they are decided (`held`), when
+//! analysis goes light (`overload`, `cpu_share`), which spans get an artifact
+//! ([`artifacts`]). The thread runs at nice 10 so that the application gets the CPU first.
+
+pub mod artifacts;
+mod batch;
+mod copy;
+mod cpu_share;
+pub mod enrich;
+mod explain;
+mod held;
+mod overload;
+mod pass;
+pub(crate) mod rate;
+mod rebuilt;
+#[cfg(test)]
+mod testing;
+mod window;
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::time::{Duration, Instant};
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
+
+use crate::config::{Config, Detail};
+use crate::slo::message::Msg;
+use crate::slo::{Judge, Judgement, Stats};
+use artifacts::{ArtifactStore, Artifacts};
+use batch::{Batch, DELAY_RECHECK, Wait, batch_delay, rings_wrap_fast};
+use copy::KeptCopy;
+use cpu_share::CpuShare;
+use held::{HeldTraces, Released};
+use overload::Duty;
+
+/// The analyzer's nice value. At nice 10 the scheduler gives the application about 90 % of a
+/// contended CPU (weights 1024 against 110); the analyzer keeps the rest, more than its duty
+/// ([`overload::ANALYSIS_DUTY`]) and its light analyses at saturation need. At nice 0 a
+/// batch's analysis takes half a shared CPU from requests for tens of milliseconds, which
+/// shows in their tail latency (docs/architecture.md, Known limits). Being preempted costs it
+/// no records: it tops up its copy of the rings while a batch waits ([`copy`]).
+const ANALYZER_NICE: i32 = 10;
+
+/// How long an idle analyzer blocks on its channel before it looks at its held traces.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// Starts the analyzer thread, `analyzer` running on it; returns the sending end of its
+/// channel (`queue` messages at most). Where the thread cannot start, the channel's receiver
+/// is gone and every send fails: spans are exported without breakdowns (counted).
+pub(crate) fn start<P: SpanProcessor + 'static>(
+    analyzer: Analyzer<P>,
+    queue: usize,
+) -> SyncSender<Msg> {
+    let (tx, rx) = sync_channel(queue);
+    let spawned = std::thread::Builder::new()
+        .name("granular-analyzer".into())
+        .spawn(move || {
+            yield_to_the_application();
+            analyzer.run(Inbox { rx, open: true })
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(
+            "granular: cannot start the analyzer thread ({e}); spans are exported without breakdowns"
+        );
+    }
+    tx
+}
+
+/// Lowers the calling thread's scheduling priority to [`ANALYZER_NICE`] (raising a nice value
+/// needs no privilege). Where that fails, the thread keeps its priority and says so once.
+fn yield_to_the_application() {
+    let tid = crate::recorder::current_tid() as libc::id_t;
+    // SAFETY: setpriority has no memory preconditions; on Linux, PRIO_PROCESS with a thread id
+    // sets that thread's nice value.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, ANALYZER_NICE) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::debug!("granular: the analyzer keeps its priority (setpriority: {e})");
+    }
+}
+
+/// The analyzer thread's state: its policies' state and where finished spans go.
+pub(crate) struct Analyzer<P: SpanProcessor> {
+    /// The exporting processor every span ends in.
+    inner: Arc<P>,
+    judge: Arc<Judge>,
+    stats: Arc<Stats>,
+    /// What enrichment attaches (`GRANULAR_DETAIL`, `GRANULAR_MAX_EVENTS`, the active sources).
+    detail: Detail,
+    max_events: usize,
+    sources: Arc<str>,
+    held: HeldTraces,
+    artifacts: Artifacts,
+    copy: KeptCopy,
+    duty: Duty,
+    /// The analyzer's recent share of a CPU, to turn a decode's predicted CPU time into wall
+    /// time.
+    share: CpuShare,
+    /// Instrumentation scope of rebuilt spans.
+    scope: InstrumentationScope,
+}
+
+impl<P: SpanProcessor> Analyzer<P> {
+    /// An analyzer exporting to `inner`, configured by `cfg`, judging rebuilt spans with
+    /// `judge`; `store` keeps its artifacts (none without one).
+    pub(crate) fn new(
+        inner: Arc<P>,
+        cfg: &Config,
+        judge: Arc<Judge>,
+        sources: Arc<str>,
+        stats: Arc<Stats>,
+        store: Option<Box<dyn ArtifactStore>>,
+    ) -> Self {
+        Analyzer {
+            inner,
+            held: HeldTraces::new(cfg.hold_spans, judge.clone(), stats.clone()),
+            judge,
+            stats,
+            detail: cfg.detail,
+            max_events: cfg.max_events,
+            sources,
+            artifacts: Artifacts::new(store, cfg.artifacts_per_sec),
+            copy: KeptCopy::default(),
+            duty: Duty::default(),
+            share: CpuShare::default(),
+            scope: InstrumentationScope::builder("granular").build(),
+        }
+    }
+
+    /// Receives messages until the work that needs the recorder has waited its batch delay
+    /// (or a flush, or a full batch), then does all of it from one copy of the rings. Held
+    /// spans are decided as they arrive.
+    fn run(mut self, mut inbox: Inbox) {
+        let mut batch = Batch::default();
+        while inbox.open {
+            let after_violations = self.copy.after_violations();
+            let idle = if after_violations {
+                DELAY_RECHECK
+            } else {
+                IDLE_WAIT
+            };
+            let Some(messages) = inbox.receive(batch.wait(Instant::now(), idle)) else {
+                break;
+            };
+            for msg in messages {
+                self.accept(msg, &mut batch);
+                if batch.full() {
+                    break;
+                }
+            }
+            let expired = self.held.expire(Instant::now());
+            self.release(expired, &mut batch);
+            let now = Instant::now();
+            if !batch.is_empty() && (!batch.waiting() || self.copy.due(now)) {
+                batch.wait_for(now, batch_delay());
+                self.copy.checked(now);
+                self.top_up(&batch);
+            } else if batch.is_empty() && after_violations && self.copy.due(now) {
+                self.copy.checked(now);
+                self.copy.keep_current();
+            }
+            if batch.ready(now) {
+                self.process(batch.take());
+            }
+        }
+        let held = self.held.decide_all();
+        self.release(held, &mut batch);
+        self.process(batch);
+    }
+
+    /// Takes one message into the batch (or the held traces).
+    fn accept(&mut self, msg: Msg, batch: &mut Batch) {
+        if announces_export(&msg) {
+            self.copy.wanted(Instant::now());
+        }
+        match msg {
+            Msg::Enrich(s, j) => batch.spans.push((*s, j)),
+            Msg::Hold(s, j) => {
+                let released = self.held.hold(*s, j);
+                self.release(released, batch);
+            }
+            Msg::Rebuild(r) => batch.rebuilds.push(r),
+            Msg::Flush(ack) => {
+                let released = self.held.decide_all();
+                self.release(released, batch);
+                batch.acks.push(ack);
+            }
+        }
+    }
+
+    /// Spans of decided traces: to the batch, or exported as they are.
+    fn release(&self, released: Released, batch: &mut Batch) {
+        batch.spans.extend(released.analyze);
+        for (span, j) in released.plain {
+            self.export_plain(span, &j);
+        }
+    }
+
+    /// Exports a span without a breakdown, its judgement on it where a rule applied.
+    fn export_plain(&self, mut span: SpanData, j: &Judgement) {
+        if j.rule.is_some() {
+            self.judge.annotate(&mut span, j);
+        }
+        self.inner.on_end(span);
+    }
+
+    /// Brings the kept copy up to date from where the waiting batch's window will begin, so
+    /// that the copy taken when it is processed appends only the last milliseconds.
+    fn top_up(&mut self, batch: &Batch) {
+        if crate::recorder::FlightRecorder::get().is_none() {
+            return;
+        }
+        let cal = crate::clock::Calibration::now();
+        // Read at every top-up as well, so a batch's prediction sees the last 10 ms's share.
+        self.share.update();
+        let earliest = window::earliest_start(&batch.spans, &batch.rebuilds, &cal);
+        let from = window::window_start(earliest, self.overloaded());
+        self.copy.top_up(cal.unix_to_ticks(from));
+    }
+
+    /// Whether full analysis would take the analyzer past its duty while the rings wrap fast
+    /// enough to shorten the batch wait: a busy service, not a slow build analysing a few
+    /// requests. Then traces are rebuilt and analysed from a light decode until enough time
+    /// has passed.
+    fn overloaded(&self) -> bool {
+        self.duty.exceeded(Instant::now()) && rings_wrap_fast()
+    }
+
+    /// Does a ready batch's work and answers the flushes waiting for it.
+    fn process(&mut self, batch: Batch) {
+        if !batch.is_empty() {
+            self.pass(batch.spans, &batch.rebuilds);
+        }
+        for ack in batch.acks {
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// Whether a message brings a trace to export: the copy of busy rings is then kept current
+/// for a while ([`copy::KEEP_CURRENT_FOR`]).
+fn announces_export(msg: &Msg) -> bool {
+    match msg {
+        Msg::Enrich(..) | Msg::Rebuild(_) => true,
+        Msg::Hold(_, j) => j.violated,
+        Msg::Flush(_) => false,
+    }
+}
+
+/// The receiving end of the analyzer's channel.
+struct Inbox {
+    rx: Receiver<Msg>,
+    /// False once every sender is gone.
+    open: bool,
+}
+
+impl Inbox {
+    /// What arrived, after waiting as `wait` says; `None` when the channel closed while the
+    /// analyzer blocked on it. The messages are taken as the iterator is read: what a full
+    /// batch leaves stays in the channel.
+    fn receive(&mut self, wait: Wait) -> Option<impl Iterator<Item = Msg> + '_> {
+        let first = match wait {
+            Wait::Sleep(d) => {
+                std::thread::sleep(d);
+                None
+            }
+            Wait::Receive(d) => match self.rx.recv_timeout(d) {
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.open = false;
+                    return None;
+                }
+            },
+        };
+        let rest = std::iter::from_fn(|| match self.rx.try_recv() {
+            Ok(msg) => Some(msg),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.open = false;
+                None
+            }
+        });
+        Some(first.into_iter().chain(rest))
+    }
+}
