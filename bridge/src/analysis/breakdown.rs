@@ -1906,6 +1906,28 @@ mod tests {
     /// Where every worker was busy, that says more than "worker 1 was busy": with worker 0
     /// running a third request throughout, both rules count the stretch and the first names it.
     #[test]
+    fn work_resuming_off_the_workers_did_not_wait_for_one() {
+        // The request's span is entered on a plain thread at 0–1 ms and again at 30–31 ms,
+        // while the only worker ran another request throughout, never parked. The gap is the
+        // thread's own business, not a wait for a worker (a flaky test caught it: concurrent
+        // tests' runtimes made every closed-on-another-thread span read scheduler wait).
+        let plain = ThreadActivity {
+            tid: 7,
+            entries: vec![at_us(ROOT, 0, 1_000), at_us(ROOT, 30_000, 31_000)],
+            entry_reach: vec![1_000 * US, 31_000 * US],
+            ..ThreadActivity::default()
+        };
+        let mut busy = worker(0, vec![at_us(OTHER, 0, 90_000)], vec![]);
+        busy.polls = vec![poll_us(70, 0, 90_000)];
+        let mut d = decoded(vec![busy, plain]);
+        add_span(&mut d, OTHER, "GET /other", OTHER_TRACE);
+        let b = analyze(&d, &target(101, 0, 31));
+        assert_eq!(b.part(Category::SchedulerWait), 0, "{:?}", b.parts);
+        assert_eq!(b.late_wake, None);
+        assert_eq!(b.dominant, Category::Idle, "{:?}", b.parts);
+    }
+
+    #[test]
     fn every_worker_busy_is_told_before_one_worker_busy() {
         let mut d = late_timer(&[(0, 1_500)], (61_900, 61_950), 62_000);
         let mut w0 = worker(0, vec![at_us(11, 1_500, 70_000)], parks_us(&[(0, 1_500)]));

@@ -74,18 +74,16 @@ pub type Own = (u64, u64, usize);
 
 /// Late stretches before each resumption of `own` inside `[lo, hi]`, at most one per rule.
 pub fn late_wakes(d: &Decoded, own: &[Own], lo: u64, hi: u64) -> Vec<LateWake> {
-    let workers: Vec<&ThreadActivity> = d
-        .threads
-        .iter()
-        .filter(|t| t.worker.is_some() || !t.parks.is_empty())
-        .collect();
+    let workers: Vec<&ThreadActivity> = d.threads.iter().filter(|t| is_worker(t)).collect();
     if workers.is_empty() {
         return Vec::new();
     }
     let mut out = Vec::new();
     let mut covered_until = lo;
     for &(s, e, ti) in own {
-        if s > covered_until && s <= hi {
+        // Work resuming on a thread that is not a worker (a blocking-pool or plain thread)
+        // did not wait for a worker: busy workers tell nothing about it.
+        if s > covered_until && s <= hi && is_worker(&d.threads[ti]) {
             let from = all_busy_since(&workers, s).map_or(covered_until, |f| f.max(covered_until));
             if from < s {
                 out.push(LateWake {
@@ -101,6 +99,12 @@ pub fn late_wakes(d: &Decoded, own: &[Own], lo: u64, hi: u64) -> Vec<LateWake> {
         covered_until = covered_until.max(e);
     }
     out
+}
+
+/// Whether the thread is a tokio worker: its worker index was recorded when it started, or
+/// it parked (only workers run the park hook).
+fn is_worker(t: &ThreadActivity) -> bool {
+    t.worker.is_some() || !t.parks.is_empty()
 }
 
 /// When the last long park before `s` ended, over all workers (at most `s`); `None` when no
@@ -137,7 +141,7 @@ fn driver_unpolled(d: &Decoded, gap_start: u64, s: u64, ti: usize) -> Option<Lat
         .map_or(0, |before| t.parks[before].1.min(turn));
     let mut from = gap_start.max(busy_since);
     for (i, o) in d.threads.iter().enumerate() {
-        if i == ti || (o.worker.is_none() && o.parks.is_empty()) {
+        if i == ti || !is_worker(o) {
             continue;
         }
         // Its last park or unpark before the turn; one after it answers the turn (the
