@@ -59,9 +59,17 @@ ensure_components() {
 }
 
 # The e2e tests start the demo binaries from the same target dir and
-# profile as the test executables, so build them with the same settings.
+# profile as the test executables, so build them with the same settings; and
+# with the features `cargo test --workspace` gives every dependency: cargo
+# resolves features per command, and a build that selected fewer packages,
+# or left out the dev-dependencies, would compile most dependencies a second
+# time, with other features. `--examples` (the workspace has no example
+# targets) is what makes cargo count the dev-dependencies in. Builds every
+# binary of the workspace (trace-report and overhead too), with the command
+# examples/demo.sh uses, so the demo-smoke and overhead-smoke steps build
+# nothing.
 build_demo() {
-	cargo build -p granular-examples --bins
+	cargo build --workspace --bins --examples
 }
 
 # Python packages for tests that check artifacts with official tooling
@@ -92,6 +100,20 @@ unstable() {
 # Model-checks the recorder ring's publication protocol and the span slab (bridge/loom) under --cfg loom.
 loom_check() {
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p granular-loom --release
+}
+
+# Every benchmark run once, in criterion's test mode, from the debug build the steps above made
+# (a bench-profile build would compile every dependency again): `--workspace` keeps the test
+# step's features (`-p granular` would build the dependencies again with fewer), `--bench '*'`
+# leaves out the unit tests the test step ran.
+bench_smoke() {
+	cargo test --workspace --bench '*'
+}
+
+# The overhead benchmark's harness, once, short, on the binaries the build-demo step built
+# (`cargo run -p granular-e2e` would build it again with that package's features alone).
+overhead_smoke() {
+	"$stable_target/debug/overhead" --smoke --no-build
 }
 
 # background NAME COMMAND...: starts COMMAND with its output in .cache/NAME.log.
@@ -145,10 +167,8 @@ step test-unstable unstable cargo test --workspace
 # whole pipeline (services -> granularcol -> Jaeger) and fails if no slow request is explained.
 step demo-smoke env DEMO_DURATION=3 examples/demo.sh
 step loom loom_check
-# Every benchmark run once, in criterion's test mode, from the debug build the steps above made
-# (a bench-profile build would compile every dependency again).
-step bench-smoke cargo test -p granular --benches
-step overhead-smoke cargo run -p granular-e2e --bin overhead -- --smoke
+step bench-smoke bench_smoke
+step overhead-smoke overhead_smoke
 if [[ -d collector-plugin ]]; then
 	step collector-plugin collector_plugin
 else
