@@ -4,9 +4,11 @@
 # Python test dependencies (.cache/venv), rustfmt, clippy, then the
 # workspace tests (end-to-end tests included) once in stable mode and once
 # with --cfg tokio_unstable (in its own target dir, target/unstable), a short
-# run of the demo (examples/demo.sh), then go vet + go test of collector-plugin/.
-# Each step prints its time; the last line is a summary. Builds and installs
-# whatever it needs; Go and cargo caches are the tools' defaults.
+# run of the demo (examples/demo.sh) and of the overhead benchmark, then, side
+# by side, loom, the benchmarks in test mode, and go vet + go test of
+# collector-plugin/. Each step prints its time; the last line is a summary.
+# Builds and installs whatever it needs; Go and cargo caches are the tools'
+# defaults.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -126,14 +128,14 @@ background() {
 	printf '\n==> %s: %s (in the background, log %s)\n' "$name" "$*" "$log"
 }
 
-# Waits for every background job; shows the last lines of each log, the whole tail of a
+# Waits for every background job; shows the last line of each log, the whole tail of a
 # failed one.
 wait_background() {
 	local i pid name log failed=0
 	for ((i = 0; i < ${#background_jobs[@]}; i += 3)); do
 		pid=${background_jobs[i]} name=${background_jobs[i + 1]} log=${background_jobs[i + 2]}
 		if wait "$pid"; then
-			echo "$name: $(tail -n 1 "$log")"
+			echo "$name: $(grep -v '^[[:space:]]*$' "$log" | tail -n 1)"
 		else
 			echo "$name FAILED; last lines of $log:" >&2
 			tail -n 40 "$log" >&2
@@ -166,15 +168,18 @@ step test-unstable unstable cargo test --workspace
 # The README's first command, short: builds nothing the steps above did not, runs the demo's
 # whole pipeline (services -> granularcol -> Jaeger) and fails if no slow request is explained.
 step demo-smoke env DEMO_DURATION=3 examples/demo.sh
-step loom loom_check
-step bench-smoke bench_smoke
 step overhead-smoke overhead_smoke
+# The last checks measure no time, so they run side by side, after every step whose tests do: the
+# benchmarks keep one core busy for most of a minute, loom and go test use the other.
+background loom loom_check
+background bench-smoke bench_smoke
 if [[ -d collector-plugin ]]; then
-	step collector-plugin collector_plugin
+	background collector-plugin collector_plugin
 else
 	echo
 	echo "note: no collector-plugin/ directory yet; skipping go vet and go test"
 fi
+step loom+bench-smoke+collector-plugin wait_background
 
 echo
 echo "tests/run.sh: all ${#timings[@]} steps passed in $((SECONDS - suite_start))s (${timings[*]})"
