@@ -253,11 +253,11 @@ else
 	fi
 fi
 
-# The same commands as tests/run.sh's build-demo step (and the trace-report
-# tool), so each build serves both.
+# Every binary of the workspace (the services, load-driver, trace-report),
+# with the command of tests/run.sh's build-demo step, so each build serves
+# both (that step says why `--examples`).
 build_workspace() {
-	RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$target" cargo build -p granular-examples --bins &&
-		RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$target" cargo build -p granular-e2e --bin trace-report
+	RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$target" cargo build --workspace --bins --examples
 }
 begin "building the workspace (cargo, $(show "$bin"), log: $(show "$logs/build-cargo.log"))"
 run_logged "$logs/build-cargo.log" build_workspace

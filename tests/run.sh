@@ -4,9 +4,11 @@
 # Python test dependencies (.cache/venv), rustfmt, clippy, then the
 # workspace tests (end-to-end tests included) once in stable mode and once
 # with --cfg tokio_unstable (in its own target dir, target/unstable), a short
-# run of the demo (examples/demo.sh), then go vet + go test of collector-plugin/.
-# Each step prints its time; the last line is a summary. Builds and installs
-# whatever it needs; Go and cargo caches are the tools' defaults.
+# run of the demo (examples/demo.sh) and of the overhead benchmark, then, side
+# by side, loom, the benchmarks in test mode, and go vet + go test of
+# collector-plugin/. Each step prints its time; the last line is a summary.
+# Builds and installs whatever it needs; Go and cargo caches are the tools'
+# defaults.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,9 +61,17 @@ ensure_components() {
 }
 
 # The e2e tests start the demo binaries from the same target dir and
-# profile as the test executables, so build them with the same settings.
+# profile as the test executables, so build them with the same settings; and
+# with the features `cargo test --workspace` gives every dependency: cargo
+# resolves features per command, and a build that selected fewer packages,
+# or left out the dev-dependencies, would compile most dependencies a second
+# time, with other features. `--examples` (the workspace has no example
+# targets) is what makes cargo count the dev-dependencies in. Builds every
+# binary of the workspace (trace-report and overhead too), with the command
+# examples/demo.sh uses, so the demo-smoke and overhead-smoke steps build
+# nothing.
 build_demo() {
-	cargo build -p granular-examples --bins
+	cargo build --workspace --bins --examples
 }
 
 # Python packages for tests that check artifacts with official tooling
@@ -94,6 +104,20 @@ loom_check() {
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p granular-loom --release
 }
 
+# Every benchmark run once, in criterion's test mode, from the debug build the steps above made
+# (a bench-profile build would compile every dependency again): `--workspace` keeps the test
+# step's features (`-p granular` would build the dependencies again with fewer), `--bench '*'`
+# leaves out the unit tests the test step ran.
+bench_smoke() {
+	cargo test --workspace --bench '*'
+}
+
+# The overhead benchmark's harness, once, short, on the binaries the build-demo step built
+# (`cargo run -p granular-e2e` would build it again with that package's features alone).
+overhead_smoke() {
+	"$stable_target/debug/overhead" --smoke --no-build
+}
+
 # background NAME COMMAND...: starts COMMAND with its output in .cache/NAME.log.
 background() {
 	local name=$1 log="$repo/.cache/$1.log"
@@ -104,14 +128,14 @@ background() {
 	printf '\n==> %s: %s (in the background, log %s)\n' "$name" "$*" "$log"
 }
 
-# Waits for every background job; shows the last lines of each log, the whole tail of a
+# Waits for every background job; shows the last line of each log, the whole tail of a
 # failed one.
 wait_background() {
 	local i pid name log failed=0
 	for ((i = 0; i < ${#background_jobs[@]}; i += 3)); do
 		pid=${background_jobs[i]} name=${background_jobs[i + 1]} log=${background_jobs[i + 2]}
 		if wait "$pid"; then
-			echo "$name: $(tail -n 1 "$log")"
+			echo "$name: $(grep -v '^[[:space:]]*$' "$log" | tail -n 1)"
 		else
 			echo "$name FAILED; last lines of $log:" >&2
 			tail -n 40 "$log" >&2
@@ -144,17 +168,18 @@ step test-unstable unstable cargo test --workspace
 # The README's first command, short: builds nothing the steps above did not, runs the demo's
 # whole pipeline (services -> granularcol -> Jaeger) and fails if no slow request is explained.
 step demo-smoke env DEMO_DURATION=3 examples/demo.sh
-step loom loom_check
-# Every benchmark run once, in criterion's test mode, from the debug build the steps above made
-# (a bench-profile build would compile every dependency again).
-step bench-smoke cargo test -p granular --benches
-step overhead-smoke cargo run -p granular-e2e --bin overhead -- --smoke
+step overhead-smoke overhead_smoke
+# The last checks measure no time, so they run side by side, after every step whose tests do: the
+# benchmarks keep one core busy for most of a minute, loom and go test use the other.
+background loom loom_check
+background bench-smoke bench_smoke
 if [[ -d collector-plugin ]]; then
-	step collector-plugin collector_plugin
+	background collector-plugin collector_plugin
 else
 	echo
 	echo "note: no collector-plugin/ directory yet; skipping go vet and go test"
 fi
+step loom+bench-smoke+collector-plugin wait_background
 
 echo
 echo "tests/run.sh: all ${#timings[@]} steps passed in $((SECONDS - suite_start))s (${timings[*]})"

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::ports::free_port;
 use crate::process::{Process, ProcessBuilder};
 use crate::service::{Binary, cut, http_client, start_with_retries, wait_for_loopback_ports};
-use crate::{Error, Result, log_dir, workspace_root};
+use crate::{Error, Result, artifact_dir, workspace_root};
 
 /// Overrides the granularcol binary (default `<repo>/.cache/bin/granularcol`).
 pub const BIN_ENV: &str = "GRANULAR_COLLECTOR_BIN";
@@ -90,14 +90,7 @@ impl Collector {
             .file_stem()
             .map_or_else(|| "config".into(), |s| s.to_string_lossy().into_owned());
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
-        let logs = log_dir()?;
-        let artifact_dir = logs
-            .parent()
-            .unwrap_or(&logs)
-            .join("e2e-artifacts")
-            .join(format!("{stem}-{}-{instance}", std::process::id()));
-        // A leftover of an earlier run with the same pid would be served.
-        let _ = std::fs::remove_dir_all(&artifact_dir);
+        let artifact_dir = artifact_dir(&format!("{stem}-{instance}"))?;
 
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
         for key in [

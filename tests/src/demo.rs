@@ -1,12 +1,15 @@
 //! The demo service (`demo-service` from `granular-examples`) as a child
 //! process, and an HTTP client for it.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 
 use crate::process::{Process, ProcessBuilder};
+use crate::shared::Shared;
 use crate::{Error, Result, workspace_binary};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,6 +55,7 @@ impl DemoBuilder {
     /// Starts the service on an ephemeral loopback port and waits for its
     /// `listening on http://...` line.
     pub fn start(self) -> Result<Demo> {
+        let env = self.env.clone();
         let mut process = self.spawn()?;
         let line = process.wait_for_line("print its listening line", READY_TIMEOUT, |line| {
             line.starts_with(LISTENING)
@@ -62,7 +66,12 @@ impl DemoBuilder {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| Error::new(format!("cannot build an HTTP client: {e}")))?;
-        Ok(Demo { process, url, http })
+        Ok(Demo {
+            process,
+            url,
+            http,
+            env,
+        })
     }
 
     /// Starts the process like [`DemoBuilder::start`] without waiting for
@@ -97,6 +106,8 @@ pub struct Demo {
     process: Process,
     url: String,
     http: reqwest::blocking::Client,
+    /// What [`DemoBuilder::env`] set, in order.
+    env: Vec<(String, String)>,
 }
 
 impl Demo {
@@ -116,6 +127,16 @@ impl Demo {
     /// The service's process (log, pid).
     pub fn process(&self) -> &Process {
         &self.process
+    }
+
+    /// The value the builder gave variable `key` (the last one set), if it
+    /// set one: e.g. where a shared demo writes its artifacts.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| value.as_str())
     }
 
     /// `GET {url}{path}`. Any HTTP status is a response; failing to get one
@@ -159,6 +180,67 @@ impl Demo {
             responses.push(result.map_err(|problem| self.process.failure(&problem))?);
         }
         Ok(responses)
+    }
+}
+
+/// A demo-service the tests of one binary share ([`crate::shared`]): one
+/// `static` per setting, started for the first test that asks, then lent
+/// to one test at a time.
+#[derive(Debug)]
+pub struct SharedDemo(Shared<Mutex<Demo>>);
+
+impl SharedDemo {
+    pub const fn new() -> Self {
+        Self(Shared::new())
+    }
+
+    /// This test's turn at the demo, which `builder` configures if no test
+    /// started it yet (later callers' builders are not called). Other tests
+    /// wait until the turn ends (so must the same test: a second lease
+    /// during its turn never comes). A test that panics during its turn
+    /// shows the demo's log tail, as a dropped [`Demo`] does.
+    pub fn lease(
+        &'static self,
+        builder: impl FnOnce() -> Result<DemoBuilder> + Send + 'static,
+    ) -> Result<DemoLease> {
+        let demo = self
+            .0
+            .get_or_start(move || builder()?.start().map(Mutex::new))?;
+        // A test that panicked during its turn poisoned the lock; the
+        // service itself is as it was.
+        let mut demo = demo.lock().unwrap_or_else(PoisonError::into_inner);
+        demo.process.begin_test();
+        Ok(DemoLease(demo))
+    }
+}
+
+impl Default for SharedDemo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One test's turn at a [`SharedDemo`]: the [`Demo`], to itself until dropped.
+#[derive(Debug)]
+pub struct DemoLease(MutexGuard<'static, Demo>);
+
+impl Deref for DemoLease {
+    type Target = Demo;
+
+    fn deref(&self) -> &Demo {
+        &self.0
+    }
+}
+
+impl DerefMut for DemoLease {
+    fn deref_mut(&mut self) -> &mut Demo {
+        &mut self.0
+    }
+}
+
+impl Drop for DemoLease {
+    fn drop(&mut self) {
+        self.0.process.show_tail_if_panicking();
     }
 }
 

@@ -14,6 +14,7 @@ use crate::process::{Process, ProcessBuilder};
 use crate::service::{
     Binary, READY_TIMEOUT, cut, http_client, start_with_retries, wait_for_loopback_ports,
 };
+use crate::shared::Shared;
 use crate::trace::Trace;
 use crate::{Error, Result, workspace_root};
 
@@ -47,8 +48,20 @@ pub struct Jaeger {
 }
 
 impl Jaeger {
+    /// The test binary's Jaeger: started by the first test that asks, then
+    /// shared by every test of the binary, and killed when the binary exits
+    /// ([`crate::shared`]). Tests tell their traces apart by trace id, and by
+    /// service names no other test of the binary uses. Fails, saying what is
+    /// missing, where [`Jaeger::start`] would.
+    pub fn shared() -> Result<&'static Self> {
+        static JAEGER: Shared<Jaeger> = Shared::new();
+        JAEGER.get_or_start(Self::start)
+    }
+
     /// Starts Jaeger with deploy/jaeger/config.yaml on free loopback ports
     /// and waits until its query API answers and its OTLP ports accept.
+    /// Stopped when dropped; a test binary's tests share
+    /// [`Jaeger::shared`] instead.
     pub fn start() -> Result<Self> {
         let binary = binary()?;
         start_with_retries(|| Self::start_once(&binary))

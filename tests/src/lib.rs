@@ -5,8 +5,9 @@
 //! what reached Jaeger as [`trace::Trace`]s, and Granular's linked
 //! artifacts as [`perfetto`] summaries. Every process is killed (with
 //! its process group) when its guard drops; a guard dropped during a panic
-//! prints the tail of the process's log first. Logs are kept under
-//! `<target>/e2e-logs/`.
+//! prints the tail of the process's log first. A service the tests of one
+//! binary share ([`shared`], e.g. [`jaeger::Jaeger::shared`]) is killed when
+//! the binary exits. Logs are kept under `<target>/e2e-logs/`.
 //!
 //! Functions return [`Result`]; tests call `.expect("...")`, which panics
 //! with the harness's message while the guards are still alive.
@@ -22,6 +23,7 @@ pub mod perfetto;
 pub mod ports;
 pub mod process;
 mod service;
+pub mod shared;
 pub mod trace;
 
 /// A harness failure, carrying a message meant for a human reading test output.
@@ -97,4 +99,29 @@ pub fn workspace_binary(name: &str, package: &str) -> Result<PathBuf> {
 pub fn log_dir() -> Result<PathBuf> {
     let bin_dir = bin_dir()?;
     Ok(bin_dir.parent().unwrap_or(&bin_dir).join("e2e-logs"))
+}
+
+/// Where a service of this run keeps its artifacts:
+/// `<target>/e2e-artifacts/<name>-<pid>`, not created (the service creates
+/// it, with its own permissions). Directories of earlier runs under the same
+/// name are removed once their process is gone: a failed run's artifacts
+/// stay until the next run.
+pub fn artifact_dir(name: &str) -> Result<PathBuf> {
+    let logs = log_dir()?;
+    let parent = logs.parent().unwrap_or(&logs).join("e2e-artifacts");
+    if let Ok(entries) = std::fs::read_dir(&parent) {
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let earlier_pid = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(name)?.strip_prefix('-')?.parse::<u32>().ok());
+            if earlier_pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = parent.join(format!("{name}-{}", std::process::id()));
+    // A leftover of an earlier run with the same pid would be served.
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(dir)
 }

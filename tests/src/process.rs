@@ -5,7 +5,8 @@
 //! [`Process`] stops the whole group (SIGTERM, then SIGKILL after a grace
 //! period). On Linux the child is also SIGKILLed if the thread that spawned
 //! it dies without dropping the guard (e.g. the test binary is interrupted),
-//! so keep the guard on the spawning thread.
+//! so keep the guard on the spawning thread; a service several tests use is
+//! started on a thread that lives as long as the binary ([`crate::shared`]).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -220,6 +221,20 @@ impl Process {
         ))
     }
 
+    /// Marks the log tail as not shown yet: a new test starts using a
+    /// process that earlier tests used ([`crate::shared`]).
+    pub(crate) fn begin_test(&mut self) {
+        self.tail_shown = false;
+    }
+
+    /// During a panic, prints the log tail unless an error already showed
+    /// it; what the guard does on drop before it stops the process.
+    pub(crate) fn show_tail_if_panicking(&mut self) {
+        if thread::panicking() && !self.tail_shown {
+            eprintln!("{}", self.failure("was running when the test failed"));
+        }
+    }
+
     /// Stops the process group: SIGTERM, then SIGKILL after a grace period.
     /// Idempotent; also done on drop.
     pub fn stop(&mut self) {
@@ -290,9 +305,7 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if thread::panicking() && !self.tail_shown {
-            eprintln!("{}", self.failure("was running when the test failed"));
-        }
+        self.show_tail_if_panicking();
         self.stop();
     }
 }

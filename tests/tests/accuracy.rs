@@ -77,7 +77,7 @@ type Scenario = fn(&Jaeger) -> Vec<Row>;
 /// Runs every scenario, writes the table when asked, then asserts.
 #[test]
 fn breakdowns_match_injected_ground_truth() {
-    let jaeger = Jaeger::start().expect("start Jaeger");
+    let jaeger = Jaeger::shared().expect("start Jaeger");
     let mut rows: Vec<Row> = Vec::new();
     let scenarios: [(&str, Scenario); 10] = [
         ("1", cpu_hog),
@@ -92,7 +92,7 @@ fn breakdowns_match_injected_ground_truth() {
         ("10", nested_allocations),
     ];
     for (n, scenario) in scenarios {
-        let produced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&jaeger)));
+        let produced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(jaeger)));
         match produced {
             Ok(r) => rows.extend(r),
             Err(panic) => {

@@ -14,7 +14,10 @@
 //!
 //! The scenarios run one at a time (a lock): their timings are assertions,
 //! and on a 2-core machine a concurrent scenario's CPU hog would show up as
-//! OS wait in another's request. Needs the Jaeger binary
+//! OS wait in another's request. They share one Jaeger and, where they need
+//! the same settings, one demo service: [`scenarios_demo`] (the SLO, events,
+//! every span sent) and [`one_worker_demo`] (the same on one worker, for the
+//! CPU hog). Needs the Jaeger binary
 //! (deploy/jaeger/build.sh), the demo binaries of this target dir and
 //! profile, and `GRANULAR_PYTHON` with the `perfetto` package for the
 //! artifact check (tests/run.sh provides all three).
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use granular_e2e::demo::{Demo, DemoBuilder, Response};
+use granular_e2e::demo::{Demo, DemoBuilder, DemoLease, Response, SharedDemo};
 use granular_e2e::jaeger::Jaeger;
 use granular_e2e::perfetto;
 use granular_e2e::trace::{GRANULAR_CATEGORIES, Span, Trace};
@@ -74,13 +77,9 @@ const MESSAGES_SPANS: [&str; 4] = [
 #[test]
 fn cpu_hog_shows_as_scheduler_wait_with_the_report_request_as_culprit() {
     let _serial = one_at_a_time();
-    let jaeger = Jaeger::start().expect("start Jaeger");
-    let artifacts = TempDir::new("hog");
-    let mut demo = granular_demo(&jaeger, "hog", &artifacts)
-        .env("DEMO_WORKERS", "1")
-        .start()
-        .expect("start demo-service");
-    let run = cpu_hog(&jaeger, &mut demo);
+    let jaeger = jaeger();
+    let mut demo = one_worker_demo();
+    let run = cpu_hog(jaeger, &mut demo);
     let root = messages_root(&run.trace);
     let tree = run.trace.render();
 
@@ -164,16 +163,13 @@ fn cpu_hog_shows_as_scheduler_wait_with_the_report_request_as_culprit() {
 #[test]
 fn blocking_sleep_shows_as_blocked_in_poll() {
     let _serial = one_at_a_time();
-    let jaeger = Jaeger::start().expect("start Jaeger");
-    let artifacts = TempDir::new("block");
-    let mut demo = granular_demo(&jaeger, "block", &artifacts)
-        .start()
-        .expect("start demo-service");
+    let jaeger = jaeger();
+    let mut demo = scenarios_demo();
     let trace_id = trace_id_of(
         demo.get(&format!("/messages?pathology=block&ms={BLOCK_MS}"))
             .expect("GET /messages?pathology=block"),
     );
-    let trace = fetch_judged(&jaeger, &trace_id, 4);
+    let trace = fetch_judged(jaeger, &trace_id, 4);
     let root = messages_root(&trace);
 
     let mut checks = Checks::new(&format!("scenario 2 (blocking call, {MODE})"));
@@ -204,12 +200,11 @@ fn blocking_sleep_shows_as_blocked_in_poll() {
 #[test]
 fn slow_downstream_shows_as_idle() {
     let _serial = one_at_a_time();
-    let jaeger = Jaeger::start().expect("start Jaeger");
+    let jaeger = jaeger();
+    // The downstream hop goes to the shared demo; only this scenario calls one.
+    let inventory = scenarios_demo();
     let artifacts = TempDir::new("downstream");
-    let inventory = granular_demo(&jaeger, "inventory", &artifacts)
-        .start()
-        .expect("start the inventory demo-service");
-    let mut messages = granular_demo(&jaeger, "messages", &artifacts)
+    let mut messages = granular_demo(jaeger, "messages", artifacts.path())
         .downstream(inventory.url())
         .start()
         .expect("start the messages demo-service");
@@ -220,7 +215,7 @@ fn slow_downstream_shows_as_idle() {
             ))
             .expect("GET /messages?pathology=downstream"),
     );
-    let trace = fetch_judged(&jaeger, &trace_id, 6);
+    let trace = fetch_judged(jaeger, &trace_id, 6);
     let root = trace
         .span_in("messages", "GET /messages")
         .unwrap_or_else(|| panic!("no GET /messages span from messages\n{}", trace.render()));
@@ -251,12 +246,9 @@ fn slow_downstream_shows_as_idle() {
 #[test]
 fn healthy_request_is_judged_but_not_analysed() {
     let _serial = one_at_a_time();
-    let jaeger = Jaeger::start().expect("start Jaeger");
-    let artifacts = TempDir::new("healthy");
-    let mut demo = granular_demo(&jaeger, "healthy", &artifacts)
-        .start()
-        .expect("start demo-service");
-    let trace = healthy_messages(&jaeger, &mut demo);
+    let jaeger = jaeger();
+    let mut demo = scenarios_demo();
+    let trace = healthy_messages(jaeger, &mut demo);
     let root = messages_root(&trace);
 
     let mut checks = Checks::new(&format!("scenario 4 (healthy request, {MODE})"));
@@ -304,13 +296,9 @@ fn healthy_request_is_judged_but_not_analysed() {
 #[test]
 fn cpu_hog_artifact_is_a_perfetto_timeline() {
     let _serial = one_at_a_time();
-    let jaeger = Jaeger::start().expect("start Jaeger");
-    let artifacts = TempDir::new("artifact");
-    let mut demo = granular_demo(&jaeger, "artifact", &artifacts)
-        .env("DEMO_WORKERS", "1")
-        .start()
-        .expect("start demo-service");
-    let run = cpu_hog(&jaeger, &mut demo);
+    let jaeger = jaeger();
+    let mut demo = one_worker_demo();
+    let run = cpu_hog(jaeger, &mut demo);
     let root = messages_root(&run.trace);
     let tree = run.trace.render();
 
@@ -318,11 +306,13 @@ fn cpu_hog_artifact_is_a_perfetto_timeline() {
         .tag_str("granular.artifact")
         .unwrap_or_else(|| panic!("no granular.artifact on GET /messages\n{tree}"));
     let path = perfetto::file_url_path(url).unwrap_or_else(|e| panic!("{e}\n{tree}"));
+    let artifacts = demo
+        .setting("GRANULAR_ARTIFACT_DIR")
+        .expect("the demo's GRANULAR_ARTIFACT_DIR");
     assert!(
-        path.starts_with(artifacts.path()),
-        "{} is not in GRANULAR_ARTIFACT_DIR={}\n{tree}",
+        path.starts_with(artifacts),
+        "{} is not in GRANULAR_ARTIFACT_DIR={artifacts}\n{tree}",
         path.display(),
-        artifacts.path().display()
     );
     assert!(
         path.is_file(),
@@ -390,11 +380,8 @@ fn cpu_hog_artifact_is_a_perfetto_timeline() {
 #[test]
 fn time_parts_sum_to_the_span_for_every_pathology() {
     let _serial = one_at_a_time();
-    let jaeger = Jaeger::start().expect("start Jaeger");
-    let artifacts = TempDir::new("parts");
-    let mut demo = granular_demo(&jaeger, "parts", &artifacts)
-        .start()
-        .expect("start demo-service");
+    let jaeger = jaeger();
+    let mut demo = scenarios_demo();
     // Each pathology with the cause it must be given when it is slow
     // enough to be analysed (None: whatever the machine makes of it).
     // Work in a spawned child task with no span is attributed to the
@@ -425,7 +412,7 @@ fn time_parts_sum_to_the_span_for_every_pathology() {
     let mut enriched = 0;
     for (path, cause) in &cases {
         let trace_id = trace_id_of(demo.get(path).expect("GET a slow /messages"));
-        let trace = fetch_judged(&jaeger, &trace_id, 4);
+        let trace = fetch_judged(jaeger, &trace_id, 4);
         let _ = writeln!(trees, "{path}\n{}", trace.render());
         for span in trace.enriched_spans() {
             // Shown with --nocapture: what each pathology looks like.
@@ -518,9 +505,9 @@ fn bad_granular_value_stops_the_service_naming_it() {
 #[test]
 fn sample_violations_exports_only_slow_traces_whole() {
     let _serial = one_at_a_time();
-    let jaeger = Jaeger::start().expect("start Jaeger");
+    let jaeger = jaeger();
     let artifacts = TempDir::new("violations");
-    let mut demo = granular_demo(&jaeger, "violations", &artifacts)
+    let mut demo = granular_demo(jaeger, "violations", artifacts.path())
         .env("GRANULAR_SAMPLE", "violations")
         .start()
         .expect("start demo-service");
@@ -544,7 +531,7 @@ fn sample_violations_exports_only_slow_traces_whole() {
         demo.get(&format!("/messages?pathology=block&ms={BLOCK_MS}"))
             .expect("GET /messages?pathology=block"),
     );
-    let trace = fetch_judged(&jaeger, &slow_id, 4);
+    let trace = fetch_judged(jaeger, &slow_id, 4);
     let tree = trace.render();
     let names: BTreeSet<&str> = trace
         .spans
@@ -588,11 +575,8 @@ const HIDDEN_MS: u64 = 40;
 #[test]
 fn work_no_span_follows_is_named_in_the_verdict() {
     let _serial = one_at_a_time();
-    let jaeger = Jaeger::start().expect("start Jaeger");
-    let artifacts = TempDir::new("unattributed");
-    let mut demo = granular_demo(&jaeger, "unattributed", &artifacts)
-        .start()
-        .expect("start demo-service");
+    let jaeger = jaeger();
+    let mut demo = scenarios_demo();
     let mut checks = Checks::new(&format!("scenario 9 (work no span follows, {MODE})"));
     let mut trees = String::new();
     let us = |root: &Span, key: &str| root.tag_i64(key).unwrap_or(-1);
@@ -601,7 +585,7 @@ fn work_no_span_follows_is_named_in_the_verdict() {
 
     // tokio::task::spawn_blocking: no hook sees it in either build; its pool CPU is seen.
     let path = format!("/messages?pathology=tokio_blocking&ms={HIDDEN_MS}");
-    let trace = fetch_judged(&jaeger, &trace_id_of(demo.get(&path).expect("GET")), 4);
+    let trace = fetch_judged(jaeger, &trace_id_of(demo.get(&path).expect("GET")), 4);
     let root = messages_root(&trace);
     let verdict = root.tag_str("granular.verdict").unwrap_or("");
     println!("{path}: {verdict}"); // shown with --nocapture
@@ -623,7 +607,7 @@ fn work_no_span_follows_is_named_in_the_verdict() {
     // granular::spawn_blocking from a task without a span: its request is known only by
     // following the spawn (task hooks).
     let path = format!("/messages?pathology=child_blocking&ms={HIDDEN_MS}");
-    let trace = fetch_judged(&jaeger, &trace_id_of(demo.get(&path).expect("GET")), 4);
+    let trace = fetch_judged(jaeger, &trace_id_of(demo.get(&path).expect("GET")), 4);
     let root = messages_root(&trace);
     let verdict = root.tag_str("granular.verdict").unwrap_or("");
     println!("{path}: {verdict}"); // shown with --nocapture
@@ -646,7 +630,7 @@ fn work_no_span_follows_is_named_in_the_verdict() {
 
     // CPU in a spawned child task without a span.
     let path = format!("/messages?pathology=child&ms={HIDDEN_MS}");
-    let trace = fetch_judged(&jaeger, &trace_id_of(demo.get(&path).expect("GET")), 4);
+    let trace = fetch_judged(jaeger, &trace_id_of(demo.get(&path).expect("GET")), 4);
     let root = messages_root(&trace);
     let verdict = root.tag_str("granular.verdict").unwrap_or("");
     println!("{path}: {verdict}"); // shown with --nocapture
@@ -686,7 +670,7 @@ fn work_no_span_follows_is_named_in_the_verdict() {
     // outside spans (the exporter's chores, on this shared machine a preempted worker) is
     // far from the whole wait.
     let trace = fetch_judged(
-        &jaeger,
+        jaeger,
         &trace_id_of(demo.get("/messages?pathology=sleep&ms=60").expect("GET")),
         4,
     );
@@ -721,15 +705,52 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn jaeger() -> &'static Jaeger {
+    Jaeger::shared().expect("start Jaeger")
+}
+
 /// A demo-service exporting to `jaeger` with Granular configured for the
 /// scenarios: the SLO, events on, artifacts in `artifacts`, every span sent.
-fn granular_demo(jaeger: &Jaeger, name: &str, artifacts: &TempDir) -> DemoBuilder {
+fn granular_demo(jaeger: &Jaeger, name: &str, artifacts: &Path) -> DemoBuilder {
     Demo::builder(name)
         .otlp_grpc(&jaeger.otlp_grpc_endpoint())
         .env("GRANULAR_SLO", SLO)
         .env("GRANULAR_DETAIL", "events")
         .env("GRANULAR_SAMPLE", "all")
-        .env("GRANULAR_ARTIFACT_DIR", &artifacts.path().to_string_lossy())
+        .env("GRANULAR_ARTIFACT_DIR", &artifacts.to_string_lossy())
+}
+
+/// The demo of the scenarios that need no setting of their own
+/// ([`granular_demo`]'s).
+fn scenarios_demo() -> DemoLease {
+    static DEMO: SharedDemo = SharedDemo::new();
+    shared_demo(&DEMO, "scenarios", &[])
+}
+
+/// The same on one worker, which the CPU hog then holds.
+fn one_worker_demo() -> DemoLease {
+    static DEMO: SharedDemo = SharedDemo::new();
+    shared_demo(&DEMO, "one-worker", &[("DEMO_WORKERS", "1")])
+}
+
+/// This scenario's turn at `demo`, started on first use as
+/// [`granular_demo`] named `name` with `env` on top, its artifacts under the
+/// target dir (kept after a failed run).
+fn shared_demo(
+    demo: &'static SharedDemo,
+    name: &'static str,
+    env: &'static [(&'static str, &'static str)],
+) -> DemoLease {
+    let jaeger = jaeger();
+    demo.lease(move || {
+        let artifacts = granular_e2e::artifact_dir(&format!("breakdown-{name}"))?;
+        let mut builder = granular_demo(jaeger, name, &artifacts);
+        for (key, value) in env {
+            builder = builder.env(key, value);
+        }
+        Ok(builder)
+    })
+    .unwrap_or_else(|e| panic!("start the shared {name} demo-service: {e}"))
 }
 
 /// A `/messages` request overlapped by the CPU hog, as stored in Jaeger.

@@ -11,6 +11,9 @@
 //! * tier1-loadbalancer.yaml → 2 × tier2.yaml: every trace is routed whole
 //!   to one tier-2 instance and decided exactly once; both instances work.
 //!
+//! The tests share one Jaeger; each starts its own collectors and demo
+//! service, under a service name of its own.
+//!
 //! Needs the Jaeger binary (deploy/jaeger/build.sh), granularcol
 //! (collector-plugin/build.sh), the demo binaries built for this target dir
 //! and profile, and a Python with the `perfetto` package in
@@ -45,6 +48,10 @@ const SPANS_PER_TRACE: usize = 4;
 const TRACE_TIMEOUT: Duration = Duration::from_secs(30);
 const METRICS_TIMEOUT: Duration = Duration::from_secs(30);
 const DECISIONS: &str = "otelcol_processor_granular_decisions";
+/// The demo's service name in each test: the tests share one Jaeger, and
+/// the tag search of the first looks for its traces by service.
+const SINGLE_SERVICE: &str = "messages-single";
+const TWO_TIER_SERVICE: &str = "messages-two-tier";
 /// Attributes the processor writes on the root span of a violating trace.
 const ROLLUP: [&str; 6] = [
     "granular.trace.cause",
@@ -59,7 +66,7 @@ const SUMMARY_ATTRIBUTES: [&str; 2] = ["granular.cause", "granular.slo.violated"
 
 #[test]
 fn single_collector_keeps_violations_whole_and_strips_healthy_traces() {
-    let jaeger = Jaeger::start().expect("start Jaeger");
+    let jaeger = Jaeger::shared().expect("start Jaeger");
     let wait = format!("{}ms", DECISION_WAIT.as_millis());
     let mut collector = Collector::start(
         "single.yaml",
@@ -73,10 +80,14 @@ fn single_collector_keeps_violations_whole_and_strips_healthy_traces() {
     let artifacts_base = collector.artifacts_base_url();
     // GRANULAR_BASELINE=1: healthy spans are enriched too, so the strip has
     // real detail to remove.
-    let mut demo = demo_to(&collector.otlp_grpc_endpoint(), &artifacts_base)
-        .env("GRANULAR_BASELINE", "1")
-        .start()
-        .expect("start demo-service");
+    let mut demo = demo_to(
+        SINGLE_SERVICE,
+        &collector.otlp_grpc_endpoint(),
+        &artifacts_base,
+    )
+    .env("GRANULAR_BASELINE", "1")
+    .start()
+    .expect("start demo-service");
 
     let violating = request(&mut demo, VIOLATING);
     // A healthy request that a busy machine slowed past 40 ms would be
@@ -102,7 +113,7 @@ fn single_collector_keeps_violations_whole_and_strips_healthy_traces() {
         .expect("the violating trace with its rollup in Jaeger");
     let tree = trace.render();
     assert_eq!(trace.spans.len(), SPANS_PER_TRACE, "{tree}");
-    assert_eq!(trace.services(), ["messages"], "{tree}");
+    assert_eq!(trace.services(), [SINGLE_SERVICE], "{tree}");
     let root = trace.roots()[0];
     assert_eq!(root.operation_name, "GET /messages", "{tree}");
     assert!(
@@ -139,9 +150,10 @@ fn single_collector_keeps_violations_whole_and_strips_healthy_traces() {
         .unwrap_or_default()
         .to_owned();
     assert_eq!(Some(trace_cause.as_str()), dominant_cause(&trace), "{tree}");
+    let slow_span = format!("{SINGLE_SERVICE}: GET /messages");
     assert!(
         root.tag_str("granular.trace.culprit").is_some()
-            || root.tag_str("granular.trace.slow_span") == Some("messages: GET /messages"),
+            || root.tag_str("granular.trace.slow_span") == Some(slow_span.as_str()),
         "neither granular.trace.culprit nor the right granular.trace.slow_span\n{tree}"
     );
     assert!(
@@ -254,8 +266,8 @@ fn single_collector_keeps_violations_whole_and_strips_healthy_traces() {
     // (granular.trace.cause=blocked_in_poll unless the library judged the
     // block otherwise, see above).
     let found = search(
-        &jaeger,
-        "messages",
+        jaeger,
+        SINGLE_SERVICE,
         &[("granular.trace.cause", &trace_cause)],
     )
     .expect("Jaeger tag search");
@@ -265,9 +277,9 @@ fn single_collector_keeps_violations_whole_and_strips_healthy_traces() {
     );
     assert!(!found.contains(&healthy), "{found:?}");
     let found = search(
-        &jaeger,
-        "messages",
-        &[("granular.trace.slow_span", "messages: GET /messages")],
+        jaeger,
+        SINGLE_SERVICE,
+        &[("granular.trace.slow_span", &slow_span)],
     )
     .expect("Jaeger tag search");
     assert!(
@@ -279,7 +291,7 @@ fn single_collector_keeps_violations_whole_and_strips_healthy_traces() {
 #[test]
 fn two_tier_scale_out_decides_every_trace_once() {
     const TRACES: usize = 20;
-    let jaeger = Jaeger::start().expect("start Jaeger");
+    let jaeger = Jaeger::shared().expect("start Jaeger");
     let wait = format!("{}ms", DECISION_WAIT.as_millis());
     let tier2_env = [
         ("JAEGER_OTLP_GRPC", jaeger.otlp_grpc_endpoint()),
@@ -303,9 +315,13 @@ fn two_tier_scale_out_decides_every_trace_once() {
     .expect("start the tier-1 load balancer");
     // Artifact links name one store; which tier-2 instance holds an artifact
     // is checked through both listings instead.
-    let mut demo = demo_to(&tier1.otlp_grpc_endpoint(), &tier2[0].artifacts_base_url())
-        .start()
-        .expect("start demo-service");
+    let mut demo = demo_to(
+        TWO_TIER_SERVICE,
+        &tier1.otlp_grpc_endpoint(),
+        &tier2[0].artifacts_base_url(),
+    )
+    .start()
+    .expect("start demo-service");
 
     let mut sent: Vec<(String, bool)> = Vec::new();
     for i in 0..TRACES {
@@ -411,9 +427,14 @@ fn two_tier_scale_out_decides_every_trace_once() {
     let _ = tier1;
 }
 
-/// A demo-service exporting spans and artifact log records to `otlp_grpc`.
-fn demo_to(otlp_grpc: &str, artifacts_base: &str) -> granular_e2e::demo::DemoBuilder {
-    Demo::builder("messages")
+/// A demo-service named `service` exporting spans and artifact log records
+/// to `otlp_grpc`.
+fn demo_to(
+    service: &str,
+    otlp_grpc: &str,
+    artifacts_base: &str,
+) -> granular_e2e::demo::DemoBuilder {
+    Demo::builder(service)
         .otlp_grpc(otlp_grpc)
         .env("GRANULAR_SLO", LIBRARY_SLO)
         .env("GRANULAR_ARTIFACTS", "otlp")

@@ -146,7 +146,7 @@ struct Sent {
 fn every_violating_trace_reaches_jaeger_whole() {
     let requests = env_number("GRANULAR_COMPLETENESS_REQUESTS", DEFAULT_REQUESTS as f64) as usize;
     let rate = env_number("GRANULAR_COMPLETENESS_RATE", DEFAULT_RATE);
-    let jaeger = Jaeger::start().expect("start Jaeger");
+    let jaeger = Jaeger::shared().expect("start Jaeger");
     let artifacts = granular_e2e::log_dir()
         .expect("log dir")
         .join("completeness-artifacts");

@@ -55,7 +55,7 @@ fn last_value(log: &str, name: &str, attribute: Option<&str>) -> Option<f64> {
 
 #[test]
 fn health_counters_reach_a_collector_as_metrics() {
-    let jaeger = Jaeger::start().expect("start Jaeger");
+    let jaeger = Jaeger::shared().expect("start Jaeger");
     let mut collector = Collector::start(
         "single.yaml",
         &[
@@ -110,7 +110,7 @@ fn health_counters_reach_a_collector_as_metrics() {
 
 #[test]
 fn an_endpoint_without_metrics_is_reported_once_and_spans_still_arrive() {
-    let jaeger = Jaeger::start().expect("start Jaeger");
+    let jaeger = Jaeger::shared().expect("start Jaeger");
     let mut demo = demo("health-metrics-jaeger", &jaeger.otlp_grpc_endpoint())
         .start()
         .expect("start demo-service");

@@ -25,10 +25,10 @@ const EXT_WARNING: &str = "OpenTelemetrySpanExt";
 
 #[test]
 fn incoming_context_attached_by_middleware_parents_the_handler_in_every_mode() {
-    let jaeger = Jaeger::start().expect("start Jaeger");
+    let jaeger = Jaeger::shared().expect("start Jaeger");
     let mut failures = Vec::new();
     for mode in ["all", "violations"] {
-        if let Err(e) = check_mode(&jaeger, mode) {
+        if let Err(e) = check_mode(jaeger, mode) {
             failures.push(format!("GRANULAR_SAMPLE={mode}:\n{e}"));
         }
     }

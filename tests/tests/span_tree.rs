@@ -1,12 +1,15 @@
 //! The demo's spans reach Jaeger as the right tree: names, parents,
 //! services, and durations no shorter than the latencies the demo injects.
 //!
+//! The tests share one Jaeger, and the first two one pair of services
+//! (`messages`, calling `inventory` for the downstream pathology).
+//!
 //! Needs the Jaeger binary (deploy/jaeger/build.sh) and the demo binaries
 //! built for this target dir and profile (tests/run.sh does both).
 
 use std::time::Duration;
 
-use granular_e2e::demo::{Demo, Response};
+use granular_e2e::demo::{Demo, DemoLease, Response, SharedDemo};
 use granular_e2e::jaeger::Jaeger;
 use granular_e2e::trace::{Span, Trace};
 use serde_json::Value;
@@ -33,15 +36,38 @@ fn messages_trace(jaeger: &Jaeger, demo: &mut Demo) -> (String, Trace) {
     (trace_id, trace)
 }
 
+fn jaeger() -> &'static Jaeger {
+    Jaeger::shared().expect("start Jaeger")
+}
+
+/// `messages`, exporting over OTLP/gRPC, its downstream hop going to
+/// `inventory` (started with it): the OTLP/gRPC tests share them.
+fn messages() -> DemoLease {
+    static MESSAGES: SharedDemo = SharedDemo::new();
+    let endpoint = jaeger().otlp_grpc_endpoint();
+    MESSAGES
+        .lease(move || {
+            let inventory = inventory(&endpoint)?;
+            Ok(Demo::builder("messages")
+                .otlp_grpc(&endpoint)
+                .downstream(inventory.url()))
+        })
+        .expect("start the messages and inventory demo-services")
+}
+
+/// The downstream of [`messages`]; only `messages` calls it.
+fn inventory(endpoint: &str) -> granular_e2e::Result<DemoLease> {
+    static INVENTORY: SharedDemo = SharedDemo::new();
+    let endpoint = endpoint.to_owned();
+    INVENTORY.lease(move || Ok(Demo::builder("inventory").otlp_grpc(&endpoint)))
+}
+
 #[test]
 fn messages_span_tree_over_otlp_grpc() {
-    let jaeger = Jaeger::start().expect("start Jaeger");
-    let mut demo = Demo::builder("messages")
-        .otlp_grpc(&jaeger.otlp_grpc_endpoint())
-        .start()
-        .expect("start demo-service");
+    let jaeger = jaeger();
+    let mut demo = messages();
 
-    let (_, trace) = messages_trace(&jaeger, &mut demo);
+    let (_, trace) = messages_trace(jaeger, &mut demo);
 
     assert_eq!(trace.spans.len(), 4, "{}", trace.render());
     assert_eq!(trace.services(), ["messages"], "{}", trace.render());
@@ -51,16 +77,10 @@ fn messages_span_tree_over_otlp_grpc() {
 
 #[test]
 fn downstream_hop_joins_two_services_in_one_trace() {
-    let jaeger = Jaeger::start().expect("start Jaeger");
-    let inventory = Demo::builder("inventory")
-        .otlp_grpc(&jaeger.otlp_grpc_endpoint())
-        .start()
-        .expect("start the inventory demo-service");
-    let mut messages = Demo::builder("messages")
-        .otlp_grpc(&jaeger.otlp_grpc_endpoint())
-        .downstream(inventory.url())
-        .start()
-        .expect("start the messages demo-service");
+    let jaeger = jaeger();
+    let mut messages = messages();
+    // Held, so that a failure shows its log as well.
+    let _inventory = inventory(&jaeger.otlp_grpc_endpoint()).expect("the inventory demo-service");
 
     let response = messages
         .get("/messages?pathology=downstream&ms=80")
@@ -115,13 +135,13 @@ fn downstream_hop_joins_two_services_in_one_trace() {
 
 #[test]
 fn otlp_http_protobuf_export() {
-    let jaeger = Jaeger::start().expect("start Jaeger");
+    let jaeger = jaeger();
     let mut demo = Demo::builder("messages-http")
         .otlp_http(&jaeger.otlp_http_endpoint())
         .start()
         .expect("start demo-service");
 
-    let (trace_id, trace) = messages_trace(&jaeger, &mut demo);
+    let (trace_id, trace) = messages_trace(jaeger, &mut demo);
     assert_eq!(trace.services(), ["messages-http"], "{}", trace.render());
     assert_messages_request(&trace, single_root(&trace), &[]);
 
