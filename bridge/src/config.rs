@@ -56,7 +56,7 @@ pub enum ArtifactSink {
 /// Granular's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Granular records and analyses (`GRANULAR_ENABLED`, and not `OTEL_SDK_DISABLED`).
+    /// Granular records and analyzes (`GRANULAR_ENABLED`, and not `OTEL_SDK_DISABLED`).
     /// Off: no recorder, no sampler thread, no perf events, runtime hooks return at once and
     /// spans are exported untouched.
     pub enabled: bool,

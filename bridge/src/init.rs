@@ -236,7 +236,7 @@ impl Drop for Granular {
             enriched = s.enriched.load(Relaxed),
             skipped_rate_limit = s.skipped_rate_limit.load(Relaxed),
             skipped_queue_full = s.skipped_queue_full.load(Relaxed),
-            light_analysed = s.light_analysed.load(Relaxed),
+            light_analyzed = s.light_analyzed.load(Relaxed),
             chosen_traces = s.chosen_traces.load(Relaxed),
             exported_traces = s.exported_traces.load(Relaxed),
             partial_traces = s.partial_traces.load(Relaxed),
