@@ -438,12 +438,12 @@ check_artifact() {
 judge() {
 	if [[ -z "$cause" ]]; then
 		if [[ "$line" == *" ok]"* ]]; then
-			echo "  (not analysed: its GET /messages span met the SLO, so granularcol forwarded the trace"
+			echo "  (not analyzed: its GET /messages span met the SLO, so granularcol forwarded the trace"
 			echo "   stripped of Granular detail; the client's latency includes waiting to be accepted)"
 		else
 			local skipped
 			skipped=$(root_field granular.skipped)
-			echo "  (not analysed${skipped:+: granular.skipped = $skipped})"
+			echo "  (not analyzed${skipped:+: granular.skipped = $skipped})"
 		fi
 		return 1
 	fi
@@ -498,7 +498,7 @@ for kind in "${kinds[@]}"; do
 		unanswered+=("$kind")
 	fi
 done
-[[ -n "$shown_id" ]] || die "no slow request was analysed"
+[[ -n "$shown_id" ]] || die "no slow request was analyzed"
 
 echo
 echo "==== summary (step $step_no took $((SECONDS - step_start)) s)"

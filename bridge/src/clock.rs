@@ -7,7 +7,7 @@
 //! Readers convert ticks with a [`Calibration`]: two (ticks, monotonic ns) pairs — the anchor
 //! taken when the clock was first used and a fresh pair taken at conversion time — give the tick
 //! rate as a least-squares-free two-point fit; the anchor's `SystemTime` maps monotonic time to
-//! Unix time. Because the second point is taken when a window is analysed, seconds after the
+//! Unix time. Because the second point is taken when a window is analyzed, seconds after the
 //! anchor, the rate error is the read jitter (~100 ns) divided by the elapsed time: below 1 ppm
 //! after 100 ms. Wall-clock steps after the anchor (NTP slews) are not followed: the mapping
 //! keeps the anchor's offset, like `tracing-opentelemetry`'s own `SystemTime` at span start.

@@ -13,6 +13,11 @@ use std::time::Duration;
 use crate::recorder::RecorderSize;
 use crate::slo::SloRules;
 
+mod env;
+
+pub use env::ConfigError;
+use env::{Reader, strict};
+
 pub const DEFAULT_SLO: &str = "*=500ms";
 pub const DEFAULT_MAX_ENRICH_PER_SEC: u32 = 50;
 pub const DEFAULT_MAX_EVENTS: usize = 32;
@@ -56,7 +61,7 @@ pub enum ArtifactSink {
 /// Granular's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Granular records and analyses (`GRANULAR_ENABLED`, and not `OTEL_SDK_DISABLED`).
+    /// Granular records and analyzes (`GRANULAR_ENABLED`, and not `OTEL_SDK_DISABLED`).
     /// Off: no recorder, no sampler thread, no perf events, runtime hooks return at once and
     /// spans are exported untouched.
     pub enabled: bool,
@@ -123,39 +128,6 @@ impl Default for Config {
     }
 }
 
-/// A `GRANULAR_*` (or `OTEL_*`) variable with a value Granular cannot use.
-///
-/// [`Config::from_env`] returns the first as an error; [`Config::from_env_lenient`] (what
-/// [`init`](crate::init) uses) collects them all, keeps `using` in place of each and goes on.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    pub variable: String,
-    /// The value as set (a value that is not UTF-8 is shown lossily).
-    pub value: String,
-    pub expected: String,
-    /// What Granular uses instead when it goes on (the default, or a wider variable's value).
-    pub using: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}={:?} is invalid: expected {}",
-            self.variable, self.value, self.expected
-        )
-    }
-}
-
-impl ConfigError {
-    /// The warning [`init`](crate::init) logs: the error and what is used instead.
-    pub fn warning(&self) -> String {
-        format!("{self}; using {} instead", self.using)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 /// The transport of an OTLP exporter (`OTEL_EXPORTER_OTLP_[SIGNAL_]PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpProtocol {
@@ -185,109 +157,6 @@ impl Default for OtlpSignal {
             protocol: OtlpProtocol::Grpc,
             compression: OtlpCompression::None,
         }
-    }
-}
-
-/// Reads variables one at a time, each once, through a lookup that tells a value that is not
-/// UTF-8 apart (`Err` with its lossy text). A bad value becomes a [`ConfigError`] and the
-/// setting keeps its fallback; the caller decides whether errors are fatal.
-struct Reader<'a> {
-    get: &'a dyn Fn(&str) -> Option<Result<String, String>>,
-    errors: Vec<ConfigError>,
-}
-
-impl Reader<'_> {
-    /// `name`'s value parsed by `parse` (whose error is the expected form), `None` when the
-    /// variable is unset or blank, or bad: then the error is kept with `using`, the fallback
-    /// the caller keeps.
-    fn read<T>(
-        &mut self,
-        name: &str,
-        using: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        let (value, parsed) = match (self.get)(name)? {
-            Ok(v) if v.trim().is_empty() => return None,
-            Ok(v) => {
-                let parsed = parse(v.trim());
-                (v, parsed)
-            }
-            Err(lossy) => (lossy, Err("a UTF-8 value".to_string())),
-        };
-        parsed
-            .map_err(|expected| self.reject(name, &value, &expected, using))
-            .ok()
-    }
-
-    fn reject(&mut self, name: &str, value: &str, expected: &str, using: &str) {
-        self.errors.push(ConfigError {
-            variable: name.into(),
-            value: value.into(),
-            expected: expected.into(),
-            using: using.into(),
-        });
-    }
-
-    /// A whole number, at least `min`, at most `max`.
-    fn number(
-        &mut self,
-        name: &str,
-        using: &str,
-        expected: &str,
-        min: u64,
-        max: u64,
-    ) -> Option<u64> {
-        self.read(name, using, |v| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| expected.to_string())
-        })
-    }
-
-    /// A boolean in Granular's spelling (`true`/`false`, `1`/`0`, `on`/`off`, `yes`/`no`).
-    fn flag(&mut self, name: &str, using: &str) -> Option<bool> {
-        self.read(name, using, |v| {
-            parse_bool(v).ok_or_else(|| "true or false".to_string())
-        })
-    }
-
-    /// One of `choices` (value, setting).
-    fn choice<T: Clone>(&mut self, name: &str, using: &str, choices: &[(&str, T)]) -> Option<T> {
-        self.read(name, using, |v| {
-            choices
-                .iter()
-                .find(|(text, _)| *text == v)
-                .map(|(_, t)| t.clone())
-                .ok_or_else(|| {
-                    let names: Vec<&str> = choices.iter().map(|(text, _)| *text).collect();
-                    match names.split_last() {
-                        Some((last, [])) => last.to_string(),
-                        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-                        None => String::new(),
-                    }
-                })
-        })
-    }
-
-    /// An OTLP setting: the signal's variable, else the generic one, else `default`
-    /// (`default_text` in a warning).
-    fn otlp<T: Copy>(
-        &mut self,
-        setting: &str,
-        signal: &str,
-        generic: Option<T>,
-        (default, default_text): (T, &str),
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> T {
-        let var = format!("OTEL_EXPORTER_OTLP_{signal}_{setting}");
-        let using = match generic {
-            Some(_) => format!("OTEL_EXPORTER_OTLP_{setting}'s value"),
-            None => default_text.to_string(),
-        };
-        self.read(&var, &using, parse)
-            .or(generic)
-            .unwrap_or(default)
     }
 }
 
@@ -340,10 +209,7 @@ impl Config {
 
     /// The one parser behind both policies: every variable read once, in the README's order.
     fn read(get: &dyn Fn(&str) -> Option<Result<String, String>>) -> (Config, Vec<ConfigError>) {
-        let mut r = Reader {
-            get,
-            errors: Vec::new(),
-        };
+        let mut r = Reader::new(get);
         // The OpenTelemetry specification's boolean: only "true" (any case) is true; anything
         // else but "false" is reported and read as false.
         let sdk_disabled = r
@@ -359,30 +225,46 @@ impl Config {
             sdk_disabled,
             ..Config::default()
         };
-        let grpc = (OtlpProtocol::Grpc, "grpc");
-        let generic = r.read("OTEL_EXPORTER_OTLP_PROTOCOL", grpc.1, parse_protocol);
-        c.otlp_traces.protocol = r.otlp("PROTOCOL", "TRACES", generic, grpc, parse_protocol);
-        c.otlp_logs.protocol = r.otlp("PROTOCOL", "LOGS", generic, grpc, parse_protocol);
-        c.otlp_metrics.protocol = r.otlp("PROTOCOL", "METRICS", generic, grpc, parse_protocol);
-        let none = (OtlpCompression::None, "none");
-        let generic = r.read("OTEL_EXPORTER_OTLP_COMPRESSION", none.1, parse_compression);
-        c.otlp_traces.compression =
-            r.otlp("COMPRESSION", "TRACES", generic, none, parse_compression);
-        c.otlp_logs.compression = r.otlp("COMPRESSION", "LOGS", generic, none, parse_compression);
-        c.otlp_metrics.compression =
-            r.otlp("COMPRESSION", "METRICS", generic, none, parse_compression);
-
+        c.read_otlp(&mut r);
         c.enabled = r.flag("GRANULAR_ENABLED", "true").unwrap_or(true) && !c.sdk_disabled;
         // Read by the clock when it is first used; checked here so that a typo is reported.
         // The clock itself takes anything but "monotonic" as auto.
         r.choice("GRANULAR_CLOCK", "auto", &[("auto", ()), ("monotonic", ())]);
+        c.read_judging(&mut r);
+        c.read_enrichment(&mut r);
+        c.read_recorder(&mut r);
+        c.read_queues(&mut r);
+        c.read_artifacts(&mut r);
+        c.read_metrics(&mut r);
+        (c, r.into_errors())
+    }
+
+    /// Each signal's OTLP protocol and compression: its own variable, else the generic one.
+    fn read_otlp(&mut self, r: &mut Reader<'_>) {
+        let grpc = (OtlpProtocol::Grpc, "grpc");
+        let generic = r.read("OTEL_EXPORTER_OTLP_PROTOCOL", grpc.1, parse_protocol);
+        self.otlp_traces.protocol = r.otlp("PROTOCOL", "TRACES", generic, grpc, parse_protocol);
+        self.otlp_logs.protocol = r.otlp("PROTOCOL", "LOGS", generic, grpc, parse_protocol);
+        self.otlp_metrics.protocol = r.otlp("PROTOCOL", "METRICS", generic, grpc, parse_protocol);
+        let none = (OtlpCompression::None, "none");
+        let generic = r.read("OTEL_EXPORTER_OTLP_COMPRESSION", none.1, parse_compression);
+        self.otlp_traces.compression =
+            r.otlp("COMPRESSION", "TRACES", generic, none, parse_compression);
+        self.otlp_logs.compression =
+            r.otlp("COMPRESSION", "LOGS", generic, none, parse_compression);
+        self.otlp_metrics.compression =
+            r.otlp("COMPRESSION", "METRICS", generic, none, parse_compression);
+    }
+
+    /// Which spans violate, and which traces leave the process.
+    fn read_judging(&mut self, r: &mut Reader<'_>) {
         if let Some(slo) = r.read("GRANULAR_SLO", DEFAULT_SLO, |v| {
             SloRules::parse(v).map_err(|e| e.to_string())
         }) {
-            c.slo = slo;
+            self.slo = slo;
         }
         if let Some(b) = r.flag("GRANULAR_ERRORS_VIOLATE", "true") {
-            c.errors_violate = b;
+            self.errors_violate = b;
         }
         if let Some(s) = r.choice(
             "GRANULAR_SAMPLE",
@@ -392,7 +274,7 @@ impl Config {
                 ("violations", SampleMode::Violations),
             ],
         ) {
-            c.sample = s;
+            self.sample = s;
         }
         if let Some(f) = r.read("GRANULAR_BASELINE", "0", |v| {
             v.parse::<f64>()
@@ -400,8 +282,12 @@ impl Config {
                 .filter(|f| (0.0..=1.0).contains(f))
                 .ok_or_else(|| "a fraction between 0 and 1, e.g. 0.01".to_string())
         }) {
-            c.baseline = f;
+            self.baseline = f;
         }
+    }
+
+    /// How many violating spans are explained, and how much each carries.
+    fn read_enrichment(&mut self, r: &mut Reader<'_>) {
         if let Some(n) = r.number(
             "GRANULAR_MAX_ENRICH_PER_SEC",
             &DEFAULT_MAX_ENRICH_PER_SEC.to_string(),
@@ -409,7 +295,7 @@ impl Config {
             0,
             u64::MAX,
         ) {
-            c.max_enrich_per_sec = n.min(u64::from(u32::MAX)) as u32;
+            self.max_enrich_per_sec = n.min(u64::from(u32::MAX)) as u32;
         }
         if let Some(d) = r.choice(
             "GRANULAR_DETAIL",
@@ -420,7 +306,7 @@ impl Config {
                 ("spans", Detail::Spans),
             ],
         ) {
-            c.detail = d;
+            self.detail = d;
         }
         if let Some(n) = r.number(
             "GRANULAR_MAX_EVENTS",
@@ -429,8 +315,12 @@ impl Config {
             0,
             128,
         ) {
-            c.max_events = n as usize;
+            self.max_events = n as usize;
         }
+    }
+
+    /// The recorder's memory and the OS sources that write into it.
+    fn read_recorder(&mut self, r: &mut Reader<'_>) {
         let default_size = RecorderSize::default();
         if let Some(n) = r.number(
             "GRANULAR_RECORDER_MB",
@@ -439,16 +329,16 @@ impl Config {
             1,
             1 << 20,
         ) {
-            c.recorder.total_bytes = (n as usize) << 20;
+            self.recorder.total_bytes = (n as usize) << 20;
         }
         // A ring larger than the whole recorder could never be allocated: the default is
         // capped at the total without a word, a ring asked for is reported.
         let ring_using = format!(
             "{} KiB",
-            default_size.ring_bytes.min(c.recorder.total_bytes) >> 10
+            default_size.ring_bytes.min(self.recorder.total_bytes) >> 10
         );
-        c.recorder.ring_bytes = default_size.ring_bytes.min(c.recorder.total_bytes);
-        let total_kb = (c.recorder.total_bytes >> 10) as u64;
+        self.recorder.ring_bytes = default_size.ring_bytes.min(self.recorder.total_bytes);
+        let total_kb = (self.recorder.total_bytes >> 10) as u64;
         if let Some(n) = r.number(
             "GRANULAR_RING_KB",
             &ring_using,
@@ -458,7 +348,7 @@ impl Config {
             4,
             total_kb,
         ) {
-            c.recorder.ring_bytes = (n as usize) << 10;
+            self.recorder.ring_bytes = (n as usize) << 10;
         }
         if let Some(n) = r.number(
             "GRANULAR_OS_SAMPLE_HZ",
@@ -467,11 +357,15 @@ impl Config {
             0,
             10_000,
         ) {
-            c.os_sample_hz = n as u32;
+            self.os_sample_hz = n as u32;
         }
         if let Some(p) = r.choice("GRANULAR_PERF", "auto", &[("auto", true), ("off", false)]) {
-            c.perf = p;
+            self.perf = p;
         }
+    }
+
+    /// How much waits for the analyzer.
+    fn read_queues(&mut self, r: &mut Reader<'_>) {
         if let Some(n) = r.number(
             "GRANULAR_QUEUE",
             &DEFAULT_QUEUE.to_string(),
@@ -479,7 +373,7 @@ impl Config {
             0,
             u64::MAX,
         ) {
-            c.queue = (n as usize).max(1);
+            self.queue = (n as usize).max(1);
         }
         if let Some(n) = r.number(
             "GRANULAR_HOLD_SPANS",
@@ -488,8 +382,12 @@ impl Config {
             0,
             u64::MAX,
         ) {
-            c.hold_spans = (n as usize).max(1);
+            self.hold_spans = (n as usize).max(1);
         }
+    }
+
+    /// Where timelines go, and how many are kept.
+    fn read_artifacts(&mut self, r: &mut Reader<'_>) {
         if let Some(Some(sink)) = r.choice(
             "GRANULAR_ARTIFACTS",
             "dir",
@@ -499,15 +397,15 @@ impl Config {
                 ("otlp", Some(ArtifactSink::Otlp)),
             ],
         ) {
-            c.artifacts = sink;
+            self.artifacts = sink;
         }
         let dir = r.read("GRANULAR_ARTIFACT_DIR", "the default directory", |v| {
             Ok(PathBuf::from(v))
         });
-        if let (Some(dir), ArtifactSink::Dir(_)) = (dir, &c.artifacts) {
-            c.artifacts = ArtifactSink::Dir(dir);
+        if let (Some(dir), ArtifactSink::Dir(_)) = (dir, &self.artifacts) {
+            self.artifacts = ArtifactSink::Dir(dir);
         }
-        c.artifact_base_url = r.read("GRANULAR_ARTIFACT_BASE_URL", "the default", |v| {
+        self.artifact_base_url = r.read("GRANULAR_ARTIFACT_BASE_URL", "the default", |v| {
             Ok(v.to_string())
         });
         if let Some(n) = r.number(
@@ -517,7 +415,7 @@ impl Config {
             0,
             1 << 40,
         ) {
-            c.artifact_max_bytes = n << 20;
+            self.artifact_max_bytes = n << 20;
         }
         if let Some(n) = r.number(
             "GRANULAR_ARTIFACTS_PER_SEC",
@@ -526,7 +424,7 @@ impl Config {
             0,
             u64::MAX,
         ) {
-            c.artifacts_per_sec = n.min(u64::from(u32::MAX)) as u32;
+            self.artifacts_per_sec = n.min(u64::from(u32::MAX)) as u32;
         }
         if let Some(d) = r.read(
             "GRANULAR_ARTIFACT_RETENTION",
@@ -536,10 +434,14 @@ impl Config {
                     .map_err(|e| format!("a duration such as 3600s or 1h ({e})"))
             },
         ) {
-            c.artifact_retention = d;
+            self.artifact_retention = d;
         }
+    }
+
+    /// Granular's health metrics.
+    fn read_metrics(&mut self, r: &mut Reader<'_>) {
         if let Some(m) = r.flag("GRANULAR_METRICS", "on") {
-            c.metrics = m;
+            self.metrics = m;
         }
         // The OpenTelemetry variable naming the process's metric exporters: `none` turns
         // Granular's off too; any other value keeps OTLP, the only exporter Granular has.
@@ -547,26 +449,8 @@ impl Config {
             Ok(v.split(',').any(|e| e.trim() == "none"))
         });
         if no_metrics == Some(true) {
-            c.metrics = false;
+            self.metrics = false;
         }
-        (c, r.errors)
-    }
-}
-
-/// The strict policy over the lenient reading: the first error, if any.
-fn strict((c, mut errors): (Config, Vec<ConfigError>)) -> Result<Config, ConfigError> {
-    if errors.is_empty() {
-        Ok(c)
-    } else {
-        Err(errors.swap_remove(0))
-    }
-}
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "on" | "yes" => Some(true),
-        "0" | "false" | "off" | "no" => Some(false),
-        _ => None,
     }
 }
 

@@ -20,9 +20,8 @@ use crate::analyzer::artifacts::OtlpArtifacts;
 use crate::capture::layer::RecorderLayer;
 use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime};
-use crate::config::{
-    ArtifactSink, Config, ConfigError, OtlpCompression, OtlpProtocol, OtlpSignal, SampleMode,
-};
+use crate::config::{ArtifactSink, Config, ConfigError, OtlpSignal, SampleMode};
+use crate::export::otlp::{self, ExporterError};
 use crate::export::{GranularProcessor, health};
 use crate::recorder::FlightRecorder;
 use crate::slo::Stats;
@@ -53,6 +52,12 @@ impl std::error::Error for Error {}
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Self {
         Error::Config(e)
+    }
+}
+
+impl From<ExporterError> for Error {
+    fn from(e: ExporterError) -> Self {
+        Error::Exporter(e.0)
     }
 }
 
@@ -236,7 +241,7 @@ impl Drop for Granular {
             enriched = s.enriched.load(Relaxed),
             skipped_rate_limit = s.skipped_rate_limit.load(Relaxed),
             skipped_queue_full = s.skipped_queue_full.load(Relaxed),
-            light_analysed = s.light_analysed.load(Relaxed),
+            light_analyzed = s.light_analyzed.load(Relaxed),
             chosen_traces = s.chosen_traces.load(Relaxed),
             exported_traces = s.exported_traces.load(Relaxed),
             partial_traces = s.partial_traces.load(Relaxed),
@@ -296,35 +301,6 @@ fn subscriber_error(e: impl fmt::Display) -> Error {
     ))
 }
 
-/// Builds the OTLP exporter `$exporter` for the `OtlpSignal` `$signal` (its protocol and
-/// compression; endpoint, headers and timeout from `OTEL_EXPORTER_OTLP_*`). A macro because
-/// each signal's builder is a type of its own.
-macro_rules! otlp_exporter_for {
-    ($exporter:ty, $signal:expr) => {{
-        use opentelemetry_otlp::{
-            WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
-        };
-        let signal: OtlpSignal = $signal;
-        let built = match (signal.protocol, compression(signal.compression)) {
-            (OtlpProtocol::Grpc, None) => <$exporter>::builder().with_tonic().build(),
-            (OtlpProtocol::Grpc, Some(c)) => <$exporter>::builder()
-                .with_tonic()
-                .with_compression(c)
-                .build(),
-            (OtlpProtocol::HttpProtobuf, c) => {
-                let b = <$exporter>::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
-                match c {
-                    Some(c) => b.with_compression(c).build(),
-                    None => b.build(),
-                }
-            }
-        };
-        built.map_err(|e| Error::Exporter(e.to_string()))
-    }};
-}
-
 fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
     let sources = install_recorder(&cfg);
     if cfg.sdk_disabled {
@@ -370,7 +346,7 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
     let artifact_logs = match cfg.artifacts {
         ArtifactSink::Otlp => Some(
             SdkLoggerProvider::builder()
-                .with_batch_exporter(otlp_log_exporter(&cfg)?)
+                .with_batch_exporter(otlp::log_exporter(cfg.otlp_logs)?)
                 .with_resource(resource.clone())
                 .build(),
         ),
@@ -481,9 +457,7 @@ struct HealthExport {
 /// The meter provider exporting Granular's health counters, or `None` (with a warning) when
 /// the OTLP metric exporter cannot be built: the spans matter more than the counters.
 fn health_metrics(stats: Arc<Stats>, h: HealthExport) -> Option<SdkMeterProvider> {
-    let exporter: Result<opentelemetry_otlp::MetricExporter, Error> =
-        otlp_exporter_for!(opentelemetry_otlp::MetricExporter, h.signal);
-    match exporter {
+    match otlp::metric_exporter(h.signal).map_err(Error::from) {
         Ok(exporter) => Some(health::start(stats, h.mode, h.resource, exporter)),
         Err(e) => {
             tracing::warn!("{e}; Granular's health metrics are not exported");
@@ -500,19 +474,5 @@ pub const DEFAULT_ARTIFACT_SERVER: &str = "http://127.0.0.1:16700";
 /// The OTLP span exporter `cfg.otlp_traces` asks for (endpoint, headers and timeout from
 /// `OTEL_EXPORTER_OTLP_*`).
 pub fn otlp_exporter(cfg: &Config) -> Result<opentelemetry_otlp::SpanExporter, Error> {
-    otlp_exporter_for!(opentelemetry_otlp::SpanExporter, cfg.otlp_traces)
-}
-
-/// The OTLP log exporter for artifacts (`cfg.otlp_logs`).
-pub fn otlp_log_exporter(cfg: &Config) -> Result<opentelemetry_otlp::LogExporter, Error> {
-    otlp_exporter_for!(opentelemetry_otlp::LogExporter, cfg.otlp_logs)
-}
-
-/// The exporter's compression setting; `None` leaves the request uncompressed.
-fn compression(c: OtlpCompression) -> Option<opentelemetry_otlp::Compression> {
-    match c {
-        OtlpCompression::None => None,
-        OtlpCompression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
-        OtlpCompression::Zstd => Some(opentelemetry_otlp::Compression::Zstd),
-    }
+    Ok(otlp::span_exporter(cfg.otlp_traces)?)
 }

@@ -381,7 +381,7 @@ fn write_docs(sent: &[Sent], missing: &Missing<'_>, sending: Duration, shutdown:
                 "not_found_traces=",
                 "rebuild_errors=",
                 "skipped_queue_full=",
-                "light_analysed=",
+                "light_analyzed=",
                 "overwritten_records=",
             ]
             .iter()

@@ -68,19 +68,30 @@ pub const MIN_PARK_NS: u64 = 500_000;
 /// preempted worker and for another task woken by the same turn polled first.
 pub const RESUME_AFTER_TURN_NS: u64 = 1_000_000;
 
-/// The request's own intervals: start, end and index into [`Decoded::threads`], sorted by
-/// start.
-pub type Own = (u64, u64, usize);
+/// One of the request's own intervals: a span entry or a poll of its task on a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OwnInterval {
+    pub start: u64,
+    pub end: u64,
+    /// Index into [`Decoded::threads`].
+    pub thread: usize,
+}
 
-/// Late stretches before each resumption of `own` inside `[lo, hi]`, at most one per rule.
-pub fn late_wakes(d: &Decoded, own: &[Own], lo: u64, hi: u64) -> Vec<LateWake> {
+/// Late stretches before each resumption of `own` (sorted by start) inside `[lo, hi]`, at most
+/// one per rule.
+pub fn late_wakes(d: &Decoded, own: &[OwnInterval], lo: u64, hi: u64) -> Vec<LateWake> {
     let workers: Vec<&ThreadActivity> = d.threads.iter().filter(|t| is_worker(t)).collect();
     if workers.is_empty() {
         return Vec::new();
     }
     let mut out = Vec::new();
     let mut covered_until = lo;
-    for &(s, e, ti) in own {
+    for &OwnInterval {
+        start: s,
+        end: e,
+        thread: ti,
+    } in own
+    {
         // Work resuming on a thread that is not a worker (a blocking-pool or plain thread)
         // did not wait for a worker: busy workers tell nothing about it.
         if s > covered_until && s <= hi && is_worker(&d.threads[ti]) {

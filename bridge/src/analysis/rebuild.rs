@@ -24,8 +24,8 @@ use opentelemetry::trace::{
 use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use super::breakdown::RequestWork;
 use super::decode::{Decoded, FieldValue, SpanInfo};
+use super::request::RequestWork;
 
 /// What a rebuild produced.
 #[derive(Debug)]

@@ -24,6 +24,8 @@
 
 use super::decode::{Decoded, ThreadActivity};
 use super::idmap::IdMap;
+use super::os_time::busy_in;
+use super::ranges::{intersect, merge, subtract};
 
 /// Unattributed work during a set of time ranges.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,6 +65,26 @@ pub enum StretchKind {
     /// A `granular::spawn_blocking` job queued outside any span.
     PoolJob,
 }
+
+impl Unattributed {
+    /// The amount of one kind, ns.
+    pub fn amount(&self, kind: StretchKind) -> u64 {
+        match kind {
+            StretchKind::Worker(_) => self.workers_ns.unwrap_or(0),
+            StretchKind::PoolBusy => self.pool_busy_ns.unwrap_or(0),
+            StretchKind::PoolJob => self.pool_jobs_ns,
+        }
+    }
+
+    /// Whether there is enough of one kind to report ([`MIN_UNATTRIBUTED_NS`]).
+    pub fn reported(&self, kind: StretchKind) -> bool {
+        self.amount(kind) >= MIN_UNATTRIBUTED_NS
+    }
+}
+
+/// Unattributed work below this (of one kind) is not reported: a worker's own bookkeeping
+/// between spans, a server's connection handling around the request.
+pub const MIN_UNATTRIBUTED_NS: u64 = 1_000_000;
 
 /// Stretches kept for span events.
 pub const MAX_STRETCHES: usize = 8;
@@ -187,135 +209,4 @@ fn pool(d: &Decoded, ranges: &[(u64, u64)], lo: u64, hi: u64, u: &mut Unattribut
         }
     }
     u.pool_busy_ns = d.threads_observed.then_some(busy);
-}
-
-/// Time thread `tid` was busy in `[a, b]` — on CPU, or runnable and waiting for a CPU — ns,
-/// where its OS records say so: with perf intervals, the time after its first recorded
-/// interval that no voluntary off-CPU interval covers; with schedstat samples, the growth of
-/// its CPU and run-queue counters between the samples around `[a, b]` (interpolated, within
-/// the sampled range). Without either: 0, nothing is claimed.
-pub fn busy_in(d: &Decoded, tid: u64, a: u64, b: u64) -> u64 {
-    if let Some(iv) = d.off_cpu.get(&tid) {
-        let Some(&(known, _, _)) = iv.first() else {
-            return 0;
-        };
-        let (a, b) = (a.max(known), b.min(d.taken_at.max(known)));
-        if b <= a {
-            return 0;
-        }
-        let from = iv.partition_point(|x| x.1 < a);
-        let to = iv.partition_point(|x| x.0 <= b);
-        let asleep: u64 = iv[from..to.max(from)]
-            .iter()
-            .filter(|x| !x.2)
-            .map(|&(x, y, _)| b.min(y).saturating_sub(a.max(x)))
-            .sum();
-        return (b - a).saturating_sub(asleep);
-    }
-    let Some(s) = d.os_samples.get(&tid).filter(|s| s.len() >= 2) else {
-        return 0;
-    };
-    let (a, b) = (a.max(s[0].0), b.min(s[s.len() - 1].0));
-    if b <= a {
-        return 0;
-    }
-    let ((cpu0, wait0), (cpu1, wait1)) = (samples_at(s, a), samples_at(s, b));
-    (((cpu1 - cpu0) + (wait1 - wait0)).max(0.0) as u64).min(b - a)
-}
-
-/// A thread's cumulative (on-CPU, run-queue wait) ns at `t`, interpolated between the two
-/// schedstat samples around it (`s` sorted by time, at least two).
-pub fn samples_at(s: &[(u64, u64, u64)], t: u64) -> (f64, f64) {
-    let i = s.partition_point(|x| x.0 <= t).clamp(1, s.len() - 1);
-    let (p, q) = (s[i - 1], s[i]);
-    let f = if q.0 > p.0 {
-        (t.saturating_sub(p.0)) as f64 / (q.0 - p.0) as f64
-    } else {
-        0.0
-    };
-    let f = f.clamp(0.0, 1.0);
-    (
-        p.1 as f64 + f * (q.1 as f64 - p.1 as f64),
-        p.2 as f64 + f * (q.2 as f64 - p.2 as f64),
-    )
-}
-
-/// Sorts and merges overlapping ranges.
-pub fn merge(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    r.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(r.len());
-    for (a, b) in r {
-        match out.last_mut() {
-            Some(l) if a <= l.1 => l.1 = l.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
-}
-
-/// `ranges` minus `covered` (both sorted and disjoint), in one pass over both.
-fn subtract(ranges: &[(u64, u64)], covered: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut c = 0;
-    for &(a, b) in ranges {
-        let mut at = a;
-        while c < covered.len() && covered[c].1 <= at {
-            c += 1;
-        }
-        let mut k = c;
-        while k < covered.len() && covered[k].0 < b {
-            let (x, y) = covered[k];
-            if x > at {
-                out.push((at, x));
-            }
-            at = at.max(y);
-            if at >= b {
-                break;
-            }
-            k += 1;
-        }
-        if at < b {
-            out.push((at, b));
-        }
-    }
-    out
-}
-
-/// The parts of `ranges` inside `within` (both sorted and disjoint).
-fn intersect(ranges: &[(u64, u64)], within: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let (mut i, mut k) = (0, 0);
-    while i < ranges.len() && k < within.len() {
-        let (a, b) = (ranges[i].0.max(within[k].0), ranges[i].1.min(within[k].1));
-        if a < b {
-            out.push((a, b));
-        }
-        if ranges[i].1 < within[k].1 {
-            i += 1;
-        } else {
-            k += 1;
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subtract_and_intersect_cut_ranges_exactly() {
-        let ranges = [(0, 10), (20, 30), (40, 50)];
-        let covered = [(5, 22), (25, 26), (45, 60)];
-        assert_eq!(
-            subtract(&ranges, &covered),
-            vec![(0, 5), (22, 25), (26, 30), (40, 45)]
-        );
-        assert_eq!(
-            intersect(&ranges, &covered),
-            vec![(5, 10), (20, 22), (25, 26), (45, 50)]
-        );
-        assert_eq!(subtract(&ranges, &[]), ranges.to_vec());
-        assert_eq!(subtract(&ranges, &[(0, 100)]), vec![]);
-    }
 }

@@ -1,7 +1,7 @@
 //! Batching: work that needs the recorder waits for more to join it, so that one copy and
 //! decode of the rings serves many spans, but never so long that the rings overwrite it.
 //!
-//! Each batch copies and decodes the rings from a margin before its earliest span: analysing
+//! Each batch copies and decodes the rings from a margin before its earliest span: analyzing
 //! each violation alone would decode the same few hundred milliseconds of records once per
 //! violation, batching keeps the analyzer's cost near one decode of every record. The wait is
 //! [`BATCH_DELAY`], or a quarter of the rings' reach when they wrap faster than that; a batch
@@ -26,7 +26,7 @@ pub(super) const BATCH_DELAY: Duration = Duration::from_millis(500);
 /// to date.
 pub(super) const DELAY_RECHECK: Duration = Duration::from_millis(10);
 
-/// A batch this large is analysed at once.
+/// A batch this large is analyzed at once.
 pub(super) const BATCH_MAX: usize = 4096;
 
 /// The batch wait for rings that keep `reach_ns` (`None`: no ring has wrapped): a quarter of
@@ -71,9 +71,9 @@ pub(super) enum Wait {
 /// Work waiting for one pass over the recorder, and when it goes.
 #[derive(Debug)]
 pub(super) struct Batch {
-    /// Spans tracing-opentelemetry built, to analyse.
+    /// Spans tracing-opentelemetry built, to analyze.
     pub spans: Vec<(SpanData, Judgement)>,
-    /// Traces the source sampler chose, to rebuild and analyse.
+    /// Traces the source sampler chose, to rebuild and analyze.
     pub rebuilds: Vec<RebuildRequest>,
     /// Flushes answered once this batch is done.
     pub acks: Vec<SyncSender<()>>,

@@ -8,7 +8,8 @@ use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceState};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SpanData, SpanEvents, SpanLinks};
 
-use crate::analysis::{Breakdown, Category, breakdown::ms};
+use crate::analysis::breakdown::{IntervalKind, ms};
+use crate::analysis::{Breakdown, Category};
 use crate::config::Detail;
 
 /// What to attach besides the breakdown itself.
@@ -105,7 +106,7 @@ pub fn enrich(
     let room = extras.max_events.saturating_sub(span.events.events.len());
     let mut added = 0;
     for i in b.intervals.iter().take(room) {
-        let name = if i.detail.starts_with("culprit") {
+        let name = if i.kind == IntervalKind::Culprit {
             "granular.culprit_poll".to_string()
         } else {
             format!("granular.{}", i.category.key())

@@ -68,7 +68,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         let Some((b, artifact)) = analyzed else {
             if self.stats.analysis_errors.fetch_add(1, Ordering::Relaxed) == 0 {
                 tracing::warn!(
-                    "granular: analysing span {:?} failed; exported without breakdown",
+                    "granular: analyzing span {:?} failed; exported without breakdown",
                     span.name
                 );
             }
@@ -83,7 +83,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             max_events: self.max_events,
         };
         let counter = if light {
-            &self.stats.light_analysed
+            &self.stats.light_analyzed
         } else {
             &self.stats.enriched
         };

@@ -25,7 +25,7 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 /// The spans of the traces decided for export.
 #[derive(Debug, Default)]
 pub(super) struct Released {
-    /// To analyse with the batch: violating spans, and the baseline samples of traces in
+    /// To analyze with the batch: violating spans, and the baseline samples of traces in
     /// which nothing violated.
     pub analyze: Vec<(SpanData, Judgement)>,
     /// To export as they are (with their judgement where a rule applied).
@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(
             names(&r.analyze),
             ["slow step"],
-            "the violating span is analysed"
+            "the violating span is analyzed"
         );
         assert_eq!(
             names(&r.plain),
@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(h.stats.chosen_traces.load(Ordering::Relaxed), 0);
     }
 
-    /// A baseline trace (every trace, at fraction 1) is exported, its judged spans analysed
+    /// A baseline trace (every trace, at fraction 1) is exported, its judged spans analyzed
     /// as the healthy sample; a child no rule judges goes as it is.
     #[test]
     fn a_baseline_trace_is_exported_with_its_judged_spans_analyzed() {

@@ -234,8 +234,8 @@ impl<P: SpanProcessor> Analyzer<P> {
     }
 
     /// Whether full analysis would take the analyzer past its duty while the rings wrap fast
-    /// enough to shorten the batch wait: a busy service, not a slow build analysing a few
-    /// requests. Then traces are rebuilt and analysed from a light decode until enough time
+    /// enough to shorten the batch wait: a busy service, not a slow build analyzing a few
+    /// requests. Then traces are rebuilt and analyzed from a light decode until enough time
     /// has passed.
     fn overloaded(&self) -> bool {
         self.duty.exceeded(Instant::now()) && rings_wrap_fast()

@@ -1,6 +1,6 @@
 //! Overload: the analyzer spends at most [`ANALYSIS_DUTY`] of wall time on full analysis
 //! (decoding every record of a window, searching every other request for culprits). Beyond
-//! it, on a busy service, batches are decoded and analysed lightly: the traces' own spans and
+//! it, on a busy service, batches are decoded and analyzed lightly: the traces' own spans and
 //! threads, no polls, no culprit (`granular.analysis=light`).
 //!
 //! A full decode's cost is predicted from the window's records ([`full_decode_time`]) and

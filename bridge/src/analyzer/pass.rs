@@ -24,7 +24,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         rebuilds: &[RebuildRequest],
     ) {
         // Context switches still in the kernel's rings, and the threads' schedstat right now,
-        // belong to the windows analysed now (the sampler thread may lag under load).
+        // belong to the windows analyzed now (the sampler thread may lag under load).
         crate::capture::perf::drain_all();
         crate::capture::os::sample_now();
         let cal = Calibration::now();

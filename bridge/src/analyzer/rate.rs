@@ -1,4 +1,4 @@
-//! Per-second limits: spans analysed (`GRANULAR_MAX_ENRICH_PER_SEC`, checked by the processor
+//! Per-second limits: spans analyzed (`GRANULAR_MAX_ENRICH_PER_SEC`, checked by the processor
 //! before it queues a span) and artifacts built (`GRANULAR_ARTIFACTS_PER_SEC`).
 
 use crate::clock;

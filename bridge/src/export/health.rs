@@ -1,5 +1,5 @@
 //! The library's health as OpenTelemetry metrics: what the shutdown line counts (spans
-//! analysed, traces exported, dropped and lost by reason, spans skipped, records overwritten,
+//! analyzed, traces exported, dropped and lost by reason, spans skipped, records overwritten,
 //! the analyzer's CPU time), exported over OTLP to the same endpoint as the spans, so an SRE
 //! can alert on Granular losing data rather than read it in a log at exit.
 //!
@@ -77,7 +77,7 @@ const COUNTERS: &[Counter] = &[
         points: |s, _| {
             vec![
                 (read(&s.enriched), Some(("analysis", "full"))),
-                (read(&s.light_analysed), Some(("analysis", "light"))),
+                (read(&s.light_analyzed), Some(("analysis", "light"))),
             ]
         },
     },
@@ -171,7 +171,7 @@ fn register(meter: &Meter, stats: Arc<Stats>, mode: SampleMode) {
     meter
         .f64_observable_counter("granular.analyzer.cpu_time")
         .with_unit("s")
-        .with_description("CPU time the analyzer thread spent decoding, analysing and exporting")
+        .with_description("CPU time the analyzer thread spent decoding, analyzing and exporting")
         .with_callback(move |o| {
             // Absent, not 0, where schedstat cannot be read.
             let ns = read(&stats.analyzer_cpu_ns);

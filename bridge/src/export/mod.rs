@@ -1,8 +1,9 @@
 //! What leaves the process: [`GranularProcessor`], the OpenTelemetry `SpanProcessor` that
-//! judges each finished span and hands violating ones to the analyzer, and Granular's health
-//! metrics.
+//! judges each finished span and hands violating ones to the analyzer, Granular's health
+//! metrics, and the OTLP exporters that carry them.
 
 pub(crate) mod health;
+pub(crate) mod otlp;
 pub mod processor;
 
 pub use processor::GranularProcessor;

@@ -26,7 +26,7 @@ use crate::analyzer::rate::{PerSecond, current_second};
 use crate::analyzer::{self, Analyzer, enrich};
 use crate::config::{ArtifactSink, Config, SampleMode};
 use crate::slo::message::Msg;
-use crate::slo::{Judge, SourceSampler, Stats};
+use crate::slo::{Judge, Judgement, SourceSampler, Stats};
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -149,6 +149,19 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
         }
     }
 
+    /// A judged span a full queue turned away: counted, annotated with its judgement and
+    /// exported as it is, never lost; `skipped` says why a violating span carries no breakdown.
+    fn export_turned_away(&self, mut span: SpanData, j: &Judgement, skipped: Option<&'static str>) {
+        self.stats
+            .skipped_queue_full
+            .fetch_add(1, Ordering::Relaxed);
+        self.judge.annotate(&mut span, j);
+        if let Some(reason) = skipped {
+            enrich::mark_skipped(&mut span, reason);
+        }
+        self.inner.on_end(span);
+    }
+
     fn wait_idle(&self, timeout: Duration) -> OTelSdkResult {
         let Some(tx) = self.tx.get() else {
             return Ok(());
@@ -176,13 +189,8 @@ impl<P: SpanProcessor + 'static> SpanProcessor for GranularProcessor<P> {
             if let Err(Msg::Hold(span, j) | Msg::Enrich(span, j)) =
                 self.send(Msg::Hold(Box::new(span), j))
             {
-                // Never lose a span: a full queue exports it undecided.
-                self.stats
-                    .skipped_queue_full
-                    .fetch_add(1, Ordering::Relaxed);
-                let mut span = *span;
-                self.judge.annotate(&mut span, &j);
-                self.inner.on_end(span);
+                // Its trace goes undecided.
+                self.export_turned_away(*span, &j, None);
             }
             return;
         }
@@ -203,13 +211,7 @@ impl<P: SpanProcessor + 'static> SpanProcessor for GranularProcessor<P> {
         if let Err(Msg::Enrich(span, j) | Msg::Hold(span, j)) =
             self.send(Msg::Enrich(Box::new(span), j))
         {
-            self.stats
-                .skipped_queue_full
-                .fetch_add(1, Ordering::Relaxed);
-            let mut span = *span;
-            self.judge.annotate(&mut span, &j);
-            enrich::mark_skipped(&mut span, "queue_full");
-            self.inner.on_end(span);
+            self.export_turned_away(*span, &j, Some("queue_full"));
         }
     }
 

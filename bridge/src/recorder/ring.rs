@@ -323,7 +323,7 @@ impl Ring {
     /// extrapolated from how long its newest sixty-fourth (or, while less is written,
     /// everything) took to write, so a ring that just got busy reports its new, short reach
     /// within milliseconds (16 MiB at 3.5 M records/s: 5 ms; with an eighth it took 40 ms,
-    /// long enough for the first batch after a load rise to be analysed in full, and slowly).
+    /// long enough for the first batch after a load rise to be analyzed in full, and slowly).
     /// `None` while it is empty. Approximate: the writer may be overwriting meanwhile.
     pub fn reach(&self, now: u64) -> Option<u64> {
         let cap = self.slots.len() as u64;

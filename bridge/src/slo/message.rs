@@ -10,7 +10,7 @@ use opentelemetry_sdk::trace::SpanData;
 use super::judge::Judgement;
 
 pub(crate) enum Msg {
-    /// A violating (or baseline) span tracing-opentelemetry built, to analyse and enrich
+    /// A violating (or baseline) span tracing-opentelemetry built, to analyze and enrich
     /// (`all` mode).
     Enrich(Box<SpanData>, Judgement),
     /// A span tracing-opentelemetry built, held with its trace until the trace is decided

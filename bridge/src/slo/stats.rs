@@ -21,8 +21,8 @@ pub struct Stats {
     /// turned away, or that found no analyzer thread running: spans are exported undecided,
     /// traces are not exported.
     pub skipped_queue_full: AtomicU64,
-    /// Spans analysed from a light decode because full analysis would exceed its share.
-    pub light_analysed: AtomicU64,
+    /// Spans analyzed from a light decode because full analysis would exceed its share.
+    pub light_analyzed: AtomicU64,
     /// Spans of held traces (tracing-opentelemetry's spans in `violations` mode) dropped with
     /// their healthy trace.
     pub dropped_healthy_spans: AtomicU64,

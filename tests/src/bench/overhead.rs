@@ -241,7 +241,7 @@ fn shutdown_counters(log: &str) -> Option<String> {
         "lost_traces",
         "not_found_traces",
         "dropped_traces",
-        "light_analysed",
+        "light_analyzed",
         "skipped_queue_full",
         "enriched",
         "recorder_lost_records",

@@ -6,8 +6,9 @@
 //! breakdown's intervals (scheduler wait, blocked in poll...), and flows from each
 //! scheduler-wait interval to the poll that ended it.
 
-use crate::analysis::breakdown::RequestWork;
+use crate::analysis::breakdown::IntervalKind;
 use crate::analysis::decode::{Poll, ThreadActivity};
+use crate::analysis::request::RequestWork;
 use crate::analysis::{Breakdown, Category, Decoded};
 use crate::timeline::{Flow, Instant, Slice, SliceRef, Timeline, Track, TrackKind};
 
@@ -179,11 +180,7 @@ fn poll_slices(
     };
     for p in t.polls_overlapping(w.lo, w.hi) {
         let clipped = w.clip(p.start, p.end);
-        let ours = work.tasks.contains(&p.task)
-            || t.entries_starting_in(p.start, p.end)
-                .iter()
-                .any(|e| work.spans.contains(&e.span));
-        if !ours {
+        if work.poll_of(t, p).is_none() {
             slices.extend(runs.add(clipped.0, clipped.1, p).map(other));
             continue;
         }
@@ -203,11 +200,11 @@ fn poll_name(
     d: &Decoded,
     t: &ThreadActivity,
     p: &Poll,
-    ours: bool,
+    own: bool,
 ) -> (String, Vec<(String, String)>) {
     let entered = t.entries_starting_in(p.start, p.end);
     let served = entered.first().map(|e| d.span_name(d.local_root(e.span)));
-    let mark = if ours { "▶ " } else { "" };
+    let mark = if own { "▶ " } else { "" };
     let name = match served {
         Some(n) => format!("{mark}{n}"),
         None => format!("{mark}poll task {}", p.task),
@@ -295,7 +292,7 @@ fn request_track(
     for i in b
         .intervals
         .iter()
-        .filter(|i| !i.detail.starts_with("culprit"))
+        .filter(|i| i.kind != IntervalKind::Culprit)
     {
         let (a, z) = w.clip(i.start, i.end);
         let from = SliceRef {
@@ -333,9 +330,9 @@ mod tests {
     use super::*;
     use crate::analysis::breakdown::{Category, Interval};
     use crate::analysis::decode::{Entry, Poll, TaskInfo, ThreadActivity};
-    use crate::analysis::idmap::{IdMap, IdSet};
+    use crate::analysis::fixtures;
+    use crate::analysis::idmap::IdSet;
     use crate::analysis::{Target, analyze_with};
-    use crate::clock::Calibration;
 
     const MS: u64 = 1_000_000;
     /// The request's root span (key 1, OTel id 101) and child (key 2); its task is 7.
@@ -344,47 +341,21 @@ mod tests {
     const TASK: u64 = 7;
 
     fn poll(task: u64, from_us: u64, to_us: u64) -> Poll {
-        Poll {
-            task,
-            start: from_us * 1_000,
-            end: to_us * 1_000,
-            sched_latency: 0,
-            alloc: None,
-            open: false,
-        }
+        fixtures::poll(task, from_us * 1_000, to_us * 1_000)
     }
 
     fn entry(span: u64, from_us: u64, to_us: u64) -> Entry {
-        Entry {
-            span,
-            start: from_us * 1_000,
-            end: to_us * 1_000,
-            alloc: None,
-        }
+        fixtures::entry(span, from_us * 1_000, to_us * 1_000)
     }
 
+    /// A thread parked from 3 ms to 4.5 ms.
     fn thread(
         tid: u64,
         worker: Option<usize>,
         polls: Vec<Poll>,
         entries: Vec<Entry>,
     ) -> ThreadActivity {
-        let mut reach = 0;
-        let entry_reach = entries
-            .iter()
-            .map(|e| {
-                reach = reach.max(e.end);
-                reach
-            })
-            .collect();
-        ThreadActivity {
-            tid,
-            worker,
-            polls,
-            entries,
-            parks: vec![(3 * MS, 4_500_000)],
-            entry_reach,
-        }
+        fixtures::thread(tid, worker, polls, entries, vec![(3 * MS, 4_500_000)])
     }
 
     /// A worker that ran the request's task (7) once and other tasks (8, 9) around it, and a
@@ -411,8 +382,8 @@ mod tests {
                 entry(CHILD, 13_000, 14_000),
             ],
         );
-        let mut tasks = IdMap::default();
-        tasks.insert(
+        let mut d = fixtures::decoded(vec![worker, other]);
+        d.tasks.insert(
             TASK,
             TaskInfo {
                 parent_task: 0,
@@ -420,27 +391,9 @@ mod tests {
                 spawned_at: Some(std::panic::Location::caller()),
             },
         );
-        let d = Decoded {
-            spans: IdMap::default(),
-            by_otel_id: [(101, ROOT)].into_iter().collect(),
-            tasks,
-            jobs: IdMap::default(),
-            threads: vec![worker, other],
-            os_samples: IdMap::default(),
-            off_cpu: IdMap::default(),
-            worker_tids: [10].into_iter().collect(),
-            alloc_counted: false,
-            threads_observed: false,
-            lost_records: 0,
-            complete_since: None,
-            taken_at: 30 * MS,
-            calibration: Calibration::identity(0),
-            light: false,
-            thread_names: IdMap::default(),
-            children: [(ROOT, vec![CHILD])].into_iter().collect(),
-            spawned_in_span: IdMap::default(),
-            spawned_by_task: IdMap::default(),
-        };
+        d.by_otel_id = [(101, ROOT)].into_iter().collect();
+        d.children = [(ROOT, vec![CHILD])].into_iter().collect();
+        d.taken_at = 30 * MS;
         let target = Target {
             otel_span_id: 101,
             name: "GET /test".into(),
@@ -453,15 +406,19 @@ mod tests {
             start: from_ms * MS,
             end: to_ms * MS,
             detail: detail.into(),
+            kind: IntervalKind::Part,
         };
         b.intervals = vec![
             interval(Category::SchedulerWait, 8, 10, "workers busy"),
-            interval(
-                Category::SchedulerWait,
-                8,
-                9,
-                "culprit: task 8 held worker 0 for 1 ms",
-            ),
+            Interval {
+                kind: IntervalKind::Culprit,
+                ..interval(
+                    Category::SchedulerWait,
+                    8,
+                    9,
+                    "culprit: task 8 held worker 0 for 1 ms",
+                )
+            },
             interval(Category::Running, 10, 12, "polled"),
             interval(Category::Idle, 14, 20, "awaiting"),
         ];

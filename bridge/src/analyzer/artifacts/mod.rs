@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use opentelemetry_sdk::trace::SpanData;
 
 use super::rate::PerSecond;
-use crate::analysis::breakdown::RequestWork;
+use crate::analysis::request::RequestWork;
 use crate::analysis::{Breakdown, Decoded};
 use crate::slo::{Judgement, Stats};
 use crate::timeline::encode_perfetto;
