@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::breakdown::{Breakdown, Category, Culprit, MIN_CULPRIT_WAIT_NS, NoCulprit, ms};
+use super::breakdown::{Breakdown, Category, Culprit, MIN_CULPRIT_WAIT_NS, NoCulprit, bytes, ms};
 use super::late_wakes::Late;
 use super::unattributed::{Stretch, StretchKind, Unattributed};
 
@@ -88,8 +88,8 @@ pub fn verdict(b: &Breakdown) -> String {
     if let Some(a) = b.alloc.filter(|a| a.bytes > 0) {
         let _ = write!(
             v,
-            "; allocated {:.1} MiB in {} allocations",
-            a.bytes as f64 / (1 << 20) as f64,
+            "; allocated {} in {} allocations",
+            bytes(a.bytes),
             a.count
         );
     }

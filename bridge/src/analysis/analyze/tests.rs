@@ -83,7 +83,7 @@ fn nested_spans_count_each_allocation_once() {
     );
     assert!(
         root.verdict
-            .contains("allocated 0.4 MiB in 205 allocations"),
+            .contains("allocated 395.5 KiB in 205 allocations"),
         "{}",
         root.verdict
     );
