@@ -95,6 +95,9 @@ func (e *artifactsExtension) Start(ctx context.Context, host component.Host) err
 	return nil
 }
 
+// Shutdown stops serving and closes the store. It returns at once when the
+// extension was never started or is already shut down, as the component
+// lifecycle allows Shutdown to be called in either state.
 func (e *artifactsExtension) Shutdown(ctx context.Context) error {
 	if e.server == nil {
 		return nil
@@ -102,7 +105,9 @@ func (e *artifactsExtension) Shutdown(ctx context.Context) error {
 	close(e.stop)
 	err := e.server.Shutdown(ctx)
 	e.wg.Wait()
-	return errors.Join(err, e.store.close())
+	err = errors.Join(err, e.store.close())
+	e.server = nil
+	return err
 }
 
 // PutArtifact stores a; it is safe for concurrent use.

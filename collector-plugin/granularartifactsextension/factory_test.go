@@ -45,6 +45,7 @@ func TestComponentLifecycle(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "perfetto", string(body))
 	require.NoError(t, ext.Shutdown(ctx))
+	require.NoError(t, ext.Shutdown(ctx), "a second Shutdown is a no-op (it closed the stop channel twice)")
 
 	resp, err = http.Get(url)
 	if err == nil {
