@@ -77,14 +77,14 @@ type judgement struct {
 	violated bool
 }
 
-// judgeSpan judges span, of the given service; localRoot says whether it
-// opens its service's work in the trace (see localRoots). As in the library,
-// a span is judged when a rule matches it or it is a local root, and an
-// error (with errors_violate) violates only a judged span: an error a child
-// handled does not make the trace violate. A span no rule matches has no
-// latency SLO. A span the library flagged (granular.slo.violated=true)
+// judgeSpan judges span, of the given service; isLocalRoot says whether a
+// span has no parent or a remote one (localRoots), asked only of an error
+// span no rule matches. As in the library, a span is judged when a rule
+// matches it or it is a local root, and an error (with errors_violate)
+// violates only a judged span: an error on a child no rule names is left to
+// its caller. A span no rule matches has no latency SLO. A span the library flagged (granular.slo.violated=true)
 // violates whatever the rules here say: the library judged it.
-func (j *judge) judgeSpan(service string, span ptrace.Span, localRoot bool) judgement {
+func (j *judge) judgeSpan(service string, span ptrace.Span, isLocalRoot localRootFunc) judgement {
 	attrs := span.Attributes()
 	route, hasRoute := "", false
 	if rv, ok := attrs.Get(attrHTTPRoute); ok && rv.Type() == pcommon.ValueTypeStr {
@@ -94,8 +94,8 @@ func (j *judge) judgeSpan(service string, span ptrace.Span, localRoot bool) judg
 	jd.tooSlow = jd.rule != nil && jd.duration > jd.rule.threshold
 	fv, fok := attrs.Get(attrSLOViolated)
 	jd.flagged = isTrue(fv, fok)
-	judged := jd.rule != nil || localRoot
-	jd.failed = j.errorsViolate && judged && span.Status().Code() == ptrace.StatusCodeError
+	jd.failed = j.errorsViolate && span.Status().Code() == ptrace.StatusCodeError &&
+		(jd.rule != nil || isLocalRoot(service, span))
 	jd.violated = jd.tooSlow || jd.flagged || jd.failed
 	return jd
 }
@@ -125,7 +125,7 @@ func (j *judge) judgeTrace(td ptrace.Traces) verdict {
 	for at, span := range pdatawalk.Spans(td) {
 		service := serviceName(at.Resource.Resource())
 		v.spans++
-		jd := j.judgeSpan(service, span, isLocalRoot(service, span))
+		jd := j.judgeSpan(service, span, isLocalRoot)
 		if jd.violated {
 			v.violations++
 			if c := newSlowCandidate(service, span, jd); c.beats(slow) {
@@ -151,18 +151,19 @@ const (
 	flagIsRemote    = 0x200 // SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 )
 
-// localRoots indexes the spans of td by span ID and returns whether a span of
-// a service is a local root, as the library decides it: it has no parent, or
-// its parent is remote. When the span's flags say whether its parent is
-// remote, they decide (they are the sender's own answer); otherwise its parent
-// is remote when it is not a span of the same service in td: another
-// service's span, or a span not in td (lost, or not yet arrived when the
-// trace was judged), judged rather than left unjudged.
-func localRoots(td ptrace.Traces) func(service string, span ptrace.Span) bool {
-	services := make(map[pcommon.SpanID]string, td.SpanCount())
-	for at, span := range pdatawalk.Spans(td) {
-		services[span.SpanID()] = serviceName(at.Resource.Resource())
-	}
+// localRootFunc says whether a span of a service in a trace is a local root.
+type localRootFunc func(service string, span ptrace.Span) bool
+
+// localRoots says whether a span of a service in td is a local root, as the
+// library decides it: it has no parent, or its parent is remote. When the
+// span's flags say whether its parent is remote, they decide (they are the
+// sender's own answer); otherwise its parent is remote when it is not a span
+// of the same service in td: another service's span, or a span not in td
+// (lost, or not yet arrived when the trace was judged), judged rather than
+// left unjudged. The spans of td are indexed at the first question needing
+// them, so a trace with no such question pays nothing.
+func localRoots(td ptrace.Traces) localRootFunc {
+	var services map[pcommon.SpanID]string
 	return func(service string, span ptrace.Span) bool {
 		parent := span.ParentSpanID()
 		if parent.IsEmpty() {
@@ -170,6 +171,12 @@ func localRoots(td ptrace.Traces) func(service string, span ptrace.Span) bool {
 		}
 		if f := span.Flags(); f&flagHasIsRemote != 0 {
 			return f&flagIsRemote != 0
+		}
+		if services == nil {
+			services = make(map[pcommon.SpanID]string, td.SpanCount())
+			for at, s := range pdatawalk.Spans(td) {
+				services[s.SpanID()] = serviceName(at.Resource.Resource())
+			}
 		}
 		ps, ok := services[parent]
 		return !ok || ps != service

@@ -96,7 +96,7 @@ func TestJudgementsSharedTable(t *testing.T) {
 		td, span := row.trace(t)
 		isLocalRoot := localRoots(td)
 		assert.Equal(t, row.LocalRoot, isLocalRoot("svc", span), row.Case)
-		jd := j.judgeSpan("svc", span, isLocalRoot("svc", span))
+		jd := j.judgeSpan("svc", span, isLocalRoot)
 		assert.Equal(t, row.Violated, jd.violated, row.Case)
 		var rule *int
 		for i := range j.global {
