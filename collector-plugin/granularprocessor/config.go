@@ -41,7 +41,8 @@ type Config struct {
 	SLO string `mapstructure:"slo"`
 	// Services maps a service.name to rules tried before SLO for its spans.
 	Services map[string]string `mapstructure:"services"`
-	// ErrorsViolate makes any span with error status violate the trace's SLO.
+	// ErrorsViolate makes a judged span (one a rule matches, or a local root
+	// of its service) with error status violate the trace's SLO.
 	ErrorsViolate bool `mapstructure:"errors_violate"`
 	// Healthy is what happens to traces that met their SLO: strip, sample or drop.
 	Healthy HealthyMode `mapstructure:"healthy"`

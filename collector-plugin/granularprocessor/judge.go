@@ -33,9 +33,11 @@ const (
 )
 
 // judge applies the configured SLO rules to whole traces. Like the
-// library's judge (bridge/src/export/judge.rs) it judges each span against
-// the first rule matching its name or http.route; unlike it, it sees every
-// service's spans of a trace, so a trace violates when any of its spans does.
+// library's judge (bridge/src/slo/judge.rs) it judges each span against the
+// first rule matching its name or http.route, and counts an error only on a
+// judged span; unlike it, it sees every service's spans of a trace, so a
+// trace violates when any of its spans does. Both are tested against
+// testdata/judgements.json.
 type judge struct {
 	global        sloRules
 	services      map[string]sloRules
@@ -71,13 +73,18 @@ type judgement struct {
 	duration time.Duration
 	tooSlow  bool // longer than rule's threshold
 	flagged  bool // granular.slo.violated=true: the library judged it violating
-	failed   bool // error status, with errors_violate
+	failed   bool // error status of a judged span, with errors_violate
 	violated bool
 }
 
-// judgeSpan judges span, of the given service. A span no rule matches has
-// no latency SLO; it still violates when flagged or failed.
-func (j *judge) judgeSpan(service string, span ptrace.Span) judgement {
+// judgeSpan judges span, of the given service; isLocalRoot says whether a
+// span has no parent or a remote one (localRoots), asked only of an error
+// span no rule matches. As in the library, a span is judged when a rule
+// matches it or it is a local root, and an error (with errors_violate)
+// violates only a judged span: an error on a child no rule names is left to
+// its caller. A span no rule matches has no latency SLO. A span the library flagged (granular.slo.violated=true)
+// violates whatever the rules here say: the library judged it.
+func (j *judge) judgeSpan(service string, span ptrace.Span, isLocalRoot localRootFunc) judgement {
 	attrs := span.Attributes()
 	route, hasRoute := "", false
 	if rv, ok := attrs.Get(attrHTTPRoute); ok && rv.Type() == pcommon.ValueTypeStr {
@@ -87,7 +94,8 @@ func (j *judge) judgeSpan(service string, span ptrace.Span) judgement {
 	jd.tooSlow = jd.rule != nil && jd.duration > jd.rule.threshold
 	fv, fok := attrs.Get(attrSLOViolated)
 	jd.flagged = isTrue(fv, fok)
-	jd.failed = j.errorsViolate && span.Status().Code() == ptrace.StatusCodeError
+	jd.failed = j.errorsViolate && span.Status().Code() == ptrace.StatusCodeError &&
+		(jd.rule != nil || isLocalRoot(service, span))
 	jd.violated = jd.tooSlow || jd.flagged || jd.failed
 	return jd
 }
@@ -113,10 +121,11 @@ func (j *judge) judgeTrace(td ptrace.Traces) verdict {
 	var v verdict
 	var slow slowCandidate
 	evidence := newCauseEvidence()
+	isLocalRoot := localRoots(td)
 	for at, span := range pdatawalk.Spans(td) {
 		service := serviceName(at.Resource.Resource())
 		v.spans++
-		jd := j.judgeSpan(service, span)
+		jd := j.judgeSpan(service, span, isLocalRoot)
 		if jd.violated {
 			v.violations++
 			if c := newSlowCandidate(service, span, jd); c.beats(slow) {
@@ -133,6 +142,45 @@ func (j *judge) judgeTrace(td ptrace.Traces) verdict {
 	v.cause = evidence.cause()
 	v.culprit = evidence.culprit(v.cause)
 	return v
+}
+
+// The OTLP span flags (trace.proto SpanFlags) saying whether a span's parent
+// is remote, when the sender knows (the library's exporter always sets them).
+const (
+	flagHasIsRemote = 0x100 // SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
+	flagIsRemote    = 0x200 // SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
+)
+
+// localRootFunc says whether a span of a service in a trace is a local root.
+type localRootFunc func(service string, span ptrace.Span) bool
+
+// localRoots says whether a span of a service in td is a local root, as the
+// library decides it: it has no parent, or its parent is remote. When the
+// span's flags say whether its parent is remote, they decide (they are the
+// sender's own answer); otherwise its parent is remote when it is not a span
+// of the same service in td: another service's span, or a span not in td
+// (lost, or not yet arrived when the trace was judged), judged rather than
+// left unjudged. The spans of td are indexed at the first question needing
+// them, so a trace with no such question pays nothing.
+func localRoots(td ptrace.Traces) localRootFunc {
+	var services map[pcommon.SpanID]string
+	return func(service string, span ptrace.Span) bool {
+		parent := span.ParentSpanID()
+		if parent.IsEmpty() {
+			return true
+		}
+		if f := span.Flags(); f&flagHasIsRemote != 0 {
+			return f&flagIsRemote != 0
+		}
+		if services == nil {
+			services = make(map[pcommon.SpanID]string, td.SpanCount())
+			for at, s := range pdatawalk.Spans(td) {
+				services[s.SpanID()] = serviceName(at.Resource.Resource())
+			}
+		}
+		ps, ok := services[parent]
+		return !ok || ps != service
+	}
 }
 
 // slowCandidate is a violating span competing to be the trace's slow span.

@@ -200,6 +200,30 @@ func TestFlagAndErrorViolations(t *testing.T) {
 	}
 }
 
+// An error violates only a judged span, as in the library: a failed child no rule names,
+// whose parent is of its service, leaves its trace healthy; the same child under another
+// service's span is that service's local root and makes its trace violate. (Any error span
+// used to make its trace violate here, while the library called it healthy.)
+func TestErrorsViolateOnlyJudgedSpans(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SLO = "GET /messages=100ms" }, nil)
+	h.consume(makeTraces(
+		spec{service: "api", name: "GET /messages", trace: 1, span: 1, dur: ms},
+		spec{service: "api", name: "db.retry", trace: 1, span: 2, parent: 1, dur: ms / 2, errorStatus: true},
+		spec{service: "api", name: "GET /messages", trace: 2, span: 1, dur: ms},
+		spec{service: "auth", name: "auth.check", trace: 2, span: 2, parent: 1, dur: ms / 2, errorStatus: true},
+	))
+	h.advance(5 * time.Second)
+	roots := map[byte]ptrace.Span{}
+	for _, sp := range receivedSpans(h.sink) {
+		if sp.ParentSpanID().IsEmpty() {
+			roots[sp.TraceID()[15]] = sp
+		}
+	}
+	require.Len(t, roots, 2)
+	assert.NotContains(t, attrKeys(roots[1]), "granular.trace.violations", "an unjudged child's error")
+	assert.Equal(t, "auth: auth.check", attrKeys(roots[2])["granular.trace.slow_span"], "a local root's error")
+}
+
 func TestLateSpansFollowDecision(t *testing.T) {
 	for _, tc := range []struct {
 		mode     HealthyMode

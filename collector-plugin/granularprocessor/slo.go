@@ -8,8 +8,10 @@ import (
 	"time"
 )
 
-// ruleForm is quoted in every rule parse error so a user sees what was expected.
-const ruleForm = `expected PATTERN=DURATION, where PATTERN is a span-name glob ("GET /messages", "auth.*", "*") or "route:GLOB" matched against http.route, and DURATION is like "100ms", "1.5s" or "250us"`
+// ruleForm ends every rule parse error so a user sees what was expected. The
+// library's SloParseError ends with the same text: a rule error reads the same
+// from either side (both are tested against testdata/slo_rules.json).
+const ruleForm = `expected PATTERN=DURATION, e.g. "GET /messages=100ms", "route:/messages=100ms" or "*=500ms"`
 
 // sloRule is one parsed `PATTERN=DURATION` item of the GRANULAR_SLO syntax
 // (the library's SloRule).
@@ -24,35 +26,36 @@ type sloRule struct {
 type sloRules []sloRule
 
 // parseSLORules parses the comma-separated GRANULAR_SLO syntax, e.g.
-// `GET /messages=100ms,auth.*=20ms,*=500ms`. An empty string yields no rules.
+// `GET /messages=100ms,auth.*=20ms,*=500ms`, as the library's SloRules::parse
+// does, rule for rule and error text for error text (both are tested against
+// testdata/slo_rules.json). Items are trimmed; empty ones (",,", a trailing
+// comma) are skipped, so an empty string yields no rules. The last '=' splits
+// an item; a pattern that is empty, or empty after "route:", is rejected.
 func parseSLORules(s string) (sloRules, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	parts := strings.Split(s, ",")
-	rules := make(sloRules, 0, len(parts))
-	for i, part := range parts {
+	var rules sloRules
+	for _, part := range strings.Split(s, ",") {
 		raw := strings.TrimSpace(part)
 		if raw == "" {
-			return nil, fmt.Errorf("SLO rule %d is empty: %s", i+1, ruleForm)
+			continue
+		}
+		fail := func(reason string) (sloRules, error) {
+			return nil, fmt.Errorf("SLO rule %q: %s; %s", raw, reason, ruleForm)
 		}
 		eq := strings.LastIndexByte(raw, '=')
 		if eq < 0 {
-			return nil, fmt.Errorf("invalid SLO rule %q: missing '=': %s", raw, ruleForm)
+			return fail("no '='")
 		}
-		pattern := strings.TrimSpace(raw[:eq])
-		durText := strings.TrimSpace(raw[eq+1:])
-		r := sloRule{pattern: pattern}
-		if rest, ok := strings.CutPrefix(pattern, "route:"); ok {
+		r := sloRule{pattern: strings.TrimSpace(raw[:eq])}
+		if rest, ok := strings.CutPrefix(r.pattern, "route:"); ok {
 			r.onRoute = true
 			r.pattern = strings.TrimSpace(rest)
 		}
 		if r.pattern == "" {
-			return nil, fmt.Errorf("invalid SLO rule %q: empty pattern: %s", raw, ruleForm)
+			return fail("empty pattern")
 		}
-		d, err := parseDuration(durText)
+		d, err := parseDuration(strings.TrimSpace(raw[eq+1:]))
 		if err != nil {
-			return nil, fmt.Errorf("invalid SLO rule %q: %v: %s", raw, err, ruleForm)
+			return fail(err.Error())
 		}
 		r.threshold = d
 		rules = append(rules, r)

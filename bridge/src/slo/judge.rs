@@ -197,6 +197,36 @@ mod tests {
         assert!(!lenient.judge(&error(Some(0), false)).violated);
     }
 
+    /// The table the Collector processor's judge is tested against too: the same verdict and
+    /// rule for the same span, rules and `errors_violate`. It pins the difference there was:
+    /// the Collector counted an error on any span, the library only on a judged one.
+    #[test]
+    fn judgements_match_the_shared_table() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../collector-plugin/granularprocessor/testdata/judgements.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert!(rows.len() >= 20, "{} rows", rows.len());
+        for row in rows {
+            let case = row["case"].as_str().unwrap();
+            let rules = SloRules::parse(row["rules"].as_str().unwrap()).unwrap();
+            let rule = rules.matching_index(row["name"].as_str().unwrap(), row["route"].as_str());
+            let j = Judge::new(rules, row["errors_violate"].as_bool().unwrap(), 0.0);
+            let got = j.judge(&SpanFacts {
+                rule,
+                elapsed: Duration::from_nanos(row["duration_ns"].as_u64().unwrap()),
+                error: row["error"].as_bool().unwrap(),
+                local_root: row["local_root"].as_bool().unwrap(),
+                trace_id: 1,
+            });
+            let want_rule = row["rule"].as_u64().map(|i| i as usize);
+            assert_eq!(got.violated, row["violated"].as_bool().unwrap(), "{case}");
+            assert_eq!(got.rule, want_rule, "{case}");
+        }
+    }
+
     /// The baseline is chosen by trace id, so a trace's spans agree, and only for judged
     /// spans that did not violate (those are exported anyway).
     #[test]

@@ -44,6 +44,11 @@ impl fmt::Display for SloParseError {
 impl std::error::Error for SloParseError {}
 
 impl SloRules {
+    /// Parses `GRANULAR_SLO`. Items are trimmed and empty ones skipped (`a=1ms,,b=2ms`, a
+    /// trailing comma: common where the variable is assembled by a template); the last `=`
+    /// splits an item; a pattern empty, or empty after `route:`, is an error. The Collector
+    /// processor parses the same way with the same error texts (`parseSLORules`); both are
+    /// tested against `collector-plugin/granularprocessor/testdata/slo_rules.json`.
     pub fn parse(text: &str) -> Result<SloRules, SloParseError> {
         let mut rules = Vec::new();
         for raw in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
@@ -53,16 +58,16 @@ impl SloRules {
             };
             let (pattern, dur) = raw.rsplit_once('=').ok_or_else(|| err("no '='"))?;
             let pattern = pattern.trim();
+            let (on_route, pattern) = match pattern.strip_prefix("route:") {
+                Some(p) => (true, p.trim()),
+                None => (false, pattern),
+            };
             if pattern.is_empty() {
                 return Err(err("empty pattern"));
             }
             let threshold = parse_duration(dur.trim()).map_err(|e| err(&e))?;
-            let (on_route, pattern) = match pattern.strip_prefix("route:") {
-                Some(p) => (true, p.trim().to_string()),
-                None => (false, pattern.to_string()),
-            };
             rules.push(SloRule {
-                pattern,
+                pattern: pattern.to_string(),
                 on_route,
                 threshold,
             });
@@ -231,9 +236,51 @@ mod tests {
         let e = SloRules::parse("GET /messages=100").unwrap_err();
         assert_eq!(e.rule, "GET /messages=100");
         assert!(e.to_string().contains("PATTERN=DURATION"), "{e}");
-        assert!(SloRules::parse("=1s").is_err());
-        assert!(SloRules::parse("x=fast").is_err());
-        assert!(SloRules::parse("x").is_err());
+    }
+
+    /// The table the Collector processor's `parseSLORules` is tested against too: the same
+    /// rules from the same text, and the same error texts. It pins the differences there
+    /// were: the Collector failed on an empty item (`a=1ms,,b=2ms`, a trailing comma) that
+    /// the library skipped, and the library accepted `route:=1ms`, an empty route glob.
+    #[test]
+    fn rules_match_the_shared_table() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../collector-plugin/granularprocessor/testdata/slo_rules.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert!(rows.len() >= 30, "{} rows", rows.len());
+        for row in rows {
+            let input = row["input"].as_str().unwrap();
+            let got = SloRules::parse(input).map(|r| {
+                r.rules()
+                    .iter()
+                    .map(|r| (r.pattern.clone(), r.on_route, r.threshold.as_nanos() as u64))
+                    .collect::<Vec<_>>()
+            });
+            match (
+                row.get("rules").and_then(|v| v.as_array()),
+                row.get("error"),
+            ) {
+                (Some(rules), None) => {
+                    let want: Vec<_> = rules
+                        .iter()
+                        .map(|r| {
+                            let pattern = r["pattern"].as_str().unwrap().to_string();
+                            let on_route = r["on_route"].as_bool().unwrap();
+                            (pattern, on_route, r["threshold_ns"].as_u64().unwrap())
+                        })
+                        .collect();
+                    assert_eq!(got, Ok(want), "input {input:?}");
+                }
+                (None, Some(e)) => {
+                    let got = got.map_err(|e| e.to_string());
+                    assert_eq!(got, Err(e.as_str().unwrap().to_string()), "input {input:?}");
+                }
+                _ => panic!("row {row} needs rules or error"),
+            }
+        }
     }
 
     #[test]

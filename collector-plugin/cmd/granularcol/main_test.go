@@ -208,5 +208,5 @@ func TestDeployConfigRejectsBadSLO(t *testing.T) {
 	col, err := otelcol.NewCollector(withConfig(filepath.Join(deployDir, "single.yaml")))
 	require.NoError(t, err)
 	err = col.DryRun(context.Background())
-	require.ErrorContains(t, err, `processors::granular: slo: invalid SLO rule "auth.*": missing '=': expected PATTERN=DURATION`)
+	require.ErrorContains(t, err, `processors::granular: slo: SLO rule "auth.*": no '='; expected PATTERN=DURATION`)
 }
