@@ -258,7 +258,7 @@ impl Config {
 
     /// Which spans violate, and which traces leave the process.
     fn read_judging(&mut self, r: &mut Reader<'_>) {
-        if let Some(slo) = r.read("GRANULAR_SLO", DEFAULT_SLO, |v| {
+        if let Some(slo) = r.read_explained("GRANULAR_SLO", DEFAULT_SLO, |v| {
             SloRules::parse(v).map_err(|e| e.to_string())
         }) {
             self.slo = slo;
@@ -550,7 +550,7 @@ mod tests {
             [
                 "OTEL_EXPORTER_OTLP_COMPRESSION=\"brotli\" is invalid: expected gzip, zstd or none; using none instead",
                 "GRANULAR_CLOCK=\"sundial\" is invalid: expected auto or monotonic; using auto instead",
-                "GRANULAR_SLO=\"*=fast\" is invalid: expected SLO rule \"*=fast\": duration \"fast\" does not start with a number; expected a number followed by us, ms, s, m or h (e.g. 250us, 100ms, 1.5s); expected PATTERN=DURATION, e.g. \"GET /messages=100ms\", \"route:/messages=100ms\" or \"*=500ms\"; using *=500ms instead",
+                "GRANULAR_SLO=\"*=fast\" is invalid: SLO rule \"*=fast\": duration \"fast\" does not start with a number; expected a number followed by us, ms, s, m or h (e.g. 250us, 100ms, 1.5s); expected PATTERN=DURATION, e.g. \"GET /messages=100ms\", \"route:/messages=100ms\" or \"*=500ms\"; using *=500ms instead",
                 "GRANULAR_MAX_EVENTS=\"500\" is invalid: expected a whole number of span events, at most 128; using 32 instead",
             ]
         );

@@ -2,8 +2,8 @@
 //!
 //! In: a lookup of variables (the process environment, or a map in tests) that tells a value
 //! that is not UTF-8 apart. Out: each setting's parsed value, or — for a bad value — a
-//! [`ConfigError`] naming the variable, the value, the expected form and the fallback kept in
-//! its place. [`Config::from_env_lenient`](super::Config::from_env_lenient) keeps every error
+//! [`ConfigError`] naming the variable, the value, what is wrong with it (the expected form at
+//! least) and the fallback kept in its place. [`Config::from_env_lenient`](super::Config::from_env_lenient) keeps every error
 //! and goes on; [`strict`] makes the first one fatal.
 
 /// A `GRANULAR_*` (or `OTEL_*`) variable with a value Granular cannot use.
@@ -16,7 +16,9 @@ pub struct ConfigError {
     pub variable: String,
     /// The value as set (a value that is not UTF-8 is shown lossily).
     pub value: String,
-    pub expected: String,
+    /// What is wrong with it: the expected form ("expected true or false"), after what
+    /// a parser found where it can say more (`SLO rule "*=fast": duration "fast" does not …`).
+    pub problem: String,
     /// What Granular uses instead when it goes on (the default, or a wider variable's value).
     pub using: String,
 }
@@ -25,8 +27,8 @@ impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}={:?} is invalid: expected {}",
-            self.variable, self.value, self.expected
+            "{}={:?} is invalid: {}",
+            self.variable, self.value, self.problem
         )
     }
 }
@@ -70,24 +72,37 @@ impl<'a> Reader<'a> {
         using: &str,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
+        self.read_explained(name, using, |v| {
+            parse(v).map_err(|expected| format!("expected {expected}"))
+        })
+    }
+
+    /// As [`Reader::read`], for a parser whose error says itself what is wrong and what was
+    /// expected (the whole text after "is invalid: ").
+    pub(super) fn read_explained<T>(
+        &mut self,
+        name: &str,
+        using: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let (value, parsed) = match (self.get)(name)? {
             Ok(v) if v.trim().is_empty() => return None,
             Ok(v) => {
                 let parsed = parse(v.trim());
                 (v, parsed)
             }
-            Err(lossy) => (lossy, Err("a UTF-8 value".to_string())),
+            Err(lossy) => (lossy, Err("expected a UTF-8 value".to_string())),
         };
         parsed
-            .map_err(|expected| self.reject(name, &value, &expected, using))
+            .map_err(|problem| self.reject(name, &value, problem, using))
             .ok()
     }
 
-    fn reject(&mut self, name: &str, value: &str, expected: &str, using: &str) {
+    fn reject(&mut self, name: &str, value: &str, problem: String, using: &str) {
         self.errors.push(ConfigError {
             variable: name.into(),
             value: value.into(),
-            expected: expected.into(),
+            problem,
             using: using.into(),
         });
     }
