@@ -585,10 +585,9 @@ fn work_no_span_follows_is_named_in_the_verdict() {
 
     // tokio::task::spawn_blocking: no hook sees it in either build; its pool CPU is seen.
     let path = format!("/messages?pathology=tokio_blocking&ms={HIDDEN_MS}");
-    let trace = fetch_judged(jaeger, &trace_id_of(demo.get(&path).expect("GET")), 4);
+    let trace = request_judged(jaeger, &mut demo, &path);
     let root = messages_root(&trace);
-    let verdict = root.tag_str("granular.verdict").unwrap_or("");
-    println!("{path}: {verdict}"); // shown with --nocapture
+    let verdict = verdict_shown(&path, root);
     checks.eq_str(root, "granular.cause", "idle");
     checks.that(
         verdict.contains("the blocking pool was busy")
@@ -607,10 +606,9 @@ fn work_no_span_follows_is_named_in_the_verdict() {
     // granular::spawn_blocking from a task without a span: its request is known only by
     // following the spawn (task hooks).
     let path = format!("/messages?pathology=child_blocking&ms={HIDDEN_MS}");
-    let trace = fetch_judged(jaeger, &trace_id_of(demo.get(&path).expect("GET")), 4);
+    let trace = request_judged(jaeger, &mut demo, &path);
     let root = messages_root(&trace);
-    let verdict = root.tag_str("granular.verdict").unwrap_or("");
-    println!("{path}: {verdict}"); // shown with --nocapture
+    let verdict = verdict_shown(&path, root);
     if TASK_HOOKS {
         checks.eq_str(root, "granular.cause", "blocking_pool");
     } else {
@@ -630,10 +628,9 @@ fn work_no_span_follows_is_named_in_the_verdict() {
 
     // CPU in a spawned child task without a span.
     let path = format!("/messages?pathology=child&ms={HIDDEN_MS}");
-    let trace = fetch_judged(jaeger, &trace_id_of(demo.get(&path).expect("GET")), 4);
+    let trace = request_judged(jaeger, &mut demo, &path);
     let root = messages_root(&trace);
-    let verdict = root.tag_str("granular.verdict").unwrap_or("");
-    println!("{path}: {verdict}"); // shown with --nocapture
+    let verdict = verdict_shown(&path, root);
     if TASK_HOOKS {
         // The burn runs on a worker, or waits for the CPU on this shared machine: either
         // way the child's work, attributed to the request.
@@ -669,14 +666,9 @@ fn work_no_span_follows_is_named_in_the_verdict() {
     // A request that only awaited timers: idle, and whatever the workers did meanwhile
     // outside spans (the exporter's chores, on this shared machine a preempted worker) is
     // far from the whole wait.
-    let trace = fetch_judged(
-        jaeger,
-        &trace_id_of(demo.get("/messages?pathology=sleep&ms=60").expect("GET")),
-        4,
-    );
+    let trace = request_judged(jaeger, &mut demo, "/messages?pathology=sleep&ms=60");
     let root = messages_root(&trace);
-    let verdict = root.tag_str("granular.verdict").unwrap_or("");
-    println!("sleep: {verdict}"); // shown with --nocapture
+    let verdict = verdict_shown("sleep", root);
     checks.that(
         verdict.starts_with("idle")
             && verdict.contains(": awaiting I/O, timers or downstream calls;"),
@@ -826,6 +818,18 @@ fn fetch_judged(jaeger: &Jaeger, trace_id: &str, spans: usize) -> Trace {
                     .is_some_and(|root| root.tag("granular.slo.violated").is_some())
         })
         .expect("the trace in Jaeger, complete and judged")
+}
+
+/// GETs `path` from the demo and fetches its trace, complete and judged (four spans).
+fn request_judged(jaeger: &Jaeger, demo: &mut Demo, path: &str) -> Trace {
+    fetch_judged(jaeger, &trace_id_of(demo.get(path).expect("GET")), 4)
+}
+
+/// The span's verdict, printed under `label` (shown with --nocapture); empty when it has none.
+fn verdict_shown<'a>(label: &str, span: &'a Span) -> &'a str {
+    let verdict = span.tag_str("granular.verdict").unwrap_or("");
+    println!("{label}: {verdict}");
+    verdict
 }
 
 fn messages_root(trace: &Trace) -> &Span {
