@@ -579,27 +579,22 @@ fn work_no_span_follows_is_named_in_the_verdict() {
     let mut demo = scenarios_demo();
     let mut checks = Checks::new(&format!("scenario 9 (work no span follows, {MODE})"));
     let mut trees = String::new();
-    let us = |root: &Span, key: &str| root.tag_i64(key).unwrap_or(-1);
-    // At least half the burn: the shared machine may preempt it.
-    let half_us = (HIDDEN_MS * 1000 / 2) as i64;
 
     // tokio::task::spawn_blocking: no hook sees it in either build; its pool CPU is seen.
     let path = format!("/messages?pathology=tokio_blocking&ms={HIDDEN_MS}");
     let trace = request_judged(jaeger, &mut demo, &path);
     let root = messages_root(&trace);
-    let verdict = verdict_shown(&path, root);
+    verdict_shown(&path, root);
     checks.eq_str(root, "granular.cause", "idle");
-    checks.that(
-        verdict.contains("the blocking pool was busy")
-            && verdict.contains("which may be this request's")
-            && verdict.contains("use granular::spawn_blocking")
-            && !verdict.contains("no runtime trouble"),
-        format!("{path}: the verdict names the pool's unattributed CPU: {verdict:?}"),
-    );
-    let pool_us = us(root, "granular.unattributed.pool_us");
-    checks.that(
-        pool_us >= half_us,
-        format!("{path}: granular.unattributed.pool_us = {pool_us} covers the {HIDDEN_MS} ms burn"),
+    checks.names_unattributed(
+        &path,
+        root,
+        &[
+            "the blocking pool was busy",
+            "which may be this request's",
+            "use granular::spawn_blocking",
+        ],
+        "granular.unattributed.pool_us",
     );
     let _ = writeln!(trees, "{path}\n{}", trace.render());
 
@@ -608,20 +603,18 @@ fn work_no_span_follows_is_named_in_the_verdict() {
     let path = format!("/messages?pathology=child_blocking&ms={HIDDEN_MS}");
     let trace = request_judged(jaeger, &mut demo, &path);
     let root = messages_root(&trace);
-    let verdict = verdict_shown(&path, root);
+    verdict_shown(&path, root);
     if TASK_HOOKS {
         checks.eq_str(root, "granular.cause", "blocking_pool");
     } else {
-        checks.that(
-            verdict.contains("granular::spawn_blocking jobs queued outside any span ran")
-                && verdict.contains("--cfg tokio_unstable")
-                && !verdict.contains("no runtime trouble"),
-            format!("{path}: the verdict names the job no span follows: {verdict:?}"),
-        );
-        let pool_us = us(root, "granular.unattributed.pool_us");
-        checks.that(
-            pool_us >= half_us,
-            format!("{path}: granular.unattributed.pool_us = {pool_us} covers the job"),
+        checks.names_unattributed(
+            &path,
+            root,
+            &[
+                "granular::spawn_blocking jobs queued outside any span ran",
+                "--cfg tokio_unstable",
+            ],
+            "granular.unattributed.pool_us",
         );
     }
     let _ = writeln!(trees, "{path}\n{}", trace.render());
@@ -630,7 +623,7 @@ fn work_no_span_follows_is_named_in_the_verdict() {
     let path = format!("/messages?pathology=child&ms={HIDDEN_MS}");
     let trace = request_judged(jaeger, &mut demo, &path);
     let root = messages_root(&trace);
-    let verdict = verdict_shown(&path, root);
+    verdict_shown(&path, root);
     if TASK_HOOKS {
         // The burn runs on a worker, or waits for the CPU on this shared machine: either
         // way the child's work, attributed to the request.
@@ -640,17 +633,15 @@ fn work_no_span_follows_is_named_in_the_verdict() {
             format!("{path}: granular.cause is running (or os_wait), got {cause:?}"),
         );
     } else {
-        checks.that(
-            verdict.contains("the workers were busy")
-                && verdict.contains("outside any span")
-                && verdict.contains("--cfg tokio_unstable")
-                && !verdict.contains("no runtime trouble"),
-            format!("{path}: the verdict names the workers' unattributed time: {verdict:?}"),
-        );
-        let workers_us = us(root, "granular.unattributed.workers_us");
-        checks.that(
-            workers_us >= half_us,
-            format!("{path}: granular.unattributed.workers_us = {workers_us} covers the burn"),
+        checks.names_unattributed(
+            &path,
+            root,
+            &[
+                "the workers were busy",
+                "outside any span",
+                "--cfg tokio_unstable",
+            ],
+            "granular.unattributed.workers_us",
         );
     }
     // Polls are absent where they are not observed, not 0.
@@ -675,7 +666,9 @@ fn work_no_span_follows_is_named_in_the_verdict() {
         format!("a plain timer wait is idle, awaiting a timer: {verdict:?}"),
     );
     let idle_us = root.granular_time_us("idle").unwrap_or(0);
-    let workers_us = us(root, "granular.unattributed.workers_us");
+    let workers_us = root
+        .tag_i64("granular.unattributed.workers_us")
+        .unwrap_or(-1);
     checks.that(
         (0..idle_us / 4).contains(&workers_us),
         format!(
@@ -872,6 +865,25 @@ impl Checks {
         } else {
             self.failures.push(what.into());
         }
+    }
+
+    /// Scenario 9: the verdict of `root` (requested at `path`) names work no span follows —
+    /// says every one of `phrases`, never "no runtime trouble" — and its `key` attribute
+    /// covers at least half the [`HIDDEN_MS`] burn (the shared machine may preempt it).
+    fn names_unattributed(&mut self, path: &str, root: &Span, phrases: &[&str], key: &str) {
+        let verdict = root.tag_str("granular.verdict").unwrap_or("");
+        self.that(
+            phrases.iter().all(|p| verdict.contains(p)) && !verdict.contains("no runtime trouble"),
+            format!(
+                "{path}: the verdict names the work no span follows ({phrases:?}): {verdict:?}"
+            ),
+        );
+        let us = root.tag_i64(key).unwrap_or(-1);
+        let half_us = (HIDDEN_MS * 1000 / 2) as i64;
+        self.that(
+            us >= half_us,
+            format!("{path}: {key} = {us} covers half the {HIDDEN_MS} ms burn"),
+        );
     }
 
     fn eq_str(&mut self, span: &Span, key: &str, expected: &str) {
