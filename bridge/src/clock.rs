@@ -54,11 +54,6 @@ fn anchor() -> &'static Anchor {
     })
 }
 
-/// The counter in use (decided once, on first use).
-pub fn source() -> ClockSource {
-    anchor().source
-}
-
 /// Ticks now. Hot path: one `rdtsc` (or one vDSO `clock_gettime`) after the first call.
 #[inline]
 pub fn now() -> u64 {

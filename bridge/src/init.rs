@@ -114,9 +114,8 @@ impl fmt::Display for Sources {
 /// Idempotent. Returns what is active.
 ///
 /// With `cfg.enabled` false (`GRANULAR_ENABLED=false`, `OTEL_SDK_DISABLED=true`) it installs
-/// nothing, turns Granular off for the process (every source returns at once, see
-/// [`capture::switch`](crate::capture::switch)) and reports every source inactive with the
-/// reason.
+/// nothing, turns Granular off for the process (every source returns at once) and reports every
+/// source inactive with the reason.
 pub fn install_recorder(cfg: &Config) -> Sources {
     if !cfg.enabled {
         crate::capture::switch::turn_off();

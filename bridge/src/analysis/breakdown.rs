@@ -204,7 +204,7 @@ pub struct Breakdown {
     pub polls: Option<u64>,
     /// `None` where allocations are not counted (`granular::Alloc` not installed).
     pub alloc: Option<Allocations>,
-    /// Work during the idle time that no span or task names (see [`super::unattributed`]).
+    /// Work during the idle time that no span or task names (see `analysis::unattributed`).
     pub unattributed: Unattributed,
     pub culprits: Vec<Culprit>,
     /// Why a scheduler wait names no culprit (set when there was a wait and no culprit).
@@ -216,10 +216,10 @@ pub struct Breakdown {
     pub data_loss: bool,
     /// Scheduler wait was estimated: from span entries (no task hooks in this build, or a
     /// light analysis), or in part from the workers' parks, where a wake-up the runtime
-    /// delayed is an upper bound ([`super::late_wakes`]).
+    /// delayed is an upper bound (`analysis::late_wakes`).
     pub scheduler_wait_estimated: bool,
     /// How much of the scheduler wait is such a delayed wake-up (at least
-    /// [`MIN_INTERVAL_NS`](super::analyze::MIN_INTERVAL_NS) of it).
+    /// `analysis::analyze::MIN_INTERVAL_NS` of it).
     pub late_wake: Option<LateWakes>,
     /// A light analysis (an overloaded analyzer): no culprit search, and from a light decode
     /// the request's own spans and its threads' parks, off-CPU time and allocations, no polls.
@@ -234,7 +234,7 @@ impl Breakdown {
     }
 }
 
-/// The part of a scheduler wait that wake-ups the runtime delayed ([`super::late_wakes`]).
+/// The part of a scheduler wait that wake-ups the runtime delayed (`analysis::late_wakes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LateWakes {
     /// How long in all, ns.

@@ -17,6 +17,6 @@ pub mod sweep;
 pub mod unattributed;
 pub mod verdict;
 
-pub use analyze::{analyze, analyze_with};
-pub use breakdown::{Allocations, Breakdown, Category, Culprit, NoCulprit, Target};
+pub use analyze::analyze_with;
+pub use breakdown::{Breakdown, Category, Target};
 pub use decode::{Decoded, decode, decode_spans, decode_spans_by_otel_id, decode_spans_of};

@@ -110,13 +110,6 @@ pub fn installed() -> bool {
     INSTALLED.load(Ordering::Relaxed)
 }
 
-/// This thread's cumulative (allocations, bytes, frees).
-pub fn thread_counters() -> (u64, u64, u64) {
-    COUNTERS
-        .try_with(|c| (c.count.get(), c.bytes.get(), c.frees.get()))
-        .unwrap_or((0, 0, 0))
-}
-
 /// Records a poll or span boundary (`kind`, `arg`) with this thread's cumulative counters
 /// riding on it ([`COUNTERS_FOLLOW`]) when the wrapper is installed and they changed since
 /// this thread last recorded them: unchanged counters would tell the decoder nothing (it

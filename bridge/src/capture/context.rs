@@ -28,6 +28,7 @@ thread_local! {
 }
 
 /// The tokio task being polled on this thread (0 = none, or unknown without tokio_unstable).
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 pub fn current_task() -> u64 {
     TASK.try_with(Cell::get).unwrap_or(0)
 }

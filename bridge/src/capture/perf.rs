@@ -245,11 +245,6 @@ pub fn unregister_current_thread() {
     }
 }
 
-/// Records lost by the kernel because a ring filled between drains.
-pub fn lost() -> u64 {
-    LOST.load(Ordering::Relaxed)
-}
-
 /// Drains every thread's ring into the recorder (called by the OS sampler thread and before
 /// each analyzer snapshot); returns the fullest ring's fill before the drain, as a fraction
 /// of its size (what the sampler paces its drains by).

@@ -84,8 +84,8 @@ impl GranularSubscriber {
         }
     }
 
-    /// Spans handed an id that records nothing because [`slab::CAPACITY`](super::slab::CAPACITY)
-    /// spans were open.
+    /// Spans handed an id that records nothing because the span table was full (4,194,304
+    /// spans open at once).
     pub fn untracked_spans(&self) -> u64 {
         self.untracked.load(Ordering::Relaxed)
     }
@@ -268,7 +268,10 @@ impl Subscriber for GranularSubscriber {
     }
 }
 
-/// The filter `RUST_LOG` asks for (see [`filter_from`]).
+/// The filter `RUST_LOG` asks for, for [`GranularSubscriber::new`]: target/level directives
+/// (`info,my_crate=debug`); `info` when unset or empty. A value this subscriber cannot honour
+/// (span or field directives, bad syntax) falls back to `info`, and the second value is a
+/// message saying why (print it: no subscriber is installed yet).
 pub fn filter_from_env() -> (Targets, Option<String>) {
     filter_from(std::env::var("RUST_LOG").ok().as_deref())
 }

@@ -21,7 +21,7 @@ pub mod rules;
 pub mod sampler;
 pub mod stats;
 
-pub use judge::{Judge, Judgement, SpanFacts};
-pub use rules::{DURATION_FORM, SloParseError, SloRule, SloRules, glob, parse_duration};
+pub use judge::{Judge, Judgement};
+pub use rules::{SloParseError, SloRules, parse_duration};
 pub use sampler::SourceSampler;
 pub use stats::Stats;

@@ -71,38 +71,35 @@ impl SloRules {
     }
 
     /// The first rule matching a span, by name or `http.route`.
-    pub fn matching(&self, name: &str, route: Option<&str>) -> Option<&SloRule> {
+    #[cfg(test)]
+    pub(crate) fn matching(&self, name: &str, route: Option<&str>) -> Option<&SloRule> {
         self.get(self.matching_index(name, route)?)
     }
 
     /// The index of the first rule matching a span, by name or `http.route`: the earlier of
     /// [`SloRules::first_on_name`] and [`SloRules::first_on_route`].
-    pub fn matching_index(&self, name: &str, route: Option<&str>) -> Option<usize> {
+    pub(crate) fn matching_index(&self, name: &str, route: Option<&str>) -> Option<usize> {
         let by_route = route.and_then(|r| self.first_on_route(r));
         self.first_on_name(name).into_iter().chain(by_route).min()
     }
 
     /// The index of the first name rule matching `name`.
-    pub fn first_on_name(&self, name: &str) -> Option<usize> {
+    pub(crate) fn first_on_name(&self, name: &str) -> Option<usize> {
         self.rules
             .iter()
             .position(|r| !r.on_route && glob(&r.pattern, name))
     }
 
     /// The index of the first `route:` rule matching `route`.
-    pub fn first_on_route(&self, route: &str) -> Option<usize> {
+    pub(crate) fn first_on_route(&self, route: &str) -> Option<usize> {
         self.rules
             .iter()
             .position(|r| r.on_route && glob(&r.pattern, route))
     }
 
     /// The rule at `index`, as [`SloRules::matching_index`] and the `first_on_*` methods give it.
-    pub fn get(&self, index: usize) -> Option<&SloRule> {
+    pub(crate) fn get(&self, index: usize) -> Option<&SloRule> {
         self.rules.get(index)
-    }
-
-    pub fn rules(&self) -> &[SloRule] {
-        &self.rules
     }
 }
 

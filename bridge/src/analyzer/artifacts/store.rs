@@ -5,7 +5,7 @@
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// Where artifacts go.
@@ -53,10 +53,6 @@ impl DirStore {
             base_url,
             usage: std::sync::Mutex::new((0, None)),
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Writes `bytes` as `<id>.perfetto-trace`; returns the file's path.
