@@ -29,7 +29,7 @@
 //!
 //! Everything is at the crate root, as the README shows it:
 //!
-//! - **Set up**: [`init`] (reads `GRANULAR_*` and `OTEL_*`, logging a bad value and going on)
+//! - **Set up**: [`init()`] (reads `GRANULAR_*` and `OTEL_*`, logging a bad value and going on)
 //!   or [`init_with`] a [`Config`] (from [`Config::from_env`], strict, or built in code); both
 //!   return a [`Granular`] guard that flushes on drop, or an [`Error`].
 //! - **Instrument the runtime**: [`instrument_runtime`], or [`instrument_runtime_with`] your
@@ -46,6 +46,9 @@
 //!   bad value.
 //! - **Observe Granular**: [`Stats`] ([`Granular::stats`]).
 
+// Every `pub` item is part of the API (or of `__internal`), and every one is documented.
+#![warn(missing_docs, unreachable_pub)]
+
 mod analysis;
 mod analyzer;
 mod capture;
@@ -58,7 +61,7 @@ mod recorder;
 mod slo;
 mod timeline;
 
-pub use analyzer::artifacts::ArtifactStore;
+pub use analyzer::artifacts::store::ArtifactStore;
 pub use capture::alloc::Alloc;
 pub use capture::blocking::spawn_blocking;
 pub use capture::layer::RecorderLayer;
@@ -68,11 +71,13 @@ pub use config::{
     ArtifactSink, Config, ConfigError, Detail, OtlpCompression, OtlpProtocol, OtlpSignal,
     SampleMode,
 };
-pub use export::GranularProcessor;
+pub use export::processor::GranularProcessor;
 pub use init::{Error, Granular, Sources, init, init_with, install_recorder, otlp_exporter};
 pub use propagation::SpanExt;
 pub use recorder::RecorderSize;
-pub use slo::{SloParseError, SloRules, SourceSampler, Stats};
+pub use slo::rules::{SloParseError, SloRules};
+pub use slo::sampler::SourceSampler;
+pub use slo::stats::Stats;
 
 /// Not part of the API; no stability promise.
 ///
@@ -83,9 +88,9 @@ pub use slo::{SloParseError, SloRules, SourceSampler, Stats};
 pub mod __internal {
     /// The flight recorder: install, write, snapshot.
     pub mod recorder {
+        pub use crate::recorder::record::Kind;
         pub use crate::recorder::{
-            FlightRecorder, Kind, RECORD_BYTES, RecorderSnapshot, next_span_key, record,
-            record_with,
+            FlightRecorder, RECORD_BYTES, RecorderSnapshot, next_span_key, record, record_with,
         };
     }
 

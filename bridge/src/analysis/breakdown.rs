@@ -15,15 +15,22 @@ use super::unattributed::Unattributed;
 /// The categories a span's wall time is partitioned into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Category {
+    /// The request's work on a worker, on CPU.
     Running,
+    /// Ready to run, waiting for a worker (`granular.time.scheduler_wait_us`).
     SchedulerWait,
+    /// In a poll, runnable but not on CPU: the OS gave the CPU to something else.
     OsWait,
+    /// In a poll, off CPU and not runnable: a blocking call inside async code.
     BlockedInPoll,
+    /// The request's `granular::spawn_blocking` jobs, queued or running.
     BlockingPool,
+    /// None of the above: awaiting a timer, a socket, a downstream service.
     Idle,
 }
 
 impl Category {
+    /// Every category, in the order the attributes list them.
     pub const ALL: [Category; 6] = [
         Category::Running,
         Category::SchedulerWait,
@@ -61,9 +68,13 @@ impl Category {
 /// What the analyzer is asked about.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The span's OpenTelemetry id.
     pub otel_span_id: u64,
+    /// The span's name.
     pub name: String,
+    /// Start, Unix ns.
     pub start: u64,
+    /// End, Unix ns.
     pub end: u64,
 }
 
@@ -193,11 +204,15 @@ impl NoCulprit {
 /// The answer to "why was this span slow?".
 #[derive(Debug, Clone)]
 pub struct Breakdown {
+    /// The span's name.
     pub span_name: String,
+    /// Start, Unix ns.
     pub start: u64,
+    /// End, Unix ns.
     pub end: u64,
     /// ns per category; they sum to `end - start`.
     pub parts: HashMap<Category, u64>,
+    /// The category with the most time (`granular.cause`).
     pub dominant: Category,
     /// The request's polls; `None` where polls are not observed (stable builds, a light
     /// decode).
@@ -206,11 +221,13 @@ pub struct Breakdown {
     pub alloc: Option<Allocations>,
     /// Work during the idle time that no span or task names (see `analysis::unattributed`).
     pub unattributed: Unattributed,
+    /// Who held the workers during scheduler wait, for at least the culprit threshold.
     pub culprits: Vec<Culprit>,
     /// Why a scheduler wait names no culprit (set when there was a wait and no culprit).
     pub no_culprit: Option<NoCulprit>,
     /// The longest intervals, longest first.
     pub intervals: Vec<Interval>,
+    /// The answer in one line (`granular.verdict`).
     pub verdict: String,
     /// The span was not found in the recorder, or records of its window were overwritten.
     pub data_loss: bool,
@@ -229,6 +246,7 @@ pub struct Breakdown {
 }
 
 impl Breakdown {
+    /// Nanoseconds of `c` (0 when the span had none).
     pub fn part(&self, c: Category) -> u64 {
         self.parts.get(&c).copied().unwrap_or(0)
     }
@@ -246,10 +264,10 @@ pub struct LateWakes {
 
 /// Scheduler wait below this names no culprit, and neither does other work that overlapped the
 /// wait for less: a sub-millisecond overlap is a neighbour's poll, not what held the request up.
-pub const MIN_CULPRIT_WAIT_NS: u64 = 1_000_000;
+pub(crate) const MIN_CULPRIT_WAIT_NS: u64 = 1_000_000;
 
 /// Milliseconds, for humans: "83 ms", "0.4 ms".
-pub fn ms(ns: u64) -> String {
+pub(crate) fn ms(ns: u64) -> String {
     let m = ns as f64 / 1e6;
     if m >= 10.0 {
         format!("{m:.0} ms")

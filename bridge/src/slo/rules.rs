@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// One `PATTERN=DURATION` rule.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SloRule {
+pub(crate) struct SloRule {
     pub pattern: String,
     /// Match `http.route` instead of the span name.
     pub on_route: bool,
@@ -27,7 +27,9 @@ pub struct SloRules {
 /// A rule that does not parse.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SloParseError {
+    /// The rule as written.
     pub rule: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -44,6 +46,8 @@ impl fmt::Display for SloParseError {
 impl std::error::Error for SloParseError {}
 
 impl SloRules {
+    /// Reads `PATTERN=DURATION,...` (the form of `GRANULAR_SLO`): a pattern is a span-name
+    /// glob, or `route:GLOB` on `http.route`; the first rule that matches a span applies.
     pub fn parse(text: &str) -> Result<SloRules, SloParseError> {
         let mut rules = Vec::new();
         for raw in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
@@ -111,7 +115,7 @@ impl fmt::Display for SloRule {
 }
 
 /// What a duration looks like, quoted in every duration error.
-pub const DURATION_FORM: &str =
+pub(crate) const DURATION_FORM: &str =
     "expected a number followed by us, ms, s, m or h (e.g. 250us, 100ms, 1.5s)";
 
 /// Parses a duration: a non-negative decimal number and a unit, `us`, `ms`, `s`, `m` or `h`
@@ -122,7 +126,7 @@ pub const DURATION_FORM: &str =
 /// table, `collector-plugin/granularprocessor/testdata/durations.json`. The value is exact to
 /// the nanosecond (digits past the 18th after the point are ignored, finer ones truncated) and
 /// at most `i64::MAX` ns, the Collector's limit.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim_matches([' ', '\t']);
     let fail = |reason: String| Err(format!("duration {s:?} {reason}; {DURATION_FORM}"));
     if s.is_empty() {
@@ -174,7 +178,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// `*` matches any run of characters; everything else literally. Allocates nothing: it runs
 /// on the request path, for every span that closes.
-pub fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     if !pattern.bytes().any(|b| b == b'*') {
         return pattern == text; // most rules name one span or route
     }
