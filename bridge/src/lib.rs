@@ -45,6 +45,58 @@
 //!   [`Detail`], [`ArtifactSink`], [`RecorderSize`], [`OtlpSignal`]); [`ConfigError`] names a
 //!   bad value.
 //! - **Observe Granular**: [`Stats`] ([`Granular::stats`]).
+//!
+//! Composed by hand, as the README shows it (these examples are compiled by `cargo test`, so
+//! the README's paths stay the API's):
+//!
+//! ```no_run
+//! use opentelemetry::trace::TracerProvider as _;
+//! use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+//! use tracing_subscriber::layer::SubscriberExt as _;
+//! use tracing_subscriber::util::SubscriberInitExt as _;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cfg = granular::Config::from_env()?;
+//! let sources = granular::install_recorder(&cfg); // recorder + OS sampler
+//! let exporter = granular::otlp_exporter(&cfg)?;
+//! let processor = granular::GranularProcessor::new(
+//!     BatchSpanProcessor::builder(exporter).build(),
+//!     cfg,
+//!     sources.active(),
+//! );
+//! let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+//! tracing_subscriber::registry()
+//!     .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("app")))
+//!     .with(granular::RecorderLayer::new()) // above the OTel layer
+//!     .init();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With `GRANULAR_SAMPLE=violations`, Granular's own subscriber records the spans:
+//!
+//! ```no_run
+//! use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cfg = granular::Config {
+//!     sample: granular::SampleMode::Violations,
+//!     slo: granular::SloRules::parse("GET /messages=100ms,*=1s")?,
+//!     ..granular::Config::default()
+//! };
+//! let sources = granular::install_recorder(&cfg);
+//! let batch = BatchSpanProcessor::builder(granular::otlp_exporter(&cfg)?).build();
+//! let processor = granular::GranularProcessor::new(batch, cfg, sources.active());
+//! let sampler = processor.source_sampler();
+//! let _provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+//! let (filter, warning) = granular::filter_from_env();
+//! if let Some(w) = warning {
+//!     eprintln!("{w}"); // RUST_LOG had span/field directives
+//! }
+//! tracing::subscriber::set_global_default(granular::GranularSubscriber::new(sampler, filter))?;
+//! # Ok(())
+//! # }
+//! ```
 
 // Every `pub` item is part of the API (or of `__internal`), and every one is documented.
 #![warn(missing_docs, unreachable_pub)]
