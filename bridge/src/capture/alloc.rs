@@ -97,7 +97,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
 }
 
 /// Whether the wrapper is the global allocator (probed once with a test allocation).
-pub fn installed() -> bool {
+pub(crate) fn installed() -> bool {
     if !INSTALLED.load(Ordering::Relaxed) {
         // Any allocation through the wrapper bumps this thread's counter: allocate once and look.
         let before = COUNTERS.try_with(|c| c.count.get()).unwrap_or(0);

@@ -1,4 +1,4 @@
-//! [`GranularSubscriber`]: the `tracing` subscriber [`init`](crate::init) installs with
+//! [`GranularSubscriber`]: the `tracing` subscriber [`init`](fn@crate::init) installs with
 //! `GRANULAR_SAMPLE=violations`. It records spans into the flight recorder exactly as
 //! [`RecorderLayer::recording_spans`](crate::RecorderLayer::recording_spans) does, without a
 //! `tracing-subscriber` registry: no sharded-slab pool, no per-span extension map, no
@@ -279,7 +279,7 @@ pub fn filter_from_env() -> (Targets, Option<String>) {
 /// The filter a `RUST_LOG` value asks for, read as target/level directives; `info` when unset
 /// or empty. A value this subscriber cannot honour (span or field directives, bad syntax)
 /// falls back to `info`, with a message saying why.
-pub fn filter_from(rust_log: Option<&str>) -> (Targets, Option<String>) {
+pub(crate) fn filter_from(rust_log: Option<&str>) -> (Targets, Option<String>) {
     let info = Targets::new().with_default(LevelFilter::INFO);
     let Some(v) = rust_log.filter(|v| !v.trim().is_empty()) else {
         return (info, None);
