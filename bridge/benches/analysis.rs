@@ -22,14 +22,14 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion};
-use granular::analysis::idmap::IdSet;
-use granular::analysis::{Breakdown, Category, Decoded, Target, analyze, decode, decode_spans};
-use granular::analyzer::enrich::{Extras, enrich};
-use granular::clock::{self, Calibration};
-use granular::config::Detail;
-use granular::recorder::{
-    FlightRecorder, Kind, RecorderSize, RecorderSnapshot, next_span_key, record, record_with,
+use granular::__internal::analysis::{
+    Breakdown, Category, Decoded, Extras, IdSet, Target, analyze, decode, decode_spans, enrich,
 };
+use granular::__internal::clock::{self, Calibration};
+use granular::__internal::recorder::{
+    FlightRecorder, Kind, RecorderSnapshot, next_span_key, record, record_with,
+};
+use granular::{Detail, RecorderSize};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };

@@ -3,8 +3,9 @@
 //! Run: `cargo bench -p granular --bench hooks`; results in docs/benchmarks.md ("Disabled").
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use granular::capture::runtime::{on_thread_park, on_thread_unpark};
-use granular::recorder::{FlightRecorder, RecorderSize};
+use granular::__internal::capture::{on_thread_park, on_thread_unpark};
+use granular::__internal::recorder::FlightRecorder;
+use granular::RecorderSize;
 
 fn bench(c: &mut Criterion) {
     FlightRecorder::install(RecorderSize::default());

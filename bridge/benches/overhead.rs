@@ -43,7 +43,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use granular::recorder::{FlightRecorder, Kind, RECORD_BYTES};
+use granular::__internal::recorder::{FlightRecorder, Kind, RECORD_BYTES};
 use tokio::runtime::{Builder, Runtime};
 
 const WORKERS: usize = 2;

@@ -2,7 +2,8 @@
 //! Run: `cargo bench -p granular --bench recorder`; results in docs/benchmarks.md.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use granular::recorder::{FlightRecorder, Kind, RecorderSize, record};
+use granular::__internal::recorder::{FlightRecorder, Kind, record};
+use granular::RecorderSize;
 
 fn bench(c: &mut Criterion) {
     FlightRecorder::install(RecorderSize::default());
@@ -11,7 +12,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("baseline (black_box only)", |b| {
         b.iter(|| std::hint::black_box(1u64))
     });
-    g.bench_function("clock::now", |b| b.iter(granular::clock::now));
+    g.bench_function("clock::now", |b| b.iter(granular::__internal::clock::now));
     g.bench_function("record one event", |b| {
         b.iter(|| record(Kind::PollStart, std::hint::black_box(42)))
     });

@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use granular::SloRules;
 use granular::SpanExt;
-use granular::config::{ArtifactSink, Config, SampleMode};
-use granular::slo::SloRules;
+use granular::{ArtifactSink, Config, SampleMode};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::testing::trace::NoopSpanExporter;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};

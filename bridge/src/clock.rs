@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Which counter [`now`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClockSource {
+pub(crate) enum ClockSource {
     /// The invariant time-stamp counter (`rdtsc`).
     Tsc,
     /// `CLOCK_MONOTONIC`, nanoseconds.
@@ -54,11 +54,6 @@ fn anchor() -> &'static Anchor {
     })
 }
 
-/// The counter in use (decided once, on first use).
-pub fn source() -> ClockSource {
-    anchor().source
-}
-
 /// Ticks now. Hot path: one `rdtsc` (or one vDSO `clock_gettime`) after the first call.
 #[inline]
 pub fn now() -> u64 {
@@ -83,7 +78,7 @@ fn tsc() -> u64 {
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds.
-pub fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

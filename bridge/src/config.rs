@@ -3,7 +3,7 @@
 //! Every variable, its default and its form is listed in the README's table; the defaults are
 //! the named constants below. One parser reads them, each variable once, under two policies:
 //! [`Config::from_env`] is strict (the first bad value is an error naming the variable, the
-//! value and the expected form); [`Config::from_env_lenient`], what [`init`](crate::init)
+//! value and the expected form); [`Config::from_env_lenient`], what [`init`](fn@crate::init)
 //! uses, follows the OpenTelemetry specification: every bad value is reported and ignored,
 //! its fallback used, so a typo never keeps a service from starting.
 
@@ -18,15 +18,15 @@ mod env;
 pub use env::ConfigError;
 use env::{Reader, strict};
 
-pub const DEFAULT_SLO: &str = "*=500ms";
-pub const DEFAULT_MAX_ENRICH_PER_SEC: u32 = 50;
-pub const DEFAULT_MAX_EVENTS: usize = 32;
-pub const DEFAULT_OS_SAMPLE_HZ: u32 = 1000;
-pub const DEFAULT_QUEUE: usize = 4096;
-pub const DEFAULT_ARTIFACT_MAX_MB: u64 = 256;
-pub const DEFAULT_ARTIFACTS_PER_SEC: u32 = 10;
-pub const DEFAULT_ARTIFACT_RETENTION: Duration = Duration::from_secs(3600);
-pub const DEFAULT_HOLD_SPANS: usize = 100_000;
+pub(crate) const DEFAULT_SLO: &str = "*=500ms";
+pub(crate) const DEFAULT_MAX_ENRICH_PER_SEC: u32 = 50;
+pub(crate) const DEFAULT_MAX_EVENTS: usize = 32;
+pub(crate) const DEFAULT_OS_SAMPLE_HZ: u32 = 1000;
+pub(crate) const DEFAULT_QUEUE: usize = 4096;
+pub(crate) const DEFAULT_ARTIFACT_MAX_MB: u64 = 256;
+pub(crate) const DEFAULT_ARTIFACTS_PER_SEC: u32 = 10;
+pub(crate) const DEFAULT_ARTIFACT_RETENTION: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_HOLD_SPANS: usize = 100_000;
 
 /// Which traces leave the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,7 @@ pub enum Detail {
 /// Where artifacts (Perfetto timelines) go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArtifactSink {
+    /// No artifacts.
     None,
     /// A local directory (one host).
     Dir(PathBuf),
@@ -65,33 +66,52 @@ pub struct Config {
     /// Off: no recorder, no sampler thread, no perf events, runtime hooks return at once and
     /// spans are exported untouched.
     pub enabled: bool,
-    /// `OTEL_SDK_DISABLED=true`: no telemetry at all; [`init`](crate::init) installs only
+    /// `OTEL_SDK_DISABLED=true`: no telemetry at all; [`init`](fn@crate::init) installs only
     /// the log output (env filter + fmt layer). Implies `enabled = false`.
     pub sdk_disabled: bool,
-    /// The span exporter's protocol and compression ([`init`](crate::init)).
+    /// The span exporter's protocol and compression ([`init`](fn@crate::init)).
     pub otlp_traces: OtlpSignal,
     /// The artifact log exporter's (`GRANULAR_ARTIFACTS=otlp`).
     pub otlp_logs: OtlpSignal,
     /// The health metrics exporter's (`GRANULAR_METRICS`).
     pub otlp_metrics: OtlpSignal,
+    /// SLO rules, first match wins (`GRANULAR_SLO`).
     pub slo: SloRules,
+    /// An error status counts as a violation (`GRANULAR_ERRORS_VIOLATE`).
     pub errors_violate: bool,
+    /// Which traces leave the process (`GRANULAR_SAMPLE`).
     pub sample: SampleMode,
+    /// Fraction 0–1 of healthy judged spans (or traces) also enriched, by trace id
+    /// (`GRANULAR_BASELINE`).
     pub baseline: f64,
+    /// Spans analyzed per second at most (`GRANULAR_MAX_ENRICH_PER_SEC`).
     pub max_enrich_per_sec: u32,
+    /// How much detail a judged span carries (`GRANULAR_DETAIL`).
     pub detail: Detail,
+    /// Span events added per span, at most 128 (`GRANULAR_MAX_EVENTS`).
     pub max_events: usize,
+    /// The recorder's memory (`GRANULAR_RECORDER_MB`, `GRANULAR_RING_KB`).
     pub recorder: RecorderSize,
+    /// Schedstat samples per second of runtime threads; 0 turns schedstat off
+    /// (`GRANULAR_OS_SAMPLE_HZ`).
     pub os_sample_hz: u32,
     /// Use perf context-switch records where permitted.
     pub perf: bool,
+    /// Spans waiting for the analyzer at most (`GRANULAR_QUEUE`).
     pub queue: usize,
+    /// Spans held at most in `violations` mode behind tracing-opentelemetry
+    /// (`GRANULAR_HOLD_SPANS`).
     pub hold_spans: usize,
+    /// Where Perfetto timelines go (`GRANULAR_ARTIFACTS`, `GRANULAR_ARTIFACT_DIR`).
     pub artifacts: ArtifactSink,
+    /// Base of the `granular.artifact` link (`GRANULAR_ARTIFACT_BASE_URL`); `None`: a
+    /// `file://` path for a directory, the Collector extension's default address for OTLP.
     pub artifact_base_url: Option<String>,
+    /// The artifact directory's size cap, bytes (`GRANULAR_ARTIFACT_MAX_MB`).
     pub artifact_max_bytes: u64,
     /// Timelines built per second at most (the slowest spans of each batch first).
     pub artifacts_per_sec: u32,
+    /// Artifacts older than this are removed (`GRANULAR_ARTIFACT_RETENTION`).
     pub artifact_retention: Duration,
     /// Export Granular's health counters as OpenTelemetry metrics (`GRANULAR_METRICS`; off
     /// also with `OTEL_METRICS_EXPORTER=none`).
@@ -131,15 +151,20 @@ impl Default for Config {
 /// The transport of an OTLP exporter (`OTEL_EXPORTER_OTLP_[SIGNAL_]PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpProtocol {
+    /// `grpc`.
     Grpc,
+    /// `http/protobuf`.
     HttpProtobuf,
 }
 
 /// How an OTLP exporter compresses what it sends (`OTEL_EXPORTER_OTLP_[SIGNAL_]COMPRESSION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpCompression {
+    /// `none`.
     None,
+    /// `gzip`.
     Gzip,
+    /// `zstd`.
     Zstd,
 }
 
@@ -147,7 +172,9 @@ pub enum OtlpCompression {
 /// timeout are read by `opentelemetry-otlp` from the same `OTEL_*` variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OtlpSignal {
+    /// The transport.
     pub protocol: OtlpProtocol,
+    /// The compression of what is sent.
     pub compression: OtlpCompression,
 }
 
@@ -187,7 +214,7 @@ impl Config {
 
     /// Reads the process environment as OpenTelemetry SDKs do: a bad value is reported (in
     /// the returned list, in the order read) and its fallback used, every other variable still
-    /// applies. What [`init`](crate::init) uses; it logs each error as a warning.
+    /// applies. What [`init`](fn@crate::init) uses; it logs each error as a warning.
     pub fn from_env_lenient() -> (Config, Vec<ConfigError>) {
         Config::read(&|k| {
             std::env::var_os(k).map(|v| {

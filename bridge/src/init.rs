@@ -79,6 +79,8 @@ const SOURCES: [&str; 7] = [
 /// Which event sources are recording, and why the others are not.
 #[derive(Debug, Clone)]
 pub struct Sources {
+    /// Each source's name (as in `granular.sources`) and whether it records: `Err` says why
+    /// not.
     pub entries: Vec<(&'static str, Result<(), String>)>,
 }
 
@@ -114,9 +116,8 @@ impl fmt::Display for Sources {
 /// Idempotent. Returns what is active.
 ///
 /// With `cfg.enabled` false (`GRANULAR_ENABLED=false`, `OTEL_SDK_DISABLED=true`) it installs
-/// nothing, turns Granular off for the process (every source returns at once, see
-/// [`capture::switch`](crate::capture::switch)) and reports every source inactive with the
-/// reason.
+/// nothing, turns Granular off for the process (every source returns at once) and reports every
+/// source inactive with the reason.
 pub fn install_recorder(cfg: &Config) -> Sources {
     if !cfg.enabled {
         crate::capture::switch::turn_off();
@@ -469,7 +470,7 @@ fn health_metrics(stats: Arc<Stats>, h: HealthExport) -> Option<SdkMeterProvider
 /// Where `granular.artifact` links point with `GRANULAR_ARTIFACTS=otlp` unless
 /// `GRANULAR_ARTIFACT_BASE_URL` says otherwise: the Collector's `granular_artifacts` extension
 /// on its default loopback address.
-pub const DEFAULT_ARTIFACT_SERVER: &str = "http://127.0.0.1:16700";
+pub(crate) const DEFAULT_ARTIFACT_SERVER: &str = "http://127.0.0.1:16700";
 
 /// The OTLP span exporter `cfg.otlp_traces` asks for (endpoint, headers and timeout from
 /// `OTEL_EXPORTER_OTLP_*`).

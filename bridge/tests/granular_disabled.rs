@@ -77,7 +77,7 @@ fn granular_enabled_false_turns_everything_off_and_exports_spans_untouched() {
         ]
     );
     assert!(
-        granular::recorder::FlightRecorder::get().is_none(),
+        granular::__internal::recorder::FlightRecorder::get().is_none(),
         "no recorder"
     );
     let names = thread_names();

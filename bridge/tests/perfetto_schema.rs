@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use granular::timeline::{
+use granular::__internal::timeline::{
     Flow, Instant, Slice, SliceRef, Timeline, Track, TrackKind, encode_perfetto,
 };
 use serde_json::{Value, json};

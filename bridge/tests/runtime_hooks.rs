@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use granular::recorder::{FlightRecorder, Kind, RecorderSize};
+use granular::__internal::recorder::{FlightRecorder, Kind};
+use granular::RecorderSize;
 
 #[derive(Default, Debug)]
 struct Counts {
@@ -100,7 +101,7 @@ fn the_users_hooks_run_and_granulars_still_record() {
     assert!(n(&counts.start) >= 2, "{counts:?}");
     assert_eq!(n(&counts.start), n(&counts.stop), "{counts:?}");
     assert!(n(&counts.park) > 0 && n(&counts.unpark) > 0, "{counts:?}");
-    if granular::capture::runtime::TASK_HOOKS {
+    if granular::__internal::capture::TASK_HOOKS {
         assert!(n(&counts.spawn) >= 8, "{counts:?}");
         assert!(n(&counts.terminate) >= 8, "{counts:?}");
         assert!(n(&counts.before_poll) >= 8, "{counts:?}");

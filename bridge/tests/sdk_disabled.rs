@@ -36,7 +36,7 @@ fn otel_sdk_disabled_installs_no_telemetry() {
         }
         granular
     });
-    assert!(granular::recorder::FlightRecorder::get().is_none());
+    assert!(granular::__internal::recorder::FlightRecorder::get().is_none());
     let names: Vec<String> = std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use granular::config::{ArtifactSink, Config, SampleMode};
-use granular::slo::SloRules;
-use granular::slo::SourceSampler;
+use granular::SloRules;
+use granular::SourceSampler;
+use granular::{ArtifactSink, Config, SampleMode};
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{
@@ -245,12 +245,12 @@ fn check_granular_stack(
 /// An overloaded analyzer rebuilds traces from a span-only decode: the spans must come out as
 /// from the full decode.
 fn light_decode_rebuilds_the_same_spans(trace: u128) {
-    use granular::analysis::{decode, decode_spans_of, rebuild::rebuild};
-    let snap = granular::recorder::FlightRecorder::get()
+    use granular::__internal::analysis::{decode, decode_spans_of, rebuild};
+    let snap = granular::__internal::recorder::FlightRecorder::get()
         .expect("recorder")
         .snapshot();
-    let cal = granular::clock::Calibration::now();
-    let now = cal.to_unix_ns(granular::clock::now());
+    let cal = granular::__internal::clock::Calibration::now();
+    let now = cal.to_unix_ns(granular::__internal::clock::now());
     let full = decode(&snap, &cal, 0, now);
     let root = full
         .spans
@@ -260,12 +260,13 @@ fn light_decode_rebuilds_the_same_spans(trace: u128) {
         .expect("the exported trace's root in the recorder");
     let light = decode_spans_of(&snap, &cal, 0, now, &[root]);
     // The same span-only decode from the keys the trace noted (what the analyzer uses).
-    let keys: granular::analysis::idmap::IdSet<u64> = light.spans.keys().copied().collect();
+    let keys: granular::__internal::analysis::IdSet<u64> = light.spans.keys().copied().collect();
     assert_eq!(keys.len(), 4, "the root and its three children");
-    let keyed = granular::analysis::decode_spans(&snap, &cal, 0, now, &keys);
+    let keyed = granular::__internal::analysis::decode_spans(&snap, &cal, 0, now, &keys);
     // And from the root's OpenTelemetry id (how spans tracing-opentelemetry built are found).
     let otel_ids = [full.spans[&root].otel_span_id].into_iter().collect();
-    let by_otel_id = granular::analysis::decode_spans_by_otel_id(&snap, &cal, 0, now, &otel_ids);
+    let by_otel_id =
+        granular::__internal::analysis::decode_spans_by_otel_id(&snap, &cal, 0, now, &otel_ids);
     assert_eq!(
         by_otel_id
             .spans
@@ -285,7 +286,8 @@ fn light_decode_rebuilds_the_same_spans(trace: u128) {
         "db.Query's id decoded from its creation record"
     );
     let otel_ids = [db.otel_span_id].into_iter().collect();
-    let child = granular::analysis::decode_spans_by_otel_id(&snap, &cal, 0, now, &otel_ids);
+    let child =
+        granular::__internal::analysis::decode_spans_by_otel_id(&snap, &cal, 0, now, &otel_ids);
     assert_eq!(child.spans.keys().collect::<Vec<_>>(), [db_key]);
     assert!(
         light.spans.len() < full.spans.len(),
@@ -311,21 +313,24 @@ fn light_decode_rebuilds_the_same_spans(trace: u128) {
     }
     // A light decode still breaks the root's time down: the same categories from the same
     // span entries, parks and allocation counters, without polls or a culprit search.
-    let target = |d: &granular::analysis::Decoded| granular::analysis::Target {
-        otel_span_id: d.spans[&root].otel_span_id,
-        name: "GET /messages".into(),
-        start: d.spans[&root].start,
-        end: d.spans[&root].end.expect("the root closed"),
-    };
+    let target =
+        |d: &granular::__internal::analysis::Decoded| granular::__internal::analysis::Target {
+            otel_span_id: d.spans[&root].otel_span_id,
+            name: "GET /messages".into(),
+            start: d.spans[&root].start,
+            end: d.spans[&root].end.expect("the root closed"),
+        };
     let (f, l) = (
-        granular::analysis::analyze(&full, &target(&full)),
-        granular::analysis::analyze(&keyed, &target(&keyed)),
+        granular::__internal::analysis::analyze(&full, &target(&full)),
+        granular::__internal::analysis::analyze(&keyed, &target(&keyed)),
     );
     assert!(l.light && !f.light, "only the light decode says so");
     assert!(l.verdict.contains("light analysis"), "{}", l.verdict);
     assert_eq!(l.dominant, f.dominant, "{l:#?}\n{f:#?}");
     assert_eq!(l.alloc, f.alloc);
-    let idle = |b: &granular::analysis::Breakdown| b.part(granular::analysis::Category::Idle);
+    let idle = |b: &granular::__internal::analysis::Breakdown| {
+        b.part(granular::__internal::analysis::Category::Idle)
+    };
     assert!(
         idle(&l).abs_diff(idle(&f)) < 2_000_000,
         "idle {} vs {} ns",

@@ -32,7 +32,7 @@ const MODE: &str = if TASK_HOOKS {
 } else {
     "stable"
 };
-/// Every span violates, so every span is analysed.
+/// Every span violates, so every span is analyzed.
 const SLO: &str = "*=1ms";
 const TRACE_TIMEOUT: Duration = Duration::from_secs(30);
 const ATTEMPTS: usize = 3;
@@ -960,7 +960,7 @@ fn fetch(jaeger: &Jaeger, trace_id: &str, spans: usize) -> Trace {
                     s.tag("granular.cause").is_some() || s.tag("granular.skipped").is_some()
                 })
         })
-        .expect("the trace in Jaeger, complete and analysed")
+        .expect("the trace in Jaeger, complete and analyzed")
 }
 
 /// Starts a demo named `service`, sends it one `GET path` and returns that request's trace once

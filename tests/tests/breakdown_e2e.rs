@@ -241,10 +241,10 @@ fn slow_downstream_shows_as_idle() {
 }
 
 // ---------------------------------------------------------------------------
-// 4. Healthy request → judged, not analysed.
+// 4. Healthy request → judged, not analyzed.
 
 #[test]
-fn healthy_request_is_judged_but_not_analysed() {
+fn healthy_request_is_judged_but_not_analyzed() {
     let _serial = one_at_a_time();
     let jaeger = jaeger();
     let mut demo = scenarios_demo();
@@ -262,7 +262,7 @@ fn healthy_request_is_judged_but_not_analysed() {
         format!("granular.slo.threshold_ms = {THRESHOLD_MS}"),
     );
     for span in &trace.spans {
-        let analysed: Vec<&str> = span
+        let analyzed: Vec<&str> = span
             .tags
             .iter()
             .map(|tag| tag.key.as_str())
@@ -273,9 +273,9 @@ fn healthy_request_is_judged_but_not_analysed() {
             })
             .collect();
         checks.that(
-            analysed.is_empty(),
+            analyzed.is_empty(),
             format!(
-                "{} carries no breakdown (no granular.cause etc.), got {analysed:?}",
+                "{} carries no breakdown (no granular.cause etc.), got {analyzed:?}",
                 span.operation_name
             ),
         );
@@ -383,7 +383,7 @@ fn time_parts_sum_to_the_span_for_every_pathology() {
     let jaeger = jaeger();
     let mut demo = scenarios_demo();
     // Each pathology with the cause it must be given when it is slow
-    // enough to be analysed (None: whatever the machine makes of it).
+    // enough to be analyzed (None: whatever the machine makes of it).
     // Work in a spawned child task with no span is attributed to the
     // request only with task hooks; stable builds see the parent idle.
     let child_cause = if TASK_HOOKS { "running" } else { "idle" };
@@ -440,7 +440,7 @@ fn time_parts_sum_to_the_span_for_every_pathology() {
     }
     checks.that(
         enriched >= 4,
-        format!("at least the 4 surely slow requests were analysed; {enriched} spans were"),
+        format!("at least the 4 surely slow requests were analyzed; {enriched} spans were"),
     );
     checks.finish(&trees);
 }
@@ -800,7 +800,7 @@ fn healthy_messages(jaeger: &Jaeger, demo: &mut Demo) -> Trace {
 }
 
 /// The trace once it has `spans` spans, one root, and a judged root (the
-/// root of an analysed span arrives only after the analysis).
+/// root of an analyzed span arrives only after the analysis).
 fn fetch_judged(jaeger: &Jaeger, trace_id: &str, spans: usize) -> Trace {
     jaeger
         .fetch_trace(trace_id, TRACE_TIMEOUT, |t| {
@@ -920,7 +920,7 @@ impl Checks {
         );
     }
 
-    /// Every analysed span of `trace` has all six parts, summing to its
+    /// Every analyzed span of `trace` has all six parts, summing to its
     /// duration within `PARTS_TOLERANCE`.
     fn parts_sum(&mut self, trace: &Trace) {
         for span in trace.enriched_spans() {

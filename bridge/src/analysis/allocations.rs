@@ -23,7 +23,7 @@ impl Counters {
 /// One of the request's own intervals on a thread, with the thread's counters at its start and
 /// end when they were recorded.
 #[derive(Debug, Clone, Copy)]
-pub struct Counted {
+pub(crate) struct Counted {
     /// Index into [`Decoded::threads`](super::decode::Decoded::threads).
     thread: usize,
     start: u64,
@@ -35,7 +35,7 @@ pub struct Counted {
 impl Counted {
     /// An interval on thread index `thread`; `alloc` as the decoder gives it: cumulative
     /// (allocations, bytes) at the start and at the end.
-    pub fn new(
+    pub(crate) fn new(
         thread: usize,
         start: u64,
         end: u64,
@@ -57,7 +57,7 @@ impl Counted {
 /// the request's task, adds nothing the enclosing interval did not count already. A stretch
 /// whose first interval began before the thread's counters were first recorded counts from
 /// the earliest interval in it that has them.
-pub fn allocations(mut iv: Vec<Counted>) -> Allocations {
+pub(crate) fn allocations(mut iv: Vec<Counted>) -> Allocations {
     iv.sort_unstable_by_key(|x| (x.thread, x.start));
     let mut total = Allocations::default();
     let mut add = |stretch: Counted| {

@@ -46,11 +46,11 @@ use super::verdict::{describe_stretch, verdict};
 use crate::capture::runtime::TASK_HOOKS;
 
 /// Intervals shorter than this are not reported as span events.
-pub const MIN_INTERVAL_NS: u64 = 100_000;
+pub(crate) const MIN_INTERVAL_NS: u64 = 100_000;
 
 /// How far a span's start from the SDK (`SystemTime`) and from the recorder (TSC, calibrated)
 /// may disagree.
-pub const CLOCK_SLACK_NS: u64 = 1_000_000;
+pub(crate) const CLOCK_SLACK_NS: u64 = 1_000_000;
 
 /// Analyzes one span against a decoded snapshot.
 pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
@@ -60,7 +60,7 @@ pub fn analyze(d: &Decoded, target: &Target) -> Breakdown {
 /// [`analyze`]; `light` skips the search for culprits (a light decode holds nothing to
 /// search), whose cost grows with how busy the workers were: on a saturated worker every
 /// other request is a candidate.
-pub fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
+pub(crate) fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdown {
     let light = light || d.light;
     let (start, end) = (target.start, target.end.max(target.start));
     let key = d.by_otel_id.get(&target.otel_span_id).copied();

@@ -15,15 +15,22 @@ use super::unattributed::Unattributed;
 /// The categories a span's wall time is partitioned into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Category {
+    /// The request's work on a worker, on CPU.
     Running,
+    /// Ready to run, waiting for a worker (`granular.time.scheduler_wait_us`).
     SchedulerWait,
+    /// In a poll, runnable but not on CPU: the OS gave the CPU to something else.
     OsWait,
+    /// In a poll, off CPU and not runnable: a blocking call inside async code.
     BlockedInPoll,
+    /// The request's `granular::spawn_blocking` jobs, queued or running.
     BlockingPool,
+    /// None of the above: awaiting a timer, a socket, a downstream service.
     Idle,
 }
 
 impl Category {
+    /// Every category, in the order the attributes list them.
     pub const ALL: [Category; 6] = [
         Category::Running,
         Category::SchedulerWait,
@@ -61,9 +68,13 @@ impl Category {
 /// What the analyzer is asked about.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The span's OpenTelemetry id.
     pub otel_span_id: u64,
+    /// The span's name.
     pub name: String,
+    /// Start, Unix ns.
     pub start: u64,
+    /// End, Unix ns.
     pub end: u64,
 }
 
@@ -193,33 +204,39 @@ impl NoCulprit {
 /// The answer to "why was this span slow?".
 #[derive(Debug, Clone)]
 pub struct Breakdown {
+    /// The span's name.
     pub span_name: String,
+    /// Start, Unix ns.
     pub start: u64,
+    /// End, Unix ns.
     pub end: u64,
     /// ns per category; they sum to `end - start`.
     pub parts: HashMap<Category, u64>,
+    /// The category with the most time (`granular.cause`).
     pub dominant: Category,
     /// The request's polls; `None` where polls are not observed (stable builds, a light
     /// decode).
     pub polls: Option<u64>,
     /// `None` where allocations are not counted (`granular::Alloc` not installed).
     pub alloc: Option<Allocations>,
-    /// Work during the idle time that no span or task names (see [`super::unattributed`]).
+    /// Work during the idle time that no span or task names (see `analysis::unattributed`).
     pub unattributed: Unattributed,
+    /// Who held the workers during scheduler wait, for at least the culprit threshold.
     pub culprits: Vec<Culprit>,
     /// Why a scheduler wait names no culprit (set when there was a wait and no culprit).
     pub no_culprit: Option<NoCulprit>,
     /// The longest intervals, longest first.
     pub intervals: Vec<Interval>,
+    /// The answer in one line (`granular.verdict`).
     pub verdict: String,
     /// The span was not found in the recorder, or records of its window were overwritten.
     pub data_loss: bool,
     /// Scheduler wait was estimated: from span entries (no task hooks in this build, or a
     /// light analysis), or in part from the workers' parks, where a wake-up the runtime
-    /// delayed is an upper bound ([`super::late_wakes`]).
+    /// delayed is an upper bound (`analysis::late_wakes`).
     pub scheduler_wait_estimated: bool,
     /// How much of the scheduler wait is such a delayed wake-up (at least
-    /// [`MIN_INTERVAL_NS`](super::analyze::MIN_INTERVAL_NS) of it).
+    /// `analysis::analyze::MIN_INTERVAL_NS` of it).
     pub late_wake: Option<LateWakes>,
     /// A light analysis (an overloaded analyzer): no culprit search, and from a light decode
     /// the request's own spans and its threads' parks, off-CPU time and allocations, no polls.
@@ -229,12 +246,13 @@ pub struct Breakdown {
 }
 
 impl Breakdown {
+    /// Nanoseconds of `c` (0 when the span had none).
     pub fn part(&self, c: Category) -> u64 {
         self.parts.get(&c).copied().unwrap_or(0)
     }
 }
 
-/// The part of a scheduler wait that wake-ups the runtime delayed ([`super::late_wakes`]).
+/// The part of a scheduler wait that wake-ups the runtime delayed (`analysis::late_wakes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LateWakes {
     /// How long in all, ns.
@@ -246,11 +264,11 @@ pub struct LateWakes {
 
 /// Scheduler wait below this names no culprit, and neither does other work that overlapped the
 /// wait for less: a sub-millisecond overlap is a neighbour's poll, not what held the request up.
-pub const MIN_CULPRIT_WAIT_NS: u64 = 1_000_000;
+pub(crate) const MIN_CULPRIT_WAIT_NS: u64 = 1_000_000;
 
 /// Bytes, for humans, in the largest binary unit that keeps the figure at least 1: "512 B",
 /// "38.5 KiB", "64.0 MiB", "1.2 GiB".
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
     if n < 1 << 10 {
         return format!("{n} B");
@@ -264,7 +282,7 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// Milliseconds, for humans: "83 ms", "0.4 ms".
-pub fn ms(ns: u64) -> String {
+pub(crate) fn ms(ns: u64) -> String {
     let m = ns as f64 / 1e6;
     if m >= 10.0 {
         format!("{m:.0} ms")

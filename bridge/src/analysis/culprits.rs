@@ -16,7 +16,7 @@ use super::unattributed::{MIN_UNATTRIBUTED_NS, unattributed};
 
 /// The culprits of a scheduler wait, or why there are none.
 #[derive(Debug, Default)]
-pub struct Culprits {
+pub(crate) struct Culprits {
     /// Largest overlap first, at most eight.
     pub named: Vec<Culprit>,
     /// Set when the request waited and no culprit is named.
@@ -27,7 +27,7 @@ pub struct Culprits {
 /// [`MIN_CULPRIT_WAIT_NS`] in all names none, and neither does a `light` analysis (a light
 /// decode holds no other work to name; the search's cost grows with how busy the workers were).
 /// `data_loss`: the recorder overwrote records of the window.
-pub fn culprits(
+pub(crate) fn culprits(
     d: &Decoded,
     work: &RequestWork,
     waits: &[(u64, u64)],

@@ -139,10 +139,15 @@ impl ThreadActivity {
 /// A decoded snapshot.
 #[derive(Debug)]
 pub struct Decoded {
+    /// Spans by recorder key.
     pub spans: IdMap<u64, SpanInfo>,
+    /// Recorder span key by OpenTelemetry span id.
     pub by_otel_id: IdMap<u64, u64>,
+    /// Tasks by tokio task id.
     pub tasks: IdMap<u64, TaskInfo>,
+    /// `granular::spawn_blocking` jobs by job id.
     pub jobs: IdMap<u64, Job>,
+    /// Each thread's parks, polls, span entries and jobs.
     pub threads: Vec<ThreadActivity>,
     /// Per OS thread id: (time, cumulative on-CPU ns, cumulative run-queue wait ns).
     pub os_samples: IdMap<u64, Vec<(u64, u64, u64)>>,

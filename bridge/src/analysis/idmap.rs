@@ -33,5 +33,6 @@ impl Hasher for IdHasher {
     }
 }
 
-pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+/// A set of ids (already random, or unique), hashed by `IdHasher`.
 pub type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;

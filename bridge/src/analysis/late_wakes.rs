@@ -53,24 +53,24 @@ pub enum Late {
 
 /// A stretch before a resumption of the request's work, counted as scheduler wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LateWake {
+pub(crate) struct LateWake {
     pub start: u64,
     pub end: u64,
     pub why: Late,
 }
 
 /// A park shorter than this returned at once: the worker polled the driver and found work.
-pub const MIN_PARK_NS: u64 = 500_000;
+pub(crate) const MIN_PARK_NS: u64 = 500_000;
 
 /// How soon after a turn of the driver the request's work must resume on that worker for the
 /// turn to count as what noticed it: the unpark hook, the scheduler's bookkeeping and the
 /// poll's start take tens of microseconds in a debug build; a millisecond leaves room for a
 /// preempted worker and for another task woken by the same turn polled first.
-pub const RESUME_AFTER_TURN_NS: u64 = 1_000_000;
+pub(crate) const RESUME_AFTER_TURN_NS: u64 = 1_000_000;
 
 /// One of the request's own intervals: a span entry or a poll of its task on a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct OwnInterval {
+pub(crate) struct OwnInterval {
     pub start: u64,
     pub end: u64,
     /// Index into [`Decoded::threads`].
@@ -79,7 +79,7 @@ pub struct OwnInterval {
 
 /// Late stretches before each resumption of `own` (sorted by start) inside `[lo, hi]`, at most
 /// one per rule.
-pub fn late_wakes(d: &Decoded, own: &[OwnInterval], lo: u64, hi: u64) -> Vec<LateWake> {
+pub(crate) fn late_wakes(d: &Decoded, own: &[OwnInterval], lo: u64, hi: u64) -> Vec<LateWake> {
     let workers: Vec<&ThreadActivity> = d.threads.iter().filter(|t| is_worker(t)).collect();
     if workers.is_empty() {
         return Vec::new();

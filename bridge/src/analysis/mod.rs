@@ -1,22 +1,22 @@
 //! Analysis: from a recorder snapshot to a [`Breakdown`] of one span.
 
-pub mod allocations;
-pub mod analyze;
-pub mod breakdown;
-pub mod culprits;
-pub mod decode;
+pub(crate) mod allocations;
+pub(crate) mod analyze;
+pub(crate) mod breakdown;
+pub(crate) mod culprits;
+pub(crate) mod decode;
 #[cfg(test)]
 pub(crate) mod fixtures;
-pub mod idmap;
-pub mod late_wakes;
-pub mod os_time;
-pub mod ranges;
-pub mod rebuild;
-pub mod request;
-pub mod sweep;
-pub mod unattributed;
-pub mod verdict;
+pub(crate) mod idmap;
+pub(crate) mod late_wakes;
+pub(crate) mod os_time;
+pub(crate) mod ranges;
+pub(crate) mod rebuild;
+pub(crate) mod request;
+pub(crate) mod sweep;
+pub(crate) mod unattributed;
+pub(crate) mod verdict;
 
-pub use analyze::{analyze, analyze_with};
-pub use breakdown::{Allocations, Breakdown, Category, Culprit, NoCulprit, Target};
-pub use decode::{Decoded, decode, decode_spans, decode_spans_by_otel_id, decode_spans_of};
+pub(crate) use analyze::analyze_with;
+pub use breakdown::{Breakdown, Category, Target};
+pub(crate) use decode::{Decoded, decode, decode_spans, decode_spans_by_otel_id, decode_spans_of};

@@ -12,7 +12,7 @@ use super::decode::Decoded;
 
 /// How a thread's time over a range divides, ns; the three sum to the range's length.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OsSplit {
+pub(crate) struct OsSplit {
     /// On a CPU (or not known to be off one).
     pub running: u64,
     /// Runnable but not on a CPU: preempted, or waiting in the run queue.
@@ -25,7 +25,7 @@ pub struct OsSplit {
 /// thread has them, else interpolated from its schedstat samples. Time outside the sampled
 /// range, or a range with no sample inside it, counts as running: without evidence of being
 /// off-CPU none is claimed.
-pub fn split(d: &Decoded, tid: u64, a: u64, b: u64) -> OsSplit {
+pub(crate) fn split(d: &Decoded, tid: u64, a: u64, b: u64) -> OsSplit {
     let wall = b - a;
     let running = OsSplit {
         running: wall,
@@ -70,7 +70,7 @@ pub fn split(d: &Decoded, tid: u64, a: u64, b: u64) -> OsSplit {
 /// interval that no voluntary off-CPU interval covers; with schedstat samples, the growth of
 /// its CPU and run-queue counters between the samples around `[a, b]` (interpolated, within
 /// the sampled range). Without either: 0, nothing is claimed.
-pub fn busy_in(d: &Decoded, tid: u64, a: u64, b: u64) -> u64 {
+pub(crate) fn busy_in(d: &Decoded, tid: u64, a: u64, b: u64) -> u64 {
     if let Some(iv) = d.off_cpu.get(&tid) {
         let Some(&(known, _, _)) = iv.first() else {
             return 0;

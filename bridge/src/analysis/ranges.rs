@@ -7,7 +7,7 @@
 //! breakdown runs several of these per span.
 
 /// Sorts and merges overlapping (and touching) ranges.
-pub fn merge(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+pub(crate) fn merge(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     r.sort_unstable();
     let mut out: Vec<(u64, u64)> = Vec::with_capacity(r.len());
     for (a, b) in r {
@@ -20,7 +20,7 @@ pub fn merge(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 }
 
 /// `ranges` minus `covered` (both sorted and disjoint), in one pass over both.
-pub fn subtract(ranges: &[(u64, u64)], covered: &[(u64, u64)]) -> Vec<(u64, u64)> {
+pub(crate) fn subtract(ranges: &[(u64, u64)], covered: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut c = 0;
     for &(a, b) in ranges {
@@ -48,7 +48,7 @@ pub fn subtract(ranges: &[(u64, u64)], covered: &[(u64, u64)]) -> Vec<(u64, u64)
 }
 
 /// The parts of `ranges` inside `within` (both sorted and disjoint).
-pub fn intersect(ranges: &[(u64, u64)], within: &[(u64, u64)]) -> Vec<(u64, u64)> {
+pub(crate) fn intersect(ranges: &[(u64, u64)], within: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let (mut i, mut k) = (0, 0);
     while i < ranges.len() && k < within.len() {
@@ -68,7 +68,7 @@ pub fn intersect(ranges: &[(u64, u64)], within: &[(u64, u64)]) -> Vec<(u64, u64)
 /// How much of `[a, b]` the sorted, disjoint `ranges` cover, ns. Only the ranges from the
 /// first that ends after `a` up to the first that starts at `b` are looked at, so asking for
 /// many short ranges against a long list costs a binary search each, not a pass over the list.
-pub fn overlap(ranges: &[(u64, u64)], a: u64, b: u64) -> u64 {
+pub(crate) fn overlap(ranges: &[(u64, u64)], a: u64, b: u64) -> u64 {
     let from = ranges.partition_point(|&(_, y)| y <= a);
     ranges[from..]
         .iter()

@@ -10,14 +10,14 @@ use super::idmap::{IdMap, IdSet};
 
 /// The spans and tasks doing a request's work.
 #[derive(Debug, Default)]
-pub struct RequestWork {
+pub(crate) struct RequestWork {
     pub spans: IdSet<u64>,
     pub tasks: IdSet<u64>,
 }
 
 /// Why a poll is (partly) the request's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PollOf {
+pub(crate) enum PollOf {
     /// A poll of one of the request's tasks: all of its time is the request's.
     RequestTask,
     /// A poll of another task inside which a span of the request was entered (a server's
@@ -28,7 +28,7 @@ pub enum PollOf {
 
 impl RequestWork {
     /// `root` and its descendants, and the tasks spawned beneath them, transitively.
-    pub fn collect(d: &Decoded, root: u64) -> RequestWork {
+    pub(crate) fn collect(d: &Decoded, root: u64) -> RequestWork {
         let mut spans = IdSet::default();
         let mut stack = vec![root];
         while let Some(k) = stack.pop() {
@@ -51,7 +51,7 @@ impl RequestWork {
     }
 
     /// Whether poll `p` on thread `t` did the request's work, and how; `None` when it did not.
-    pub fn poll_of(&self, t: &ThreadActivity, p: &Poll) -> Option<PollOf> {
+    pub(crate) fn poll_of(&self, t: &ThreadActivity, p: &Poll) -> Option<PollOf> {
         if self.tasks.contains(&p.task) {
             return Some(PollOf::RequestTask);
         }

@@ -10,7 +10,7 @@ use super::late_wakes::Late;
 
 /// What covered an instant of the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tag {
+pub(crate) enum Tag {
     /// The request's own work: one of its span entries or task polls on a thread (index into
     /// [`Decoded::threads`](super::decode::Decoded::threads)).
     OwnWork { thread: usize },
@@ -38,7 +38,7 @@ impl Tag {
 
 /// Where a stretch of scheduler wait comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
+pub(crate) enum Wait {
     /// tokio's wake-to-poll latency.
     Measured,
     /// A wake-up the runtime delayed ([`super::late_wakes`]).
@@ -47,7 +47,7 @@ pub enum Wait {
 
 impl Wait {
     /// A span event's words for it.
-    pub fn describe(self) -> String {
+    pub(crate) fn describe(self) -> String {
         match self {
             Wait::Measured => "runnable, waiting for a worker".into(),
             Wait::Late(Late::AllBusy) => "ready (at most this long) while every worker was busy: \
@@ -63,7 +63,7 @@ impl Wait {
 
 /// A stretch `[start, end]` of the window, and what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Segment<T> {
+pub(crate) struct Segment<T> {
     pub start: u64,
     pub end: u64,
     pub what: T,
@@ -72,14 +72,14 @@ pub struct Segment<T> {
 /// Tagged stretches of a window `[lo, hi]`: each is clipped to the window as it is added, and
 /// one that lies outside is dropped.
 #[derive(Debug)]
-pub struct Marks {
+pub(crate) struct Marks {
     lo: u64,
     hi: u64,
     marks: Vec<Segment<Tag>>,
 }
 
 impl Marks {
-    pub fn new(lo: u64, hi: u64) -> Marks {
+    pub(crate) fn new(lo: u64, hi: u64) -> Marks {
         Marks {
             lo,
             hi,
@@ -88,7 +88,7 @@ impl Marks {
     }
 
     /// Marks `[a, b]` (clipped to the window) as covered by `tag`.
-    pub fn push(&mut self, a: u64, b: u64, tag: Tag) {
+    pub(crate) fn push(&mut self, a: u64, b: u64, tag: Tag) {
         let (a, b) = (a.max(self.lo), b.min(self.hi));
         if b > a {
             self.marks.push(Segment {
@@ -100,14 +100,14 @@ impl Marks {
     }
 
     /// The marks so far, in the order they were pushed.
-    pub fn iter(&self) -> impl Iterator<Item = &Segment<Tag>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Segment<Tag>> {
         self.marks.iter()
     }
 
     /// The window's elementary segments, each with the highest-priority tag covering it. Among
     /// tags of equal priority (own work on two threads at once) the mark that began last wins,
     /// or of those that began together the one pushed last.
-    pub fn sweep(mut self) -> Vec<Segment<Option<Tag>>> {
+    pub(crate) fn sweep(mut self) -> Vec<Segment<Option<Tag>>> {
         let marks = &mut self.marks;
         let mut cuts: Vec<u64> = marks
             .iter()
@@ -143,7 +143,7 @@ impl Marks {
 
 /// `segs` sorted by `key`, with each segment that starts where the one before it ends, and is
 /// of the same `what`, joined to it.
-pub fn joined<T: PartialEq, K: Ord>(
+pub(crate) fn joined<T: PartialEq, K: Ord>(
     mut segs: Vec<Segment<T>>,
     key: impl Fn(&Segment<T>) -> K,
 ) -> Vec<Segment<T>> {

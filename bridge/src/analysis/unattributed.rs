@@ -84,17 +84,17 @@ impl Unattributed {
 
 /// Unattributed work below this (of one kind) is not reported: a worker's own bookkeeping
 /// between spans, a server's connection handling around the request.
-pub const MIN_UNATTRIBUTED_NS: u64 = 1_000_000;
+pub(crate) const MIN_UNATTRIBUTED_NS: u64 = 1_000_000;
 
 /// Stretches kept for span events.
-pub const MAX_STRETCHES: usize = 8;
+pub(crate) const MAX_STRETCHES: usize = 8;
 
 /// A worker's busy stretches shorter than this are not counted (see the module doc).
-pub const MIN_STRETCH_NS: u64 = 1_000_000;
+pub(crate) const MIN_STRETCH_NS: u64 = 1_000_000;
 
 /// Unattributed work inside `ranges` (sorted, disjoint, Unix ns). `light`: the decode kept
 /// only the request's own spans, so busy workers cannot be told apart from other requests.
-pub fn unattributed(d: &Decoded, ranges: &[(u64, u64)], light: bool) -> Unattributed {
+pub(crate) fn unattributed(d: &Decoded, ranges: &[(u64, u64)], light: bool) -> Unattributed {
     let mut u = Unattributed::default();
     let (Some(&(lo, _)), Some(&(_, hi))) = (ranges.first(), ranges.last()) else {
         return Unattributed {

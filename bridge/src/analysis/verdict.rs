@@ -12,7 +12,7 @@ use super::late_wakes::Late;
 use super::unattributed::{Stretch, StretchKind, Unattributed};
 
 /// The verdict on `b` (whose `verdict` it ignores).
-pub fn verdict(b: &Breakdown) -> String {
+pub(crate) fn verdict(b: &Breakdown) -> String {
     let c = b.dominant;
     let head = format!("{} {} of {}", c.words(), ms(b.part(c)), ms(b.end - b.start));
     // Unattributed work that could be most of the idle time is told with its remedy; less of
@@ -227,7 +227,7 @@ fn unchecked(u: &Unattributed) -> Option<String> {
 }
 
 /// A span event's words for one stretch of unattributed work.
-pub fn describe_stretch(s: &Stretch) -> String {
+pub(crate) fn describe_stretch(s: &Stretch) -> String {
     match s.kind {
         StretchKind::Worker(w) => format!(
             "worker {w} (thread {}) busy {} outside any span: work no span names, may be this \

@@ -48,7 +48,7 @@ impl CpuShare {
     /// Reads the thread's schedstat and returns the share, updated when at least
     /// [`MIN_INTERVAL_NS`] of run and wait passed since the last estimate. Call it from the
     /// thread measured, only.
-    pub fn update(&mut self) -> f64 {
+    pub(super) fn update(&mut self) -> f64 {
         let file = self
             .file
             .get_or_insert_with(|| File::open("/proc/thread-self/schedstat").ok());
@@ -72,7 +72,7 @@ impl CpuShare {
 impl CpuShare {
     /// The thread's CPU time, ns, as of the last [`CpuShare::update`] (0 if schedstat could
     /// not be read).
-    pub fn run_ns(&self) -> u64 {
+    pub(super) fn run_ns(&self) -> u64 {
         self.run_ns
     }
 }

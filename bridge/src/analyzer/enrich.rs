@@ -15,11 +15,14 @@ use crate::config::Detail;
 /// What to attach besides the breakdown itself.
 #[derive(Debug, Clone, Default)]
 pub struct Extras<'a> {
+    /// The active sources (`granular.sources`).
     pub sources: &'a str,
+    /// The artifact's link (`granular.artifact`).
     pub artifact: Option<String>,
     /// Why a violating span has no artifact (`rate_limit`), put on it as
     /// `granular.artifact.skipped`.
     pub artifact_skipped: Option<&'a str>,
+    /// Span events added at most (`GRANULAR_MAX_EVENTS`).
     pub max_events: usize,
 }
 
@@ -184,7 +187,7 @@ fn synthetic(
 }
 
 /// Marks a violating span that could not be enriched, and why.
-pub fn mark_skipped(span: &mut SpanData, reason: &'static str) {
+pub(crate) fn mark_skipped(span: &mut SpanData, reason: &'static str) {
     span.attributes
         .push(KeyValue::new("granular.skipped", reason));
 }

@@ -16,11 +16,11 @@
 //! analysis goes light (`overload`, `cpu_share`), which spans get an artifact
 //! ([`artifacts`]). The thread runs at nice 10 so that the application gets the CPU first.
 
-pub mod artifacts;
+pub(crate) mod artifacts;
 mod batch;
 mod copy;
 mod cpu_share;
-pub mod enrich;
+pub(crate) mod enrich;
 mod explain;
 mod held;
 mod overload;

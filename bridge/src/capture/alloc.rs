@@ -97,7 +97,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
 }
 
 /// Whether the wrapper is the global allocator (probed once with a test allocation).
-pub fn installed() -> bool {
+pub(crate) fn installed() -> bool {
     if !INSTALLED.load(Ordering::Relaxed) {
         // Any allocation through the wrapper bumps this thread's counter: allocate once and look.
         let before = COUNTERS.try_with(|c| c.count.get()).unwrap_or(0);
@@ -108,13 +108,6 @@ pub fn installed() -> bool {
         }
     }
     INSTALLED.load(Ordering::Relaxed)
-}
-
-/// This thread's cumulative (allocations, bytes, frees).
-pub fn thread_counters() -> (u64, u64, u64) {
-    COUNTERS
-        .try_with(|c| (c.count.get(), c.bytes.get(), c.frees.get()))
-        .unwrap_or((0, 0, 0))
 }
 
 /// Records a poll or span boundary (`kind`, `arg`) with this thread's cumulative counters

@@ -28,7 +28,8 @@ thread_local! {
 }
 
 /// The tokio task being polled on this thread (0 = none, or unknown without tokio_unstable).
-pub fn current_task() -> u64 {
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
+pub(crate) fn current_task() -> u64 {
     TASK.try_with(Cell::get).unwrap_or(0)
 }
 
@@ -38,7 +39,7 @@ pub(crate) fn set_current_task(task: u64) {
 }
 
 /// The recorder key of the innermost span entered on this thread (0 = none).
-pub fn current_span() -> u64 {
+pub(crate) fn current_span() -> u64 {
     innermost(|e, i| e.keys[i].get()).unwrap_or(0)
 }
 
@@ -105,7 +106,7 @@ pub(crate) fn pop_id(id: u64) -> Option<u64> {
 /// A tokio task id as an integer. `task::Id` has no accessor; its `Hash` writes the inner
 /// `u64` with a single `write_u64`, which this hasher captures. A test pins that against the
 /// id's `Display`.
-pub fn task_id_u64(id: tokio::task::Id) -> u64 {
+pub(crate) fn task_id_u64(id: tokio::task::Id) -> u64 {
     use std::hash::{Hash, Hasher};
     #[derive(Default)]
     struct Capture(u64);

@@ -9,12 +9,12 @@ use tracing::field::{Field, Visit};
 use crate::recorder::{self, Kind};
 
 /// Longest value kept, bytes; longer ones are truncated (at a character boundary).
-pub const MAX_VALUE: usize = 512;
+pub(crate) const MAX_VALUE: usize = 512;
 
 /// Value kinds on the ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum ValueKind {
+pub(crate) enum ValueKind {
     Bool = 1,
     I64 = 2,
     F64 = 3,
@@ -22,7 +22,7 @@ pub enum ValueKind {
 }
 
 impl ValueKind {
-    pub fn from_u8(b: u8) -> Option<ValueKind> {
+    pub(crate) fn from_u8(b: u8) -> Option<ValueKind> {
         Some(match b {
             1 => ValueKind::Bool,
             2 => ValueKind::I64,
@@ -34,7 +34,7 @@ impl ValueKind {
 }
 
 /// Number of payload records a field carries, from its first payload's `w1`.
-pub fn payload_records(meta: u64) -> usize {
+pub(crate) fn payload_records(meta: u64) -> usize {
     let kind = ((meta >> 16) & 0xff) as u8;
     let len = (meta >> 24) as usize;
     match ValueKind::from_u8(kind) {
@@ -45,7 +45,7 @@ pub fn payload_records(meta: u64) -> usize {
 
 /// What the span recorder needs to know about a few reserved fields while recording.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Specials {
+pub(crate) struct Specials {
     /// `otel.status_code = "ERROR"` was recorded.
     pub error: bool,
     /// `http.route`, inline, truncated at 64 bytes.
@@ -56,13 +56,13 @@ pub struct Specials {
 
 /// A short string kept without allocating (truncated at 64 bytes, on a character boundary).
 #[derive(Debug, Clone, Copy)]
-pub struct InlineStr {
+pub(crate) struct InlineStr {
     bytes: [u8; 64],
     len: u8,
 }
 
 impl InlineStr {
-    pub fn new(s: &str) -> Self {
+    pub(crate) fn new(s: &str) -> Self {
         let mut len = s.len().min(64);
         while !s.is_char_boundary(len) {
             len -= 1;
@@ -75,14 +75,14 @@ impl InlineStr {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
     }
 }
 
 /// Writes every visited field as [`Kind::Field`] records owned by `owner`.
 #[derive(Debug)]
-pub struct FieldWriter {
+pub(crate) struct FieldWriter {
     owner: u64,
     /// Write only this field (the others are visited and skipped).
     only: Option<&'static str>,
@@ -95,7 +95,7 @@ pub struct FieldWriter {
 
 impl FieldWriter {
     /// Fields of `owner`, stamped `ts` (clock ticks).
-    pub fn new(owner: u64, ts: u64) -> Self {
+    pub(crate) fn new(owner: u64, ts: u64) -> Self {
         FieldWriter {
             owner,
             only: None,
@@ -106,7 +106,7 @@ impl FieldWriter {
 
     /// A writer that keeps just `name` (beside tracing-opentelemetry, only `otel.name` is
     /// recorded: culprits and timelines show the name users see in Jaeger).
-    pub fn only(owner: u64, ts: u64, name: &'static str) -> Self {
+    pub(crate) fn only(owner: u64, ts: u64, name: &'static str) -> Self {
         FieldWriter {
             only: Some(name),
             ..FieldWriter::new(owner, ts)
@@ -158,7 +158,7 @@ impl FieldWriter {
 }
 
 /// Decodes the string bytes of a field's payload records (`w1` of each holds 7 bytes).
-pub fn decode_string(records: &[(u64, u64)], len: usize) -> String {
+pub(crate) fn decode_string(records: &[(u64, u64)], len: usize) -> String {
     let mut bytes = Vec::with_capacity(records.len() * 15);
     for &(w0, w1) in records {
         bytes.extend_from_slice(&w0.to_le_bytes());

@@ -20,7 +20,7 @@ fn seed() -> u64 {
 }
 
 /// A non-zero random 64-bit value.
-pub fn next_u64() -> u64 {
+pub(crate) fn next_u64() -> u64 {
     STATE
         .try_with(|st| {
             let mut x = st.get();
@@ -38,12 +38,12 @@ pub fn next_u64() -> u64 {
 }
 
 /// A new span id.
-pub fn span_id() -> u64 {
+pub(crate) fn span_id() -> u64 {
     next_u64()
 }
 
 /// A new trace id.
-pub fn trace_id() -> u128 {
+pub(crate) fn trace_id() -> u128 {
     (u128::from(next_u64()) << 64) | u128::from(next_u64())
 }
 

@@ -11,7 +11,7 @@ use tracing::Event;
 use tracing::field::{Field, Visit};
 
 /// Formats `event`, inside the spans named by `scope` (outermost first), into one line.
-pub fn format(event: &Event<'_>, scope: &[&str], now: SystemTime) -> String {
+pub(crate) fn format(event: &Event<'_>, scope: &[&str], now: SystemTime) -> String {
     let meta = event.metadata();
     let mut line = String::with_capacity(128);
     write_timestamp(&mut line, now);
@@ -34,7 +34,7 @@ pub fn format(event: &Event<'_>, scope: &[&str], now: SystemTime) -> String {
 }
 
 /// Writes `line` to standard output in one call; a failed write is dropped, never retried.
-pub fn write(line: &str) {
+pub(crate) fn write(line: &str) {
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
 

@@ -10,18 +10,18 @@
 //! | allocations per thread | [`alloc`] | `granular::Alloc` as the global allocator |
 //! | blocking-pool queueing and running | [`blocking`] | `granular::spawn_blocking` |
 
-pub mod alloc;
-pub mod blocking;
-pub mod context;
-pub mod fields;
-pub mod ids;
-pub mod layer;
-pub mod log_line;
-pub mod os;
+pub(crate) mod alloc;
+pub(crate) mod blocking;
+pub(crate) mod context;
+pub(crate) mod fields;
+pub(crate) mod ids;
+pub(crate) mod layer;
+pub(crate) mod log_line;
+pub(crate) mod os;
 pub(crate) mod otel_ext;
-pub mod perf;
-pub mod runtime;
+pub(crate) mod perf;
+pub(crate) mod runtime;
 pub mod slab;
-pub mod spans;
-pub mod subscriber;
-pub mod switch;
+pub(crate) mod spans;
+pub(crate) mod subscriber;
+pub(crate) mod switch;

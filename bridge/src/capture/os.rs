@@ -25,7 +25,7 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 static SCHEDSTAT: AtomicBool = AtomicBool::new(false);
 
 /// Whether schedstat can be read on this machine (kernel built with schedstats, /proc mounted).
-pub fn available() -> Result<(), String> {
+pub(crate) fn available() -> Result<(), String> {
     let mut buf = [0u8; 128];
     let f = File::open("/proc/thread-self/schedstat")
         .map_err(|e| format!("cannot open /proc/thread-self/schedstat: {e}"))?;
@@ -49,7 +49,7 @@ const MAX_DRAIN_PERIOD: Duration = Duration::from_millis(50);
 /// small VM (two context switches with perf attached): at a fixed 100 Hz an idle service
 /// would pay ~3 ms of CPU a second for it; the analyzer drains the rings before each snapshot
 /// anyway, so the sampler only keeps them from overflowing.
-pub fn start(hz: u32, schedstat: bool) -> Result<(), String> {
+pub(crate) fn start(hz: u32, schedstat: bool) -> Result<(), String> {
     if RUNNING.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
@@ -87,13 +87,13 @@ fn drain_period(period: Duration, base: Duration, fill: f64) -> Duration {
 }
 
 /// Whether the sampler reads the runtime threads' schedstat.
-pub fn sampling() -> bool {
+pub(crate) fn sampling() -> bool {
     RUNNING.load(Ordering::Relaxed) && SCHEDSTAT.load(Ordering::Relaxed)
 }
 
 /// Takes one schedstat sample of every registered thread now (the analyzer calls it before
 /// each snapshot so the latest intervals are covered).
-pub fn sample_now() {
+pub(crate) fn sample_now() {
     if sampling() {
         sample_all();
     }
@@ -123,7 +123,7 @@ fn parse_schedstat(buf: &[u8]) -> Option<(u64, u64)> {
 }
 
 /// Registers the calling thread for sampling (tokio `on_thread_start`), with perf too.
-pub fn register_current_thread() {
+pub(crate) fn register_current_thread() {
     if super::switch::off() {
         return;
     }
@@ -137,7 +137,7 @@ pub fn register_current_thread() {
 }
 
 /// Unregisters the calling thread (tokio `on_thread_stop`).
-pub fn unregister_current_thread() {
+pub(crate) fn unregister_current_thread() {
     super::perf::unregister_current_thread();
     let tid = recorder::current_tid();
     if let Ok(mut w) = WATCHED.lock() {

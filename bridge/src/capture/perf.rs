@@ -101,14 +101,14 @@ static LOST: AtomicU64 = AtomicU64::new(0);
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Probes, and when permitted turns the source on for threads registered from now on.
-pub fn enable() -> Result<(), String> {
+pub(crate) fn enable() -> Result<(), String> {
     probe()?;
     ENABLED.store(true, Ordering::Relaxed);
     Ok(())
 }
 
 /// Whether [`enable`] succeeded.
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
@@ -190,7 +190,7 @@ thread_local! {
 /// Opens the calling thread's event if it has not yet: runtime threads started before
 /// [`enable`] (a runtime built before `granular::init()`) catch up at their next park.
 #[inline]
-pub fn ensure_current_thread() {
+pub(crate) fn ensure_current_thread() {
     if enabled() && !TRIED.try_with(std::cell::Cell::get).unwrap_or(true) {
         register_current_thread();
     }
@@ -198,7 +198,7 @@ pub fn ensure_current_thread() {
 
 /// Opens the calling thread's event (runtime `on_thread_start`). Failures are silent here:
 /// [`probe`] reported them once at init.
-pub fn register_current_thread() {
+pub(crate) fn register_current_thread() {
     if !enabled() {
         return;
     }
@@ -225,7 +225,7 @@ pub fn register_current_thread() {
 /// Closes the calling thread's event (runtime `on_thread_stop`), after a last drain, and
 /// records the thread off CPU from now on: nothing will close that interval, and a reader
 /// must not take the exited thread for one still running since its last switch-in.
-pub fn unregister_current_thread() {
+pub(crate) fn unregister_current_thread() {
     if !enabled() {
         return;
     }
@@ -245,15 +245,10 @@ pub fn unregister_current_thread() {
     }
 }
 
-/// Records lost by the kernel because a ring filled between drains.
-pub fn lost() -> u64 {
-    LOST.load(Ordering::Relaxed)
-}
-
 /// Drains every thread's ring into the recorder (called by the OS sampler thread and before
 /// each analyzer snapshot); returns the fullest ring's fill before the drain, as a fraction
 /// of its size (what the sampler paces its drains by).
-pub fn drain_all() -> f64 {
+pub(crate) fn drain_all() -> f64 {
     let Ok(mut events) = EVENTS.lock() else {
         return 0.0;
     };

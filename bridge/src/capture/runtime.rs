@@ -216,12 +216,12 @@ fn call(hook: &Option<ThreadHook>) {
 }
 
 /// Granular's `on_thread_start`: registers the thread with the OS sampler (and perf).
-pub fn on_thread_start() {
+pub(crate) fn on_thread_start() {
     os::register_current_thread();
 }
 
 /// Granular's `on_thread_stop`.
-pub fn on_thread_stop() {
+pub(crate) fn on_thread_stop() {
     if switch::off() {
         return;
     }

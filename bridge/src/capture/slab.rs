@@ -16,6 +16,10 @@
 //! This file is also compiled by `bridge/loom/` under `--cfg loom` (with two pages of two
 //! slots) to model-check the protocol.
 
+// `pub` (not `pub(crate)`): the loom crate compiles this file as a module of its own and its
+// models, in another crate, use these items.
+#![allow(unreachable_pub)]
+
 use std::mem::MaybeUninit;
 use std::ptr;
 

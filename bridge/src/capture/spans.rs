@@ -26,7 +26,7 @@ use crate::slo::sampler::{ClosedSpan, LocalTrace, SourceSampler};
 
 /// Granular's state of one span.
 #[derive(Debug)]
-pub struct SpanState {
+pub(crate) struct SpanState {
     /// The span's recorder key (see [`recorder::next_span_key`]).
     pub key: u64,
     /// Whether the span is a local root.
@@ -86,22 +86,22 @@ impl OwnSpan {
     }
 
     /// The judging state of the span's local trace.
-    pub fn trace(&self) -> &LocalTrace {
+    pub(crate) fn trace(&self) -> &LocalTrace {
         self.trace.get()
     }
 
-    pub fn trace_id(&self) -> u128 {
+    pub(crate) fn trace_id(&self) -> u128 {
         let hi = self.trace_hi.load(Ordering::Relaxed);
         u128::from(hi) << 64 | u128::from(self.trace_lo.load(Ordering::Relaxed))
     }
 
     /// The remote parent's span id, if [`Self::set_remote_parent`] gave one.
-    pub fn remote_parent(&self) -> Option<u64> {
+    pub(crate) fn remote_parent(&self) -> Option<u64> {
         Some(self.remote_parent.load(Ordering::Relaxed)).filter(|&p| p != 0)
     }
 
     /// Joins the remote trace `trace_id` under the span `parent` (a local root only).
-    pub fn set_remote_parent(&self, trace_id: u128, parent: u64) {
+    pub(crate) fn set_remote_parent(&self, trace_id: u128, parent: u64) {
         self.trace_hi
             .store((trace_id >> 64) as u64, Ordering::Relaxed);
         self.trace_lo.store(trace_id as u64, Ordering::Relaxed);
@@ -109,13 +109,13 @@ impl OwnSpan {
     }
 
     /// Whether `otel.status_code = "ERROR"` was recorded on it.
-    pub fn error(&self) -> bool {
+    pub(crate) fn error(&self) -> bool {
         self.error.load(Ordering::Relaxed)
     }
 
     /// The index of the SLO rule the span is judged by: the earlier of the first rules its
     /// name and its route matched.
-    pub fn slo_rule(&self) -> Option<usize> {
+    pub(crate) fn slo_rule(&self) -> Option<usize> {
         let index = |i: &AtomicU16| Some(i.load(Ordering::Relaxed)).filter(|&i| i != NO_RULE);
         let [name, route] = [&self.slo_on_name, &self.slo_on_route].map(index);
         name.into_iter().chain(route).min().map(usize::from)

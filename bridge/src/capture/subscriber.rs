@@ -1,4 +1,4 @@
-//! [`GranularSubscriber`]: the `tracing` subscriber [`init`](crate::init) installs with
+//! [`GranularSubscriber`]: the `tracing` subscriber [`init`](fn@crate::init) installs with
 //! `GRANULAR_SAMPLE=violations`. It records spans into the flight recorder exactly as
 //! [`RecorderLayer::recording_spans`](crate::RecorderLayer::recording_spans) does, without a
 //! `tracing-subscriber` registry: no sharded-slab pool, no per-span extension map, no
@@ -84,8 +84,8 @@ impl GranularSubscriber {
         }
     }
 
-    /// Spans handed an id that records nothing because [`slab::CAPACITY`](super::slab::CAPACITY)
-    /// spans were open.
+    /// Spans handed an id that records nothing because the span table was full (4,194,304
+    /// spans open at once).
     pub fn untracked_spans(&self) -> u64 {
         self.untracked.load(Ordering::Relaxed)
     }
@@ -268,7 +268,10 @@ impl Subscriber for GranularSubscriber {
     }
 }
 
-/// The filter `RUST_LOG` asks for (see [`filter_from`]).
+/// The filter `RUST_LOG` asks for, for [`GranularSubscriber::new`]: target/level directives
+/// (`info,my_crate=debug`); `info` when unset or empty. A value this subscriber cannot honour
+/// (span or field directives, bad syntax) falls back to `info`, and the second value is a
+/// message saying why (print it: no subscriber is installed yet).
 pub fn filter_from_env() -> (Targets, Option<String>) {
     filter_from(std::env::var("RUST_LOG").ok().as_deref())
 }
@@ -276,7 +279,7 @@ pub fn filter_from_env() -> (Targets, Option<String>) {
 /// The filter a `RUST_LOG` value asks for, read as target/level directives; `info` when unset
 /// or empty. A value this subscriber cannot honour (span or field directives, bad syntax)
 /// falls back to `info`, with a message saying why.
-pub fn filter_from(rust_log: Option<&str>) -> (Targets, Option<String>) {
+pub(crate) fn filter_from(rust_log: Option<&str>) -> (Targets, Option<String>) {
     let info = Targets::new().with_default(LevelFilter::INFO);
     let Some(v) = rust_log.filter(|v| !v.trim().is_empty()) else {
         return (info, None);

@@ -13,7 +13,7 @@ static OFF: AtomicBool = AtomicBool::new(false);
 
 /// Whether Granular was turned off. Sources call it first, per event: one relaxed load.
 #[inline]
-pub fn off() -> bool {
+pub(crate) fn off() -> bool {
     OFF.load(Ordering::Relaxed)
 }
 

@@ -9,10 +9,11 @@
 /// A `GRANULAR_*` (or `OTEL_*`) variable with a value Granular cannot use.
 ///
 /// [`Config::from_env`](super::Config::from_env) returns the first as an error;
-/// [`Config::from_env_lenient`](super::Config::from_env_lenient) (what [`init`](crate::init)
+/// [`Config::from_env_lenient`](super::Config::from_env_lenient) (what [`init`](fn@crate::init)
 /// uses) collects them all, keeps `using` in place of each and goes on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
+    /// The variable, e.g. `GRANULAR_SLO`.
     pub variable: String,
     /// The value as set (a value that is not UTF-8 is shown lossily).
     pub value: String,
@@ -34,7 +35,7 @@ impl std::fmt::Display for ConfigError {
 }
 
 impl ConfigError {
-    /// The warning [`init`](crate::init) logs: the error and what is used instead.
+    /// The warning [`init`](fn@crate::init) logs: the error and what is used instead.
     pub fn warning(&self) -> String {
         format!("{self}; using {} instead", self.using)
     }

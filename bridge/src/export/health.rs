@@ -32,7 +32,7 @@ use crate::recorder::FlightRecorder;
 use crate::slo::Stats;
 
 /// The instrumentation scope of Granular's own metrics.
-pub const METER_NAME: &str = "granular";
+pub(crate) const METER_NAME: &str = "granular";
 
 /// Builds a meter provider that exports Granular's health counters through `exporter`
 /// (periodically, at `OTEL_METRIC_EXPORT_INTERVAL`), with `resource` (the service's).

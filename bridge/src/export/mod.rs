@@ -4,6 +4,6 @@
 
 pub(crate) mod health;
 pub(crate) mod otlp;
-pub mod processor;
+pub(crate) mod processor;
 
-pub use processor::GranularProcessor;
+pub(crate) use processor::GranularProcessor;

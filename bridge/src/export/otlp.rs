@@ -1,4 +1,4 @@
-//! The OTLP exporters Granular builds: spans (for [`init`](crate::init)'s tracer provider),
+//! The OTLP exporters Granular builds: spans (for [`init`](fn@crate::init)'s tracer provider),
 //! logs (artifacts, with `GRANULAR_ARTIFACTS=otlp`) and metrics (the health counters).
 //!
 //! In: a signal's [`OtlpSignal`] (protocol and compression, read by [`Config`](crate::Config)).
@@ -50,19 +50,21 @@ macro_rules! otlp_exporter_for {
 }
 
 /// The span exporter for `signal`.
-pub fn span_exporter(
+pub(crate) fn span_exporter(
     signal: OtlpSignal,
 ) -> Result<opentelemetry_otlp::SpanExporter, ExporterError> {
     otlp_exporter_for!(opentelemetry_otlp::SpanExporter, signal)
 }
 
 /// The log exporter for `signal` (artifacts).
-pub fn log_exporter(signal: OtlpSignal) -> Result<opentelemetry_otlp::LogExporter, ExporterError> {
+pub(crate) fn log_exporter(
+    signal: OtlpSignal,
+) -> Result<opentelemetry_otlp::LogExporter, ExporterError> {
     otlp_exporter_for!(opentelemetry_otlp::LogExporter, signal)
 }
 
 /// The metric exporter for `signal` (the health counters).
-pub fn metric_exporter(
+pub(crate) fn metric_exporter(
     signal: OtlpSignal,
 ) -> Result<opentelemetry_otlp::MetricExporter, ExporterError> {
     otlp_exporter_for!(opentelemetry_otlp::MetricExporter, signal)

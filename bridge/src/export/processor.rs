@@ -65,7 +65,7 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
     }
 
     /// The store `GRANULAR_ARTIFACTS=dir` asks for; `otlp` needs a logger, see
-    /// [`with_artifact_store`](Self::with_artifact_store) (what [`crate::init`] does).
+    /// [`with_artifact_store`](Self::with_artifact_store) (what [`crate::init()`] does).
     fn with_default_store(self) -> Self {
         let store: Option<Box<dyn ArtifactStore>> = match &self.cfg.artifacts {
             ArtifactSink::Dir(dir) => match DirStore::new(
@@ -100,13 +100,14 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
         self
     }
 
+    /// What the processor, its source sampler and its analyzer did, counted.
     pub fn stats(&self) -> Arc<Stats> {
         self.stats.clone()
     }
 
     /// The handle [`RecorderLayer::recording_spans`](crate::RecorderLayer::recording_spans)
     /// needs. Starts the analyzer thread: set the inner processor's resource before calling
-    /// this (the SDK's `set_resource` cannot reach it afterwards), as [`crate::init`] does.
+    /// this (the SDK's `set_resource` cannot reach it afterwards), as [`crate::init()`] does.
     pub fn source_sampler(&self) -> Arc<SourceSampler> {
         Arc::new(SourceSampler::new(
             self.judge.clone(),

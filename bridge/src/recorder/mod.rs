@@ -26,7 +26,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-pub use record::{Kind, Record};
+pub(crate) use record::{Kind, Record};
 use ring::{Ring, RingCopy};
 
 /// Bytes in one record.
@@ -136,6 +136,7 @@ pub struct RecorderCounters {
 /// A copy of every ring.
 #[derive(Debug, Clone, Default)]
 pub struct RecorderSnapshot {
+    /// Each ring's records.
     pub threads: Vec<ThreadRecords>,
     /// Events dropped because their thread had no ring, per kind.
     pub dropped: Vec<(Kind, u64)>,
@@ -169,6 +170,7 @@ impl FlightRecorder {
         RECORDER.get()
     }
 
+    /// The sizes it was installed with.
     pub fn size(&self) -> RecorderSize {
         self.size
     }
@@ -232,7 +234,7 @@ impl FlightRecorder {
     }
 
     /// The shortest history any ring holds at its current rate, in clock ticks (see
-    /// [`Ring::reach`]): about how long a record written at `now` survives. `None` while every
+    /// `Ring::reach`): about how long a record written at `now` survives. `None` while every
     /// ring is empty.
     pub fn reach(&self, now: u64) -> Option<u64> {
         let slots = self.slots.lock().ok()?;
@@ -270,7 +272,7 @@ impl FlightRecorder {
     /// Copies what every ring holds from clock tick `ts` on (the analyzer's window), so a
     /// busy ring is not copied whole for every batch. `lost` then counts only records of that
     /// window that were overwritten (at least one when the window reaches further back than
-    /// anything held: see [`Ring::window_from`]). `earlier` (a previous snapshot, or an empty one) is
+    /// anything held: see `Ring::window_from`). `earlier` (a previous snapshot, or an empty one) is
     /// brought up to date rather than copied anew: each ring's copy drops what precedes the
     /// window and appends what was written since, so a reader whose windows overlap copies
     /// each record about once.
@@ -366,7 +368,7 @@ pub fn record(kind: Kind, arg: u64) {
 /// Records an event with one argument, stamped `ts` (clock ticks): for a caller that needs
 /// the time itself too (a clock read is most of a record's cost).
 #[inline]
-pub fn record_at(kind: Kind, ts: u64, arg: u64) {
+pub(crate) fn record_at(kind: Kind, ts: u64, arg: u64) {
     with_ring(kind, |slot| slot.ring.push(Record::header(kind, ts, arg)));
 }
 
@@ -378,14 +380,14 @@ pub fn record_with(kind: Kind, arg: u64, payload: &[(u64, u64)]) {
 
 /// [`record_with`] stamped `ts` (see [`record_at`]).
 #[inline]
-pub fn record_with_at(kind: Kind, ts: u64, arg: u64, payload: &[(u64, u64)]) {
+pub(crate) fn record_with_at(kind: Kind, ts: u64, arg: u64, payload: &[(u64, u64)]) {
     record_with_iter_at(kind, ts, arg, payload.iter().copied());
 }
 
 /// [`record_with_at`] with payloads made as they are written (a string's chunks, without a
 /// buffer of them first).
 #[inline]
-pub fn record_with_iter_at(
+pub(crate) fn record_with_iter_at(
     kind: Kind,
     ts: u64,
     arg: u64,
@@ -413,7 +415,7 @@ pub fn next_span_key() -> u64 {
 }
 
 /// The OS thread id of the caller.
-pub fn current_tid() -> u64 {
+pub(crate) fn current_tid() -> u64 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::syscall(libc::SYS_gettid) as u64 }
 }

@@ -8,6 +8,10 @@
 //! kind byte, so a reader that starts mid-event (the oldest records were overwritten) can tell a
 //! stray payload from a header and skip it.
 
+// `pub` (not `pub(crate)`): the loom crate compiles this file as a module of its own and its
+// models, in another crate, use these items.
+#![allow(unreachable_pub)]
+
 /// Event kinds. The discriminants are the on-ring encoding; do not reorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -16,6 +20,7 @@ pub enum Kind {
     ThreadStart = 1,
     /// A tokio worker parked (no work) / unparked.
     Park = 2,
+    /// A tokio worker unparked.
     Unpark = 3,
     /// A task poll began. arg = tokio task id. Allocation counters may follow
     /// ([`COUNTERS_FOLLOW`]).
@@ -35,7 +40,9 @@ pub enum Kind {
     SpanNew = 8,
     /// arg = span key. Allocation counters may follow ([`COUNTERS_FOLLOW`]).
     SpanEnter = 9,
+    /// arg = span key.
     SpanExit = 10,
+    /// arg = span key.
     SpanClose = 11,
     /// The span's OpenTelemetry ids, recorded once per span. arg = span key. Payload 1:
     /// w0 = OTel span id, w1 = 0 (nothing follows), 1 (trace id follows) or 3 (trace id and a
@@ -47,6 +54,7 @@ pub enum Kind {
     BlockingQueued = 13,
     /// arg = job id.
     BlockingStart = 14,
+    /// arg = job id.
     BlockingEnd = 15,
     /// A per-thread OS sample taken by the sampler thread. arg = OS thread id sampled.
     /// Payload: w0 = cumulative on-CPU ns, w1 = cumulative run-queue wait ns.
@@ -133,11 +141,14 @@ pub const ARG_MASK: u64 = (1 << 56) - 1;
 /// One ring slot's worth of data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record {
+    /// Word 0: a header's timestamp, a payload's free value.
     pub w0: u64,
+    /// Word 1: kind (8 bits) | argument (56 bits).
     pub w1: u64,
 }
 
 impl Record {
+    /// A header: `kind` at `ts`, with its argument.
     #[inline]
     pub fn header(kind: Kind, ts: u64, arg: u64) -> Record {
         Record {
@@ -146,21 +157,25 @@ impl Record {
         }
     }
 
+    /// A payload record continuing the previous header.
     #[inline]
     pub fn payload(w0: u64, w1: u64) -> Record {
         Record::header(Kind::Payload, w0, w1)
     }
 
+    /// The kind byte as written (also for a byte no [`Kind`] has).
     #[inline]
     pub fn kind_byte(&self) -> u8 {
         (self.w1 >> 56) as u8
     }
 
+    /// The kind, `None` for a byte no [`Kind`] has (a torn or zeroed slot).
     #[inline]
     pub fn kind(&self) -> Option<Kind> {
         Kind::from_u8(self.kind_byte())
     }
 
+    /// The 56-bit argument of word 1.
     #[inline]
     pub fn arg(&self) -> u64 {
         self.w1 & ARG_MASK

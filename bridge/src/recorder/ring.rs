@@ -1,7 +1,7 @@
 //! A single-writer, many-reader ring of [`Record`]s that overwrites its oldest records.
 //!
-//! The owning thread writes; any thread may take a [`Ring::snapshot`], or extend an earlier
-//! copy with [`Ring::refresh`], at any time without stopping it. Publication protocol (a seqlock over a ring):
+//! The owning thread writes; any thread may copy it, or extend an earlier copy, with
+//! [`Ring::refresh`], at any time without stopping it. Publication protocol (a seqlock over a ring):
 //!
 //! ```text
 //! writer, record number h:  claimed := h+1 ; fence(Release) ; slot[h % cap] := rec ; published := h+1 (Release)
@@ -15,6 +15,10 @@
 //! fence and two more plain stores.
 //!
 //! This file is also compiled by `bridge/loom/` under `--cfg loom` to model-check the protocol.
+
+// `pub` (not `pub(crate)`): the loom crate compiles this file as a module of its own and its
+// models, in another crate, use these items.
+#![allow(unreachable_pub)]
 
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU64, Ordering, fence};
@@ -281,7 +285,7 @@ impl Ring {
     /// A sequence number from which to snapshot so that every record stamped at or after `ts`
     /// (clock ticks) is included: a binary search over the headers' timestamps, which one
     /// writer stamps in order. A hint only: racing with the writer can make it start a little
-    /// early or at the oldest record; [`snapshot`](Self::snapshot) still checks what it copies.
+    /// early or at the oldest record; [`refresh`](Self::refresh) still checks what it copies.
     pub fn seq_for_time(&self, ts: u64) -> u64 {
         let cap = self.slots.len() as u64;
         let end = self.published.load(Ordering::Acquire);
@@ -336,7 +340,9 @@ impl Ring {
     }
 
     /// Copies the records currently held, oldest first, without stopping the writer.
-    /// `from_seq` skips records numbered below it.
+    /// `from_seq` skips records numbered below it. For the unit tests and the loom models: the
+    /// analyzer extends a kept copy with [`refresh`](Self::refresh).
+    #[cfg(any(test, loom))]
     pub fn snapshot(&self, from_seq: u64) -> RingCopy {
         let mut copy = RingCopy::default();
         self.refresh(from_seq, &mut copy);

@@ -21,7 +21,7 @@ use super::rules::{SloRule, SloRules};
 /// Judges spans by the SLO rules (`GRANULAR_SLO`), whether errors violate
 /// (`GRANULAR_ERRORS_VIOLATE`) and the baseline fraction (`GRANULAR_BASELINE`).
 #[derive(Debug, Clone)]
-pub struct Judge {
+pub(crate) struct Judge {
     rules: SloRules,
     errors_violate: bool,
     baseline: f64,
@@ -29,7 +29,7 @@ pub struct Judge {
 
 /// What the judge needs to know of an ended span.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SpanFacts {
+pub(crate) struct SpanFacts {
     /// The index, in the judge's rules, of the first rule matching the span's name or
     /// `http.route` (the earlier of the two); `None` when none matched.
     pub rule: Option<usize>,
@@ -44,7 +44,7 @@ pub struct SpanFacts {
 
 /// The verdict on one span.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     /// The index of the rule that applied ([`Judge::rule`] gives it); `None` when no rule
     /// matched.
     pub rule: Option<usize>,
@@ -57,13 +57,13 @@ pub struct Judgement {
 
 impl Judgement {
     /// Whether the span gets a breakdown.
-    pub fn wants_detail(&self) -> bool {
+    pub(crate) fn wants_detail(&self) -> bool {
         self.violated || self.baseline
     }
 }
 
 impl Judge {
-    pub fn new(rules: SloRules, errors_violate: bool, baseline: f64) -> Self {
+    pub(crate) fn new(rules: SloRules, errors_violate: bool, baseline: f64) -> Self {
         Judge {
             rules,
             errors_violate,
@@ -72,18 +72,18 @@ impl Judge {
     }
 
     /// The rules spans are judged by (matched by index into them).
-    pub fn rules(&self) -> &SloRules {
+    pub(crate) fn rules(&self) -> &SloRules {
         &self.rules
     }
 
     /// The rule a judgement applied.
-    pub fn rule(&self, j: &Judgement) -> Option<&SloRule> {
+    pub(crate) fn rule(&self, j: &Judgement) -> Option<&SloRule> {
         self.rules.get(j.rule?)
     }
 
     /// Judges a span. Local roots are always judged (against their rule, else none matched
     /// means no threshold); other spans only when a rule matches them.
-    pub fn judge(&self, span: &SpanFacts) -> Judgement {
+    pub(crate) fn judge(&self, span: &SpanFacts) -> Judgement {
         let rule = span.rule.and_then(|i| self.rules.get(i));
         let judged = rule.is_some() || span.local_root;
         let too_slow = rule.is_some_and(|r| span.elapsed > r.threshold);
@@ -99,7 +99,7 @@ impl Judge {
 
     /// Judges a span the OpenTelemetry SDK holds (tracing-opentelemetry's, or one the
     /// analyzer rebuilt from the recorder): its rule is matched by its name and `http.route`.
-    pub fn judge_span_data(&self, span: &SpanData) -> Judgement {
+    pub(crate) fn judge_span_data(&self, span: &SpanData) -> Judgement {
         let route = span
             .attributes
             .iter()
@@ -119,13 +119,13 @@ impl Judge {
 
     /// Whether a local trace leaves the process: one of its spans violated (`violated`), or
     /// it falls in the baseline fraction.
-    pub fn exports_trace(&self, violated: bool, trace_id: u128) -> bool {
+    pub(crate) fn exports_trace(&self, violated: bool, trace_id: u128) -> bool {
         violated || self.in_baseline(trace_id)
     }
 
     /// Writes the judgement on its span: `granular.slo.violated`, the rule and its threshold
     /// when one applied, `granular.baseline` for a baseline sample.
-    pub fn annotate(&self, span: &mut SpanData, j: &Judgement) {
+    pub(crate) fn annotate(&self, span: &mut SpanData, j: &Judgement) {
         let a = &mut span.attributes;
         a.push(KeyValue::new("granular.slo.violated", j.violated));
         if let Some(rule) = self.rule(j) {

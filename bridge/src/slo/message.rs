@@ -24,7 +24,7 @@ pub(crate) enum Msg {
 
 /// A local trace chosen for export: its root's recorder key.
 #[derive(Debug, Clone)]
-pub struct RebuildRequest {
+pub(crate) struct RebuildRequest {
     pub root: u64,
     pub trace_id: u128,
     /// Clock ticks at the root's creation (bounds the window to decode).

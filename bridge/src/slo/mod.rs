@@ -15,13 +15,13 @@
 //! Nothing here blocks or allocates: judging is comparisons, and a message is one
 //! non-blocking send (a full queue is counted, never waited on).
 
-pub mod judge;
+pub(crate) mod judge;
 pub(crate) mod message;
-pub mod rules;
-pub mod sampler;
-pub mod stats;
+pub(crate) mod rules;
+pub(crate) mod sampler;
+pub(crate) mod stats;
 
-pub use judge::{Judge, Judgement, SpanFacts};
-pub use rules::{DURATION_FORM, SloParseError, SloRule, SloRules, glob, parse_duration};
-pub use sampler::SourceSampler;
-pub use stats::Stats;
+pub(crate) use judge::{Judge, Judgement};
+pub(crate) use rules::{SloRules, parse_duration};
+pub(crate) use sampler::SourceSampler;
+pub(crate) use stats::Stats;

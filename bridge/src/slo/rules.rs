@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// One `PATTERN=DURATION` rule.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SloRule {
+pub(crate) struct SloRule {
     pub pattern: String,
     /// Match `http.route` instead of the span name.
     pub on_route: bool,
@@ -27,7 +27,9 @@ pub struct SloRules {
 /// A rule that does not parse.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SloParseError {
+    /// The rule as written.
     pub rule: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -44,7 +46,9 @@ impl fmt::Display for SloParseError {
 impl std::error::Error for SloParseError {}
 
 impl SloRules {
-    /// Parses `GRANULAR_SLO`. Items are trimmed and empty ones skipped (`a=1ms,,b=2ms`, a
+    /// Reads `PATTERN=DURATION,...` (the form of `GRANULAR_SLO`): a pattern is a span-name
+    /// glob, or `route:GLOB` on `http.route`; the first rule that matches a span applies.
+    /// Items are trimmed and empty ones skipped (`a=1ms,,b=2ms`, a
     /// trailing comma: common where the variable is assembled by a template); the last `=`
     /// splits an item; a pattern empty, or empty after `route:`, is an error. The Collector
     /// processor parses the same way with the same error texts (`parseSLORules`); both are
@@ -76,38 +80,35 @@ impl SloRules {
     }
 
     /// The first rule matching a span, by name or `http.route`.
-    pub fn matching(&self, name: &str, route: Option<&str>) -> Option<&SloRule> {
+    #[cfg(test)]
+    pub(crate) fn matching(&self, name: &str, route: Option<&str>) -> Option<&SloRule> {
         self.get(self.matching_index(name, route)?)
     }
 
     /// The index of the first rule matching a span, by name or `http.route`: the earlier of
     /// [`SloRules::first_on_name`] and [`SloRules::first_on_route`].
-    pub fn matching_index(&self, name: &str, route: Option<&str>) -> Option<usize> {
+    pub(crate) fn matching_index(&self, name: &str, route: Option<&str>) -> Option<usize> {
         let by_route = route.and_then(|r| self.first_on_route(r));
         self.first_on_name(name).into_iter().chain(by_route).min()
     }
 
     /// The index of the first name rule matching `name`.
-    pub fn first_on_name(&self, name: &str) -> Option<usize> {
+    pub(crate) fn first_on_name(&self, name: &str) -> Option<usize> {
         self.rules
             .iter()
             .position(|r| !r.on_route && glob(&r.pattern, name))
     }
 
     /// The index of the first `route:` rule matching `route`.
-    pub fn first_on_route(&self, route: &str) -> Option<usize> {
+    pub(crate) fn first_on_route(&self, route: &str) -> Option<usize> {
         self.rules
             .iter()
             .position(|r| r.on_route && glob(&r.pattern, route))
     }
 
     /// The rule at `index`, as [`SloRules::matching_index`] and the `first_on_*` methods give it.
-    pub fn get(&self, index: usize) -> Option<&SloRule> {
+    pub(crate) fn get(&self, index: usize) -> Option<&SloRule> {
         self.rules.get(index)
-    }
-
-    pub fn rules(&self) -> &[SloRule] {
-        &self.rules
     }
 }
 
@@ -119,7 +120,7 @@ impl fmt::Display for SloRule {
 }
 
 /// What a duration looks like, quoted in every duration error.
-pub const DURATION_FORM: &str =
+pub(crate) const DURATION_FORM: &str =
     "expected a number followed by us, ms, s, m or h (e.g. 250us, 100ms, 1.5s)";
 
 /// Parses a duration: a non-negative decimal number and a unit, `us`, `ms`, `s`, `m` or `h`
@@ -130,7 +131,7 @@ pub const DURATION_FORM: &str =
 /// table, `collector-plugin/granularprocessor/testdata/durations.json`. The value is exact to
 /// the nanosecond (digits past the 18th after the point are ignored, finer ones truncated) and
 /// at most `i64::MAX` ns, the Collector's limit.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim_matches([' ', '\t']);
     let fail = |reason: String| Err(format!("duration {s:?} {reason}; {DURATION_FORM}"));
     if s.is_empty() {
@@ -182,7 +183,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// `*` matches any run of characters; everything else literally. Allocates nothing: it runs
 /// on the request path, for every span that closes.
-pub fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     if !pattern.bytes().any(|b| b == b'*') {
         return pattern == text; // most rules name one span or route
     }
@@ -254,7 +255,7 @@ mod tests {
         for row in rows {
             let input = row["input"].as_str().unwrap();
             let got = SloRules::parse(input).map(|r| {
-                r.rules()
+                r.rules
                     .iter()
                     .map(|r| (r.pattern.clone(), r.on_route, r.threshold.as_nanos() as u64))
                     .collect::<Vec<_>>()

@@ -27,7 +27,7 @@ const TRACE_KEYS: usize = 16;
 /// `TRACE_KEYS` (16) spans (so the analyzer can pick the trace's records out of the rings without
 /// first walking the span tree).
 #[derive(Debug, Default)]
-pub struct LocalTrace {
+pub(crate) struct LocalTrace {
     violated: AtomicBool,
     keys: [AtomicU64; TRACE_KEYS],
     spans: AtomicUsize,

@@ -7,7 +7,7 @@
 //! file"). See [`perfetto`] for exactly what the trace contains.
 
 mod model;
-pub mod perfetto;
+pub(crate) mod perfetto;
 
 pub use model::{Flow, Instant, Slice, SliceRef, Timeline, Track, TrackKind};
 pub use perfetto::encode as encode_perfetto;

@@ -69,13 +69,13 @@ use proto::{
 
 /// The process id the trace shows. The artifact describes one process, so any
 /// fixed value works; the real pid would add nothing and vary between runs.
-pub const PID: i32 = 1;
+pub(crate) const PID: i32 = 1;
 
 /// Prepended to the names of slices with [`Slice::highlight`] set.
-pub const HIGHLIGHT_PREFIX: &str = "★ ";
+pub(crate) const HIGHLIGHT_PREFIX: &str = "★ ";
 
 /// Added to the categories of slices with [`Slice::highlight`] set.
-pub const HIGHLIGHT_CATEGORY: &str = "request";
+pub(crate) const HIGHLIGHT_CATEGORY: &str = "request";
 
 /// All packets form a single writer sequence; the id only has to be non-zero.
 const SEQUENCE_ID: u32 = 1;

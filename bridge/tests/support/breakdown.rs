@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use granular::config::{ArtifactSink, Config, Detail};
-use granular::slo::SloRules;
+use granular::SloRules;
+use granular::{ArtifactSink, Config, Detail};
 use opentelemetry::Value;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{
@@ -102,7 +102,7 @@ pub fn breakdowns_name_the_cause(perf: bool) {
     let sources = granular::install_recorder(&cfg);
     assert_eq!(
         sources.active().contains("perf.context_switches"),
-        perf && granular::capture::perf::probe().is_ok(),
+        perf && granular::__internal::capture::probe().is_ok(),
         "{sources}"
     );
     let exporter = InMemorySpanExporter::default();

@@ -130,7 +130,7 @@ pub fn configs(compare: bool) -> Vec<Config> {
         },
         Config {
             key: "e0",
-            label: "(e) with an SLO no request violates (`GRANULAR_SLO=GET /messages=10s`): every span recorded, nothing analysed or exported",
+            label: "(e) with an SLO no request violates (`GRANULAR_SLO=GET /messages=10s`): every span recorded, nothing analyzed or exported",
             build: Build::Base,
             telemetry: "granular",
             env: vec![
@@ -203,7 +203,7 @@ pub struct TraceCheck {
     /// Violating traces found whole (4 spans).
     pub complete: usize,
     /// Of those, with a breakdown on the root (`granular.cause`).
-    pub analysed: usize,
+    pub analyzed: usize,
     /// Of those, from a light analysis (`granular.analysis=light`: an overloaded analyzer).
     pub light: usize,
     /// Violating traces Jaeger had with fewer than 4 spans.
@@ -401,10 +401,10 @@ pub fn run(options: &Options) -> Result<(String, bool)> {
                             .trace_check
                             .as_ref()
                             .map_or_else(String::new, |t| format!(
-                                " | traces {}/{} whole ({} analysed), healthy exported {}/{}",
+                                " | traces {}/{} whole ({} analyzed), healthy exported {}/{}",
                                 t.complete,
                                 t.violating,
-                                t.analysed,
+                                t.analyzed,
                                 t.healthy_exported,
                                 t.healthy_checked
                             )),
@@ -412,10 +412,10 @@ pub fn run(options: &Options) -> Result<(String, bool)> {
                             .sat_trace_check
                             .as_ref()
                             .map_or_else(String::new, |t| format!(
-                                " | at saturation {}/{} whole ({} analysed, {} partial), healthy exported {}/{}",
+                                " | at saturation {}/{} whole ({} analyzed, {} partial), healthy exported {}/{}",
                                 t.complete,
                                 t.violating,
-                                t.analysed,
+                                t.analyzed,
                                 t.partial,
                                 t.healthy_exported,
                                 t.healthy_checked
@@ -607,7 +607,7 @@ impl Run<'_> {
                     check.complete += 1;
                     let root = t.roots().first().copied();
                     if root.is_some_and(|r| r.tag("granular.cause").is_some()) {
-                        check.analysed += 1;
+                        check.analyzed += 1;
                     }
                     if root.is_some_and(|r| r.tag("granular.analysis").is_some()) {
                         check.light += 1;
@@ -968,7 +968,7 @@ impl Report<'_> {
         }
         // The violations checks, at the fixed rate and at saturation. The first is a
         // correctness check (it fails the run); the second a target: at saturation an
-        // overloaded analyzer analyses traces lightly (no culprit search), and traces the
+        // overloaded analyzer analyzes traces lightly (no culprit search), and traces the
         // rings overwrote before their batch arrive partial or not at all, counted
         // (docs/architecture.md).
         let phases: [(&str, CheckOf, bool); 2] = [
@@ -984,14 +984,14 @@ impl Report<'_> {
             let checks: Vec<&TraceCheck> = self.samples[e].iter().filter_map(check_of).collect();
             let violating: usize = checks.iter().map(|c| c.violating).sum();
             let complete: usize = checks.iter().map(|c| c.complete).sum();
-            let analysed: usize = checks.iter().map(|c| c.analysed).sum();
+            let analyzed: usize = checks.iter().map(|c| c.analyzed).sum();
             let light: usize = checks.iter().map(|c| c.light).sum();
             let partial: usize = checks.iter().map(|c| c.partial).sum();
             let healthy: usize = checks.iter().map(|c| c.healthy_checked).sum();
             let exported: usize = checks.iter().map(|c| c.healthy_exported).sum();
             let problems: Vec<&String> = checks.iter().flat_map(|c| &c.problems).collect();
             let pass = complete == violating
-                && analysed == violating
+                && analyzed == violating
                 && exported == 0
                 && violating > 0
                 && problems.is_empty();
@@ -1001,7 +1001,7 @@ impl Report<'_> {
             targets.push(vec![
                 format!("(e) {phase}: every violating request in Jaeger whole (4 spans) with a breakdown; no healthy one (baseline 0)"),
                 format!(
-                    "{complete}/{violating} violating traces whole, {analysed} of them with `granular.cause` ({light} from a light analysis), {partial} more in Jaeger with fewer spans; {exported}/{healthy} sampled healthy traces exported{}",
+                    "{complete}/{violating} violating traces whole, {analyzed} of them with `granular.cause` ({light} from a light analysis), {partial} more in Jaeger with fewer spans; {exported}/{healthy} sampled healthy traces exported{}",
                     if problems.is_empty() {
                         String::new()
                     } else {

@@ -117,7 +117,7 @@ type OwnPoll = (u64, SliceRef);
 
 /// Draws `b`'s window from the decoded snapshot: `work` is the request's (its spans and
 /// tasks), `trace_id` goes in the title.
-pub fn draw(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u128) -> Timeline {
+pub(crate) fn draw(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u128) -> Timeline {
     let w = Window {
         lo: b.start,
         hi: b.end,

@@ -2,8 +2,8 @@
 //! Perfetto timeline ([`draw()`]), kept by an [`ArtifactStore`] ([`store`]), within
 //! `GRANULAR_ARTIFACTS_PER_SEC`, slowest spans first.
 
-pub mod draw;
-pub mod store;
+pub(crate) mod draw;
+pub(crate) mod store;
 
 use std::sync::atomic::Ordering;
 
@@ -15,8 +15,8 @@ use crate::analysis::{Breakdown, Decoded};
 use crate::slo::{Judgement, Stats};
 use crate::timeline::encode_perfetto;
 
-pub use draw::draw;
-pub use store::{ArtifactStore, DirStore, OtlpArtifacts};
+pub(crate) use draw::draw;
+pub(crate) use store::{ArtifactStore, DirStore, OtlpArtifacts};
 
 /// The analyzer's artifacts: where they go, and how many it may still build this second.
 #[derive(Debug)]
@@ -95,7 +95,7 @@ impl Artifacts {
 }
 
 /// The artifact's id: trace and span id, so it is unique and easy to find by hand.
-pub fn artifact_id(trace_id: u128, span_id: u64) -> String {
+pub(crate) fn artifact_id(trace_id: u128, span_id: u64) -> String {
     format!("{trace_id:032x}-{span_id:016x}")
 }
 

@@ -5,7 +5,7 @@
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// Where artifacts go.
@@ -16,6 +16,8 @@ use std::time::{Duration, SystemTime};
 /// `granular.artifact`, or an error message (counted, logged once, the span is exported
 /// without a link).
 pub trait ArtifactStore: Send + std::fmt::Debug {
+    /// Keeps `bytes`, the Perfetto timeline of span `span_id` in trace `trace_id`, under `id`
+    /// (unique, usable as a file name); returns the link, or why it could not.
     fn put(&self, id: &str, trace_id: u128, span_id: u64, bytes: Vec<u8>)
     -> Result<String, String>;
 }
@@ -23,7 +25,7 @@ pub trait ArtifactStore: Send + std::fmt::Debug {
 /// A bounded directory of artifacts: files are 0600, the directory keeps at most `max_bytes`
 /// (oldest removed first) and nothing older than `retention` (checked at least once a second).
 #[derive(Debug)]
-pub struct DirStore {
+pub(crate) struct DirStore {
     dir: PathBuf,
     max_bytes: u64,
     retention: Duration,
@@ -39,7 +41,7 @@ pub struct DirStore {
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 impl DirStore {
-    pub fn new(
+    pub(crate) fn new(
         dir: PathBuf,
         max_bytes: u64,
         retention: Duration,
@@ -55,12 +57,8 @@ impl DirStore {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Writes `bytes` as `<id>.perfetto-trace`; returns the file's path.
-    pub fn write(&self, id: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    pub(crate) fn write(&self, id: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
         let path = self.dir.join(format!("{id}.perfetto-trace"));
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -123,7 +121,7 @@ impl ArtifactStore for DirStore {
 /// attributes `granular.artifact.id` and `granular.artifact.format = perfetto-protobuf`, the
 /// trace bytes as the body. The SDK's batch processor sends them (never blocking here). Links
 /// are `<base>/artifacts/<id>`, the path the Collector's `granular_artifacts` extension serves.
-pub struct OtlpArtifacts {
+pub(crate) struct OtlpArtifacts {
     logger: opentelemetry_sdk::logs::SdkLogger,
     base_url: String,
 }
@@ -137,7 +135,7 @@ impl std::fmt::Debug for OtlpArtifacts {
 }
 
 impl OtlpArtifacts {
-    pub fn new(logger: opentelemetry_sdk::logs::SdkLogger, base_url: String) -> Self {
+    pub(crate) fn new(logger: opentelemetry_sdk::logs::SdkLogger, base_url: String) -> Self {
         OtlpArtifacts { logger, base_url }
     }
 }
