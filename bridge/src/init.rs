@@ -353,10 +353,9 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
         ),
         _ => None,
     };
-    let base_url = cfg
-        .artifact_base_url
-        .clone()
-        .unwrap_or_else(|| DEFAULT_ARTIFACT_SERVER.to_string());
+    let artifact_store = artifact_logs
+        .as_ref()
+        .map(|logs| OtlpArtifacts::new(logs.logger("granular"), &cfg));
     let violations = cfg.sample == SampleMode::Violations;
     let health_export = cfg.metrics.then_some((cfg.otlp_metrics, cfg.sample));
     let mut batch = BatchSpanProcessor::builder(exporter).build();
@@ -364,11 +363,8 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
     // call cannot reach it.
     batch.set_resource(&resource);
     let mut processor = GranularProcessor::new(batch, cfg, sources.active());
-    if let Some(logs) = &artifact_logs {
-        processor = processor.with_artifact_store(Box::new(OtlpArtifacts::new(
-            logs.logger("granular"),
-            base_url,
-        )));
+    if let Some(store) = artifact_store {
+        processor = processor.with_artifact_store(Box::new(store));
     }
     let stats = processor.stats();
     // GRANULAR_SAMPLE=violations: Granular records spans itself and builds OTel spans only
@@ -466,11 +462,6 @@ fn health_metrics(stats: Arc<Stats>, h: HealthExport) -> Option<SdkMeterProvider
         }
     }
 }
-
-/// Where `granular.artifact` links point with `GRANULAR_ARTIFACTS=otlp` unless
-/// `GRANULAR_ARTIFACT_BASE_URL` says otherwise: the Collector's `granular_artifacts` extension
-/// on its default loopback address.
-pub(crate) const DEFAULT_ARTIFACT_SERVER: &str = "http://127.0.0.1:16700";
 
 /// The OTLP span exporter `cfg.otlp_traces` asks for (endpoint, headers and timeout from
 /// `OTEL_EXPORTER_OTLP_*`).

@@ -39,7 +39,8 @@
 //!   [`GranularProcessor`] around any span processor, [`RecorderLayer`] in a
 //!   `tracing-subscriber` registry; for `GRANULAR_SAMPLE=violations`, [`GranularSubscriber`]
 //!   with [`filter_from_env`] and the processor's [`SourceSampler`]; [`otlp_exporter`] builds
-//!   the span exporter the configuration asks for.
+//!   the span exporter the configuration asks for; [`OtlpArtifacts`] (or your own
+//!   [`ArtifactStore`]) sends timelines through your OTLP log pipeline.
 //! - **Propagate**: [`SpanExt`], with either stack.
 //! - **Configure in code**: [`Config`]'s fields and their types ([`SloRules`], [`SampleMode`],
 //!   [`Detail`], [`ArtifactSink`], [`RecorderSize`], [`OtlpSignal`]); [`ConfigError`] names a
@@ -113,7 +114,7 @@ mod recorder;
 mod slo;
 mod timeline;
 
-pub use analyzer::artifacts::store::ArtifactStore;
+pub use analyzer::artifacts::store::{ArtifactStore, OtlpArtifacts};
 pub use capture::alloc::Alloc;
 pub use capture::blocking::spawn_blocking;
 pub use capture::layer::RecorderLayer;

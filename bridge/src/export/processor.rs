@@ -64,8 +64,10 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
         .with_default_store()
     }
 
-    /// The store `GRANULAR_ARTIFACTS=dir` asks for; `otlp` needs a logger, see
-    /// [`with_artifact_store`](Self::with_artifact_store) (what [`crate::init()`] does).
+    /// The store `GRANULAR_ARTIFACTS=dir` asks for; `otlp` needs a logger: pass an
+    /// [`OtlpArtifacts`](crate::OtlpArtifacts) to [`with_artifact_store`](Self::with_artifact_store)
+    /// (what [`crate::init()`] does), or spans carry no artifact link and the analyzer says so
+    /// once when it starts.
     fn with_default_store(self) -> Self {
         let store: Option<Box<dyn ArtifactStore>> = match &self.cfg.artifacts {
             ArtifactSink::Dir(dir) => match DirStore::new(
@@ -119,6 +121,9 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
     fn sender(&self) -> &SyncSender<Msg> {
         self.tx.get_or_init(|| {
             let store = self.store.lock().ok().and_then(|mut s| s.take());
+            if store.is_none() && self.cfg.artifacts == ArtifactSink::Otlp {
+                tracing::warn!("{OTLP_ARTIFACTS_UNSET}");
+            }
             let analyzer = Analyzer::new(
                 self.inner.clone(),
                 &self.cfg,
@@ -236,3 +241,8 @@ impl<P: SpanProcessor + 'static> SpanProcessor for GranularProcessor<P> {
         }
     }
 }
+
+/// The warning for `GRANULAR_ARTIFACTS=otlp` in a stack composed without an artifact store.
+const OTLP_ARTIFACTS_UNSET: &str = "granular: GRANULAR_ARTIFACTS=otlp, but no artifact store was \
+     given: spans carry no granular.artifact link. Pass granular::OtlpArtifacts::new(logger, &cfg) \
+     to GranularProcessor::with_artifact_store (granular::init() does)";

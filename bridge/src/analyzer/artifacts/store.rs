@@ -117,11 +117,16 @@ impl ArtifactStore for DirStore {
     }
 }
 
-/// Artifacts as OTLP log records: trace and span ids set, event name `granular.artifact`,
-/// attributes `granular.artifact.id` and `granular.artifact.format = perfetto-protobuf`, the
-/// trace bytes as the body. The SDK's batch processor sends them (never blocking here). Links
-/// are `<base>/artifacts/<id>`, the path the Collector's `granular_artifacts` extension serves.
-pub(crate) struct OtlpArtifacts {
+/// Artifacts as OTLP log records (`GRANULAR_ARTIFACTS=otlp`): trace and span ids set, event
+/// name `granular.artifact`, attributes `granular.artifact.id` and
+/// `granular.artifact.format = perfetto-protobuf`, the trace bytes as the body. The logger's
+/// batch processor sends them (never blocking the analyzer). Links are `<base>/artifacts/<id>`,
+/// the path the Collector's `granular_artifacts` extension serves.
+///
+/// [`init`](fn@crate::init) sets one up; a stack composed by hand passes one to
+/// [`GranularProcessor::with_artifact_store`](crate::GranularProcessor::with_artifact_store),
+/// with a logger of its own OTLP log pipeline.
+pub struct OtlpArtifacts {
     logger: opentelemetry_sdk::logs::SdkLogger,
     base_url: String,
 }
@@ -135,10 +140,21 @@ impl std::fmt::Debug for OtlpArtifacts {
 }
 
 impl OtlpArtifacts {
-    pub(crate) fn new(logger: opentelemetry_sdk::logs::SdkLogger, base_url: String) -> Self {
+    /// Artifacts sent through `logger`, linked under `cfg.artifact_base_url`
+    /// (`GRANULAR_ARTIFACT_BASE_URL`), else the Collector extension's default loopback address.
+    pub fn new(logger: opentelemetry_sdk::logs::SdkLogger, cfg: &crate::Config) -> Self {
+        let base_url = cfg
+            .artifact_base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ARTIFACT_SERVER.to_string());
         OtlpArtifacts { logger, base_url }
     }
 }
+
+/// Where `granular.artifact` links point with `GRANULAR_ARTIFACTS=otlp` unless
+/// `GRANULAR_ARTIFACT_BASE_URL` says otherwise: the Collector's `granular_artifacts` extension
+/// on its default loopback address.
+const DEFAULT_ARTIFACT_SERVER: &str = "http://127.0.0.1:16700";
 
 impl ArtifactStore for OtlpArtifacts {
     fn put(&self, id: &str, trace: u128, span: u64, bytes: Vec<u8>) -> Result<String, String> {
