@@ -1,5 +1,7 @@
 //! Breakdown scenarios with perf context-switch records as the OS source (where permitted).
 
+#[path = "support/composed.rs"]
+mod composed;
 #[path = "support/breakdown.rs"]
 mod scenarios;
 

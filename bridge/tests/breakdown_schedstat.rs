@@ -1,6 +1,8 @@
 //! Breakdown scenarios with perf turned off: the schedstat sampler alone, as on hosts where
 //! `perf_event_open` is denied (Docker's default seccomp profile, perf_event_paranoid=3).
 
+#[path = "support/composed.rs"]
+mod composed;
 #[path = "support/breakdown.rs"]
 mod scenarios;
 

@@ -6,15 +6,16 @@
 //! Pins: composed stacks had no way to send artifacts over OTLP (the store type was private)
 //! and wrote none, silently.
 
+#[path = "support/composed.rs"]
+mod composed;
+
 use std::time::Duration;
 
 use granular::{ArtifactSink, Config, SloRules};
 use opentelemetry::logs::AnyValue;
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::logs::{InMemoryLogExporter, SdkLoggerProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor};
 use tracing::Instrument as _;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 #[test]
 fn composed_stack_sends_artifacts_through_its_own_log_pipeline() {
@@ -43,17 +44,8 @@ fn composed_stack_sends_artifacts_through_its_own_log_pipeline() {
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
-        .with(granular::RecorderLayer::new());
-    tracing::subscriber::set_global_default(subscriber).unwrap();
-
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    let rt = granular::instrument_runtime(&mut builder)
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    crate::composed::set_global_subscriber(&provider);
+    let rt = crate::composed::runtime(1);
     rt.block_on(
         async { tokio::time::sleep(Duration::from_millis(20)).await }
             .instrument(tracing::info_span!("GET /slow")),

@@ -8,46 +8,21 @@
 
 #[path = "support/otlp_receiver.rs"]
 mod otlp_receiver;
+#[path = "support/switched_off.rs"]
+mod switched_off;
 
 use std::time::Duration;
 
 use tracing::Instrument as _;
 
-/// Names of this process's threads (`comm`, at most 15 bytes).
-fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|n| n.trim().to_string())
-        .collect()
-}
-
-/// Open perf event file descriptors of this process.
-fn perf_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy().contains("perf_event"))
-        .count()
-}
-
 #[test]
 fn granular_enabled_false_turns_everything_off_and_exports_spans_untouched() {
-    let receiver = otlp_receiver::Receiver::start();
-    // SAFETY: the only test in this binary; no other thread reads the environment yet.
-    unsafe {
-        std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
-        std::env::set_var("GRANULAR_ENABLED", "false");
-        // With Granular on, every span would violate and carry granular.* attributes.
-        std::env::set_var("GRANULAR_SLO", "*=0ms");
-        std::env::set_var("GRANULAR_DETAIL", "verbose");
-    }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(2);
-    let rt = granular::instrument_runtime(&mut builder)
-        .enable_all()
-        .build()
-        .unwrap();
+    // With Granular on, every span would violate and carry granular.* attributes.
+    let (receiver, rt) = switched_off::start(&[
+        ("GRANULAR_ENABLED", "false"),
+        ("GRANULAR_SLO", "*=0ms"),
+        ("GRANULAR_DETAIL", "verbose"),
+    ]);
     let granular = rt.block_on(async {
         let granular = granular::init().expect("a bad value is a warning, not an error");
         for i in 0..20 {
@@ -76,24 +51,7 @@ fn granular_enabled_false_turns_everything_off_and_exports_spans_untouched() {
             "GRANULAR_DETAIL=\"verbose\" is invalid: expected summary, events or spans; using events instead"
         ]
     );
-    assert!(
-        granular::__internal::recorder::FlightRecorder::get().is_none(),
-        "no recorder"
-    );
-    let names = thread_names();
-    assert!(
-        !names.iter().any(|n| n.starts_with("granular-")),
-        "Granular threads running: {names:?}"
-    );
-    assert_eq!(perf_fds(), 0, "perf events open");
-    for (source, state) in &granular.sources().entries {
-        assert_eq!(
-            state,
-            &Err("GRANULAR_ENABLED=false".to_string()),
-            "source {source}"
-        );
-    }
-    assert_eq!(granular.sources().active(), "");
+    switched_off::assert_nothing_runs(&granular, &["granular-"], "GRANULAR_ENABLED=false");
 
     rt.block_on(async { drop(granular) });
     let got = receiver.wait_for(1, Duration::from_secs(10));

@@ -70,6 +70,41 @@ fn config() -> Config {
     }
 }
 
+/// Granular's own stack in `violations` mode, judging by `slo`, exporting to memory.
+struct Stack {
+    exporter: InMemorySpanExporter,
+    stats: std::sync::Arc<granular::Stats>,
+    /// A `GranularSubscriber`, for `tracing::dispatcher::with_default`.
+    dispatch: tracing::Dispatch,
+    provider: SdkTracerProvider,
+}
+
+fn violations_stack(slo: &str) -> Stack {
+    let cfg = Config {
+        slo: SloRules::parse(slo).unwrap(),
+        ..config()
+    };
+    granular::install_recorder(&cfg);
+    let exporter = InMemorySpanExporter::default();
+    let processor =
+        granular::GranularProcessor::new(SimpleSpanProcessor::new(exporter.clone()), cfg, "test");
+    let stats = processor.stats();
+    let dispatch = granular::GranularSubscriber::new(
+        processor.source_sampler(),
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
+    )
+    .into();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    Stack {
+        exporter,
+        stats,
+        dispatch,
+        provider,
+    }
+}
+
 fn run(subscriber: impl Into<tracing::Dispatch>, slow: bool) {
     let rt = granular::instrument_runtime(&mut tokio::runtime::Builder::new_current_thread())
         .enable_all()
@@ -351,23 +386,12 @@ fn light_decode_rebuilds_the_same_spans(trace: u128) {
 fn spans_closed_on_another_thread_are_exported_whole() {
     use std::sync::mpsc::channel;
 
-    let cfg = Config {
-        slo: SloRules::parse("cross.*=1ms,*=10s").unwrap(),
-        ..config()
-    };
-    granular::install_recorder(&cfg);
-    let exporter = InMemorySpanExporter::default();
-    let processor =
-        granular::GranularProcessor::new(SimpleSpanProcessor::new(exporter.clone()), cfg, "test");
-    let stats = processor.stats();
-    let dispatch: tracing::Dispatch = granular::GranularSubscriber::new(
-        processor.source_sampler(),
-        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
-    )
-    .into();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .build();
+    let Stack {
+        exporter,
+        stats,
+        dispatch,
+        provider,
+    } = violations_stack("cross.*=1ms,*=10s");
 
     /// Opens a trace (root and child) on this thread: each thread records a span first, so
     /// both have a ring before either trace begins.
@@ -452,23 +476,12 @@ fn spans_closed_on_another_thread_are_exported_whole() {
 /// exported whole, not without the late span.
 #[test]
 fn a_span_outliving_its_request_delays_its_trace_whole() {
-    let cfg = Config {
-        slo: SloRules::parse("late.*=1ms,*=10s").unwrap(),
-        ..config()
-    };
-    granular::install_recorder(&cfg);
-    let exporter = InMemorySpanExporter::default();
-    let processor =
-        granular::GranularProcessor::new(SimpleSpanProcessor::new(exporter.clone()), cfg, "test");
-    let stats = processor.stats();
-    let dispatch: tracing::Dispatch = granular::GranularSubscriber::new(
-        processor.source_sampler(),
-        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
-    )
-    .into();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .build();
+    let Stack {
+        exporter,
+        stats,
+        dispatch,
+        provider,
+    } = violations_stack("late.*=1ms,*=10s");
     let worker = tracing::dispatcher::with_default(&dispatch, || {
         let root = tracing::info_span!("late.request");
         let task = tracing::info_span!(parent: &root, "late.task");

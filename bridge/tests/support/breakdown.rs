@@ -10,12 +10,10 @@ use std::time::{Duration, Instant};
 use granular::SloRules;
 use granular::{ArtifactSink, Config, Detail};
 use opentelemetry::Value;
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{
     InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor, SpanData,
 };
 use tracing::Instrument;
-use tracing_subscriber::layer::SubscriberExt;
 
 fn attr(span: &SpanData, key: &str) -> Option<Value> {
     span.attributes
@@ -114,17 +112,8 @@ pub fn breakdowns_name_the_cause(perf: bool) {
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
-        .with(granular::RecorderLayer::new());
-    tracing::subscriber::set_global_default(subscriber).unwrap();
-
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    let rt = granular::instrument_runtime(&mut builder)
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    crate::composed::set_global_subscriber(&provider);
+    let rt = crate::composed::runtime(1);
 
     // 1. CPU hog holding the only worker while the request's timer fires.
     rt.block_on(async {
