@@ -1,7 +1,7 @@
 //! The analyzer's price for one violating span, as the recorder's window grows.
 //!
 //! One thread fills the recorder with synthetic requests through the public write path
-//! (`recorder::record` / `record_with`, the same records the tokio hooks and the tracing layer
+//! (`recorder::write` of typed events, the same records the tokio hooks and the tracing layer
 //! write): per request a root span and a child span with their OTel ids, a spawned sub-task,
 //! three polls, span enters/exits/closes and a park. Around each level's requests one slow
 //! request is open the whole time (its task waits for a worker at the end), and that span is
@@ -22,14 +22,20 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion};
+use granular::__internal::analysis::IdSet;
 use granular::__internal::analysis::{
-    Breakdown, Category, Decoded, Extras, IdSet, Target, analyze, decode, decode_spans, enrich,
+    Breakdown, Category, Decoded, Target, analyze, decode, decode_spans,
 };
+use granular::__internal::analysis::{Extras, enrich};
 use granular::__internal::clock::{self, Calibration};
-use granular::__internal::recorder::{
-    FlightRecorder, Kind, RecorderSnapshot, next_span_key, record, record_with,
-};
-use granular::{Detail, RecorderSize};
+use granular::__internal::recorder::codec;
+use granular::__internal::recorder::codec::span_ids::{SpanIds, TraceRoot};
+use granular::__internal::recorder::codec::spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
+use granular::__internal::recorder::codec::tasks::{PollEnd, PollStart, TaskSpawn, TaskTerminate};
+use granular::__internal::recorder::codec::threads::{Park, Unpark};
+use granular::__internal::recorder::{FlightRecorder, RecorderSnapshot, next_span_key, write};
+use granular::Detail;
+use granular::RecorderSize;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -41,26 +47,77 @@ use tracing::Metadata;
 const LEVELS: [u64; 3] = [1_000, 10_000, 100_000];
 /// Events [`request`] writes.
 const EVENTS_PER_REQUEST: u64 = 24;
-const TRACE_HI: u64 = 0x4bf9_2f35_77b3_4da6;
+const TRACE_HI: u128 = 0x4bf9_2f35_77b3_4da6 << 64;
 
 struct Metas {
-    root: u64,
-    child: u64,
-    slow: u64,
-    spawn_site: u64,
+    root: &'static Metadata<'static>,
+    child: &'static Metadata<'static>,
+    slow: &'static Metadata<'static>,
+    spawn_site: &'static std::panic::Location<'static>,
 }
 
-/// `&'static Metadata` addresses for the synthetic spans (the decoder reads names from them).
+/// Metadata for the synthetic spans (the decoder reads names from them).
 fn metas() -> Metas {
-    fn addr(m: Option<&'static Metadata<'static>>) -> u64 {
-        m.expect("span enabled under the registry") as *const _ as u64
+    fn meta(m: Option<&'static Metadata<'static>>) -> &'static Metadata<'static> {
+        m.expect("span enabled under the registry")
     }
     tracing::subscriber::with_default(tracing_subscriber::registry(), || Metas {
-        root: addr(tracing::info_span!("GET /synthetic").metadata()),
-        child: addr(tracing::info_span!("db.query").metadata()),
-        slow: addr(tracing::info_span!("GET /slow").metadata()),
-        spawn_site: std::panic::Location::caller() as *const _ as u64,
+        root: meta(tracing::info_span!("GET /synthetic").metadata()),
+        child: meta(tracing::info_span!("db.query").metadata()),
+        slow: meta(tracing::info_span!("GET /slow").metadata()),
+        spawn_site: std::panic::Location::caller(),
     })
+}
+
+/// A span created under `parent` (0: a local root), with no span id of its own yet.
+fn span_new(key: u64, meta: &'static Metadata<'static>, parent: u64) -> SpanNew {
+    SpanNew {
+        key,
+        meta,
+        parent,
+        span_id: None,
+    }
+}
+
+/// A local root's ids: its span id and its trace.
+fn root_ids(key: u64, span_id: u64, trace_low: u64) -> SpanIds {
+    let trace_id = TRACE_HI | u128::from(trace_low);
+    SpanIds {
+        key,
+        span_id,
+        root: Some(TraceRoot {
+            trace_id,
+            remote_parent: None,
+        }),
+    }
+}
+
+fn poll_start(task: u64) {
+    write(&PollStart {
+        task,
+        counters: None,
+    });
+}
+
+fn poll_end(schedule_latency_ns: u64) {
+    write(&PollEnd {
+        schedule_latency_ns,
+        counters: None,
+    });
+}
+
+fn enter(key: u64) {
+    write(&SpanEnter {
+        key,
+        counters: None,
+    });
+}
+
+fn exit(key: u64) {
+    write(&SpanExit {
+        key,
+        counters: None,
+    });
 }
 
 /// One ordinary request: [`EVENTS_PER_REQUEST`] events, 32 records.
@@ -68,35 +125,40 @@ fn request(i: u64, m: &Metas) {
     let task = 1_000_000 + 2 * i;
     let sub = task + 1;
     let root = next_span_key();
-    record_with(Kind::SpanNew, root, &[(m.root, 0)]);
-    record_with(
-        Kind::SpanIds,
-        root,
-        &[(0x1000_0000 + i, 1), (TRACE_HI, 0), (i + 1, 0)],
-    );
-    record(Kind::PollStart, task);
-    record(Kind::SpanEnter, root);
+    write(&span_new(root, m.root, 0));
+    write(&root_ids(root, 0x1000_0000 + i, i + 1));
+    poll_start(task);
+    enter(root);
     let child = next_span_key();
-    record_with(Kind::SpanNew, child, &[(m.child, root)]);
-    record_with(Kind::SpanIds, child, &[(0x2000_0000 + i, 0)]);
-    record(Kind::SpanEnter, child);
-    record_with(Kind::TaskSpawn, sub, &[(task, child), (m.spawn_site, 0)]);
-    record(Kind::SpanExit, child);
-    record(Kind::SpanExit, root);
-    record(Kind::PollEnd, 0);
-    record(Kind::Park, 0);
-    record(Kind::Unpark, 0);
-    record(Kind::PollStart, sub);
-    record(Kind::PollEnd, 2_000);
-    record(Kind::TaskTerminate, sub);
-    record(Kind::PollStart, task);
-    record(Kind::SpanEnter, root);
-    record(Kind::SpanEnter, child);
-    record(Kind::SpanExit, child);
-    record(Kind::SpanClose, child);
-    record(Kind::SpanExit, root);
-    record(Kind::SpanClose, root);
-    record(Kind::PollEnd, 5_000);
+    write(&span_new(child, m.child, root));
+    write(&SpanIds {
+        key: child,
+        span_id: 0x2000_0000 + i,
+        root: None,
+    });
+    enter(child);
+    write(&TaskSpawn {
+        task: sub,
+        parent_task: task,
+        parent_span: child,
+        spawned_at: Some(m.spawn_site),
+    });
+    exit(child);
+    exit(root);
+    poll_end(0);
+    write(&Park);
+    write(&Unpark);
+    poll_start(sub);
+    poll_end(2_000);
+    write(&TaskTerminate { task: sub });
+    poll_start(task);
+    enter(root);
+    enter(child);
+    exit(child);
+    write(&SpanClose { key: child });
+    exit(root);
+    write(&SpanClose { key: root });
+    poll_end(5_000);
 }
 
 /// Writes `n` requests (numbered from `first`) inside one slow request; returns the slow span.
@@ -105,28 +167,24 @@ fn fill(first: u64, n: u64, level: usize, m: &Metas) -> (u64, u64, u64) {
     let span_id = 0x3000_0000 + level as u64;
     let start = clock::now();
     let root = next_span_key();
-    record_with(Kind::SpanNew, root, &[(m.slow, 0)]);
-    record_with(
-        Kind::SpanIds,
-        root,
-        &[(span_id, 1), (TRACE_HI, 0), (level as u64, 0)],
-    );
-    record(Kind::PollStart, task);
-    record(Kind::SpanEnter, root);
-    record(Kind::SpanExit, root);
-    record(Kind::PollEnd, 0);
+    write(&span_new(root, m.slow, 0));
+    write(&root_ids(root, span_id, level as u64));
+    poll_start(task);
+    enter(root);
+    exit(root);
+    poll_end(0);
     for i in first..first + n {
         request(i, m);
     }
     let waited = clock::now();
-    record(Kind::PollStart, task);
-    record(Kind::SpanEnter, root);
-    record(Kind::SpanExit, root);
-    record(Kind::SpanClose, root);
+    poll_start(task);
+    enter(root);
+    exit(root);
+    write(&SpanClose { key: root });
     let end = clock::now();
     let cal = Calibration::now();
     let latency = cal.to_unix_ns(end).saturating_sub(cal.to_unix_ns(waited));
-    record(Kind::PollEnd, latency.max(1));
+    poll_end(latency.max(1));
     (span_id, start, end)
 }
 
@@ -233,8 +291,7 @@ fn bench(c: &mut Criterion) {
         let events = snap
             .threads
             .iter()
-            .flat_map(|t| t.records())
-            .filter(|r| r.kind() != Some(Kind::Payload))
+            .flat_map(|t| codec::events(t.records()))
             .count();
         let b = analyze_once(&target);
         let phases = phase_times(&target);

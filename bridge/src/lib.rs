@@ -139,11 +139,12 @@ pub use slo::stats::Stats;
 /// encoder. Nothing outside this repository should use them.
 #[doc(hidden)]
 pub mod __internal {
-    /// The flight recorder: install, write, snapshot.
+    /// The flight recorder: install, write (typed events, [`codec`](crate::recorder::codec)),
+    /// snapshot.
     pub mod recorder {
         pub use crate::recorder::record::Kind;
         pub use crate::recorder::{
-            FlightRecorder, RECORD_BYTES, RecorderSnapshot, next_span_key, record, record_with,
+            FlightRecorder, RECORD_BYTES, RecorderSnapshot, codec, next_span_key, write,
         };
     }
 

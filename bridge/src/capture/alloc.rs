@@ -12,8 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::recorder::record::COUNTERS_FOLLOW;
-use crate::recorder::{self, Kind};
+use crate::recorder::codec::counters::Counters;
 
 /// Counting wrapper around any global allocator.
 #[derive(Debug, Default)]
@@ -35,7 +34,8 @@ impl<A> Alloc<A> {
     }
 }
 
-struct Counters {
+/// One thread's running totals.
+struct ThreadCounts {
     count: Cell<u64>,
     bytes: Cell<u64>,
     frees: Cell<u64>,
@@ -45,8 +45,8 @@ struct Counters {
 
 thread_local! {
     // const and without Drop: usable from inside the allocator, never registers a destructor.
-    static COUNTERS: Counters = const {
-        Counters {
+    static COUNTERS: ThreadCounts = const {
+        ThreadCounts {
             count: Cell::new(0),
             bytes: Cell::new(0),
             frees: Cell::new(0),
@@ -110,28 +110,24 @@ pub(crate) fn installed() -> bool {
     INSTALLED.load(Ordering::Relaxed)
 }
 
-/// Records a poll or span boundary (`kind`, `arg`) with this thread's cumulative counters
-/// riding on it ([`COUNTERS_FOLLOW`]) when the wrapper is installed and they changed since
-/// this thread last recorded them: unchanged counters would tell the decoder nothing (it
-/// carries the last values forward). One header either way: as separate records they were
-/// a sixth of a busy service's records and a clock read each.
+/// This thread's cumulative counters, for the poll or span boundary about to be recorded, when
+/// the wrapper is installed and they changed since the last boundary took them (they then count
+/// as written): unchanged counters would tell the decoder nothing (it carries the last values
+/// forward). They ride on the boundary's header: as separate records they were a sixth of a
+/// busy service's records and a clock read each.
 #[inline]
-pub(crate) fn record_boundary(kind: Kind, arg: u64) {
-    let changed = if INSTALLED.load(Ordering::Relaxed) {
-        COUNTERS
-            .try_with(|c| {
-                let now = (c.count.get(), c.bytes.get());
-                (c.written.replace(now) != now).then_some(now)
-            })
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
-    match changed {
-        Some((count, bytes)) => {
-            recorder::record_with(kind, arg | COUNTERS_FOLLOW, &[(bytes, count)])
-        }
-        None => recorder::record(kind, arg),
+pub(crate) fn changed_counters() -> Option<Counters> {
+    if !INSTALLED.load(Ordering::Relaxed) {
+        return None;
     }
+    COUNTERS
+        .try_with(|c| {
+            let now = (c.count.get(), c.bytes.get());
+            (c.written.replace(now) != now).then_some(Counters {
+                allocations: now.0,
+                bytes: now.1,
+            })
+        })
+        .ok()
+        .flatten()
 }

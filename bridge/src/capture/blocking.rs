@@ -6,7 +6,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::context;
-use crate::recorder::{self, Kind};
+use crate::recorder;
+use crate::recorder::codec::blocking::{BlockingEnd, BlockingQueued, BlockingStart};
 
 static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
 
@@ -22,15 +23,12 @@ where
     }
     let job = NEXT_JOB.fetch_add(1, Ordering::Relaxed);
     let task = tokio::task::try_id().map_or(0, context::task_id_u64);
-    recorder::record_with(
-        Kind::BlockingQueued,
-        job,
-        &[(task, context::current_span())],
-    );
+    let span = context::current_span();
+    recorder::write(&BlockingQueued { job, task, span });
     tokio::task::spawn_blocking(move || {
-        recorder::record(Kind::BlockingStart, job);
+        recorder::write(&BlockingStart { job });
         let out = f();
-        recorder::record(Kind::BlockingEnd, job);
+        recorder::write(&BlockingEnd { job });
         out
     })
 }

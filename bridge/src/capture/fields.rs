@@ -1,47 +1,17 @@
 //! Field values into the recorder, compactly and without allocating: numbers as one payload
 //! record, strings (and `Debug` output, formatted into a stack buffer) as 15 bytes per record,
-//! truncated at [`MAX_VALUE`] bytes. See [`Kind::Field`] for the layout.
+//! truncated at [`MAX_VALUE`] bytes. See [`codec::fields`](crate::recorder::codec::fields)
+//! for the layout.
 
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 
-use crate::recorder::{self, Kind};
+use crate::recorder;
+use crate::recorder::codec::fields::{self as codec, Text, Value};
 
 /// Longest value kept, bytes; longer ones are truncated (at a character boundary).
 pub(crate) const MAX_VALUE: usize = 512;
-
-/// Value kinds on the ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum ValueKind {
-    Bool = 1,
-    I64 = 2,
-    F64 = 3,
-    Str = 4,
-}
-
-impl ValueKind {
-    pub(crate) fn from_u8(b: u8) -> Option<ValueKind> {
-        Some(match b {
-            1 => ValueKind::Bool,
-            2 => ValueKind::I64,
-            3 => ValueKind::F64,
-            4 => ValueKind::Str,
-            _ => return None,
-        })
-    }
-}
-
-/// Number of payload records a field carries, from its first payload's `w1`.
-pub(crate) fn payload_records(meta: u64) -> usize {
-    let kind = ((meta >> 16) & 0xff) as u8;
-    let len = (meta >> 24) as usize;
-    match ValueKind::from_u8(kind) {
-        Some(ValueKind::Str) => 1 + len.div_ceil(15),
-        _ => 2,
-    }
-}
 
 /// What the span recorder needs to know about a few reserved fields while recording.
 #[derive(Debug, Default, Clone, Copy)]
@@ -80,7 +50,7 @@ impl InlineStr {
     }
 }
 
-/// Writes every visited field as [`Kind::Field`] records owned by `owner`.
+/// Writes every visited field as [`codec::Field`] records owned by `owner`.
 #[derive(Debug)]
 pub(crate) struct FieldWriter {
     owner: u64,
@@ -117,15 +87,10 @@ impl FieldWriter {
         self.only.is_none_or(|n| n == field.name())
     }
 
-    fn number(&self, field: &Field, kind: ValueKind, bits: u64) {
+    fn write(&self, field: &Field, value: Value<'_>) {
+        let owner = self.owner;
         let name = field.name();
-        let meta = name.len().min(0xffff) as u64 | (kind as u64) << 16;
-        recorder::record_with_at(
-            Kind::Field,
-            self.ts,
-            self.owner,
-            &[(name.as_ptr() as u64, meta), (bits, 0)],
-        );
+        recorder::write_at(self.ts, &codec::Field { owner, name, value });
     }
 
     fn string(&mut self, field: &Field, value: &str) {
@@ -142,30 +107,8 @@ impl FieldWriter {
         while !value.is_char_boundary(end) {
             end -= 1;
         }
-        let bytes = &value.as_bytes()[..end];
-        let meta =
-            name.len().min(0xffff) as u64 | (ValueKind::Str as u64) << 16 | (end as u64) << 24;
-        let chunks = bytes.chunks(15).map(|chunk| {
-            let mut b = [0u8; 16];
-            b[..chunk.len()].copy_from_slice(chunk);
-            let w0 = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
-            let w1 = u64::from_le_bytes(b[8..].try_into().unwrap_or_default());
-            (w0, w1)
-        });
-        let payload = std::iter::once((name.as_ptr() as u64, meta)).chain(chunks);
-        recorder::record_with_iter_at(Kind::Field, self.ts, self.owner, payload);
+        self.write(field, Value::Str(Text::Given(&value[..end])));
     }
-}
-
-/// Decodes the string bytes of a field's payload records (`w1` of each holds 7 bytes).
-pub(crate) fn decode_string(records: &[(u64, u64)], len: usize) -> String {
-    let mut bytes = Vec::with_capacity(records.len() * 15);
-    for &(w0, w1) in records {
-        bytes.extend_from_slice(&w0.to_le_bytes());
-        bytes.extend_from_slice(&w1.to_le_bytes()[..7]);
-    }
-    bytes.truncate(len);
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// A `fmt::Write` into a fixed buffer that drops what does not fit.
@@ -201,21 +144,21 @@ impl Visit for FieldWriter {
         if !self.wanted(field) {
             return;
         }
-        self.number(field, ValueKind::Bool, u64::from(value));
+        self.write(field, Value::Bool(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if !self.wanted(field) {
             return;
         }
-        self.number(field, ValueKind::I64, value as u64);
+        self.write(field, Value::I64(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         if !self.wanted(field) {
             return;
         }
-        self.number(field, ValueKind::F64, value.to_bits());
+        self.write(field, Value::F64(value));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {

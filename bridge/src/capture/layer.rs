@@ -29,8 +29,10 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::otel_ext;
-use super::spans::{SpanState, record_event, record_ids};
+use super::spans::{SpanState, record_event};
 use super::switch;
+use crate::recorder;
+use crate::recorder::codec::span_ids::{SpanIds, TraceRoot};
 use crate::slo::SourceSampler;
 
 /// Records span lifecycles into the flight recorder.
@@ -72,8 +74,11 @@ impl RecorderLayer {
             return;
         }
         let span_id = u64::from_be_bytes(sc.span_id().to_bytes());
-        let trace = u128::from_be_bytes(sc.trace_id().to_bytes());
-        record_ids(key, span_id, local_root.then_some((trace, None)));
+        let root = local_root.then(|| TraceRoot {
+            trace_id: u128::from_be_bytes(sc.trace_id().to_bytes()),
+            remote_parent: None,
+        });
+        recorder::write(&SpanIds { key, span_id, root });
     }
 }
 

@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::recorder::{self, Kind};
+use crate::recorder;
+use crate::recorder::codec::os::OsSample;
 
 struct Watched {
     tid: u64,
@@ -102,8 +103,12 @@ pub(crate) fn sample_now() {
 fn sample_all() {
     let Ok(watched) = WATCHED.lock() else { return };
     for w in watched.iter() {
-        if let Some((cpu, wait)) = read_schedstat(&w.file) {
-            recorder::record_with(Kind::OsSample, w.tid, &[(cpu, wait)]);
+        if let Some((on_cpu_ns, run_queue_ns)) = read_schedstat(&w.file) {
+            recorder::write(&OsSample {
+                tid: w.tid,
+                on_cpu_ns,
+                run_queue_ns,
+            });
         }
     }
 }

@@ -4,14 +4,14 @@
 //! Each runtime thread opens, for itself, a software "dummy" event with `context_switch = 1`,
 //! `exclude_kernel = 1` (what `perf_event_paranoid = 2` permits) and times on
 //! `CLOCK_MONOTONIC`, and maps its ring buffer. The OS sampler thread drains every ring each
-//! period and records one [`Kind::OffCpu`] per switch-out/switch-in pair. The cost is in the
+//! period and records one [`OffCpu`] per switch-out/switch-in pair. The cost is in the
 //! kernel, about 1 µs per context switch of a runtime thread; nothing runs per poll.
 //!
 //! A pair is complete only at the switch-in, which for a thread asleep in the blocking pool
 //! may come seconds later. So that a reader can tell such a thread's on-CPU time (between a
 //! switch-in and the next switch-out) from its sleep, three more records are written, each
 //! once: when a thread's recording began (a closed interval of length 0: on CPU from there),
-//! a switch-out still open at a drain ([`OFF_CPU_OPEN`]; the complete pair follows later with
+//! a switch-out still open at a drain (no duration yet; the complete pair follows later with
 //! the same switch-out time) and a thread's exit (open, never closed).
 //! Denied (Docker's default seccomp profile, `perf_event_paranoid = 3`, no kernel support):
 //! [`probe`] says why, and the schedstat sampler is the fallback.
@@ -19,8 +19,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 
-use crate::recorder::record::{OFF_CPU_OPEN, OFF_CPU_PREEMPTED};
-use crate::recorder::{self, Kind};
+use crate::recorder;
+use crate::recorder::codec::os::OffCpu;
 
 const PAGE: usize = 4096;
 /// Data pages per thread (a power of two): 64 KiB holds ~2,000 switches between drains.
@@ -240,8 +240,12 @@ pub(crate) fn unregister_current_thread() {
         found
     });
     if found {
-        let now = crate::clock::monotonic_ns();
-        recorder::record_with(Kind::OffCpu, tid | OFF_CPU_OPEN, &[(now, 0)]);
+        recorder::write(&OffCpu {
+            tid,
+            preempted: false,
+            out_ns: crate::clock::monotonic_ns(),
+            duration_ns: None,
+        });
     }
 }
 
@@ -271,7 +275,12 @@ fn drain(ev: &mut ThreadEvent) -> u64 {
         )
     };
     if let Some(at) = ev.registered_at.take() {
-        recorder::record_with(Kind::OffCpu, ev.tid, &[(at, 0)]);
+        recorder::write(&OffCpu {
+            tid: ev.tid,
+            preempted: false,
+            out_ns: at,
+            duration_ns: Some(0),
+        });
     }
     let head = head_ptr.load(Ordering::Acquire);
     let mut tail = tail_ptr.load(Ordering::Relaxed);
@@ -304,9 +313,13 @@ fn drain(ev: &mut ThreadEvent) -> u64 {
                 if misc & MISC_SWITCH_OUT != 0 {
                     ev.pending_out = Some((time, misc & MISC_SWITCH_OUT_PREEMPT != 0));
                     ev.announced = false;
-                } else if let Some((out, preempted)) = ev.pending_out.take() {
-                    let arg = ev.tid | if preempted { OFF_CPU_PREEMPTED } else { 0 };
-                    recorder::record_with(Kind::OffCpu, arg, &[(out, time.saturating_sub(out))]);
+                } else if let Some((out_ns, preempted)) = ev.pending_out.take() {
+                    recorder::write(&OffCpu {
+                        tid: ev.tid,
+                        preempted,
+                        out_ns,
+                        duration_ns: Some(time.saturating_sub(out_ns)),
+                    });
                 }
             }
             PERF_RECORD_LOST if body.len() >= 16 => {
@@ -320,9 +333,13 @@ fn drain(ev: &mut ThreadEvent) -> u64 {
     }
     fence(Ordering::Release);
     tail_ptr.store(tail, Ordering::Release);
-    if let Some((out, preempted)) = ev.pending_out.filter(|_| !ev.announced) {
-        let arg = ev.tid | OFF_CPU_OPEN | if preempted { OFF_CPU_PREEMPTED } else { 0 };
-        recorder::record_with(Kind::OffCpu, arg, &[(out, 0)]);
+    if let Some((out_ns, preempted)) = ev.pending_out.filter(|_| !ev.announced) {
+        recorder::write(&OffCpu {
+            tid: ev.tid,
+            preempted,
+            out_ns,
+            duration_ns: None,
+        });
         ev.announced = true;
     }
     held
@@ -343,7 +360,7 @@ mod tests {
     /// catches half-way (open, then closed with the same switch-out time), and after it exits.
     #[test]
     fn a_sleep_shows_up_as_a_voluntary_off_cpu_interval() {
-        use crate::recorder::record::OFF_CPU_TID;
+        use crate::recorder::codec::{self, Event};
         match probe() {
             Err(why) => assert!(why.contains("perf_event_open"), "{why}"),
             Ok(()) => {
@@ -367,10 +384,15 @@ mod tests {
                 let intervals: Vec<(u64, u64, bool)> = snap
                     .threads
                     .iter()
-                    .flat_map(|t| t.records().windows(2))
-                    .filter(|w| w[0].kind() == Some(Kind::OffCpu))
-                    .filter(|w| w[0].arg() & OFF_CPU_TID == tid)
-                    .map(|w| (w[1].w0, w[1].arg(), w[0].arg() & OFF_CPU_OPEN != 0))
+                    .flat_map(|t| codec::events(t.records()))
+                    .filter_map(|e| match e.event {
+                        Event::OffCpu(off) if off.tid == tid => Some((
+                            off.out_ns,
+                            off.duration_ns.unwrap_or(0),
+                            off.duration_ns.is_none(),
+                        )),
+                        _ => None,
+                    })
                     .collect();
                 let (out, longest) = intervals
                     .iter()

@@ -18,7 +18,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{os, switch};
-use crate::recorder::{self, Kind};
+use crate::recorder;
+use crate::recorder::codec::threads::{Park, Unpark};
 
 /// A callback of yours for a thread hook.
 type ThreadHook = Arc<dyn Fn() + Send + Sync>;
@@ -234,7 +235,7 @@ pub fn on_thread_park() {
     if switch::off() {
         return;
     }
-    recorder::record(Kind::Park, 0);
+    recorder::write(&Park);
     super::perf::ensure_current_thread();
 }
 
@@ -244,7 +245,7 @@ pub fn on_thread_unpark() {
     if switch::off() {
         return;
     }
-    recorder::record(Kind::Unpark, 0);
+    recorder::write(&Unpark);
 }
 
 /// Whether this build sees task polls and spawns (`--cfg tokio_unstable`).
@@ -254,6 +255,7 @@ pub const TASK_HOOKS: bool = cfg!(tokio_unstable);
 mod unstable {
     use super::*;
     use crate::capture::{alloc, context};
+    use crate::recorder::codec::tasks::{PollEnd, PollStart, TaskSpawn, TaskTerminate};
     use tokio::runtime::TaskMeta;
 
     #[inline]
@@ -271,40 +273,42 @@ mod unstable {
             .track_task_schedule_latency()
             .on_task_spawn(move |meta| {
                 if !switch::off() {
-                    let task = context::task_id_u64(meta.id());
-                    let location = meta.spawned_at() as *const _ as u64;
-                    recorder::record_with(
-                        Kind::TaskSpawn,
-                        task,
-                        &[
-                            (context::current_task(), context::current_span()),
-                            (location, 0),
-                        ],
-                    );
+                    recorder::write(&TaskSpawn {
+                        task: context::task_id_u64(meta.id()),
+                        parent_task: context::current_task(),
+                        parent_span: context::current_span(),
+                        spawned_at: Some(meta.spawned_at()),
+                    });
                 }
                 call(&spawn, meta);
             })
             .on_task_terminate(move |meta| {
                 call(&terminate, meta);
                 if !switch::off() {
-                    recorder::record(Kind::TaskTerminate, context::task_id_u64(meta.id()));
+                    let task = context::task_id_u64(meta.id());
+                    recorder::write(&TaskTerminate { task });
                 }
             })
             .on_before_task_poll(move |meta| {
                 if !switch::off() {
                     let task = context::task_id_u64(meta.id());
                     context::set_current_task(task);
-                    alloc::record_boundary(Kind::PollStart, task);
+                    let counters = alloc::changed_counters();
+                    recorder::write(&PollStart { task, counters });
                 }
                 call(&before_poll, meta);
             })
             .on_after_task_poll(move |meta| {
                 call(&after_poll, meta);
                 if !switch::off() {
-                    let latency = meta
+                    let schedule_latency_ns = meta
                         .schedule_latency()
                         .map_or(0, |d| d.as_nanos().min(u128::from(u32::MAX)) as u64);
-                    alloc::record_boundary(Kind::PollEnd, latency);
+                    let counters = alloc::changed_counters();
+                    recorder::write(&PollEnd {
+                        schedule_latency_ns,
+                        counters,
+                    });
                     context::set_current_task(0);
                 }
             });

@@ -19,8 +19,10 @@ use tracing::span::{Attributes, Record};
 
 use super::fields::FieldWriter;
 use super::{alloc, context, ids};
-use crate::recorder::record::SPAN_ID_FOLLOWS;
-use crate::recorder::{self, Kind};
+use crate::recorder;
+use crate::recorder::codec::fields::TracingEvent;
+use crate::recorder::codec::span_ids::{SpanIds, TraceRoot};
+use crate::recorder::codec::spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
 use crate::slo::SloRules;
 use crate::slo::sampler::{ClosedSpan, LocalTrace, SourceSampler};
 
@@ -231,19 +233,16 @@ impl SpanState {
             return None;
         }
         let parent_key = parent.as_ref().map_or(0, |p| p.key);
-        let meta = attrs.metadata() as *const _ as u64;
         // A recorded child's ids are final at creation: its span id rides on `SpanNew`.
         let child_id = (recording && parent_key != 0).then(ids::span_id);
         let now = crate::clock::now();
-        match child_id {
-            Some(span_id) => recorder::record_with_at(
-                Kind::SpanNew,
-                now,
-                key,
-                &[(meta, parent_key | SPAN_ID_FOLLOWS), (span_id, 0)],
-            ),
-            None => recorder::record_with_at(Kind::SpanNew, now, key, &[(meta, parent_key)]),
-        }
+        let new = SpanNew {
+            key,
+            meta: attrs.metadata(),
+            parent: parent_key,
+            span_id: child_id,
+        };
+        recorder::write_at(now, &new);
         let own = if let Some(sampler) = sampler {
             let (trace_id, trace, remote) = match parent.and_then(|p| p.trace) {
                 Some((id, trace)) => (id, TraceHome::Descendant(trace), None),
@@ -304,7 +303,7 @@ impl SpanState {
 
     /// Records an exit of the innermost span.
     pub(crate) fn exit(&self) {
-        alloc::record_boundary(Kind::SpanExit, self.key);
+        record_exit(self.key);
         context::pop();
     }
 
@@ -319,7 +318,7 @@ impl SpanState {
             self.record_own_ids();
         }
         let now = crate::clock::now();
-        recorder::record_at(Kind::SpanClose, now, self.key);
+        recorder::write_at(now, &SpanClose { key: self.key });
         if let (Some(sampler), Some(own)) = (sampler, self.own()) {
             sampler.on_close(&ClosedSpan {
                 key: self.key,
@@ -342,10 +341,16 @@ impl SpanState {
 
     fn record_own_ids(&self) {
         if let Some(own) = self.own() {
-            let root = self
-                .local_root
-                .then(|| (own.trace_id(), own.remote_parent()));
-            record_ids(self.key, own.span_id, root);
+            let root = self.local_root.then(|| TraceRoot {
+                trace_id: own.trace_id(),
+                remote_parent: own.remote_parent(),
+            });
+            let span_id = own.span_id;
+            recorder::write(&SpanIds {
+                key: self.key,
+                span_id,
+                root,
+            });
         }
     }
 }
@@ -357,7 +362,8 @@ impl SpanState {
 #[inline]
 pub(crate) fn enter_key(key: u64, id: u64) {
     if key != 0 {
-        alloc::record_boundary(Kind::SpanEnter, key);
+        let counters = alloc::changed_counters();
+        recorder::write(&SpanEnter { key, counters });
     }
     context::push(id, key);
 }
@@ -370,41 +376,21 @@ pub(crate) fn enter_key(key: u64, id: u64) {
 pub(crate) fn exit_id(id: u64, key_of: impl FnOnce() -> u64) {
     let key = context::pop_id(id).unwrap_or_else(key_of);
     if key != 0 {
-        alloc::record_boundary(Kind::SpanExit, key);
+        record_exit(key);
     }
+}
+
+/// Records an exit of the span `key`, with the allocation counters when they changed.
+#[inline]
+fn record_exit(key: u64) {
+    let counters = alloc::changed_counters();
+    recorder::write(&SpanExit { key, counters });
 }
 
 /// Records an event inside the span `key` (span-recording mode): its metadata and fields.
 pub(crate) fn record_event(key: u64, event: &Event<'_>) {
     let now = crate::clock::now();
-    recorder::record_with_at(
-        Kind::Event,
-        now,
-        key,
-        &[(event.metadata() as *const _ as u64, 0)],
-    );
+    let meta = event.metadata();
+    recorder::write_at(now, &TracingEvent { span: key, meta });
     event.record(&mut FieldWriter::new(0, now));
-}
-
-/// Writes a [`Kind::SpanIds`] record: the span id, and for a local root the trace id and the
-/// remote parent's span id (the trace id only for local roots: descendants share it).
-pub(crate) fn record_ids(key: u64, span_id: u64, root: Option<(u128, Option<u64>)>) {
-    match root {
-        None => recorder::record_with(Kind::SpanIds, key, &[(span_id, 0)]),
-        Some((t, None)) => recorder::record_with(
-            Kind::SpanIds,
-            key,
-            &[(span_id, 1), ((t >> 64) as u64, 0), (t as u64, 0)],
-        ),
-        Some((t, Some(parent))) => recorder::record_with(
-            Kind::SpanIds,
-            key,
-            &[
-                (span_id, 3),
-                ((t >> 64) as u64, 0),
-                (t as u64, 0),
-                (parent, 0),
-            ],
-        ),
-    }
 }

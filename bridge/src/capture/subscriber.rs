@@ -419,8 +419,7 @@ mod tests {
 
     #[test]
     fn exits_record_the_key_of_the_entry_on_any_thread() {
-        use crate::recorder::Kind;
-        use crate::recorder::record::COUNTERS_FOLLOW;
+        use crate::recorder::codec::{self, Event};
         let (sub, _rx) = subscriber();
         let span = tracing::subscriber::with_default(sub.clone(), || tracing::info_span!("moved"));
         let id = span.id().unwrap();
@@ -434,14 +433,15 @@ mod tests {
         sub.enter(&id);
         sub.exit(&id);
         let snap = FlightRecorder::get().unwrap().snapshot();
-        let count = |kind| {
-            snap.threads
-                .iter()
-                .flat_map(|t| t.records())
-                .filter(|r| r.kind() == Some(kind) && r.arg() & !COUNTERS_FOLLOW == key)
-                .count()
-        };
-        assert_eq!((count(Kind::SpanEnter), count(Kind::SpanExit)), (2, 2));
+        let (mut enters, mut exits) = (0, 0);
+        for e in snap.threads.iter().flat_map(|t| codec::events(t.records())) {
+            match e.event {
+                Event::SpanEnter(enter) if enter.key == key => enters += 1,
+                Event::SpanExit(exit) if exit.key == key => exits += 1,
+                _ => {}
+            }
+        }
+        assert_eq!((enters, exits), (2, 2));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //!  tokio hooks ─┐ tracing layer ─┐ OS sampler ─┐ allocator ─┐
-//!               └────────────────┴─────────────┴────────────┴─> record() ─> this thread's Ring
-//!                                                                              (16 B/record)
+//!               └────────────────┴─────────────┴────────────┴─> write() ─> this thread's Ring
+//!                                      (typed events, see codec)                (16 B/record)
 //!  analyzer ─> FlightRecorder::snapshot() ─> copies every ring without stopping its writer
 //! ```
 //!
@@ -19,6 +19,7 @@
 //! read, a clock read, four stores and a prefetch of the line a few records ahead (a large
 //! ring's lines are cold when the writer comes back to them).
 
+pub mod codec;
 pub mod record;
 pub mod ring;
 
@@ -26,6 +27,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use codec::Codec;
+use codec::threads::ThreadStart;
 pub(crate) use record::{Kind, Record};
 use ring::{Ring, RingCopy};
 
@@ -136,7 +139,7 @@ pub struct RecorderCounters {
 /// A copy of every ring.
 #[derive(Debug, Clone, Default)]
 pub struct RecorderSnapshot {
-    /// Each ring's records.
+    /// Each thread's records, one entry per ring.
     pub threads: Vec<ThreadRecords>,
     /// Events dropped because their thread had no ring, per kind.
     pub dropped: Vec<(Kind, u64)>,
@@ -204,7 +207,8 @@ impl FlightRecorder {
             }
         };
         let tid = current_tid();
-        let worker = tokio::runtime::worker_index().map_or(0, |w| w as u64 + 1);
+        let worker_index = tokio::runtime::worker_index();
+        let worker = worker_index.map_or(0, |w| w as u64 + 1);
         if let Ok(mut owners) = slot.owners.lock() {
             owners.push(Owner {
                 tid,
@@ -221,9 +225,11 @@ impl FlightRecorder {
                 owners.remove(0);
             }
         }
-        slot.ring
-            .push(Record::header(Kind::ThreadStart, crate::clock::now(), tid));
-        slot.ring.push(Record::payload(worker, 0));
+        let start = ThreadStart {
+            tid,
+            worker: worker_index,
+        };
+        start.encode(crate::clock::now(), &slot.ring);
         Some(slot)
     }
 
@@ -234,7 +240,7 @@ impl FlightRecorder {
     }
 
     /// The shortest history any ring holds at its current rate, in clock ticks (see
-    /// `Ring::reach`): about how long a record written at `now` survives. `None` while every
+    /// [`Ring::reach`]): about how long a record written at `now` survives. `None` while every
     /// ring is empty.
     pub fn reach(&self, now: u64) -> Option<u64> {
         let slots = self.slots.lock().ok()?;
@@ -257,8 +263,8 @@ impl FlightRecorder {
 
     /// Records dropped so far, per kind (kinds with none left out).
     fn dropped_by_kind(&self) -> Vec<(Kind, u64)> {
-        (0..Kind::COUNT as u8)
-            .filter_map(Kind::from_u8)
+        Kind::ALL
+            .into_iter()
             .map(|k| (k, self.dropped[k as usize].load(Ordering::Relaxed)))
             .filter(|(_, n)| *n > 0)
             .collect()
@@ -272,7 +278,7 @@ impl FlightRecorder {
     /// Copies what every ring holds from clock tick `ts` on (the analyzer's window), so a
     /// busy ring is not copied whole for every batch. `lost` then counts only records of that
     /// window that were overwritten (at least one when the window reaches further back than
-    /// anything held: see `Ring::window_from`). `earlier` (a previous snapshot, or an empty one) is
+    /// anything held: see [`Ring::window_from`]). `earlier` (a previous snapshot, or an empty one) is
     /// brought up to date rather than copied anew: each ring's copy drops what precedes the
     /// window and appends what was written since, so a reader whose windows overlap copies
     /// each record about once.
@@ -359,46 +365,17 @@ fn with_ring(kind: Kind, f: impl FnOnce(&'static RingSlot)) {
     });
 }
 
-/// Records an event with one argument, stamped now.
+/// Writes `event` to the calling thread's ring, stamped now.
 #[inline]
-pub fn record(kind: Kind, arg: u64) {
-    record_at(kind, crate::clock::now(), arg);
+pub fn write<'a, E: Codec<'a>>(event: &E) {
+    write_at(crate::clock::now(), event);
 }
 
-/// Records an event with one argument, stamped `ts` (clock ticks): for a caller that needs
-/// the time itself too (a clock read is most of a record's cost).
+/// Writes `event` stamped `ts` (clock ticks): for a caller that needs the time itself too (a
+/// clock read is most of a record's cost).
 #[inline]
-pub(crate) fn record_at(kind: Kind, ts: u64, arg: u64) {
-    with_ring(kind, |slot| slot.ring.push(Record::header(kind, ts, arg)));
-}
-
-/// Records an event followed by payload records, stamped now.
-#[inline]
-pub fn record_with(kind: Kind, arg: u64, payload: &[(u64, u64)]) {
-    record_with_at(kind, crate::clock::now(), arg, payload);
-}
-
-/// [`record_with`] stamped `ts` (see [`record_at`]).
-#[inline]
-pub(crate) fn record_with_at(kind: Kind, ts: u64, arg: u64, payload: &[(u64, u64)]) {
-    record_with_iter_at(kind, ts, arg, payload.iter().copied());
-}
-
-/// [`record_with_at`] with payloads made as they are written (a string's chunks, without a
-/// buffer of them first).
-#[inline]
-pub(crate) fn record_with_iter_at(
-    kind: Kind,
-    ts: u64,
-    arg: u64,
-    payload: impl Iterator<Item = (u64, u64)>,
-) {
-    with_ring(kind, |slot| {
-        slot.ring.push(Record::header(kind, ts, arg));
-        for (w0, w1) in payload {
-            slot.ring.push(Record::payload(w0, w1));
-        }
-    });
+pub(crate) fn write_at<'a, E: Codec<'a>>(ts: u64, event: &E) {
+    with_ring(E::KIND, |slot| event.encode(ts, &slot.ring));
 }
 
 /// A fresh span key, unique in the process: ring index in the high bits, a per-ring counter

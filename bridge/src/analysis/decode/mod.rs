@@ -1,0 +1,257 @@
+//! Decoding a recorder snapshot into what happened: polls, span entries, spawns, blocking jobs
+//! and OS samples, with times in Unix nanoseconds.
+//!
+//! One pass over every ring, reading its typed events (`recorder::codec`). Span and task
+//! metadata (creation, OTel ids, spawn sites) are kept from the whole ring, because a
+//! long-lived task's spawn may be far older than the window; intervals (polls, span entries,
+//! parks) only from `window_start` on.
+//!
+//! | module | holds |
+//! |---|---|
+//! | `decoded` | what a decode gives ([`Decoded`], [`ThreadActivity`], [`SpanInfo`], …) |
+//! | `thread` | one ring's events into its threads' activity and the snapshot's tables |
+//! | `span_table` | spans, and what records on any ring say about them, applied at the end |
+//! | `light` | what a light decode keeps: spans by key, by local root, by OTel span id |
+
+mod decoded;
+mod light;
+mod span_table;
+mod thread;
+
+#[cfg(test)]
+mod tests;
+
+pub use decoded::Decoded;
+#[cfg(test)]
+pub(crate) use decoded::{Entry, Job, TaskInfo};
+pub(crate) use decoded::{FieldValue, Poll, SpanInfo, ThreadActivity};
+
+use super::idmap::{IdMap, IdSet};
+use crate::clock::Calibration;
+use crate::recorder::codec::fields::Field;
+use crate::recorder::codec::{self, Event, Located};
+use crate::recorder::{Kind, RecorderSnapshot, ThreadRecords};
+use light::KeyFilter;
+use span_table::SpanUpdates;
+use thread::ThreadDecoder;
+
+/// Decodes `snap`; intervals that ended before `window_start` (Unix ns) are skipped.
+pub fn decode(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    window_start: u64,
+    taken_at: u64,
+) -> Decoded {
+    decode_keeping(snap, cal, window_start, taken_at, None)
+}
+
+/// A light decode of the spans under the local roots `roots`: their creation, ids, fields,
+/// events, entries and ends, plus what a breakdown needs of their threads (parks, allocation
+/// counters, off-CPU intervals, OS samples, blocking-pool jobs); not the polls of tasks or the
+/// entries of other spans. Enough to rebuild those traces and break their time down, not to
+/// name a culprit. A few ns a record instead of ~40: what an overloaded analyzer falls back to.
+pub fn decode_spans_of(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    window_start: u64,
+    taken_at: u64,
+    roots: &[u64],
+) -> Decoded {
+    let keys = light::descendants(snap, roots);
+    decode_spans(snap, cal, window_start, taken_at, &keys)
+}
+
+/// [`decode_spans_of`] when the spans' keys are known already (the span-recording path notes
+/// them per trace): one pass over the records instead of two or more.
+pub fn decode_spans(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    window_start: u64,
+    taken_at: u64,
+    keys: &IdSet<u64>,
+) -> Decoded {
+    let only = KeyFilter::new(keys);
+    decode_keeping(snap, cal, window_start, taken_at, Some(&only))
+}
+
+/// [`decode_spans_of`] for spans known by their OpenTelemetry span ids (spans that
+/// `tracing-opentelemetry` built): their keys are found from their id records first.
+pub fn decode_spans_by_otel_id(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    window_start: u64,
+    taken_at: u64,
+    otel_ids: &IdSet<u64>,
+) -> Decoded {
+    let roots = light::keys_by_otel_id(snap, otel_ids);
+    decode_spans_of(snap, cal, window_start, taken_at, &roots)
+}
+
+/// [`decode`], or with `only` the records of those spans alone.
+fn decode_keeping(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    window_start: u64,
+    taken_at: u64,
+    only: Option<&KeyFilter<'_>>,
+) -> Decoded {
+    let mut d = Decoded {
+        spans: IdMap::default(),
+        by_otel_id: IdMap::default(),
+        tasks: IdMap::default(),
+        jobs: IdMap::default(),
+        threads: Vec::new(),
+        os_samples: IdMap::default(),
+        off_cpu: IdMap::default(),
+        worker_tids: IdSet::default(),
+        alloc_counted: crate::capture::alloc::installed(),
+        threads_observed: crate::capture::os::sampling() || crate::capture::perf::enabled(),
+        lost_records: snap.lost(),
+        complete_since: None,
+        taken_at,
+        calibration: *cal,
+        light: only.is_some(),
+        thread_names: IdMap::default(),
+        children: IdMap::default(),
+        spawned_in_span: IdMap::default(),
+        spawned_by_task: IdMap::default(),
+    };
+    let mut later = SpanUpdates::default();
+    let ring = RingPass {
+        cal,
+        window_start,
+        taken_at,
+        only,
+    };
+    for t in &snap.threads {
+        ring.decode(t, &mut d, &mut later);
+    }
+    later.apply(&mut d.spans);
+    index(&mut d);
+    d
+}
+
+/// What every ring's pass shares.
+struct RingPass<'a> {
+    cal: &'a Calibration,
+    window_start: u64,
+    taken_at: u64,
+    only: Option<&'a KeyFilter<'a>>,
+}
+
+impl RingPass<'_> {
+    /// Decodes one ring's records into `d`.
+    fn decode(&self, t: &ThreadRecords, d: &mut Decoded, later: &mut SpanUpdates) {
+        for o in &t.owners {
+            if let Some(name) = &o.name {
+                d.thread_names.insert(o.tid, name.clone());
+            }
+            if o.worker > 0 {
+                d.worker_tids.insert(o.tid);
+            }
+        }
+        if t.lost() > 0 {
+            let oldest = t
+                .records()
+                .first()
+                .map_or(self.taken_at, |r| self.cal.to_unix_ns(r.ts()));
+            d.complete_since = Some(d.complete_since.map_or(oldest, |c: u64| c.max(oldest)));
+        }
+        let first_owner = t
+            .owners
+            .iter()
+            .rev()
+            .find(|o| o.since_seq <= t.first_seq())
+            .or(t.owners.first());
+        let (tid, worker) = first_owner.map_or((0, 0), |o| (o.tid, o.worker));
+        let worker = worker.checked_sub(1).map(|w| w as usize);
+        let mut decoder = ThreadDecoder::new(self.window_start, tid, worker);
+        let cut = self.window_cut(t);
+        for Located { at, ts, event, .. } in codec::events(t.records()) {
+            decoder.note_counters(&event, d);
+            if self.only.is_some_and(|keys| !decoder.keeps(&event, keys)) {
+                continue;
+            }
+            if at < cut && !names_things(&event) {
+                continue;
+            }
+            decoder.apply(event, self.cal.to_unix_ns(ts), d, later);
+        }
+        decoder.finish(self.taken_at, d);
+    }
+
+    /// Index of the last header stamped before the window (a binary search over the
+    /// headers): the events before it are older than the window, and only what names spans
+    /// and tasks is read from them (a long-lived task's spawn site, a culprit's span name),
+    /// not the polls, entries and samples whose intervals ended long ago.
+    fn window_cut(&self, t: &ThreadRecords) -> usize {
+        let recs = t.records();
+        let window_ticks = self.cal.unix_to_ticks(self.window_start);
+        let first_in_window = t
+            .copy
+            .seq_for_time(window_ticks)
+            .map_or(0, |seq| (seq - t.first_seq()) as usize);
+        recs[..first_in_window]
+            .iter()
+            .rposition(|r| r.kind().is_some_and(|k| k != Kind::Payload))
+            .unwrap_or(0)
+    }
+}
+
+/// Whether an event from before the window is still needed: it names a span or a task.
+fn names_things(event: &Event<'_>) -> bool {
+    match event {
+        Event::ThreadStart(_) | Event::SpanNew(_) | Event::SpanIds(_) | Event::TaskSpawn(_) => true,
+        Event::Field(Field { name, .. }) => *name == "otel.name",
+        _ => false,
+    }
+}
+
+/// Indexes `d` once, so finding one request's spans and tasks costs that request's size, and
+/// sorts what the analyzer binary-searches.
+fn index(d: &mut Decoded) {
+    d.threads
+        .retain(|t| !(t.polls.is_empty() && t.entries.is_empty() && t.parks.is_empty()));
+    for samples in d.os_samples.values_mut() {
+        samples.sort_unstable_by_key(|s| s.0);
+    }
+    for iv in d.off_cpu.values_mut() {
+        close_open_intervals(iv, d.taken_at);
+    }
+    for (k, s) in &d.spans {
+        d.children.entry(s.parent).or_default().push(*k);
+    }
+    for (id, t) in &d.tasks {
+        match t.parent_span {
+            0 => d
+                .spawned_by_task
+                .entry(t.parent_task)
+                .or_default()
+                .push(*id),
+            span => d.spawned_in_span.entry(span).or_default().push(*id),
+        }
+    }
+    for t in &mut d.threads {
+        t.index();
+    }
+}
+
+/// Sorts a thread's off-CPU intervals and settles the open ones (end `u64::MAX`): one that a
+/// complete interval with the same switch-out time closed later is dropped; any other lasted
+/// until the thread's next interval began, or the snapshot.
+fn close_open_intervals(iv: &mut Vec<(u64, u64, bool)>, taken_at: u64) {
+    iv.sort_unstable_by_key(|x| (x.0, x.1));
+    if iv.iter().all(|x| x.1 != u64::MAX) {
+        return;
+    }
+    let mut out: Vec<(u64, u64, bool)> = Vec::with_capacity(iv.len());
+    for (i, &(a, b, preempted)) in iv.iter().enumerate() {
+        if b != u64::MAX {
+            out.push((a, b, preempted));
+        } else if out.last().is_none_or(|l| l.0 != a) {
+            let next = iv[i + 1..].iter().map(|x| x.0).find(|&x| x > a);
+            out.push((a, next.unwrap_or(taken_at).max(a), preempted));
+        }
+    }
+    *iv = out;
+}

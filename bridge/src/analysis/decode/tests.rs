@@ -1,0 +1,296 @@
+use super::*;
+use crate::recorder::codec::Codec;
+use crate::recorder::codec::counters::Counters;
+use crate::recorder::codec::fields::{Text, TracingEvent, Value};
+use crate::recorder::codec::os::OffCpu;
+use crate::recorder::codec::span_ids::{SpanIds, TraceRoot};
+use crate::recorder::codec::spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
+use crate::recorder::codec::threads::{Park, Unpark};
+use crate::recorder::ring::Ring;
+use crate::recorder::{Owner, Record};
+
+/// Events written to one ring, stamped 1, 2, 3… clock ticks.
+struct Writer {
+    ring: Ring,
+    ts: u64,
+}
+
+impl Writer {
+    fn put<'a>(&mut self, event: &impl Codec<'a>) -> &mut Self {
+        self.ts += 1;
+        event.encode(self.ts, &self.ring);
+        self
+    }
+
+    fn thread(&self) -> ThreadRecords {
+        ThreadRecords {
+            ring: 0,
+            owners: vec![Owner::default()],
+            copy: self.ring.snapshot(0),
+        }
+    }
+}
+
+fn writer() -> Writer {
+    Writer {
+        ring: Ring::new(64),
+        ts: 0,
+    }
+}
+
+/// A snapshot of these rings.
+fn snapshot(rings: &[&Writer]) -> RecorderSnapshot {
+    RecorderSnapshot {
+        threads: rings.iter().map(|w| w.thread()).collect(),
+        ..RecorderSnapshot::default()
+    }
+}
+
+/// Metadata of a real span, for the records that point at it.
+fn meta(name: &'static str) -> &'static tracing::Metadata<'static> {
+    let span = tracing::subscriber::with_default(tracing_subscriber::registry(), || match name {
+        "root" => tracing::info_span!("root"),
+        _ => tracing::info_span!("child"),
+    });
+    span.metadata().expect("enabled under the registry")
+}
+
+fn counters(allocations: u64, bytes: u64) -> Option<Counters> {
+    Some(Counters { allocations, bytes })
+}
+
+#[test]
+fn allocation_counters_ride_on_boundaries_and_carry_forward() {
+    let (ours, other) = (7, 9);
+    // The other span's exit changes the counters; our entry starts from those (none carried:
+    // unchanged) and ends with its own.
+    let mut w = writer();
+    w.put(&SpanEnter {
+        key: other,
+        counters: counters(1, 100),
+    })
+    .put(&SpanExit {
+        key: other,
+        counters: counters(5, 500),
+    })
+    .put(&SpanEnter {
+        key: ours,
+        counters: None,
+    })
+    .put(&SpanExit {
+        key: ours,
+        counters: counters(7, 700),
+    });
+    let snap = snapshot(&[&w]);
+    let cal = Calibration::now();
+    let full = decode(&snap, &cal, 0, u64::MAX);
+    let keys: IdSet<u64> = [ours].into_iter().collect();
+    let light = decode_spans(&snap, &cal, 0, u64::MAX, &keys);
+    for d in [&full, &light] {
+        let entry = d.threads[0]
+            .entries
+            .iter()
+            .find(|e| e.span == ours)
+            .expect("our entry");
+        let expected = Some(((5, 500), (7, 700)));
+        assert_eq!(entry.alloc, expected, "light: {}", d.light);
+    }
+    let kept = light.threads[0].entries.len();
+    assert_eq!(kept, 1, "the other span is skipped");
+}
+
+/// A worker parked since before the window shows its unpark first: the park is kept (from the
+/// window's start), or the worker would look busy until then.
+#[test]
+fn an_unpark_before_any_park_ends_a_park_from_before_the_window() {
+    let mut w = writer();
+    w.put(&Unpark).put(&Park).put(&Unpark).put(&Park);
+    let d = decode(&snapshot(&[&w]), &Calibration::identity(0), 0, 10);
+    assert_eq!(d.threads[0].parks, vec![(0, 1), (2, 3), (4, 10)]);
+}
+
+/// Off-CPU intervals from perf: one recorded open at a drain and closed later keeps its closed
+/// form; one never closed lasts until the thread's next interval, or the snapshot.
+#[test]
+fn open_off_cpu_intervals_end_at_their_pair_the_next_one_or_the_snapshot() {
+    let tid = 42;
+    let off = |out_ns, duration_ns, preempted| OffCpu {
+        tid,
+        preempted,
+        out_ns,
+        duration_ns,
+    };
+    let mut w = writer();
+    w.put(&off(100, Some(0), false)) // registration: on CPU from 100
+        .put(&off(200, None, false))
+        .put(&off(200, Some(50), true))
+        .put(&off(300, None, false)) // its pair was lost
+        .put(&off(400, Some(10), false))
+        .put(&off(500, None, false)); // the thread exited
+    let d = decode(&snapshot(&[&w]), &Calibration::identity(0), 0, 1_000);
+    assert_eq!(
+        d.off_cpu[&tid],
+        vec![
+            (100, 100, false),
+            (200, 250, true),
+            (300, 400, false),
+            (400, 410, false),
+            (500, 1_000, false),
+        ]
+    );
+}
+
+/// Issue #17: a span created on one ring and closed, named and logged in on another that is
+/// decoded first keeps its ids, fields, events (with their own fields) and close.
+#[test]
+fn what_an_earlier_ring_says_about_a_span_reaches_it() {
+    let key = 1 << 40 | 1;
+    let mut other = writer();
+    other
+        .put(&SpanIds {
+            key,
+            span_id: 0xab,
+            root: Some(TraceRoot {
+                trace_id: 0xcd,
+                remote_parent: Some(0xef),
+            }),
+        })
+        .put(&Field {
+            owner: key,
+            name: "otel.name",
+            value: Value::Str(Text::Given("GET /x")),
+        })
+        .put(&TracingEvent {
+            span: key,
+            meta: meta("child"),
+        })
+        .put(&Field {
+            owner: 0,
+            name: "n",
+            value: Value::I64(-3),
+        })
+        .put(&SpanClose { key });
+    let mut home = writer();
+    home.put(&SpanNew {
+        key,
+        meta: meta("root"),
+        parent: 0,
+        span_id: None,
+    });
+    let d = decode(
+        &snapshot(&[&other, &home]),
+        &Calibration::identity(0),
+        0,
+        10,
+    );
+    let s = &d.spans[&key];
+    assert_eq!(s.name, "root");
+    assert_eq!(
+        (s.otel_span_id, s.trace_id, s.remote_parent),
+        (0xab, Some(0xcd), Some(0xef))
+    );
+    assert_eq!(s.end, Some(5));
+    assert_eq!(d.span_name(key), "GET /x");
+    assert_eq!(s.events.len(), 1);
+    assert_eq!(s.events[0].fields, vec![("n", FieldValue::I64(-3))]);
+    assert_eq!(d.by_otel_id[&0xab], key);
+}
+
+/// A light decode by OTel span id finds the root, then its children on any ring (a child's
+/// span id rides on its creation), and keeps an event's fields only with the event.
+#[test]
+fn a_light_decode_by_otel_id_keeps_the_tree_and_its_events_only() {
+    let (root, child, stranger) = (1 << 40 | 1, 2 << 40 | 1, 1 << 40 | 2);
+    let mut a = writer();
+    a.put(&SpanNew {
+        key: root,
+        meta: meta("root"),
+        parent: 0,
+        span_id: None,
+    })
+    .put(&SpanIds {
+        key: root,
+        span_id: 0x11,
+        root: Some(TraceRoot {
+            trace_id: 0x22,
+            remote_parent: None,
+        }),
+    })
+    .put(&SpanNew {
+        key: stranger,
+        meta: meta("root"),
+        parent: 0,
+        span_id: None,
+    })
+    .put(&TracingEvent {
+        span: stranger,
+        meta: meta("child"),
+    })
+    .put(&Field {
+        owner: 0,
+        name: "stranger's",
+        value: Value::Bool(true),
+    });
+    let mut b = writer();
+    b.put(&SpanNew {
+        key: child,
+        meta: meta("child"),
+        parent: root,
+        span_id: Some(0x33),
+    })
+    .put(&TracingEvent {
+        span: child,
+        meta: meta("child"),
+    })
+    .put(&Field {
+        owner: 0,
+        name: "ours",
+        value: Value::F64(1.5),
+    });
+    let ids: IdSet<u64> = [0x11].into_iter().collect();
+    let snap = snapshot(&[&a, &b]);
+    let d = decode_spans_by_otel_id(&snap, &Calibration::identity(0), 0, 10, &ids);
+    let mut keys: Vec<u64> = d.spans.keys().copied().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec![root, child]);
+    assert_eq!(d.spans[&child].otel_span_id, 0x33);
+    let fields = &d.spans[&child].events[0].fields;
+    assert_eq!(fields, &vec![("ours", FieldValue::F64(1.5))]);
+}
+
+/// A header whose payloads the snapshot cut off, and a payload whose header was overwritten,
+/// are passed over: the events around them are read as written, nothing is misread.
+#[test]
+fn a_cut_event_and_a_stray_payload_are_passed_over() {
+    let key = 1 << 40 | 1;
+    let ring = Ring::new(64);
+    ring.push(Record::payload(7, 7)); // its header was overwritten
+    SpanEnter {
+        key,
+        counters: None,
+    }
+    .encode(1, &ring);
+    SpanExit {
+        key,
+        counters: None,
+    }
+    .encode(2, &ring);
+    // A span id announced but not there yet.
+    ring.push(Record::header(Kind::SpanIds, 3, key));
+    let snap = RecorderSnapshot {
+        threads: vec![ThreadRecords {
+            ring: 0,
+            owners: vec![Owner::default()],
+            copy: ring.snapshot(0),
+        }],
+        ..RecorderSnapshot::default()
+    };
+    let d = decode(&snap, &Calibration::identity(0), 0, 10);
+    let entries: Vec<(u64, u64, u64)> = d.threads[0]
+        .entries
+        .iter()
+        .map(|e| (e.span, e.start, e.end))
+        .collect();
+    assert_eq!(entries, vec![(key, 1, 2)]);
+    assert!(d.by_otel_id.is_empty(), "{:?}", d.by_otel_id);
+}
