@@ -311,7 +311,7 @@ mod tests {
     use opentelemetry::trace::{SpanId, TraceId};
 
     use super::*;
-    use crate::SpanExt;
+    use crate::propagation::SpanExt;
     use crate::recorder::{FlightRecorder, RecorderSize};
     use crate::slo::Judge;
     use crate::slo::SloRules;

@@ -142,7 +142,7 @@ impl std::fmt::Debug for OtlpArtifacts {
 impl OtlpArtifacts {
     /// Artifacts sent through `logger`, linked under `cfg.artifact_base_url`
     /// (`GRANULAR_ARTIFACT_BASE_URL`), else the Collector extension's default loopback address.
-    pub fn new(logger: opentelemetry_sdk::logs::SdkLogger, cfg: &crate::Config) -> Self {
+    pub fn new(logger: opentelemetry_sdk::logs::SdkLogger, cfg: &crate::config::Config) -> Self {
         let base_url = cfg
             .artifact_base_url
             .clone()
