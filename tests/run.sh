@@ -4,9 +4,9 @@
 # Python test dependencies (.cache/venv), rustfmt, clippy, then the
 # workspace tests (end-to-end tests included) once in stable mode and once
 # with --cfg tokio_unstable (in its own target dir, target/unstable), a short
-# run of the demo (examples/demo.sh) and of the overhead benchmark, then, side
-# by side, loom, the benchmarks in test mode, and go vet + go test of
-# collector-plugin/. Each step prints its time; the last line is a summary.
+# run of the demo (examples/demo.sh) and of the overhead benchmark, the
+# completeness test of both builds side by side, then, side by side, loom, the
+# benchmarks in test mode, and go vet + go test of collector-plugin/. Each step prints its time; the last line is a summary.
 # Builds and installs whatever it needs; Go and cargo caches are the tools'
 # defaults.
 set -euo pipefail
@@ -112,6 +112,15 @@ bench_smoke() {
 	cargo test --workspace --bench '*'
 }
 
+# The completeness test (tests/tests/completeness.rs) sends 10,000 violating requests at a
+# moderate 125 a second: 90 s of waiting for a third of one core. The test steps leave it out
+# (`--skip`, which libtest reports as "1 filtered out") and the completeness step runs it for both
+# builds side by side. `--workspace` keeps the test step's features, so nothing is built again.
+completeness_test=every_violating_trace_reaches_jaeger_whole
+completeness() {
+	cargo test --workspace --test completeness
+}
+
 # The overhead benchmark's harness, once, short, on the binaries the build-demo step built
 # (`cargo run -p granular-e2e` would build it again with that package's features alone).
 overhead_smoke() {
@@ -161,14 +170,17 @@ step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step build-demo build_demo
 step go-builds wait_background
-step test cargo test --workspace
+step test cargo test --workspace -- --skip "$completeness_test"
 step clippy-unstable unstable cargo clippy --workspace --all-targets -- -D warnings
 step build-demo-unstable unstable build_demo
-step test-unstable unstable cargo test --workspace
+step test-unstable unstable cargo test --workspace -- --skip "$completeness_test"
 # The README's first command, short: builds nothing the steps above did not, runs the demo's
 # whole pipeline (services -> granularcol -> Jaeger) and fails if no slow request is explained.
 step demo-smoke env DEMO_DURATION=3 examples/demo.sh
 step overhead-smoke overhead_smoke
+background completeness completeness
+background completeness-unstable unstable completeness
+step completeness wait_background
 # The last checks measure no time, so they run side by side, after every step whose tests do: the
 # benchmarks keep one core busy for most of a minute, loom and go test use the other.
 background loom loom_check
