@@ -257,6 +257,7 @@ impl Drop for Granular {
             analysis_errors = s.analysis_errors.load(Relaxed),
             artifact_errors = s.artifact_errors.load(Relaxed),
             recorder_lost_records = snapshot.lost(),
+            perf_lost_records = crate::capture::perf::lost_records().unwrap_or(0),
             overwritten_records = snapshot.overwritten,
             dropped_by_kind = ?snapshot.dropped,
             "granular: shut down"

@@ -191,6 +191,19 @@ fn register(meter: &Meter, stats: Arc<Stats>, mode: SampleMode) {
         })
         .build();
     meter
+        .u64_observable_counter("granular.perf.records.lost")
+        .with_unit("{record}")
+        .with_description(
+            "context-switch records the kernel dropped (perf buffer full): off-CPU time missing",
+        )
+        .with_callback(|o| {
+            // Absent, not 0, where the perf source is off.
+            if let Some(n) = crate::capture::perf::lost_records() {
+                o.observe(n, &[]);
+            }
+        })
+        .build();
+    meter
         .u64_observable_counter("granular.recorder.records.dropped")
         .with_unit("{record}")
         .with_description("records not written because their thread had no ring, by kind")
