@@ -202,13 +202,7 @@ mod tests {
     /// the Collector counted an error on any span, the library only on a judged one.
     #[test]
     fn judgements_match_the_shared_table() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../collector-plugin/granularprocessor/testdata/judgements.json"
-        );
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-        assert!(rows.len() >= 20, "{} rows", rows.len());
+        let rows = crate::slo::shared_table("judgements.json", 20);
         for row in rows {
             let case = row["case"].as_str().unwrap();
             let rules = SloRules::parse(row["rules"].as_str().unwrap()).unwrap();

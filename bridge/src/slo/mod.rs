@@ -25,3 +25,19 @@ pub(crate) use judge::{Judge, Judgement};
 pub(crate) use rules::{SloRules, parse_duration};
 pub(crate) use sampler::SourceSampler;
 pub(crate) use stats::Stats;
+
+/// A table the Collector processor's tests read too
+/// (`collector-plugin/granularprocessor/testdata/<file>`), as JSON rows; at least `min_rows`,
+/// so that a truncated file fails rather than passes with nothing checked.
+#[cfg(test)]
+fn shared_table(file: &str, min_rows: usize) -> Vec<serde_json::Value> {
+    let path = format!(
+        "{}/../collector-plugin/granularprocessor/testdata/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(rows.len() >= min_rows, "{path}: {} rows", rows.len());
+    rows
+}

@@ -245,13 +245,7 @@ mod tests {
     /// the library skipped, and the library accepted `route:=1ms`, an empty route glob.
     #[test]
     fn rules_match_the_shared_table() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../collector-plugin/granularprocessor/testdata/slo_rules.json"
-        );
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-        assert!(rows.len() >= 30, "{} rows", rows.len());
+        let rows = crate::slo::shared_table("slo_rules.json", 30);
         for row in rows {
             let input = row["input"].as_str().unwrap();
             let got = SloRules::parse(input).map(|r| {
@@ -304,13 +298,7 @@ mod tests {
     /// parsers must accept the same durations, to the nanosecond, and fail with the same text.
     #[test]
     fn durations_match_the_shared_table() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../collector-plugin/granularprocessor/testdata/durations.json"
-        );
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-        assert!(rows.len() >= 20, "{} rows", rows.len());
+        let rows = crate::slo::shared_table("durations.json", 20);
         for row in rows {
             let input = row["input"].as_str().unwrap();
             let got = parse_duration(input).map(|d| d.as_nanos() as u64);
