@@ -39,9 +39,14 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
             }
             v
         }
-        Category::BlockedInPoll => format!(
-            "{head}: the thread slept inside a poll (blocking syscall, lock or sleep in async code)"
-        ),
+        Category::BlockedInPoll => match b.blocked_on.first() {
+            Some(w) => format!("{head}: in {}, blocking async code", w.describe()),
+            None => format!(
+                "{head}: the thread slept inside a poll (blocking syscall, lock or sleep in async \
+                 code); {}",
+                not_sampled()
+            ),
+        },
         Category::OsWait => {
             format!("{head}: preempted by the OS while polling (CPU contention)")
         }
@@ -100,6 +105,15 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
         v.push_str(" (light analysis under load: no culprit search)");
     }
     v
+}
+
+/// Why a blocked-in-poll verdict names no syscall.
+fn not_sampled() -> &'static str {
+    if crate::capture::waits::period().is_some() {
+        "what it waited in was not sampled (blocks shorter than the wait-sampling period)"
+    } else {
+        "what it waited in is not sampled (wait sampling off)"
+    }
 }
 
 /// "worker 1 busy 60 ms polling GET /report (…)".

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::recorder;
 use crate::recorder::codec::os::OsSample;
@@ -60,14 +60,27 @@ pub(crate) fn start(hz: u32, schedstat: bool) -> Result<(), String> {
     std::thread::Builder::new()
         .name("granular-os-sampler".into())
         .spawn(move || {
+            super::waits::set_sampler(std::thread::current());
             let mut period = base;
+            let mut waits_sampled = Instant::now();
             loop {
-                std::thread::sleep(period);
+                super::waits::sleep(period);
                 if schedstat {
                     sample_all();
                 }
                 let fill = super::perf::drain_all();
-                if !schedstat {
+                // Wait sampling keeps its own pace while a thread is inside work.
+                let mut working = false;
+                if let Some(every) = super::waits::period() {
+                    if waits_sampled.elapsed() >= every.saturating_sub(every / 8) {
+                        waits_sampled = Instant::now();
+                        working = super::waits::sample();
+                    }
+                    if working {
+                        period = period.min(every);
+                    }
+                }
+                if !schedstat && !working {
                     period = drain_period(period, base, fill);
                 }
             }
@@ -133,6 +146,7 @@ pub(crate) fn register_current_thread() {
         return;
     }
     super::perf::register_current_thread();
+    super::waits::register_current_thread();
     let tid = recorder::current_tid();
     if let Ok(file) = File::open(format!("/proc/self/task/{tid}/schedstat")) {
         if let Ok(mut w) = WATCHED.lock() {
@@ -144,6 +158,7 @@ pub(crate) fn register_current_thread() {
 /// Unregisters the calling thread (tokio `on_thread_stop`).
 pub(crate) fn unregister_current_thread() {
     super::perf::unregister_current_thread();
+    super::waits::unregister_current_thread();
     let tid = recorder::current_tid();
     if let Ok(mut w) = WATCHED.lock() {
         w.retain(|x| x.tid != tid);
@@ -152,6 +167,7 @@ pub(crate) fn unregister_current_thread() {
 
 /// Closes every registered thread's schedstat file (Granular turned off).
 pub(crate) fn forget_threads() {
+    super::waits::forget_threads();
     if let Ok(mut w) = WATCHED.lock() {
         w.clear();
     }

@@ -159,6 +159,23 @@ pub fn breakdowns_name_the_cause(perf: bool) {
         (40_000..=60_000).contains(&blocked),
         "blocked {blocked} µs, injected 50 ms"
     );
+    // What it blocked in: sampled from /proc, unprivileged.
+    assert_eq!(
+        attr_str(&span, "granular.blocked.syscall"),
+        "clock_nanosleep",
+        "{:#?}",
+        span.attributes
+    );
+    assert_eq!(
+        attr_str(&span, "granular.blocked.object"),
+        "std::thread::sleep (50 ms requested)"
+    );
+    assert!(
+        attr_str(&span, "granular.verdict")
+            .contains("in clock_nanosleep — std::thread::sleep (50 ms requested)"),
+        "{}",
+        attr_str(&span, "granular.verdict")
+    );
 
     // 3. Awaiting a timer: idle, nothing blamed on the runtime.
     serve(&rt, async {

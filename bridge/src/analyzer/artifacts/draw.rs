@@ -407,6 +407,7 @@ mod tests {
             end: to_ms * MS,
             detail: detail.into(),
             kind: IntervalKind::Part,
+            waited: None,
         };
         b.intervals = vec![
             interval(Category::SchedulerWait, 8, 10, "workers busy"),
