@@ -74,7 +74,10 @@ pub(crate) fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdo
         idle,
         own,
     } = sweep(activity.marks);
-    let (mut intervals, blocked_on) = own_time(d, own, &mut parts);
+    let (mut intervals, mut blocked_on) = own_time(d, own, &mut parts);
+    if let (Some(top), Some(period)) = (blocked_on.first_mut(), crate::capture::waits::period()) {
+        blocked_on::name_holder(d, &work.spans, top, period.as_nanos() as u64);
+    }
     let wait_ranges = merge(waits.iter().map(|w| (w.start, w.end)).collect());
     let culprits = culprits(d, &work, &wait_ranges, light, data_loss);
     let late_wake = late_wakes_in(&waits);

@@ -76,6 +76,9 @@ pub fn enrich(
         if !w.wchan.is_empty() {
             a.push(KeyValue::new("granular.blocked.wchan", w.wchan.clone()));
         }
+        if let Some(h) = &w.holder {
+            a.push(KeyValue::new("granular.blocked.holder", h.clone()));
+        }
         a.push(KeyValue::new(
             "granular.blocked.syscalls",
             blocked_on::table(&b.blocked_on),

@@ -177,6 +177,32 @@ pub fn breakdowns_name_the_cause(perf: bool) {
         attr_str(&span, "granular.verdict")
     );
 
+    // 2b. A std::sync::Mutex another request holds: the wait is a futex, the holder named.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let (locked, holding) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _request = tracing::info_span!("GET /holder").entered();
+        let _guard = LOCK.lock().unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+    });
+    holding.recv().unwrap();
+    serve(&rt, async { drop(LOCK.lock().unwrap()) });
+    holder.join().unwrap();
+    let span = request_span(&exporter, &provider);
+    assert_cause(&span, "blocked_in_poll");
+    assert_eq!(attr_str(&span, "granular.blocked.syscall"), "futex");
+    assert!(
+        attr_str(&span, "granular.blocked.object").starts_with("contended std::sync lock"),
+        "{:#?}",
+        span.attributes
+    );
+    assert!(
+        attr_str(&span, "granular.blocked.holder").starts_with("GET /holder (trace "),
+        "{:#?}",
+        span.attributes
+    );
+
     // 3. Awaiting a timer: idle, nothing blamed on the runtime.
     serve(&rt, async {
         tokio::time::sleep(Duration::from_millis(60)).await

@@ -24,7 +24,7 @@ mod tests;
 pub use decoded::Decoded;
 #[cfg(test)]
 pub(crate) use decoded::{Entry, Job, TaskInfo};
-pub(crate) use decoded::{FieldValue, Poll, SpanInfo, ThreadActivity};
+pub(crate) use decoded::{FieldValue, Poll, SpanInfo, ThreadActivity, Waited};
 
 use super::idmap::{IdMap, IdSet};
 use crate::clock::Calibration;
