@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::waits::pace::Pace;
 use crate::recorder;
 use crate::recorder::codec::os::OsSample;
 
@@ -62,25 +63,28 @@ pub(crate) fn start(hz: u32, schedstat: bool) -> Result<(), String> {
         .spawn(move || {
             super::waits::set_sampler(std::thread::current());
             let mut period = base;
-            let mut waits_sampled = Instant::now();
+            let mut pace = super::waits::period().map(Pace::new);
             loop {
-                super::waits::sleep(period);
+                let now = Instant::now();
+                // Free to rest (be woken by an unpark) only when wait sampling sets no cap.
+                let cap = pace.as_ref().and_then(|p| p.cap(now));
+                let rest = pace.is_some() && cap.is_none();
+                let sleep = cap.map_or(period, |c| period.min(c));
+                let woken = super::waits::sleep(sleep, rest);
                 if schedstat {
                     sample_all();
                 }
                 let fill = super::perf::drain_all();
-                // Wait sampling keeps its own pace while a thread is inside work.
-                let mut working = false;
-                if let Some(every) = super::waits::period() {
-                    if waits_sampled.elapsed() >= every.saturating_sub(every / 8) {
-                        waits_sampled = Instant::now();
-                        working = super::waits::sample();
+                if let Some(p) = pace.as_mut() {
+                    let now = Instant::now();
+                    if woken {
+                        p.woken(now);
                     }
-                    if working {
-                        period = period.min(every);
+                    if p.due(now) {
+                        p.looked(now, super::waits::sample());
                     }
                 }
-                if !schedstat && !working {
+                if !schedstat {
                     period = drain_period(period, base, fill);
                 }
             }

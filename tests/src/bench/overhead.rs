@@ -138,6 +138,16 @@ pub fn configs(compare: bool) -> Vec<Config> {
                 ("GRANULAR_SAMPLE", "violations".into()),
             ],
         },
+        Config {
+            key: "e1",
+            label: "(e) with wait sampling off (`GRANULAR_WAIT_SAMPLE_HZ=0`)",
+            build: Build::Base,
+            telemetry: "granular",
+            env: granular(&[
+                ("GRANULAR_SAMPLE", "violations"),
+                ("GRANULAR_WAIT_SAMPLE_HZ", "0"),
+            ]),
+        },
     ];
     if compare {
         v.extend([
@@ -941,6 +951,7 @@ impl Report<'_> {
             ("a2", "a", "(a2) logs only − (a): the `tracing` floor"),
             ("e", "a2", "(e) violations − (a2) logs only"),
             ("e0", "a", "(e0) violations, none violating − (a)"),
+            ("e", "e1", "(e) − (e1) wait sampling on − off"),
             ("b", "a", "(b) tracing-opentelemetry − (a)"),
             ("d'", "b'", "(d') Granular, task hooks − (b')"),
             ("f", "b'", "(f) dial9 − (b')"),

@@ -20,7 +20,10 @@
 //! cannot be mistaken for it.
 
 pub(crate) mod objects;
+pub(crate) mod pace;
 pub(crate) mod syscalls;
+
+pub use pace::Seen;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -62,7 +65,7 @@ pub(crate) fn available() -> Result<(), String> {
 }
 
 /// Turns sampling on at `hz` samples a second for threads registered from now on.
-pub(crate) fn enable(hz: u32) -> Result<(), String> {
+pub fn enable(hz: u32) -> Result<(), String> {
     available()?;
     HZ.store(hz, Ordering::Relaxed);
     Ok(())
@@ -75,7 +78,7 @@ pub(crate) fn period() -> Option<Duration> {
 }
 
 /// Opens the calling thread's files for the sampler (runtime `on_thread_start`).
-pub(crate) fn register_current_thread() {
+pub fn register_current_thread() {
     if period().is_none() {
         return;
     }
@@ -98,7 +101,7 @@ pub(crate) fn register_current_thread() {
 }
 
 /// Closes the calling thread's files (runtime `on_thread_stop`).
-pub(crate) fn unregister_current_thread() {
+pub fn unregister_current_thread() {
     let tid = recorder::current_tid();
     if let Ok(mut w) = WATCHED.lock() {
         w.retain(|x| x.tid != tid);
@@ -112,16 +115,17 @@ pub(crate) fn forget_threads() {
     }
 }
 
-/// Samples every registered thread that is inside work and blocked; returns whether any
-/// thread was inside work (the sampler then keeps its pace).
-pub(crate) fn sample() -> bool {
+/// Samples every registered thread that is inside work and blocked; says whether any thread
+/// was inside work, and whether any was blocked there (the sampler paces itself by it:
+/// [`pace`]).
+pub fn sample() -> Seen {
+    let mut seen = Seen::default();
     let Some(recorder) = FlightRecorder::get() else {
-        return false;
+        return seen;
     };
     let Ok(mut watched) = WATCHED.lock() else {
-        return false;
+        return seen;
     };
-    let mut working = false;
     for w in watched.iter_mut() {
         if w.ring.is_none() {
             w.ring = recorder.ring_of(w.tid);
@@ -129,10 +133,10 @@ pub(crate) fn sample() -> bool {
         if !w.ring.is_some_and(inside_work) {
             continue;
         }
-        working = true;
-        sample_thread(w);
+        seen.inside_work = true;
+        seen.blocked |= sample_thread(w);
     }
-    working
+    seen
 }
 
 /// Whether the newest event on `ring` leaves its thread inside a request's work.
@@ -162,17 +166,19 @@ fn inside_work(ring: &Ring) -> bool {
     }
 }
 
-/// Reads one thread; writes a sample when it is blocked.
-fn sample_thread(w: &mut Watched) {
-    let Some(line) = read(&w.syscall) else { return };
+/// Reads one thread; writes a sample and returns true when it is blocked.
+fn sample_thread(w: &mut Watched) -> bool {
+    let Some(line) = read(&w.syscall) else {
+        return false;
+    };
     let Some((nr, args)) = parse_syscall(&line) else {
-        return; // running
+        return false; // running
     };
     let Some(state) = read(&w.stat).and_then(|s| parse_state(&s)) else {
-        return;
+        return false;
     };
     if state != b'S' && state != b'D' {
-        return;
+        return false;
     }
     let key = syscall_key(&line);
     let text = match &w.named {
@@ -183,7 +189,7 @@ fn sample_thread(w: &mut Watched) {
             // The arguments named may have been stale: keep the name only if the thread is
             // still in the same call.
             if read(&w.syscall).map(|l| syscall_key(&l)) != Some(key.clone()) {
-                return;
+                return false;
             }
             let text = format!("{}\t{object}", wchan.trim());
             w.named = Some((key, text.clone()));
@@ -196,6 +202,7 @@ fn sample_thread(w: &mut Watched) {
         nr,
         text: Text::Given(&text),
     });
+    true
 }
 
 /// A kept `/proc` file's text.
@@ -247,16 +254,17 @@ pub(crate) fn set_sampler(t: Thread) {
     let _ = SAMPLER.set(t);
 }
 
-/// Sleeps for `period`; a worker's unpark ends the sleep early when `period` is longer than
-/// a wait-sampling period (the sampler rests while every thread is idle, and a request that
-/// blocks a worker at once must still be sampled).
-pub(crate) fn sleep(how_long: Duration) {
-    let resting = period().is_some_and(|p| how_long > p);
-    if resting {
-        RESTING.store(true, Ordering::SeqCst);
+/// Sleeps for `how_long`; when `rest`, a worker's unpark ends the sleep early (see [`pace`]).
+/// Returns whether it did.
+pub(crate) fn sleep(how_long: Duration, rest: bool) -> bool {
+    if !rest {
+        std::thread::sleep(how_long);
+        return false;
     }
+    RESTING.store(true, Ordering::SeqCst);
     std::thread::park_timeout(how_long);
-    RESTING.store(false, Ordering::Relaxed);
+    // Still set: the time ran out; cleared: an unpark took it.
+    !RESTING.swap(false, Ordering::AcqRel)
 }
 
 /// A worker unparked (runtime `on_thread_unpark`): wakes a resting sampler. One load of a

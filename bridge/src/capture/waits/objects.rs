@@ -16,7 +16,7 @@ use std::os::unix::fs::FileTypeExt;
 use super::syscalls::{self, Waits};
 
 /// Words for what syscall `nr` with arguments `args` waits on; empty when nothing is known.
-pub(crate) fn describe(nr: i64, args: &[u64; 6], state: u8) -> String {
+pub fn describe(nr: i64, args: &[u64; 6], state: u8) -> String {
     if nr == syscalls::NOT_IN_SYSCALL {
         return if state == b'D' {
             "a page fault waiting for I/O (a major fault on file-backed memory)".into()
