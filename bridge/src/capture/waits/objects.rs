@@ -156,7 +156,14 @@ fn fd_described(fd: i32) -> String {
         };
     }
     if let Some(anon) = link.strip_prefix("anon_inode:") {
-        return anon.trim_matches(|c| c == '[' || c == ']').to_string();
+        return match anon.trim_matches(|c| c == '[' || c == ']') {
+            "eventpoll" => {
+                "an epoll instance (an event loop inside the poll: a blocking client, or \
+                 block_on in async code)"
+                    .into()
+            }
+            other => other.to_string(),
+        };
     }
     match std::fs::metadata(format!("/proc/self/fd/{fd}")).map(|m| m.file_type()) {
         Ok(t) if t.is_fifo() => format!("fifo {link}"),
@@ -390,6 +397,11 @@ mod tests {
         );
         assert!(fd(listener.as_raw_fd()).contains("no peer"));
         assert_eq!(fd(9_999), "fd 9999 (closed)");
+        // SAFETY: epoll_create1 has no preconditions; the fd is closed below.
+        let epoll = unsafe { libc::epoll_create1(0) };
+        assert!(fd(epoll).starts_with("an epoll instance (an event loop inside the poll"));
+        // SAFETY: ours, closed once.
+        unsafe { libc::close(epoll) };
     }
 
     #[test]
