@@ -84,7 +84,11 @@ pub fn configs(compare: bool) -> Vec<Config> {
         env.extend(extra.iter().map(|&(k, v)| (k, v.to_owned())));
         env
     };
-    let in_process = [("GRANULAR_OS_SAMPLE_HZ", "0"), ("GRANULAR_PERF", "off")];
+    let in_process = [
+        ("GRANULAR_OS_SAMPLE_HZ", "0"),
+        ("GRANULAR_PERF", "off"),
+        ("GRANULAR_WAIT_SAMPLE_HZ", "0"),
+    ];
     let mut v = vec![
         Config {
             key: "a",
