@@ -75,7 +75,10 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
                 Some(wait) => {
                     let _ = write!(v, "; it also {wait}");
                 }
-                None if unattributed.is_none() && unchecked(&b.unattributed).is_none() => {
+                None if unattributed.is_none()
+                    && unchecked(&b.unattributed).is_none()
+                    && blocked_clause(b).is_none() =>
+                {
                     v.push_str("; no runtime trouble");
                 }
                 None => {}
@@ -83,6 +86,9 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
             v
         }
     };
+    if let Some(blocked) = blocked_clause(b) {
+        let _ = write!(v, "; {blocked}");
+    }
     if let Some((work, _)) = unattributed.filter(|_| c != Category::Idle) {
         let _ = write!(
             v,
@@ -105,6 +111,21 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
         v.push_str(" (light analysis under load: no culprit search)");
     }
     v
+}
+
+/// Blocked time that is not the dominant cause, for the verdict: "it also blocked 12 ms in
+/// futex — contended std::sync lock (…)"; `None` under [`MIN_CULPRIT_WAIT_NS`] or unsampled.
+fn blocked_clause(b: &Breakdown) -> Option<String> {
+    let blocked = b.part(Category::BlockedInPoll);
+    if b.dominant == Category::BlockedInPoll || blocked < MIN_CULPRIT_WAIT_NS {
+        return None;
+    }
+    let w = b.blocked_on.first()?;
+    Some(format!(
+        "it also blocked {} in {}",
+        ms(blocked),
+        w.describe()
+    ))
 }
 
 /// Why a blocked-in-poll verdict names no syscall.

@@ -755,6 +755,21 @@ fn a_blocked_poll_names_what_it_waited_in() {
     );
     assert_eq!(event.waited.as_ref(), b.blocked_on.first());
 
+    // Blocked for less than the span's idle time: the verdict leads with idle, and tells the
+    // block too.
+    let mut d = decoded(vec![worker(0, vec![entry(ROOT, 0, 20, None)], vec![])]);
+    d.off_cpu.insert(0, vec![(5 * MS, 15 * MS, false)]);
+    d.waits.insert(0, (6..15).step_by(5).map(sample).collect());
+    let b = analyze(&d, &target(101, 0, 60));
+    assert_eq!(b.dominant, Category::Idle);
+    assert!(
+        b.verdict
+            .contains("; it also blocked 10 ms in clock_nanosleep — std::thread::sleep"),
+        "{}",
+        b.verdict
+    );
+    assert!(!b.verdict.contains("no runtime trouble"), "{}", b.verdict);
+
     let unsampled = blocked(Vec::new());
     assert!(unsampled.blocked_on.is_empty());
     assert!(
