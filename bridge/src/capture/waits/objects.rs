@@ -106,7 +106,7 @@ fn poll(fds: u64, nfds: u64) -> String {
         if i > 0 {
             s.push_str(", ");
         }
-        s.push_str(&fd_described(*fd));
+        s.push_str(&self::fd(*fd));
     }
     if nfds as usize > n {
         let _ = write!(s, " and {} more", nfds as usize - n);
@@ -134,14 +134,10 @@ fn socket_inode(link: &str) -> Option<u64> {
         .ok()
 }
 
-/// What fd `fd` is, for a syscall that waits on it.
+/// What fd `fd` is, for a syscall that waits on it: "socket 127.0.0.1:40095 (local
+/// 127.0.0.1:49562)", "fifo /tmp/x", "file /var/a.json", "pipe from child 4242 (sleep)",
+/// "eventfd", ...; "fd 7 (closed)" when it is not open any more.
 fn fd(fd: i32) -> String {
-    fd_described(fd)
-}
-
-/// "socket 127.0.0.1:40095 (local 127.0.0.1:49562)", "fifo /tmp/x", "file /var/a.json",
-/// "pipe from child 4242 (sleep)", "eventfd", ...; "fd 7" when it cannot be told.
-fn fd_described(fd: i32) -> String {
     let link = fd_name(fd);
     if link.is_empty() {
         return format!("fd {fd} (closed)");
