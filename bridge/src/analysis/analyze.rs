@@ -75,6 +75,7 @@ pub(crate) fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdo
         own,
     } = sweep(activity.marks);
     let (mut intervals, mut blocked_on) = own_time(d, own, &mut parts);
+    let pool_blocked_on = pool_waits(d, &work);
     if let (Some(top), Some(period)) = (blocked_on.first_mut(), crate::capture::waits::period()) {
         blocked_on::name_holder(d, &work.spans, top, period.as_nanos() as u64);
     }
@@ -101,6 +102,7 @@ pub(crate) fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdo
         alloc: d.alloc_counted.then(|| allocations(activity.counted)),
         unattributed,
         blocked_on,
+        pool_blocked_on,
         culprits: culprits.named,
         no_culprit: culprits.no_culprit,
         intervals,
@@ -292,6 +294,29 @@ fn own_time(
         }
     }
     (intervals, waited_in)
+}
+
+/// What the request's `granular::spawn_blocking` jobs waited in while their threads were
+/// blocked, as [`own_time`] tells it for polls.
+fn pool_waits(d: &Decoded, work: &RequestWork) -> Vec<BlockedOn> {
+    let mut all = Vec::new();
+    for j in d.jobs.values() {
+        let (Some(start), true) = (
+            j.started,
+            work.spans.contains(&j.span) || work.tasks.contains(&j.task),
+        ) else {
+            continue;
+        };
+        let end = j.ended.unwrap_or(d.taken_at).max(start);
+        let blocked = os_time::split(d, j.tid, start, end).blocked;
+        if blocked > 0 {
+            blocked_on::merge(
+                &mut all,
+                blocked_on::in_stretch(d, j.tid, start, end, blocked),
+            );
+        }
+    }
+    all
 }
 
 /// How much of the scheduler wait `waits` is a wake-up the runtime delayed, and by which rule

@@ -227,6 +227,9 @@ pub struct Breakdown {
     /// What the blocked-in-poll time was spent in, by syscall and object, largest first
     /// (empty when nothing was sampled: see `analysis::blocked_on`).
     pub blocked_on: Vec<BlockedOn>,
+    /// What the request's `granular::spawn_blocking` jobs waited in while their threads were
+    /// blocked, largest first (empty when nothing was sampled).
+    pub pool_blocked_on: Vec<BlockedOn>,
     /// Who held the workers during scheduler wait, for at least the culprit threshold.
     pub culprits: Vec<Culprit>,
     /// Why a scheduler wait names no culprit (set when there was a wait and no culprit).

@@ -50,9 +50,15 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
         Category::OsWait => {
             format!("{head}: preempted by the OS while polling (CPU contention)")
         }
-        Category::BlockingPool => {
-            format!("{head}: spawn_blocking jobs queued for or ran on the blocking pool")
-        }
+        Category::BlockingPool => match b.pool_blocked_on.first() {
+            Some(w) => format!(
+                "{head}: spawn_blocking jobs queued for or ran on the blocking pool; they \
+                 blocked {} in {}",
+                ms(b.pool_blocked_on.iter().map(|w| w.ns).sum()),
+                w.describe()
+            ),
+            None => format!("{head}: spawn_blocking jobs queued for or ran on the blocking pool"),
+        },
         Category::Running => format!("{head}: the request's own code was on the CPU"),
         // Unattributed work that could be most of the wait leads the verdict; less of it is
         // added to the usual words, which then claim no quiet runtime; and so does a wait for

@@ -84,6 +84,18 @@ pub fn enrich(
             blocked_on::table(&b.blocked_on),
         ));
     }
+    if let Some(w) = b.pool_blocked_on.first() {
+        a.push(KeyValue::new(
+            "granular.blocking_pool.syscall",
+            w.syscall.clone(),
+        ));
+        if !w.object.is_empty() {
+            a.push(KeyValue::new(
+                "granular.blocking_pool.object",
+                w.object.clone(),
+            ));
+        }
+    }
     a.push(KeyValue::new("granular.data_loss", b.data_loss));
     a.push(KeyValue::new(
         "granular.sources",

@@ -203,6 +203,27 @@ pub fn breakdowns_name_the_cause(perf: bool) {
         span.attributes
     );
 
+    // 2c. A spawn_blocking job that sleeps: blocking pool, and what the job waited in.
+    serve(&rt, async {
+        granular::spawn_blocking(|| std::thread::sleep(Duration::from_millis(60)))
+            .await
+            .unwrap()
+    });
+    let span = request_span(&exporter, &provider);
+    assert_cause(&span, "blocking_pool");
+    assert_eq!(
+        attr_str(&span, "granular.blocking_pool.syscall"),
+        "clock_nanosleep",
+        "{:#?}",
+        span.attributes
+    );
+    assert!(
+        attr_str(&span, "granular.verdict")
+            .contains("in clock_nanosleep — std::thread::sleep (60 ms requested)"),
+        "{}",
+        attr_str(&span, "granular.verdict")
+    );
+
     // 3. Awaiting a timer: idle, nothing blamed on the runtime.
     serve(&rt, async {
         tokio::time::sleep(Duration::from_millis(60)).await
