@@ -150,8 +150,14 @@ pub fn breakdowns_name_the_cause(perf: bool) {
         "artifact {path} is written"
     );
 
-    // 2. A blocking call inside async code.
-    serve(&rt, async { std::thread::sleep(Duration::from_millis(50)) });
+    // 2. A blocking call inside async code, after a child span has come and gone (the
+    //    request's entry is still open: the sampler must see it inside work).
+    serve(&rt, async {
+        let step = tracing::info_span!("step");
+        async {}.instrument(step.clone()).await;
+        std::thread::sleep(Duration::from_millis(50));
+        drop(step);
+    });
     let span = request_span(&exporter, &provider);
     assert_cause(&span, "blocked_in_poll");
     let blocked = attr_us(&span, "granular.time.blocked_in_poll_us");

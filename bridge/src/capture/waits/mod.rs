@@ -139,31 +139,51 @@ pub fn sample() -> Seen {
     seen
 }
 
-/// Whether the newest event on `ring` leaves its thread inside a request's work.
+/// Records of a thread's ring [`inside_work`] reads back at most: a poll with a few child
+/// spans, their fields and events.
+const LOOK_BACK: u64 = 256;
+
+/// Whether a thread's newest events on `ring` leave it inside a request's work.
 fn inside_work(ring: &Ring) -> bool {
-    let copy = ring.snapshot(ring.written().saturating_sub(8));
-    let newest = copy
-        .records()
-        .iter()
-        .rev()
-        .find_map(|r| r.kind().filter(|k| *k != Kind::Payload));
-    match newest {
-        Some(
-            Kind::PollStart
-            | Kind::SpanEnter
-            | Kind::SpanNew
-            | Kind::SpanIds
-            | Kind::SpanClose
-            | Kind::TaskSpawn
-            | Kind::BlockingStart
-            | Kind::BlockingQueued
-            | Kind::Field
-            | Kind::Event,
-        ) => true,
-        // Eight payloads in a row: a long field value, written inside a span.
-        None => !copy.records().is_empty(),
-        Some(_) => false,
+    let copy = ring.snapshot(ring.written().saturating_sub(LOOK_BACK));
+    inside(
+        copy.records()
+            .iter()
+            .rev()
+            .filter_map(|r| r.kind().filter(|k| *k != Kind::Payload)),
+    )
+}
+
+/// Whether events read newest first leave their thread inside a request's work: in a poll or a
+/// `granular::spawn_blocking` job, or in a span entered and not exited — after a child span's
+/// exit the parent's entry may still be open, so exits and entries are paired going back. A
+/// park, a poll's or job's end, or the thread's start, reached first, say it is not.
+fn inside(newest_first: impl Iterator<Item = Kind>) -> bool {
+    let mut exits = 0u32;
+    let mut wrote_inside = false;
+    for kind in newest_first {
+        match kind {
+            Kind::PollStart | Kind::BlockingStart => return true,
+            Kind::SpanEnter if exits == 0 => return true,
+            Kind::SpanEnter => exits -= 1,
+            Kind::SpanExit => exits += 1,
+            Kind::PollEnd
+            | Kind::Park
+            | Kind::Unpark
+            | Kind::BlockingEnd
+            | Kind::ThreadStart
+            | Kind::TaskTerminate => return false,
+            // Written inside a span (or, in a stable build, a poll the ring does not show).
+            Kind::SpanNew | Kind::SpanIds | Kind::Field | Kind::Event | Kind::TaskSpawn
+                if exits == 0 =>
+            {
+                wrote_inside = true;
+            }
+            _ => {}
+        }
     }
+    // Nothing decisive in reach: what was written last says.
+    wrote_inside
 }
 
 /// Reads one thread; writes a sample and returns true when it is blocked.

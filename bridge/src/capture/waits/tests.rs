@@ -170,3 +170,25 @@ fn parses_the_kernels_lines() {
     assert_eq!(parse_state("12 (tokio (rt) w) S 1 2 3"), Some(b'S'));
     assert_eq!(parse_state("no parenthesis"), None);
 }
+
+#[test]
+fn a_thread_is_inside_work_until_its_outermost_entry_exits() {
+    use Kind::*;
+    let at = |newest_first: &[Kind]| inside(newest_first.iter().copied());
+    assert!(at(&[PollStart]));
+    assert!(at(&[SpanEnter, Unpark]));
+    // A child span came and went; the handler's entry is still open.
+    assert!(at(&[
+        SpanClose, SpanExit, SpanEnter, SpanIds, SpanNew, SpanEnter, Unpark
+    ]));
+    // The handler's entry closed at the end of its poll.
+    assert!(!at(&[SpanExit, SpanEnter, Unpark]));
+    assert!(!at(&[Park, SpanExit, SpanEnter]));
+    assert!(!at(&[PollEnd, SpanExit, SpanEnter, PollStart]));
+    assert!(at(&[BlockingStart, BlockingQueued]));
+    assert!(!at(&[BlockingEnd, BlockingStart]));
+    assert!(!at(&[ThreadStart]));
+    assert!(!at(&[]));
+    // A long field value, nothing decisive in reach: written inside a span.
+    assert!(at(&[Field]));
+}
