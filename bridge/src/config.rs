@@ -22,6 +22,7 @@ pub(crate) const DEFAULT_SLO: &str = "*=500ms";
 pub(crate) const DEFAULT_MAX_ENRICH_PER_SEC: u32 = 50;
 pub(crate) const DEFAULT_MAX_EVENTS: usize = 32;
 pub(crate) const DEFAULT_OS_SAMPLE_HZ: u32 = 1000;
+pub(crate) const DEFAULT_WAIT_SAMPLE_HZ: u32 = 200;
 pub(crate) const DEFAULT_QUEUE: usize = 4096;
 pub(crate) const DEFAULT_ARTIFACT_MAX_MB: u64 = 256;
 pub(crate) const DEFAULT_ARTIFACTS_PER_SEC: u32 = 10;
@@ -95,6 +96,9 @@ pub struct Config {
     /// Schedstat samples per second of runtime threads; 0 turns schedstat off
     /// (`GRANULAR_OS_SAMPLE_HZ`).
     pub os_sample_hz: u32,
+    /// Wait samples per second of a runtime thread blocked inside a request's work; 0 turns
+    /// wait sampling off (`GRANULAR_WAIT_SAMPLE_HZ`).
+    pub wait_sample_hz: u32,
     /// Use perf context-switch records where permitted.
     pub perf: bool,
     /// Spans waiting for the analyzer at most (`GRANULAR_QUEUE`).
@@ -135,6 +139,7 @@ impl Default for Config {
             max_events: DEFAULT_MAX_EVENTS,
             recorder: RecorderSize::default(),
             os_sample_hz: DEFAULT_OS_SAMPLE_HZ,
+            wait_sample_hz: DEFAULT_WAIT_SAMPLE_HZ,
             perf: true,
             queue: DEFAULT_QUEUE,
             hold_spans: DEFAULT_HOLD_SPANS,
@@ -385,6 +390,15 @@ impl Config {
             10_000,
         ) {
             self.os_sample_hz = n as u32;
+        }
+        if let Some(n) = r.number(
+            "GRANULAR_WAIT_SAMPLE_HZ",
+            &DEFAULT_WAIT_SAMPLE_HZ.to_string(),
+            "samples per second of a thread blocked inside a request, 0 to turn wait sampling off, at most 1000",
+            0,
+            1_000,
+        ) {
+            self.wait_sample_hz = n as u32;
         }
         if let Some(p) = r.choice("GRANULAR_PERF", "auto", &[("auto", true), ("off", false)]) {
             self.perf = p;

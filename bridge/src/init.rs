@@ -19,7 +19,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::analyzer::artifacts::OtlpArtifacts;
 use crate::capture::layer::RecorderLayer;
 use crate::capture::subscriber::GranularSubscriber;
-use crate::capture::{alloc, os, perf, runtime};
+use crate::capture::{alloc, os, perf, runtime, waits};
 use crate::config::{ArtifactSink, Config, ConfigError, OtlpSignal, SampleMode};
 use crate::export::otlp::{self, ExporterError};
 use crate::export::{GranularProcessor, health};
@@ -66,12 +66,13 @@ impl From<ExporterError> for Error {
 const PERF_DRAIN_HZ: u32 = 100;
 
 /// Every source [`install_recorder`] reports on, in its order.
-const SOURCES: [&str; 7] = [
+const SOURCES: [&str; 8] = [
     "tokio.workers",
     "tokio.tasks",
     "tracing.spans",
     "os.schedstat",
     "perf.context_switches",
+    "os.wait_samples",
     "alloc",
     "blocking_pool",
 ];
@@ -160,16 +161,23 @@ pub fn install_recorder(cfg: &Config) -> Sources {
     } else {
         os::available()
     };
-    // One sampler thread serves both: it reads schedstat (at GRANULAR_OS_SAMPLE_HZ) or only
+    let waits = if cfg.wait_sample_hz == 0 {
+        Err("GRANULAR_WAIT_SAMPLE_HZ=0".to_string())
+    } else {
+        waits::enable(cfg.wait_sample_hz)
+    };
+    // One sampler thread serves all three: it reads schedstat (at GRANULAR_OS_SAMPLE_HZ) or only
     // drains the perf rings (at PERF_DRAIN_HZ while they fill, slower while they stay nearly
-    // empty; the analyzer also drains before each snapshot).
-    let sampler = match (&schedstat, &perf) {
-        (Ok(()), _) => os::start(cfg.os_sample_hz, true),
-        (Err(_), Ok(())) => os::start(PERF_DRAIN_HZ, false),
-        (Err(_), Err(_)) => Ok(()),
+    // empty; the analyzer also drains before each snapshot), and samples threads blocked inside
+    // a request's work (at GRANULAR_WAIT_SAMPLE_HZ while some thread is inside one).
+    let sampler = match (&schedstat, &perf, &waits) {
+        (Ok(()), _, _) => os::start(cfg.os_sample_hz, true),
+        (Err(_), Ok(()), _) | (Err(_), Err(_), Ok(())) => os::start(PERF_DRAIN_HZ, false),
+        (Err(_), Err(_), Err(_)) => Ok(()),
     };
     entries.push(("os.schedstat", schedstat.and(sampler.clone())));
-    entries.push(("perf.context_switches", perf.and(sampler)));
+    entries.push(("perf.context_switches", perf.and(sampler.clone())));
+    entries.push(("os.wait_samples", waits.and(sampler)));
     entries.push((
         "alloc",
         if alloc::installed() {

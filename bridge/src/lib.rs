@@ -171,6 +171,12 @@ pub mod __internal {
     pub mod capture {
         pub use crate::capture::perf::probe;
         pub use crate::capture::runtime::{TASK_HOOKS, on_thread_park, on_thread_unpark};
+        pub use crate::capture::waits::objects::describe as describe_wait;
+        pub use crate::capture::waits::{
+            Seen, enable as enable_wait_sampling,
+            register_current_thread as register_for_wait_sampling, sample as sample_waits,
+            unregister_current_thread as unregister_from_wait_sampling,
+        };
     }
 
     /// The viewer-independent timeline model and its Perfetto encoder.

@@ -30,6 +30,7 @@
 use std::collections::HashMap;
 
 use super::allocations::{Counted, allocations};
+use super::blocked_on::{self, BlockedOn};
 use super::breakdown::{
     Breakdown, Category, Culprit, Interval, IntervalKind, LateWakes, Target, ms,
 };
@@ -73,7 +74,11 @@ pub(crate) fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdo
         idle,
         own,
     } = sweep(activity.marks);
-    let mut intervals = own_time(d, own, &mut parts);
+    let (mut intervals, mut blocked_on) = own_time(d, own, &mut parts);
+    let pool_blocked_on = pool_waits(d, &work);
+    if let (Some(top), Some(period)) = (blocked_on.first_mut(), crate::capture::waits::period()) {
+        blocked_on::name_holder(d, &work.spans, top, period.as_nanos() as u64);
+    }
     let wait_ranges = merge(waits.iter().map(|w| (w.start, w.end)).collect());
     let culprits = culprits(d, &work, &wait_ranges, light, data_loss);
     let late_wake = late_wakes_in(&waits);
@@ -96,6 +101,8 @@ pub(crate) fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdo
         polls: (TASK_HOOKS && !d.light).then_some(activity.polls),
         alloc: d.alloc_counted.then(|| allocations(activity.counted)),
         unattributed,
+        blocked_on,
+        pool_blocked_on,
         culprits: culprits.named,
         no_culprit: culprits.no_culprit,
         intervals,
@@ -232,14 +239,16 @@ fn sweep(marks: Marks) -> Swept {
 }
 
 /// Step 4: the request's own time on each thread, split into `parts` by what the OS says the
-/// thread did. Returns the intervals worth a span event: time off-CPU inside a poll, time
-/// runnable without a CPU.
+/// thread did. Returns the intervals worth a span event (time off-CPU inside a poll, with what
+/// the thread waited in where sampled; time runnable without a CPU), and what the blocked time
+/// was spent in.
 fn own_time(
     d: &Decoded,
     own: Vec<Segment<usize>>,
     parts: &mut HashMap<Category, u64>,
-) -> Vec<Interval> {
+) -> (Vec<Interval>, Vec<BlockedOn>) {
     let mut intervals = Vec::new();
+    let mut waited_in = Vec::new();
     for s in joined(own, |s| (s.what, s.start)) {
         let tid = d.threads[s.what].tid;
         let split = os_time::split(d, tid, s.start, s.end);
@@ -253,15 +262,24 @@ fn own_time(
         // Each is placed at the stretch's start, as long as the time the thread actually
         // spent off-CPU (or runnable).
         if split.blocked > 0 {
-            intervals.push(part(
+            let on = blocked_on::in_stretch(d, tid, s.start, s.end, split.blocked);
+            let waited = on.iter().max_by_key(|g| g.ns).cloned();
+            let mut detail = format!(
+                "thread {tid} off-CPU {} inside a poll of this request",
+                ms(split.blocked)
+            );
+            if let Some(w) = &waited {
+                detail = format!("{detail}: {}", w.describe());
+            }
+            let mut blocked = part(
                 Category::BlockedInPoll,
                 s.start,
                 s.start + split.blocked,
-                format!(
-                    "thread {tid} off-CPU {} inside a poll of this request",
-                    ms(split.blocked)
-                ),
-            ));
+                detail,
+            );
+            blocked.waited = waited;
+            intervals.push(blocked);
+            blocked_on::merge(&mut waited_in, on);
         }
         if split.os_wait > 0 {
             intervals.push(part(
@@ -275,7 +293,30 @@ fn own_time(
             ));
         }
     }
-    intervals
+    (intervals, waited_in)
+}
+
+/// What the request's `granular::spawn_blocking` jobs waited in while their threads were
+/// blocked, as [`own_time`] tells it for polls.
+fn pool_waits(d: &Decoded, work: &RequestWork) -> Vec<BlockedOn> {
+    let mut all = Vec::new();
+    for j in d.jobs.values() {
+        let (Some(start), true) = (
+            j.started,
+            work.spans.contains(&j.span) || work.tasks.contains(&j.task),
+        ) else {
+            continue;
+        };
+        let end = j.ended.unwrap_or(d.taken_at).max(start);
+        let blocked = os_time::split(d, j.tid, start, end).blocked;
+        if blocked > 0 {
+            blocked_on::merge(
+                &mut all,
+                blocked_on::in_stretch(d, j.tid, start, end, blocked),
+            );
+        }
+    }
+    all
 }
 
 /// How much of the scheduler wait `waits` is a wake-up the runtime delayed, and by which rule
@@ -337,6 +378,7 @@ fn notable(
                 ms(c.overlap_ns)
             ),
             kind: IntervalKind::Culprit,
+            waited: None,
         });
     }
     intervals
@@ -350,6 +392,7 @@ fn part(category: Category, start: u64, end: u64, detail: String) -> Interval {
         end,
         detail,
         kind: IntervalKind::Part,
+        waited: None,
     }
 }
 

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use super::blocked_on::BlockedOn;
 use super::late_wakes::Late;
 use super::unattributed::Unattributed;
 
@@ -132,6 +133,8 @@ pub struct Interval {
     pub end: u64,
     pub detail: String,
     pub kind: IntervalKind,
+    /// What the thread waited in for most of a blocked-in-poll interval, when sampled.
+    pub waited: Option<BlockedOn>,
 }
 
 /// What an [`Interval`] shows.
@@ -221,6 +224,12 @@ pub struct Breakdown {
     pub alloc: Option<Allocations>,
     /// Work during the idle time that no span or task names (see `analysis::unattributed`).
     pub unattributed: Unattributed,
+    /// What the blocked-in-poll time was spent in, by syscall and object, largest first
+    /// (empty when nothing was sampled: see `analysis::blocked_on`).
+    pub blocked_on: Vec<BlockedOn>,
+    /// What the request's `granular::spawn_blocking` jobs waited in while their threads were
+    /// blocked, largest first (empty when nothing was sampled).
+    pub pool_blocked_on: Vec<BlockedOn>,
     /// Who held the workers during scheduler wait, for at least the culprit threshold.
     pub culprits: Vec<Culprit>,
     /// Why a scheduler wait names no culprit (set when there was a wait and no culprit).

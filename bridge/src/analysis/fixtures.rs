@@ -22,6 +22,7 @@ pub(crate) fn decoded(threads: Vec<ThreadActivity>) -> Decoded {
         threads,
         os_samples: IdMap::default(),
         off_cpu: IdMap::default(),
+        waits: IdMap::default(),
         worker_tids,
         alloc_counted: false,
         threads_observed: false,

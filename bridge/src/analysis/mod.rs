@@ -2,6 +2,7 @@
 
 pub(crate) mod allocations;
 pub(crate) mod analyze;
+pub(crate) mod blocked_on;
 pub(crate) mod breakdown;
 pub(crate) mod culprits;
 pub(crate) mod decode;

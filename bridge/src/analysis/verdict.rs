@@ -39,15 +39,26 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
             }
             v
         }
-        Category::BlockedInPoll => format!(
-            "{head}: the thread slept inside a poll (blocking syscall, lock or sleep in async code)"
-        ),
+        Category::BlockedInPoll => match b.blocked_on.first() {
+            Some(w) => format!("{head}: in {}, blocking async code", w.describe()),
+            None => format!(
+                "{head}: the thread slept inside a poll (blocking syscall, lock or sleep in async \
+                 code); {}",
+                not_sampled()
+            ),
+        },
         Category::OsWait => {
             format!("{head}: preempted by the OS while polling (CPU contention)")
         }
-        Category::BlockingPool => {
-            format!("{head}: spawn_blocking jobs queued for or ran on the blocking pool")
-        }
+        Category::BlockingPool => match b.pool_blocked_on.first() {
+            Some(w) => format!(
+                "{head}: spawn_blocking jobs queued for or ran on the blocking pool; they \
+                 blocked {} in {}",
+                ms(b.pool_blocked_on.iter().map(|w| w.ns).sum()),
+                w.describe()
+            ),
+            None => format!("{head}: spawn_blocking jobs queued for or ran on the blocking pool"),
+        },
         Category::Running => format!("{head}: the request's own code was on the CPU"),
         // Unattributed work that could be most of the wait leads the verdict; less of it is
         // added to the usual words, which then claim no quiet runtime; and so does a wait for
@@ -70,7 +81,10 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
                 Some(wait) => {
                     let _ = write!(v, "; it also {wait}");
                 }
-                None if unattributed.is_none() && unchecked(&b.unattributed).is_none() => {
+                None if unattributed.is_none()
+                    && unchecked(&b.unattributed).is_none()
+                    && blocked_clause(b).is_none() =>
+                {
                     v.push_str("; no runtime trouble");
                 }
                 None => {}
@@ -78,6 +92,9 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
             v
         }
     };
+    if let Some(blocked) = blocked_clause(b) {
+        let _ = write!(v, "; {blocked}");
+    }
     if let Some((work, _)) = unattributed.filter(|_| c != Category::Idle) {
         let _ = write!(
             v,
@@ -100,6 +117,30 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
         v.push_str(" (light analysis under load: no culprit search)");
     }
     v
+}
+
+/// Blocked time that is not the dominant cause, for the verdict: "it also blocked 12 ms in
+/// futex — contended std::sync lock (…)"; `None` under [`MIN_CULPRIT_WAIT_NS`] or unsampled.
+fn blocked_clause(b: &Breakdown) -> Option<String> {
+    let blocked = b.part(Category::BlockedInPoll);
+    if b.dominant == Category::BlockedInPoll || blocked < MIN_CULPRIT_WAIT_NS {
+        return None;
+    }
+    let w = b.blocked_on.first()?;
+    Some(format!(
+        "it also blocked {} in {}",
+        ms(blocked),
+        w.describe()
+    ))
+}
+
+/// Why a blocked-in-poll verdict names no syscall.
+fn not_sampled() -> &'static str {
+    if crate::capture::waits::period().is_some() {
+        "what it waited in was not sampled (blocks shorter than the wait-sampling period)"
+    } else {
+        "what it waited in is not sampled (wait sampling off)"
+    }
 }
 
 /// "worker 1 busy 60 ms polling GET /report (…)".

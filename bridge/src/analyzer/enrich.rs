@@ -8,6 +8,7 @@ use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceState};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SpanData, SpanEvents, SpanLinks};
 
+use crate::analysis::blocked_on;
 use crate::analysis::breakdown::{IntervalKind, ms};
 use crate::analysis::{Breakdown, Category};
 use crate::config::Detail;
@@ -67,6 +68,34 @@ pub fn enrich(
             ((u.pool_busy_ns.unwrap_or(0) + u.pool_jobs_ns) / 1000) as i64,
         ));
     }
+    if let Some(w) = b.blocked_on.first() {
+        a.push(KeyValue::new("granular.blocked.syscall", w.syscall.clone()));
+        if !w.object.is_empty() {
+            a.push(KeyValue::new("granular.blocked.object", w.object.clone()));
+        }
+        if !w.wchan.is_empty() {
+            a.push(KeyValue::new("granular.blocked.wchan", w.wchan.clone()));
+        }
+        if let Some(h) = &w.holder {
+            a.push(KeyValue::new("granular.blocked.holder", h.clone()));
+        }
+        a.push(KeyValue::new(
+            "granular.blocked.syscalls",
+            blocked_on::table(&b.blocked_on),
+        ));
+    }
+    if let Some(w) = b.pool_blocked_on.first() {
+        a.push(KeyValue::new(
+            "granular.blocking_pool.syscall",
+            w.syscall.clone(),
+        ));
+        if !w.object.is_empty() {
+            a.push(KeyValue::new(
+                "granular.blocking_pool.object",
+                w.object.clone(),
+            ));
+        }
+    }
     a.push(KeyValue::new("granular.data_loss", b.data_loss));
     a.push(KeyValue::new(
         "granular.sources",
@@ -114,13 +143,20 @@ pub fn enrich(
         } else {
             format!("granular.{}", i.category.key())
         };
+        let mut attributes = vec![
+            KeyValue::new("granular.duration_us", ((i.end - i.start) / 1000) as i64),
+            KeyValue::new("granular.detail", i.detail.clone()),
+        ];
+        if let Some(w) = &i.waited {
+            attributes.push(KeyValue::new("granular.syscall", w.syscall.clone()));
+            if !w.object.is_empty() {
+                attributes.push(KeyValue::new("granular.object", w.object.clone()));
+            }
+        }
         span.events.events.push(opentelemetry::trace::Event::new(
             name,
             at(i.start),
-            vec![
-                KeyValue::new("granular.duration_us", ((i.end - i.start) / 1000) as i64),
-                KeyValue::new("granular.detail", i.detail.clone()),
-            ],
+            attributes,
             0,
         ));
         added += 1;

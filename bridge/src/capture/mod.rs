@@ -7,6 +7,7 @@
 //! | span new/enter/exit/close, OTel ids, fields, events | [`spans`], through [`layer`] or [`subscriber`] | our layer in a `tracing-subscriber` registry, or our own subscriber |
 //! | on-CPU time and run-queue wait per thread | [`os`] | `/proc` (unprivileged) |
 //! | exact off-CPU intervals, voluntary or preempted | [`perf`] | `perf_event_open` permitted (paranoid ≤ 2, no seccomp block) |
+//! | the syscall, wait channel and object a thread blocked inside work waits on | [`waits`] | `/proc` (unprivileged, own threads) |
 //! | allocations per thread | [`alloc`] | `granular::Alloc` as the global allocator |
 //! | blocking-pool queueing and running | [`blocking`] | `granular::spawn_blocking` |
 
@@ -25,3 +26,4 @@ pub mod slab;
 pub(crate) mod spans;
 pub(crate) mod subscriber;
 pub(crate) mod switch;
+pub(crate) mod waits;

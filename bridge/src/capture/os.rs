@@ -11,8 +11,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::waits::pace::Pace;
 use crate::recorder;
 use crate::recorder::codec::os::OsSample;
 
@@ -60,13 +61,29 @@ pub(crate) fn start(hz: u32, schedstat: bool) -> Result<(), String> {
     std::thread::Builder::new()
         .name("granular-os-sampler".into())
         .spawn(move || {
+            super::waits::set_sampler(std::thread::current());
             let mut period = base;
+            let mut pace = super::waits::period().map(Pace::new);
             loop {
-                std::thread::sleep(period);
+                let now = Instant::now();
+                // Free to rest (be woken by an unpark) only when wait sampling sets no cap.
+                let cap = pace.as_ref().and_then(|p| p.cap(now));
+                let rest = pace.is_some() && cap.is_none();
+                let sleep = cap.map_or(period, |c| period.min(c));
+                let woken = super::waits::sleep(sleep, rest);
                 if schedstat {
                     sample_all();
                 }
                 let fill = super::perf::drain_all();
+                if let Some(p) = pace.as_mut() {
+                    let now = Instant::now();
+                    if woken {
+                        p.woken(now);
+                    }
+                    if p.due(now) {
+                        p.looked(now, super::waits::sample());
+                    }
+                }
                 if !schedstat {
                     period = drain_period(period, base, fill);
                 }
@@ -133,6 +150,7 @@ pub(crate) fn register_current_thread() {
         return;
     }
     super::perf::register_current_thread();
+    super::waits::register_current_thread();
     let tid = recorder::current_tid();
     if let Ok(file) = File::open(format!("/proc/self/task/{tid}/schedstat")) {
         if let Ok(mut w) = WATCHED.lock() {
@@ -144,6 +162,7 @@ pub(crate) fn register_current_thread() {
 /// Unregisters the calling thread (tokio `on_thread_stop`).
 pub(crate) fn unregister_current_thread() {
     super::perf::unregister_current_thread();
+    super::waits::unregister_current_thread();
     let tid = recorder::current_tid();
     if let Ok(mut w) = WATCHED.lock() {
         w.retain(|x| x.tid != tid);
@@ -152,6 +171,7 @@ pub(crate) fn unregister_current_thread() {
 
 /// Closes every registered thread's schedstat file (Granular turned off).
 pub(crate) fn forget_threads() {
+    super::waits::forget_threads();
     if let Ok(mut w) = WATCHED.lock() {
         w.clear();
     }

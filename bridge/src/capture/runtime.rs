@@ -246,6 +246,7 @@ pub fn on_thread_unpark() {
         return;
     }
     recorder::write(&Unpark);
+    super::waits::wake_sampler();
 }
 
 /// Whether this build sees task polls and spawns (`--cfg tokio_unstable`).

@@ -314,6 +314,19 @@ impl FlightRecorder {
         }
     }
 
+    /// The ring OS thread `tid` writes to now, if it took one.
+    pub(crate) fn ring_of(&self, tid: u64) -> Option<&'static Ring> {
+        let slots = self.slots.lock().ok()?;
+        slots
+            .iter()
+            .find(|s| {
+                s.owners
+                    .lock()
+                    .is_ok_and(|o| o.last().is_some_and(|o| o.tid == tid))
+            })
+            .map(|s| &s.ring)
+    }
+
     /// Rings currently allocated.
     pub fn rings_in_use(&self) -> usize {
         self.slots.lock().map(|s| s.len()).unwrap_or(0)

@@ -58,11 +58,13 @@ pub enum Kind {
     Field = 20,
     /// A `tracing` event inside a span ([`codec::fields`](super::codec::fields)).
     Event = 21,
+    /// What a blocked runtime thread was waiting in ([`codec::waits`](super::codec::waits)).
+    WaitSample = 22,
 }
 
 impl Kind {
     /// Every kind, in discriminant order.
-    pub const ALL: [Kind; 20] = {
+    pub const ALL: [Kind; 21] = {
         use Kind::*;
         [
             ThreadStart,
@@ -85,11 +87,12 @@ impl Kind {
             OffCpu,
             Field,
             Event,
+            WaitSample,
         ]
     };
 
     /// Number of kinds, for per-kind counters (index = discriminant).
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 23;
 
     /// The kind of each byte, `None` for bytes no writer produces.
     const BY_BYTE: [Option<Kind>; 256] = {

@@ -159,6 +159,70 @@ pub fn breakdowns_name_the_cause(perf: bool) {
         (40_000..=60_000).contains(&blocked),
         "blocked {blocked} µs, injected 50 ms"
     );
+    // What it blocked in: sampled from /proc, unprivileged.
+    assert_eq!(
+        attr_str(&span, "granular.blocked.syscall"),
+        "clock_nanosleep",
+        "{:#?}",
+        span.attributes
+    );
+    assert_eq!(
+        attr_str(&span, "granular.blocked.object"),
+        "std::thread::sleep (50 ms requested)"
+    );
+    assert!(
+        attr_str(&span, "granular.verdict")
+            .contains("in clock_nanosleep — std::thread::sleep (50 ms requested)"),
+        "{}",
+        attr_str(&span, "granular.verdict")
+    );
+
+    // 2b. A std::sync::Mutex another request holds: the wait is a futex, the holder named.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let (locked, holding) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _request = tracing::info_span!("GET /holder").entered();
+        let _guard = LOCK.lock().unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+    });
+    holding.recv().unwrap();
+    serve(&rt, async { drop(LOCK.lock().unwrap()) });
+    holder.join().unwrap();
+    let span = request_span(&exporter, &provider);
+    assert_cause(&span, "blocked_in_poll");
+    assert_eq!(attr_str(&span, "granular.blocked.syscall"), "futex");
+    assert!(
+        attr_str(&span, "granular.blocked.object").starts_with("contended std::sync lock"),
+        "{:#?}",
+        span.attributes
+    );
+    assert!(
+        attr_str(&span, "granular.blocked.holder").starts_with("GET /holder (trace "),
+        "{:#?}",
+        span.attributes
+    );
+
+    // 2c. A spawn_blocking job that sleeps: blocking pool, and what the job waited in.
+    serve(&rt, async {
+        granular::spawn_blocking(|| std::thread::sleep(Duration::from_millis(60)))
+            .await
+            .unwrap()
+    });
+    let span = request_span(&exporter, &provider);
+    assert_cause(&span, "blocking_pool");
+    assert_eq!(
+        attr_str(&span, "granular.blocking_pool.syscall"),
+        "clock_nanosleep",
+        "{:#?}",
+        span.attributes
+    );
+    assert!(
+        attr_str(&span, "granular.verdict")
+            .contains("in clock_nanosleep — std::thread::sleep (60 ms requested)"),
+        "{}",
+        attr_str(&span, "granular.verdict")
+    );
 
     // 3. Awaiting a timer: idle, nothing blamed on the runtime.
     serve(&rt, async {

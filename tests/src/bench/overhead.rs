@@ -84,7 +84,11 @@ pub fn configs(compare: bool) -> Vec<Config> {
         env.extend(extra.iter().map(|&(k, v)| (k, v.to_owned())));
         env
     };
-    let in_process = [("GRANULAR_OS_SAMPLE_HZ", "0"), ("GRANULAR_PERF", "off")];
+    let in_process = [
+        ("GRANULAR_OS_SAMPLE_HZ", "0"),
+        ("GRANULAR_PERF", "off"),
+        ("GRANULAR_WAIT_SAMPLE_HZ", "0"),
+    ];
     let mut v = vec![
         Config {
             key: "a",
@@ -137,6 +141,16 @@ pub fn configs(compare: bool) -> Vec<Config> {
                 ("GRANULAR_SLO", "GET /messages=10s".into()),
                 ("GRANULAR_SAMPLE", "violations".into()),
             ],
+        },
+        Config {
+            key: "e1",
+            label: "(e) with wait sampling off (`GRANULAR_WAIT_SAMPLE_HZ=0`)",
+            build: Build::Base,
+            telemetry: "granular",
+            env: granular(&[
+                ("GRANULAR_SAMPLE", "violations"),
+                ("GRANULAR_WAIT_SAMPLE_HZ", "0"),
+            ]),
         },
     ];
     if compare {
@@ -941,6 +955,7 @@ impl Report<'_> {
             ("a2", "a", "(a2) logs only − (a): the `tracing` floor"),
             ("e", "a2", "(e) violations − (a2) logs only"),
             ("e0", "a", "(e0) violations, none violating − (a)"),
+            ("e", "e1", "(e) − (e1) wait sampling on − off"),
             ("b", "a", "(b) tracing-opentelemetry − (a)"),
             ("d'", "b'", "(d') Granular, task hooks − (b')"),
             ("f", "b'", "(f) dial9 − (b')"),

@@ -711,3 +711,70 @@ fn every_worker_busy_is_told_before_one_worker_busy() {
         b.verdict
     );
 }
+
+/// Issue #18: a blocked poll said "the thread slept inside a poll" and never on what. The
+/// root's 60 ms entry is off-CPU for 50 ms; the samples inside it name a sleep.
+#[test]
+fn a_blocked_poll_names_what_it_waited_in() {
+    let blocked = |waits: Vec<crate::analysis::decode::Waited>| {
+        let mut d = decoded(vec![worker(0, vec![entry(ROOT, 0, 60, None)], vec![])]);
+        d.off_cpu.insert(0, vec![(5 * MS, 55 * MS, false)]);
+        d.waits.insert(0, waits);
+        analyze(&d, &target(101, 0, 60))
+    };
+    let sample = |at_ms| crate::analysis::decode::Waited {
+        at: at_ms * MS,
+        nr: libc::SYS_clock_nanosleep,
+        state: b'S',
+        wchan: "hrtimer_nanosleep".into(),
+        object: "std::thread::sleep (50 ms requested)".into(),
+    };
+    let b = blocked((10..55).step_by(5).map(sample).collect());
+    assert_eq!(b.dominant, Category::BlockedInPoll);
+    assert_eq!(b.blocked_on.len(), 1);
+    assert_eq!(b.blocked_on[0].ns, 50 * MS);
+    assert!(
+        b.verdict.starts_with(
+            "blocked in poll 50 ms of 60 ms: in clock_nanosleep — std::thread::sleep (50 ms \
+             requested), blocking async code"
+        ),
+        "{}",
+        b.verdict
+    );
+    let event = b
+        .intervals
+        .iter()
+        .find(|i| i.category == Category::BlockedInPoll)
+        .expect("a blocked interval");
+    assert!(
+        event
+            .detail
+            .ends_with(": clock_nanosleep — std::thread::sleep (50 ms requested)"),
+        "{}",
+        event.detail
+    );
+    assert_eq!(event.waited.as_ref(), b.blocked_on.first());
+
+    // Blocked for less than the span's idle time: the verdict leads with idle, and tells the
+    // block too.
+    let mut d = decoded(vec![worker(0, vec![entry(ROOT, 0, 20, None)], vec![])]);
+    d.off_cpu.insert(0, vec![(5 * MS, 15 * MS, false)]);
+    d.waits.insert(0, (6..15).step_by(5).map(sample).collect());
+    let b = analyze(&d, &target(101, 0, 60));
+    assert_eq!(b.dominant, Category::Idle);
+    assert!(
+        b.verdict
+            .contains("; it also blocked 10 ms in clock_nanosleep — std::thread::sleep"),
+        "{}",
+        b.verdict
+    );
+    assert!(!b.verdict.contains("no runtime trouble"), "{}", b.verdict);
+
+    let unsampled = blocked(Vec::new());
+    assert!(unsampled.blocked_on.is_empty());
+    assert!(
+        unsampled.verdict.contains("what it waited in"),
+        "says it was not sampled: {}",
+        unsampled.verdict
+    );
+}

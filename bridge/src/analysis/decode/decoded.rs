@@ -177,6 +177,9 @@ pub struct Decoded {
     /// end and the next one's start (or the snapshot) the thread was on CPU; before the first
     /// it is unknown. An interval still open at the snapshot ends there.
     pub off_cpu: IdMap<u64, Vec<(u64, u64, bool)>>,
+    /// Per OS thread id: what the thread was blocked in when the wait sampler found it blocked
+    /// inside a request's work, sorted by time.
+    pub waits: IdMap<u64, Vec<Waited>>,
     /// OS thread ids of tokio workers (from the rings' owners); other threads with OS samples
     /// or off-CPU intervals are the runtimes' blocking-pool threads.
     pub worker_tids: IdSet<u64>,
@@ -204,6 +207,21 @@ pub struct Decoded {
     pub spawned_in_span: IdMap<u64, Vec<u64>>,
     /// Tasks spawned by each task outside any span.
     pub spawned_by_task: IdMap<u64, Vec<u64>>,
+}
+
+/// One wait sample: a thread found blocked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waited {
+    /// When, Unix ns.
+    pub at: u64,
+    /// The syscall number (-1: blocked outside a syscall).
+    pub nr: i64,
+    /// `stat`'s state letter (`S` or `D`).
+    pub state: u8,
+    /// The kernel's wait channel.
+    pub wchan: String,
+    /// What the syscall waited on, in words (may be empty).
+    pub object: String,
 }
 
 impl Decoded {

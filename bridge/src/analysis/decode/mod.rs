@@ -24,7 +24,7 @@ mod tests;
 pub use decoded::Decoded;
 #[cfg(test)]
 pub(crate) use decoded::{Entry, Job, TaskInfo};
-pub(crate) use decoded::{FieldValue, Poll, SpanInfo, ThreadActivity};
+pub(crate) use decoded::{FieldValue, Poll, SpanInfo, ThreadActivity, Waited};
 
 use super::idmap::{IdMap, IdSet};
 use crate::clock::Calibration;
@@ -103,6 +103,7 @@ fn decode_keeping(
         threads: Vec::new(),
         os_samples: IdMap::default(),
         off_cpu: IdMap::default(),
+        waits: IdMap::default(),
         worker_tids: IdSet::default(),
         alloc_counted: crate::capture::alloc::installed(),
         threads_observed: crate::capture::os::sampling() || crate::capture::perf::enabled(),
@@ -217,6 +218,9 @@ fn index(d: &mut Decoded) {
     }
     for iv in d.off_cpu.values_mut() {
         close_open_intervals(iv, d.taken_at);
+    }
+    for w in d.waits.values_mut() {
+        w.sort_by_key(|w| w.at);
     }
     for (k, s) in &d.spans {
         d.children.entry(s.parent).or_default().push(*k);

@@ -1,7 +1,7 @@
 //! One ring's events, in order, into its threads' activity (polls, span entries, parks) and
 //! the snapshot-wide tables (spans, tasks, jobs, OS records).
 
-use super::decoded::{Decoded, Entry, EventInfo, Job, Poll, TaskInfo, ThreadActivity};
+use super::decoded::{Decoded, Entry, EventInfo, Job, Poll, TaskInfo, ThreadActivity, Waited};
 use super::light::KeyFilter;
 use super::span_table::SpanUpdates;
 use crate::recorder::codec::Event;
@@ -12,6 +12,7 @@ use crate::recorder::codec::span_ids::SpanIds;
 use crate::recorder::codec::spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
 use crate::recorder::codec::tasks::{PollEnd, PollStart, TaskSpawn};
 use crate::recorder::codec::threads::ThreadStart;
+use crate::recorder::codec::waits::WaitSample;
 
 /// Decodes one ring: the activity of its current owner, and what is still open.
 pub(super) struct ThreadDecoder {
@@ -72,6 +73,7 @@ impl ThreadDecoder {
             | Event::Unpark
             | Event::OffCpu(_)
             | Event::OsSample(_)
+            | Event::WaitSample(_)
             | Event::BlockingQueued(_)
             | Event::BlockingStart(_)
             | Event::BlockingEnd(_) => true,
@@ -159,6 +161,7 @@ impl ThreadDecoder {
             }
             Event::OsSample(sample) => os_sample(sample, ts, d),
             Event::OffCpu(off) => off_cpu(off, d),
+            Event::WaitSample(sample) => wait_sample(sample, ts, d),
             Event::TaskTerminate(_) => {}
         }
     }
@@ -274,6 +277,18 @@ fn os_sample(sample: OsSample, ts: u64, d: &mut Decoded) {
         .entry(tid)
         .or_default()
         .push((ts, on_cpu_ns, run_queue_ns));
+}
+
+fn wait_sample(sample: WaitSample<'_>, ts: u64, d: &mut Decoded) {
+    let text = sample.text.to_string_lossy();
+    let (wchan, object) = text.split_once('\t').unwrap_or((&text, ""));
+    d.waits.entry(sample.tid).or_default().push(Waited {
+        at: ts,
+        nr: sample.nr,
+        state: sample.state,
+        wchan: wchan.to_string(),
+        object: object.to_string(),
+    });
 }
 
 /// An off-CPU interval, open ones ending at `u64::MAX` until `close_open_intervals` settles

@@ -299,13 +299,23 @@ fn request_track(
             track,
             slice: slices.len(),
         };
+        let mut args = vec![("detail".into(), i.detail.clone())];
+        let name = match &i.waited {
+            Some(w) => {
+                args.push(("syscall".into(), w.syscall.clone()));
+                args.push(("object".into(), w.object.clone()));
+                args.push(("wchan".into(), w.wchan.clone()));
+                format!("{}: {}", i.category.words(), w.syscall)
+            }
+            None => i.category.words().into(),
+        };
         slices.push(Slice {
-            name: i.category.words().into(),
+            name,
             category: i.category.key().into(),
             start_unix_ns: a,
             end_unix_ns: z,
             highlight: true,
-            args: vec![("detail".into(), i.detail.clone())],
+            args,
         });
         if i.category != Category::SchedulerWait {
             continue;
@@ -407,6 +417,7 @@ mod tests {
             end: to_ms * MS,
             detail: detail.into(),
             kind: IntervalKind::Part,
+            waited: None,
         };
         b.intervals = vec![
             interval(Category::SchedulerWait, 8, 10, "workers busy"),

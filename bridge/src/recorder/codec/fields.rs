@@ -15,7 +15,7 @@ use tracing::Metadata;
 use super::{Codec, Kind, Record, Ring, payloads};
 
 /// String bytes a payload record carries: 8 in w0, 7 in w1 (its top byte is the kind).
-const TEXT_BYTES_PER_RECORD: usize = 15;
+pub(super) const TEXT_BYTES_PER_RECORD: usize = 15;
 /// Of those, the bytes in w1.
 const TEXT_BYTES_IN_W1: usize = 7;
 
@@ -88,7 +88,7 @@ impl Layout {
 }
 
 /// A payload record carrying up to [`TEXT_BYTES_PER_RECORD`] bytes of a string.
-fn text_record(chunk: &[u8]) -> Record {
+pub(super) fn text_record(chunk: &[u8]) -> Record {
     let mut b = [0u8; 16];
     b[..chunk.len()].copy_from_slice(chunk);
     let [w0, w1] = [&b[..8], &b[8..]].map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()));

@@ -9,6 +9,7 @@
 //! | [`span_ids`] | a span's OpenTelemetry ids |
 //! | [`fields`] | span and event field values, `tracing` events inside spans |
 //! | [`os`] | per-thread schedstat samples, perf off-CPU intervals |
+//! | [`waits`] | what a blocked runtime thread was waiting in (sampled from `/proc`) |
 //! | [`blocking`] | `granular::spawn_blocking` jobs |
 //! | [`counters`] | the allocation counters poll and span boundaries carry |
 //!
@@ -82,6 +83,7 @@ pub mod span_ids;
 pub mod spans;
 pub mod tasks;
 pub mod threads;
+pub mod waits;
 
 #[cfg(test)]
 mod tests;
@@ -96,6 +98,7 @@ use span_ids::SpanIds;
 use spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
 use tasks::{PollEnd, PollStart, TaskSpawn, TaskTerminate};
 use threads::{Park, ThreadStart, Unpark};
+use waits::WaitSample;
 
 /// One event kind's wire form: how the event is written to a ring and read back.
 ///
@@ -158,6 +161,8 @@ pub enum Event<'a> {
     Field(Field<'a>),
     /// A `tracing` event inside a span.
     TracingEvent(TracingEvent),
+    /// What a blocked runtime thread was waiting in.
+    WaitSample(WaitSample<'a>),
 }
 
 impl Event<'_> {
@@ -222,6 +227,7 @@ fn locate(records: &[Record], at: usize) -> Option<Located<'_>> {
         Kind::OffCpu => read(h, at, rest, Event::OffCpu),
         Kind::Field => read(h, at, rest, Event::Field),
         Kind::Event => read(h, at, rest, Event::TracingEvent),
+        Kind::WaitSample => read(h, at, rest, Event::WaitSample),
         Kind::Payload => None,
     }
 }

@@ -12,6 +12,7 @@ use super::span_ids::{SpanIds, TraceRoot};
 use super::spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
 use super::tasks::{PollEnd, PollStart, TaskSpawn, TaskTerminate};
 use super::threads::{Park, ThreadStart, Unpark};
+use super::waits::{self, WaitSample};
 use super::*;
 
 const TS: u64 = 1_234;
@@ -180,6 +181,20 @@ fn every_shape(long: &str) -> Vec<Event<'_>> {
             duration_ns,
         }));
     }
+    for (len, nr, state) in [(0, -1, b'D'), (1, 202, b'S'), (15, 0, b'S'), (16, 7, b'S')] {
+        all.push(Event::WaitSample(WaitSample {
+            tid: (1 << 22) - 1,
+            state,
+            nr,
+            text: Text::Given(&long[..len]),
+        }));
+    }
+    all.push(Event::WaitSample(WaitSample {
+        tid: 1,
+        state: b'S',
+        nr: 230,
+        text: Text::Given(&long[..waits::MAX_TEXT.min(long.len())]),
+    }));
     all
 }
 
@@ -205,6 +220,7 @@ fn encode(event: &Event<'_>, ts: u64, ring: &Ring) {
         Event::OffCpu(e) => e.encode(ts, ring),
         Event::Field(e) => e.encode(ts, ring),
         Event::TracingEvent(e) => e.encode(ts, ring),
+        Event::WaitSample(e) => e.encode(ts, ring),
     }
 }
 

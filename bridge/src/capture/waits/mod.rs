@@ -1,0 +1,282 @@
+//! Wait sampling: what a runtime thread blocked inside a request's work was waiting in — the
+//! syscall, the kernel's wait channel and the object (file, socket, pipe, child process,
+//! lock, sleep) — read unprivileged from the process's own `/proc/self/task/<tid>/`.
+//!
+//! The OS sampler thread calls [`sample`] every period (`GRANULAR_WAIT_SAMPLE_HZ`, 200 Hz by
+//! default). For each registered thread it first asks the thread's ring whether the thread is
+//! inside a request's work: its newest event is a poll's start, a span's entry or a
+//! `granular::spawn_blocking` job's start, or something written inside one. A parked worker,
+//! one between polls and an idle pool thread are passed over at the cost of that look. For a
+//! thread inside work it reads `syscall`: a running thread reads `running` at once (the kernel
+//! neither stops nor signals it). A blocked one is sampled: its state from `stat`, its wait
+//! channel, and what its syscall waits on ([`objects`]), named again only when the syscall or
+//! its arguments changed, and written as a [`WaitSample`] to the sampler's ring. Nothing runs
+//! on the request path.
+//!
+//! Each thread opens its three files itself at registration and the sampler keeps them:
+//! `syscall` of another thread is readable by the same process only while the process is
+//! dumpable (a later `prctl(PR_SET_DUMPABLE, 0)` or a uid change closes it, but not files
+//! already open), and a kept file reads ESRCH once its thread exits, so a reused thread id
+//! cannot be mistaken for it.
+
+pub(crate) mod objects;
+pub(crate) mod pace;
+pub(crate) mod syscalls;
+
+pub use pace::Seen;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread::Thread;
+use std::time::Duration;
+
+use crate::recorder::codec::fields::Text;
+use crate::recorder::codec::waits::WaitSample;
+use crate::recorder::ring::Ring;
+use crate::recorder::{self, FlightRecorder, Kind};
+
+/// One registered thread's kept files.
+struct Watched {
+    tid: u64,
+    syscall: File,
+    wchan: File,
+    stat: File,
+    /// The thread's ring, once it took one.
+    ring: Option<&'static Ring>,
+    /// The last wait named: the syscall line it was named from, and the text.
+    named: Option<(String, String)>,
+}
+
+static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
+/// Samples per second; 0 while off.
+static HZ: AtomicU32 = AtomicU32::new(0);
+
+/// Whether this process can read its threads' `syscall` files: opens and reads the calling
+/// thread's own.
+pub(crate) fn available() -> Result<(), String> {
+    let f = File::open("/proc/thread-self/syscall")
+        .map_err(|e| format!("cannot open /proc/thread-self/syscall: {e}"))?;
+    let mut buf = [0u8; 256];
+    f.read_at(&mut buf, 0)
+        .map_err(|e| format!("cannot read /proc/thread-self/syscall: {e}"))?;
+    Ok(())
+}
+
+/// Turns sampling on at `hz` samples a second for threads registered from now on.
+pub fn enable(hz: u32) -> Result<(), String> {
+    available()?;
+    HZ.store(hz, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The sampling period while some thread is inside work; `None` while sampling is off.
+pub(crate) fn period() -> Option<Duration> {
+    let hz = HZ.load(Ordering::Relaxed);
+    (hz > 0).then(|| Duration::from_nanos(1_000_000_000 / u64::from(hz)))
+}
+
+/// Opens the calling thread's files for the sampler (runtime `on_thread_start`).
+pub fn register_current_thread() {
+    if period().is_none() {
+        return;
+    }
+    let open = |name: &str| File::open(format!("/proc/thread-self/{name}")).ok();
+    let (Some(syscall), Some(wchan), Some(stat)) = (open("syscall"), open("wchan"), open("stat"))
+    else {
+        return;
+    };
+    let tid = recorder::current_tid();
+    if let Ok(mut w) = WATCHED.lock() {
+        w.push(Watched {
+            tid,
+            syscall,
+            wchan,
+            stat,
+            ring: None,
+            named: None,
+        });
+    }
+}
+
+/// Closes the calling thread's files (runtime `on_thread_stop`).
+pub fn unregister_current_thread() {
+    let tid = recorder::current_tid();
+    if let Ok(mut w) = WATCHED.lock() {
+        w.retain(|x| x.tid != tid);
+    }
+}
+
+/// Closes every registered thread's files (Granular turned off).
+pub(crate) fn forget_threads() {
+    if let Ok(mut w) = WATCHED.lock() {
+        w.clear();
+    }
+}
+
+/// Samples every registered thread that is inside work and blocked; says whether any thread
+/// was inside work, and whether any was blocked there (the sampler paces itself by it:
+/// [`pace`]).
+pub fn sample() -> Seen {
+    let mut seen = Seen::default();
+    let Some(recorder) = FlightRecorder::get() else {
+        return seen;
+    };
+    let Ok(mut watched) = WATCHED.lock() else {
+        return seen;
+    };
+    for w in watched.iter_mut() {
+        if w.ring.is_none() {
+            w.ring = recorder.ring_of(w.tid);
+        }
+        if !w.ring.is_some_and(inside_work) {
+            continue;
+        }
+        seen.inside_work = true;
+        seen.blocked |= sample_thread(w);
+    }
+    seen
+}
+
+/// Whether the newest event on `ring` leaves its thread inside a request's work.
+fn inside_work(ring: &Ring) -> bool {
+    let copy = ring.snapshot(ring.written().saturating_sub(8));
+    let newest = copy
+        .records()
+        .iter()
+        .rev()
+        .find_map(|r| r.kind().filter(|k| *k != Kind::Payload));
+    match newest {
+        Some(
+            Kind::PollStart
+            | Kind::SpanEnter
+            | Kind::SpanNew
+            | Kind::SpanIds
+            | Kind::SpanClose
+            | Kind::TaskSpawn
+            | Kind::BlockingStart
+            | Kind::BlockingQueued
+            | Kind::Field
+            | Kind::Event,
+        ) => true,
+        // Eight payloads in a row: a long field value, written inside a span.
+        None => !copy.records().is_empty(),
+        Some(_) => false,
+    }
+}
+
+/// Reads one thread; writes a sample and returns true when it is blocked.
+fn sample_thread(w: &mut Watched) -> bool {
+    let Some(line) = read(&w.syscall) else {
+        return false;
+    };
+    let Some((nr, args)) = parse_syscall(&line) else {
+        return false; // running
+    };
+    let Some(state) = read(&w.stat).and_then(|s| parse_state(&s)) else {
+        return false;
+    };
+    if state != b'S' && state != b'D' {
+        return false;
+    }
+    let key = syscall_key(&line);
+    let text = match &w.named {
+        Some((k, text)) if *k == key => text.clone(),
+        _ => {
+            let wchan = read(&w.wchan).unwrap_or_default();
+            let object = objects::describe(nr, &args, state);
+            // The arguments named may have been stale: keep the name only if the thread is
+            // still in the same call.
+            if read(&w.syscall).map(|l| syscall_key(&l)) != Some(key.clone()) {
+                return false;
+            }
+            let text = format!("{}\t{object}", wchan.trim());
+            w.named = Some((key, text.clone()));
+            text
+        }
+    };
+    recorder::write(&WaitSample {
+        tid: w.tid,
+        state,
+        nr,
+        text: Text::Given(&text),
+    });
+    true
+}
+
+/// A kept `/proc` file's text.
+fn read(f: &File) -> Option<String> {
+    let mut buf = [0u8; 512];
+    let n = f.read_at(&mut buf, 0).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// The syscall number and arguments of a `syscall` line (`nr a0 .. a5 sp pc`, or `-1 sp pc`
+/// outside a syscall); `None` for `running` or anything else.
+fn parse_syscall(line: &str) -> Option<(i64, [u64; 6])> {
+    let mut it = line.split_whitespace();
+    let nr: i64 = it.next()?.parse().ok()?;
+    let mut args = [0u64; 6];
+    if nr >= 0 {
+        for a in &mut args {
+            *a = u64::from_str_radix(it.next()?.trim_start_matches("0x"), 16).ok()?;
+        }
+    }
+    Some((nr, args))
+}
+
+/// The part of a `syscall` line that stays the same through one call (number and arguments,
+/// not the stack and instruction pointers).
+fn syscall_key(line: &str) -> String {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let keep = if fields.first() == Some(&"-1") {
+        fields.len()
+    } else {
+        fields.len().min(7)
+    };
+    fields[..keep].join(" ")
+}
+
+/// The state letter of a `stat` line (the field after the command's closing parenthesis).
+fn parse_state(stat: &str) -> Option<u8> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.trim_start().bytes().next()
+}
+
+/// The sampler thread, for [`wake_sampler`].
+static SAMPLER: std::sync::OnceLock<Thread> = std::sync::OnceLock::new();
+/// Set while the sampler sleeps longer than a wait-sampling period.
+static RESTING: AtomicBool = AtomicBool::new(false);
+
+/// Called by the sampler thread once, so a worker that unparks can wake it.
+pub(crate) fn set_sampler(t: Thread) {
+    let _ = SAMPLER.set(t);
+}
+
+/// Sleeps for `how_long`; when `rest`, a worker's unpark ends the sleep early (see [`pace`]).
+/// Returns whether it did.
+pub(crate) fn sleep(how_long: Duration, rest: bool) -> bool {
+    if !rest {
+        std::thread::sleep(how_long);
+        return false;
+    }
+    RESTING.store(true, Ordering::SeqCst);
+    std::thread::park_timeout(how_long);
+    // Still set: the time ran out; cleared: an unpark took it.
+    !RESTING.swap(false, Ordering::AcqRel)
+}
+
+/// A worker unparked (runtime `on_thread_unpark`): wakes a resting sampler. One load of a
+/// shared, rarely written flag when it is not resting.
+#[inline]
+pub(crate) fn wake_sampler() {
+    if RESTING.load(Ordering::Relaxed) && RESTING.swap(false, Ordering::AcqRel) {
+        if let Some(t) = SAMPLER.get() {
+            t.unpark();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+//! Real threads blocked in real syscalls, sampled from this process's `/proc`.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::*;
+use crate::recorder::codec::tasks::PollStart;
+use crate::recorder::codec::threads::Park;
+use crate::recorder::codec::{self, Event};
+use crate::recorder::{FlightRecorder, RecorderSize};
+
+/// The wait samples recorded for thread `tid`: (syscall name, state, wait channel, object).
+fn samples_of(tid: u64) -> Vec<(String, u8, String, String)> {
+    let snap = FlightRecorder::get().expect("installed").snapshot();
+    snap.threads
+        .iter()
+        .flat_map(|t| codec::events(t.records()))
+        .filter_map(|e| match e.event {
+            Event::WaitSample(s) if s.tid == tid => {
+                let text = s.text.to_string_lossy();
+                let (wchan, object) = text.split_once('\t').unwrap_or_default();
+                Some((
+                    syscalls::name(s.nr),
+                    s.state,
+                    wchan.to_string(),
+                    object.to_string(),
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `block` on a registered thread that first writes `first` (so its ring says where it
+/// is), samples it a few times while it blocks, and returns its samples.
+fn sampled_while(
+    inside: bool,
+    block: impl FnOnce() + Send + 'static,
+) -> Vec<(String, u8, String, String)> {
+    FlightRecorder::install(RecorderSize::default());
+    HZ.store(200, Ordering::Relaxed);
+    let (ready, registered) = mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        register_current_thread();
+        if inside {
+            recorder::write(&PollStart {
+                task: 1,
+                counters: None,
+            });
+        } else {
+            recorder::write(&Park);
+        }
+        ready.send(recorder::current_tid()).unwrap();
+        block();
+        unregister_current_thread();
+    });
+    let tid = registered.recv().unwrap();
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(10));
+        sample();
+    }
+    handle.join().unwrap();
+    samples_of(tid)
+}
+
+#[test]
+fn a_sleep_inside_work_is_named_with_its_requested_time() {
+    let samples = sampled_while(true, || std::thread::sleep(Duration::from_millis(150)));
+    assert!(samples.len() >= 4, "{samples:?}");
+    for (syscall, state, wchan, object) in &samples {
+        assert_eq!(syscall, "clock_nanosleep");
+        assert_eq!(*state, b'S');
+        assert!(wchan.contains("nanosleep"), "{wchan}");
+        assert_eq!(object, "std::thread::sleep (150 ms requested)");
+    }
+}
+
+#[test]
+fn a_parked_thread_is_not_sampled() {
+    let samples = sampled_while(false, || std::thread::sleep(Duration::from_millis(150)));
+    assert!(samples.is_empty(), "{samples:?}");
+}
+
+#[test]
+fn a_contended_std_mutex_is_named() {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let (locked, holding) = mpsc::channel();
+    let release = std::thread::spawn(move || {
+        let _guard = LOCK.lock().unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    });
+    holding.recv().unwrap();
+    let samples = sampled_while(true, || drop(LOCK.lock().unwrap()));
+    release.join().unwrap();
+    let address = format!("{:#x}", &LOCK as *const _ as usize);
+    assert!(samples.len() >= 4, "{samples:?}");
+    for (syscall, _, _, object) in &samples {
+        assert_eq!(syscall, "futex");
+        assert!(
+            object.starts_with("contended std::sync lock (futex 0x"),
+            "{object}"
+        );
+        assert!(
+            object.contains(&address[..address.len() - 2]),
+            "{object} vs {address}"
+        );
+    }
+}
+
+#[test]
+fn a_child_process_output_is_named_by_its_pipes() {
+    let samples = sampled_while(true, || {
+        std::process::Command::new("sleep")
+            .arg("0.15")
+            .output()
+            .unwrap();
+    });
+    assert!(samples.len() >= 4, "{samples:?}");
+    let named = samples
+        .iter()
+        .filter(|s| s.0 == "poll" || s.0 == "ppoll")
+        .filter(|s| s.3.starts_with("pipes of child ") && s.3.contains("(sleep)"))
+        .count();
+    assert!(named * 4 >= samples.len() * 3, "{samples:?}");
+}
+
+#[test]
+fn a_socket_read_is_named_by_its_peer() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        s.write_all(b"x").unwrap();
+    });
+    let samples = sampled_while(true, move || {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+    });
+    server.join().unwrap();
+    assert!(samples.len() >= 4, "{samples:?}");
+    for (syscall, _, _, object) in &samples {
+        assert_eq!(syscall, "recvfrom");
+        assert!(
+            object.starts_with(&format!("socket {addr} (local 127.0.0.1:")),
+            "{object}"
+        );
+    }
+}
+
+#[test]
+fn parses_the_kernels_lines() {
+    assert_eq!(parse_syscall("running\n"), None);
+    assert_eq!(
+        parse_syscall("230 0x1 0x0 0x7f 0x7f 0x0 0x0 0x7ffd 0x7f12\n"),
+        Some((230, [1, 0, 0x7f, 0x7f, 0, 0]))
+    );
+    assert_eq!(
+        parse_syscall("-1 0x7f437ca65c30 0x5606c0261680\n"),
+        Some((-1, [0; 6]))
+    );
+    assert_eq!(parse_syscall("230 0x1\n"), None);
+    assert_eq!(
+        syscall_key("230 0x1 0x0 0x7f 0x7f 0x0 0x0 0x7ffd 0x7f12\n"),
+        "230 0x1 0x0 0x7f 0x7f 0x0 0x0"
+    );
+    assert_eq!(parse_state("12 (tokio (rt) w) S 1 2 3"), Some(b'S'));
+    assert_eq!(parse_state("no parenthesis"), None);
+}
