@@ -77,9 +77,28 @@ pub(crate) fn period() -> Option<Duration> {
     (hz > 0).then(|| Duration::from_nanos(1_000_000_000 / u64::from(hz)))
 }
 
+thread_local! {
+    /// Whether this thread has tried to register since sampling was enabled.
+    static TRIED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Registers the calling thread if it has not yet: runtime threads started before [`enable`]
+/// (a runtime built before `granular::init()`, as a `#[tokio::main]` service that initializes
+/// Granular inside it does) catch up at their next park, so their blocked polls are sampled
+/// too.
+#[inline]
+pub(crate) fn ensure_current_thread() {
+    if period().is_some() && !TRIED.try_with(std::cell::Cell::get).unwrap_or(true) {
+        register_current_thread();
+    }
+}
+
 /// Opens the calling thread's files for the sampler (runtime `on_thread_start`).
 pub fn register_current_thread() {
     if period().is_none() {
+        return;
+    }
+    if TRIED.try_with(|t| t.replace(true)).unwrap_or(true) {
         return;
     }
     let open = |name: &str| File::open(format!("/proc/thread-self/{name}")).ok();

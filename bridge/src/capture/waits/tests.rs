@@ -170,3 +170,35 @@ fn parses_the_kernels_lines() {
     assert_eq!(parse_state("12 (tokio (rt) w) S 1 2 3"), Some(b'S'));
     assert_eq!(parse_state("no parenthesis"), None);
 }
+
+/// A runtime thread started before sampling was enabled (a runtime built before
+/// `granular::init()`) registered nothing at its start; its next park registers it. Before,
+/// such threads, the demo's workers among them, were never sampled.
+#[test]
+fn a_thread_not_registered_at_its_start_is_registered_at_its_next_park() {
+    FlightRecorder::install(RecorderSize::default());
+    HZ.store(200, Ordering::Relaxed);
+    let (ready, registered) = mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        ensure_current_thread(); // what on_thread_park does
+        recorder::write(&PollStart {
+            task: 1,
+            counters: None,
+        });
+        ready.send(recorder::current_tid()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        unregister_current_thread();
+    });
+    let tid = registered.recv().unwrap();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(10));
+        sample();
+    }
+    handle.join().unwrap();
+    let samples = samples_of(tid);
+    assert!(samples.len() >= 3, "{samples:?}");
+    assert!(
+        samples.iter().all(|s| s.0 == "clock_nanosleep"),
+        "{samples:?}"
+    );
+}
