@@ -25,6 +25,10 @@ const (
 	attrHTTPRoute     = "http.route"
 	attrTraceCause    = "granular.trace.cause"
 	attrTraceCulprit  = "granular.trace.culprit"
+	attrBlockedSys    = "granular.blocked.syscall"
+	attrBlockedObj    = "granular.blocked.object"
+	attrTraceBlkSys   = "granular.trace.blocked.syscall"
+	attrTraceBlkObj   = "granular.trace.blocked.object"
 	attrTraceSlowSpan = "granular.trace.slow_span"
 	attrTraceViol     = "granular.trace.violations"
 	attrTraceSLOMs    = "granular.trace.slo_ms"
@@ -107,7 +111,10 @@ type verdict struct {
 	violations int
 	cause      string
 	culprit    string
-	slowSpan   string
+	// blocked is what the span the cause comes from was blocked in, when
+	// that span says (granular.blocked.*).
+	blocked  blockedDetail
+	slowSpan string
 	// slowSpanID is the span slowSpan names; its artifact is preferred
 	// for granular.trace.artifact.
 	slowSpanID pcommon.SpanID
@@ -141,6 +148,7 @@ func (j *judge) judgeTrace(td ptrace.Traces) verdict {
 	v.slowSpan, v.slowSpanID, v.sloMs, v.hasSLO = slow.label, slow.spanID, slow.sloMs, slow.hasSLO
 	v.cause = evidence.cause()
 	v.culprit = evidence.culprit(v.cause)
+	v.blocked = evidence.blocked(v.cause)
 	return v
 }
 
@@ -233,14 +241,30 @@ type causeEvidence struct {
 	realTimes      map[string]float64 // granular.time.<cause>_us summed over non-synthetic spans
 	syntheticTimes map[string]float64 // the same over synthetic spans
 	culprits       []culpritCandidate
-	fallbackCause  string        // granular.cause of the longest span having one
-	fallbackDur    time.Duration // that span's duration; -1 before any
+	causes         []causeCandidate // spans having a granular.cause
+	fallbackCause  string           // granular.cause of the longest span having one
+	fallbackDur    time.Duration    // that span's duration; -1 before any
 }
 
 type culpritCandidate struct {
 	culprit string
 	times   map[string]float64
 	dur     time.Duration
+}
+
+// blockedDetail is a span's granular.blocked.syscall and .object ("" when absent).
+type blockedDetail struct {
+	syscall string
+	object  string
+}
+
+// causeCandidate is a span having a granular.cause, competing to be the
+// span the trace's cause comes from.
+type causeCandidate struct {
+	cause   string
+	times   map[string]float64
+	dur     time.Duration
+	blocked blockedDetail
 }
 
 func newCauseEvidence() causeEvidence {
@@ -274,8 +298,14 @@ func (ev *causeEvidence) add(span ptrace.Span, dur time.Duration) {
 	if cv, ok := attrs.Get(attrCulprit); ok && cv.Type() == pcommon.ValueTypeStr && cv.Str() != "" {
 		ev.culprits = append(ev.culprits, culpritCandidate{culprit: cv.Str(), times: times, dur: dur})
 	}
-	if cv, ok := attrs.Get(attrCause); ok && cv.Type() == pcommon.ValueTypeStr && cv.Str() != "" && dur > ev.fallbackDur {
-		ev.fallbackCause, ev.fallbackDur = cv.Str(), dur
+	if cv, ok := attrs.Get(attrCause); ok && cv.Type() == pcommon.ValueTypeStr && cv.Str() != "" {
+		if dur > ev.fallbackDur {
+			ev.fallbackCause, ev.fallbackDur = cv.Str(), dur
+		}
+		ev.causes = append(ev.causes, causeCandidate{cause: cv.Str(), times: times, dur: dur, blocked: blockedDetail{
+			syscall: strAttr(attrs, attrBlockedSys),
+			object:  strAttr(attrs, attrBlockedObj),
+		}})
 	}
 }
 
@@ -298,6 +328,25 @@ func (ev *causeEvidence) culprit(cause string) string {
 		t := c.times[cause]
 		if t > bestTime || (t == bestTime && c.dur > bestDur) {
 			best, bestTime, bestDur = c.culprit, t, c.dur
+		}
+	}
+	return best
+}
+
+// blocked is the granular.blocked.* detail of the span the trace's cause
+// comes from: of the spans whose granular.cause is cause, the one with the
+// most time in it (the longest on ties). Only that span's detail is taken, so
+// the syscall and object always describe the same wait; zero when it has none.
+func (ev *causeEvidence) blocked(cause string) blockedDetail {
+	var best blockedDetail
+	bestTime, bestDur := -1.0, time.Duration(-1)
+	for _, c := range ev.causes {
+		if c.cause != cause {
+			continue
+		}
+		t := c.times[cause]
+		if t > bestTime || (t == bestTime && c.dur > bestDur) {
+			best, bestTime, bestDur = c.blocked, t, c.dur
 		}
 	}
 	return best
@@ -337,6 +386,14 @@ func isTrue(v pcommon.Value, ok bool) bool {
 		return strings.EqualFold(v.Str(), "true")
 	}
 	return false
+}
+
+// strAttr is the string attribute key of attrs, "" when absent or not a string.
+func strAttr(attrs pcommon.Map, key string) string {
+	if v, ok := attrs.Get(key); ok && v.Type() == pcommon.ValueTypeStr {
+		return v.Str()
+	}
+	return ""
 }
 
 func isSynthetic(s ptrace.Span) bool {

@@ -434,3 +434,60 @@ func TestArtifactsOnlyTraceIsKeptButNotCached(t *testing.T) {
 	_, cached := h.core.cache.get(traceID(1))
 	assert.False(t, cached)
 }
+
+// blockedTrace is GET /x (800ms against *=500ms) with two children blocked in poll: the
+// larger blocked time is in lock, which names its wait only when named is set. The root,
+// dominated by running, names a read it was briefly blocked in.
+func blockedTrace(id byte, named bool) ptrace.Traces {
+	lock := map[string]any{
+		"granular.cause":                   "blocked_in_poll",
+		"granular.time.blocked_in_poll_us": int64(60000),
+		"granular.time.running_us":         int64(1000),
+	}
+	if named {
+		lock["granular.blocked.syscall"] = "futex"
+		lock["granular.blocked.object"] = "contended std::sync lock (futex 0x55d0c0a1b2c8)"
+	}
+	return makeTraces(
+		spec{service: "api", name: "GET /x", trace: id, span: 1, dur: 800 * ms, attrs: map[string]any{
+			"granular.cause":                   "running",
+			"granular.time.running_us":         int64(50000),
+			"granular.time.blocked_in_poll_us": int64(2000),
+			"granular.blocked.syscall":         "read",
+			"granular.blocked.object":          "file /etc/hosts",
+		}},
+		spec{service: "api", name: "lock", trace: id, span: 2, parent: 1, start: 10 * ms, dur: 70 * ms, attrs: lock},
+		spec{service: "api", name: "sleep", trace: id, span: 3, parent: 1, start: 100 * ms, dur: 90 * ms, attrs: map[string]any{
+			"granular.cause":                   "blocked_in_poll",
+			"granular.time.blocked_in_poll_us": int64(20000),
+			"granular.blocked.syscall":         "clock_nanosleep",
+			"granular.blocked.object":          "std::thread::sleep (20 ms requested)",
+		}},
+	)
+}
+
+// The root gets the syscall and object of the span the trace's cause comes from (the one
+// with the most time in it), so Jaeger search finds granular.trace.blocked.syscall=futex;
+// not those of a span with less of that time, nor of a span with another cause.
+func TestRollupNamesWhatTheCauseSpanWasBlockedIn(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.consume(blockedTrace(1, true))
+	h.advance(5 * time.Second)
+	root := attrKeys(spansByName(h.sink)["GET /x"])
+	assert.Equal(t, "blocked_in_poll", root["granular.trace.cause"])
+	assert.Equal(t, "futex", root["granular.trace.blocked.syscall"])
+	assert.Equal(t, "contended std::sync lock (futex 0x55d0c0a1b2c8)", root["granular.trace.blocked.object"])
+	assert.Equal(t, "read", root["granular.blocked.syscall"], "the root's own detail is kept")
+}
+
+// When the span the cause comes from names no wait (nothing was sampled), the root gets no
+// granular.trace.blocked.*: another span's syscall would describe a different wait.
+func TestRollupBlockedDetailOnlyFromTheCauseSpan(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.consume(blockedTrace(1, false))
+	h.advance(5 * time.Second)
+	root := attrKeys(spansByName(h.sink)["GET /x"])
+	assert.Equal(t, "blocked_in_poll", root["granular.trace.cause"])
+	assert.NotContains(t, root, "granular.trace.blocked.syscall")
+	assert.NotContains(t, root, "granular.trace.blocked.object")
+}

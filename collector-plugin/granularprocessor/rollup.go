@@ -35,6 +35,12 @@ func rollup(td ptrace.Traces, v verdict, artifactURL string) {
 	if v.culprit != "" {
 		a.PutStr(attrTraceCulprit, v.culprit)
 	}
+	if v.blocked.syscall != "" {
+		a.PutStr(attrTraceBlkSys, v.blocked.syscall)
+	}
+	if v.blocked.object != "" {
+		a.PutStr(attrTraceBlkObj, v.blocked.object)
+	}
 	if v.slowSpan != "" {
 		a.PutStr(attrTraceSlowSpan, v.slowSpan)
 	}

@@ -11,6 +11,7 @@ use tracing::Span;
 use crate::downstream;
 use crate::error::AppError;
 use crate::http_trace;
+use crate::pathology::waits::{self, WaitTruth};
 use crate::pathology::{self, Pathology, PathologyKind, RawParams};
 use crate::service::AppState;
 use crate::steps::{self, Message};
@@ -41,6 +42,9 @@ pub struct MessagesResponse {
     /// Trace id the downstream hop reported: equal to `trace_id` when propagation works.
     #[serde(skip_serializing_if = "Option::is_none")]
     downstream_trace_id: Option<String>,
+    /// What the blocking pathologies of [`waits`] waited on, and how long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waited_on: Option<WaitTruth>,
 }
 
 /// Picks the pathology: `?pathology=` wins over `x-pathology:`, which wins over the service-wide
@@ -88,6 +92,11 @@ pub async fn messages(
     let mut allocated_bytes = None;
     let mut downstream_trace_id = None;
     let mut child_cpu = None;
+    let mut waited_on = None;
+    let failed = |what: &str| {
+        let what = what.to_owned();
+        move |e: std::io::Error| AppError::internal(format!("{what} failed: {e}"))
+    };
     match pathology {
         Pathology::None => {}
         Pathology::Block { sleep } => pathology::block_worker(sleep),
@@ -117,6 +126,22 @@ pub async fn messages(
             pathology::blocking_jobs_with_spans(jobs, sleep).await?
         }
         Pathology::Lock { hold } => pathology::hold_lock(hold).await,
+        Pathology::StdLock { hold } => waited_on = Some(waits::std_lock(hold)),
+        Pathology::Command { wait } => {
+            waited_on = Some(waits::command_output(wait).map_err(failed("running `sleep`"))?);
+        }
+        Pathology::CommandStatus { wait } => {
+            waited_on = Some(waits::command_status(wait).map_err(failed("running `sleep`"))?);
+        }
+        Pathology::Fifo { delay } => {
+            waited_on = Some(waits::fifo(delay).map_err(failed("reading the fifo"))?);
+        }
+        Pathology::Socket { delay } => {
+            waited_on = Some(waits::socket(delay).map_err(failed("reading the socket"))?);
+        }
+        Pathology::DiskRead { mib } => {
+            waited_on = Some(waits::disk_read(mib).map_err(failed("the O_DIRECT read"))?);
+        }
     }
 
     let messages = match cached {
@@ -129,5 +154,6 @@ pub async fn messages(
         pathology: pathology.kind().name(),
         allocated_bytes,
         downstream_trace_id,
+        waited_on,
     }))
 }

@@ -3,9 +3,11 @@
 //! Every pathology really does what it says (blocks a worker, does blocking I/O, allocates,
 //! queues on the blocking pool, waits on a downstream hop, burns CPU in an unspanned child task
 //! or on the blocking pool where no span follows it, fans out to spanned tasks, closes spans on
-//! blocking-pool threads, waits for a lock another request holds), because Granular is meant to
-//! tell these apart from what the runtime actually saw, and to export the traces they make
-//! whole.
+//! blocking-pool threads, waits for a lock another request holds, blocks the worker in a
+//! syscall on a known object: [`waits`]), because Granular is meant to tell these apart from
+//! what the runtime actually saw, and to export the traces they make whole.
+
+pub mod waits;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -64,11 +66,25 @@ pub enum PathologyKind {
     /// A process-wide async lock held across an awaited timer (`lock.held`), which a concurrent
     /// `lock` request waits for (`lock.wait`).
     Lock,
+    /// A process-wide `std::sync::Mutex` locked and held over a `std::thread::sleep` of `ms`
+    /// (0: released at once): a concurrent `std_lock` request blocks its worker in a futex wait.
+    StdLock,
+    /// `std::process::Command` output of `sleep` in the handler: blocked in `poll` on the child's
+    /// pipes.
+    Command,
+    /// `std::process::Child::wait` on `sleep` in the handler: blocked in `wait4`.
+    CommandStatus,
+    /// A blocking `read` of a named pipe a helper thread writes only after `ms`.
+    Fifo,
+    /// A blocking `TcpStream::read` of a loopback peer that answers only after `ms`.
+    Socket,
+    /// `mib` MiB read with `O_DIRECT` in blocking 1 MiB reads: the worker waits for the disk.
+    DiskRead,
 }
 
 impl PathologyKind {
     /// Every kind, in the order error messages list them.
-    pub const ALL: [PathologyKind; 14] = [
+    pub const ALL: [PathologyKind; 20] = [
         Self::None,
         Self::Block,
         Self::BlockFile,
@@ -83,6 +99,12 @@ impl PathologyKind {
         Self::Fanout,
         Self::BlockingSpans,
         Self::Lock,
+        Self::StdLock,
+        Self::Command,
+        Self::CommandStatus,
+        Self::Fifo,
+        Self::Socket,
+        Self::DiskRead,
     ];
 
     /// The name used on the wire and in the response JSON.
@@ -102,6 +124,12 @@ impl PathologyKind {
             Self::Fanout => "fanout",
             Self::BlockingSpans => "blocking_spans",
             Self::Lock => "lock",
+            Self::StdLock => "std_lock",
+            Self::Command => "command",
+            Self::CommandStatus => "command_status",
+            Self::Fifo => "fifo",
+            Self::Socket => "socket",
+            Self::DiskRead => "disk_read",
         }
     }
 
@@ -190,6 +218,18 @@ pub enum Pathology {
     BlockingSpans { jobs: u64, sleep: Duration },
     /// See [`PathologyKind::Lock`].
     Lock { hold: Duration },
+    /// See [`PathologyKind::StdLock`].
+    StdLock { hold: Duration },
+    /// See [`PathologyKind::Command`].
+    Command { wait: Duration },
+    /// See [`PathologyKind::CommandStatus`].
+    CommandStatus { wait: Duration },
+    /// See [`PathologyKind::Fifo`].
+    Fifo { delay: Duration },
+    /// See [`PathologyKind::Socket`].
+    Socket { delay: Duration },
+    /// See [`PathologyKind::DiskRead`].
+    DiskRead { mib: u64 },
 }
 
 impl Pathology {
@@ -226,6 +266,14 @@ impl Pathology {
                 sleep: ms(5)?,
             },
             PathologyKind::Lock => Self::Lock { hold: ms(20)? },
+            PathologyKind::StdLock => Self::StdLock { hold: ms(20)? },
+            PathologyKind::Command => Self::Command { wait: ms(50)? },
+            PathologyKind::CommandStatus => Self::CommandStatus { wait: ms(50)? },
+            PathologyKind::Fifo => Self::Fifo { delay: ms(50)? },
+            PathologyKind::Socket => Self::Socket { delay: ms(50)? },
+            PathologyKind::DiskRead => Self::DiskRead {
+                mib: bounded(raw.mib, "mib", 32, waits::DISK_FILE_MIB)?,
+            },
         })
     }
 
@@ -246,6 +294,12 @@ impl Pathology {
             Self::Fanout { .. } => PathologyKind::Fanout,
             Self::BlockingSpans { .. } => PathologyKind::BlockingSpans,
             Self::Lock { .. } => PathologyKind::Lock,
+            Self::StdLock { .. } => PathologyKind::StdLock,
+            Self::Command { .. } => PathologyKind::Command,
+            Self::CommandStatus { .. } => PathologyKind::CommandStatus,
+            Self::Fifo { .. } => PathologyKind::Fifo,
+            Self::Socket { .. } => PathologyKind::Socket,
+            Self::DiskRead { .. } => PathologyKind::DiskRead,
         }
     }
 }
@@ -267,14 +321,19 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// A temp path no other request uses: `granular-demo-<pid>-<n>.<ext>`.
+fn temp_path(ext: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "granular-demo-{}-{}.{ext}",
+        std::process::id(),
+        NEXT_FILE.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
 /// Writes `mib` MiB to a temp file, fsyncs it, reads it back, deletes it, then resolves
 /// `localhost` — all with blocking std calls, as careless async code does.
 pub fn blocking_file_and_dns(mib: u64) -> io::Result<()> {
-    let path = std::env::temp_dir().join(format!(
-        "granular-demo-{}-{}.bin",
-        std::process::id(),
-        NEXT_FILE.fetch_add(1, Ordering::Relaxed)
-    ));
+    let path = temp_path("bin");
     let _cleanup = RemoveOnDrop(path.clone());
     let chunk = vec![0xA5u8; 1 << 20];
     let mut file = File::create(&path)?;

@@ -344,11 +344,39 @@ mod tests {
             ("pathology=fanout&jobs=2&ms=1", "fanout"),
             ("pathology=blocking_spans&jobs=2&ms=1", "blocking_spans"),
             ("pathology=lock&ms=1", "lock"),
+            ("pathology=std_lock&ms=1", "std_lock"),
+            ("pathology=command&ms=1", "command"),
+            ("pathology=command_status&ms=1", "command_status"),
+            ("pathology=fifo&ms=1", "fifo"),
+            ("pathology=socket&ms=1", "socket"),
         ] {
             let (status, _, body) = get(&format!("{base}/messages?{query}"), &[]).await;
             assert_eq!(status, 200, "{query}: {body}");
             assert_eq!(json(&body)["pathology"], pathology);
         }
+        // The blocking pathologies say what they waited on.
+        for (query, truth) in [
+            ("pathology=std_lock&ms=1", "mutex"),
+            ("pathology=command&ms=1", "pid"),
+            ("pathology=command_status&ms=1", "pid"),
+            ("pathology=fifo&ms=1", "path"),
+            ("pathology=socket&ms=1", "peer"),
+        ] {
+            let (_, _, body) = get(&format!("{base}/messages?{query}"), &[]).await;
+            let waited_on = &json(&body)["waited_on"];
+            assert!(!waited_on[truth].is_null(), "{query}: {body}");
+            assert!(
+                waited_on["waited_us"].as_u64() >= Some(1000),
+                "{query}: {body}"
+            );
+        }
+        let (status, _, body) =
+            get(&format!("{base}/messages?pathology=disk_read&mib=65"), &[]).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.contains("`mib` must be a whole number from 0 to 64"),
+            "{body}"
+        );
         let (_, _, body) = get(&format!("{base}/messages?pathology=alloc&mib=1"), &[]).await;
         assert!(json(&body)["allocated_bytes"].as_u64() >= Some(1 << 20));
 

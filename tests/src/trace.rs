@@ -201,8 +201,8 @@ impl Trace {
                 "{indent}    @{offset_ms:+.2} ms {}",
                 log.event().unwrap_or("(event)")
             );
-            if let Some(ms) = log.field("granular.duration_ms").and_then(Value::as_f64) {
-                let _ = write!(out, " {}", Ms(ms));
+            if let Some(us) = log.field("granular.duration_us").and_then(Value::as_f64) {
+                let _ = write!(out, " {}", Ms(us / 1000.0));
             }
             if let Some(detail) = log.field("granular.detail") {
                 let _ = write!(out, ": {}", DisplayValue(detail));
@@ -210,7 +210,7 @@ impl Trace {
             for field in log.fields.iter().filter(|field| {
                 !matches!(
                     field.key.as_str(),
-                    "event" | "granular.duration_ms" | "granular.detail"
+                    "event" | "granular.duration_us" | "granular.detail"
                 )
             }) {
                 let _ = write!(out, " {}={}", field.key, DisplayValue(&field.value));
@@ -254,7 +254,7 @@ const LEADING_TAGS: [&str; 8] = [
     "granular.culprit.span",
     "granular.culprit.spawn_site",
     "granular.culprit.trace_id",
-    "granular.culprit.busy_ms",
+    "granular.culprit.busy_us",
     "granular.artifact",
 ];
 
@@ -507,14 +507,14 @@ mod tests {
            {"key": "granular.time.blocked_in_poll_us", "type": "int64", "value": 0},
            {"key": "granular.time.blocking_pool_us", "type": "int64", "value": 0},
            {"key": "granular.time.idle_us", "type": "int64", "value": 9600},
-           {"key": "granular.culprit.busy_ms", "type": "float64", "value": 150.273916},
+           {"key": "granular.culprit.busy_us", "type": "int64", "value": 150273},
            {"key": "granular.culprit", "type": "string", "value": "GET /report (trace t2)"},
            {"key": "http.route", "type": "string", "value": "/messages"}
          ],
          "logs": [
            {"timestamp": 1001150, "fields": [
              {"key": "event", "type": "string", "value": "granular.scheduler_wait"},
-             {"key": "granular.duration_ms", "type": "float64", "value": 151.089351},
+             {"key": "granular.duration_us", "type": "int64", "value": 151089},
              {"key": "granular.detail", "type": "string", "value": "runnable, waiting for a worker"}
            ]}
          ]},
@@ -541,7 +541,7 @@ trace t1: 2 spans from messages
     granular.verdict = scheduler wait 150 ms of 160 ms
     granular.time.* = running 0.40 ms, scheduler_wait 150.0 ms, os_wait 0 ms, blocked_in_poll 0 ms, blocking_pool 0 ms, idle 9.60 ms (sum 160.0 ms = 100.0% of the span)
     granular.culprit = GET /report (trace t2)
-    granular.culprit.busy_ms = 150.274
+    granular.culprit.busy_us = 150273
     granular.sources = tokio.workers
     @+1.15 ms granular.scheduler_wait 151.1 ms: runnable, waiting for a worker
   [messages] db.Query  6.00 ms  [SLO 10000 ms ok]

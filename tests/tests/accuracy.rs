@@ -70,6 +70,17 @@ const LATE_BLOCK_DELAY: Duration = Duration::from_millis(10);
 const POOL_BURN_MS: u64 = 60;
 /// The child span's allocation storm of scenario 10.
 const NESTED_MIB: u64 = 64;
+/// Runs of each wait scenario (w1–w7), and how many must pass for its row to pass: the
+/// sampler looks at a blocked thread every 5 ms (200 Hz), so one run can miss by a sample.
+const WAIT_RUNS: usize = 20;
+const WAIT_PASSES: usize = 19;
+/// The blocks of the wait scenarios, ms: several sampling periods each.
+const WAIT_MS: u64 = 60;
+/// w2: the lock holder's hold, and how long after it the waiter is sent.
+const LOCK_HOLD_MS: u64 = 70;
+const LOCK_WAITER_DELAY: Duration = Duration::from_millis(10);
+/// w7: MiB read with O_DIRECT (about 1 ms each on a virtio disk).
+const DISK_MIB: u64 = 64;
 
 /// A scenario: runs against Jaeger, returns its table rows.
 type Scenario = fn(&Jaeger) -> Vec<Row>;
@@ -79,7 +90,7 @@ type Scenario = fn(&Jaeger) -> Vec<Row>;
 fn breakdowns_match_injected_ground_truth() {
     let jaeger = Jaeger::shared().expect("start Jaeger");
     let mut rows: Vec<Row> = Vec::new();
-    let scenarios: [(&str, Scenario); 10] = [
+    let scenarios: &[(&str, Scenario)] = &[
         ("1", cpu_hog),
         ("2", blocking_call),
         ("3", os_preemption),
@@ -90,8 +101,15 @@ fn breakdowns_match_injected_ground_truth() {
         ("8", concurrent_requests),
         ("9", pool_work_no_span_follows),
         ("10", nested_allocations),
+        ("w1", wait_sleep),
+        ("w2", wait_std_lock),
+        ("w3", wait_command_output),
+        ("w4", wait_command_status),
+        ("w5", wait_fifo),
+        ("w6", wait_socket),
+        ("w7", wait_disk_read),
     ];
-    for (n, scenario) in scenarios {
+    for &(n, scenario) in scenarios {
         let produced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(jaeger)));
         match produced {
             Ok(r) => rows.extend(r),
@@ -662,6 +680,326 @@ fn late_timer(jaeger: &Jaeger, demo: &mut Demo) -> Row {
     row
 }
 
+/// w1. `thread::sleep(60 ms)` in the handler → blocked in `clock_nanosleep`, the object
+///     naming the requested time.
+fn wait_sleep(jaeger: &Jaeger) -> Vec<Row> {
+    let path = format!("/messages?pathology=block&ms={WAIT_MS}");
+    wait_rows(
+        jaeger,
+        ("w1", "blocked in std::thread::sleep"),
+        &format!(
+            "{WAIT_MS} ms in clock_nanosleep, object “std::thread::sleep ({WAIT_MS} ms requested)”"
+        ),
+        |demo| {
+            let response = demo.get(&path).expect("GET");
+            vec![WaitCase {
+                trace_id: ok_trace_id(&response),
+                blocked_ms: WAIT_MS as f64,
+                syscall: "clock_nanosleep",
+                object: format!("std::thread::sleep ({WAIT_MS} ms requested)"),
+                holder_trace_id: None,
+            }]
+        },
+    )
+}
+
+/// w2. A `std::sync::Mutex` held 70 ms by one request (`std_lock`, sleeping while holding it);
+///     a second request 10 ms later on the other worker blocks in `lock()` → blocked in
+///     `futex` ≈ the wait the handler measured, the object naming the mutex's address. The
+///     holder paces its steps with `yield_now` rather than timers: a worker woken by a timer
+///     is the one holding tokio's I/O driver, and blocked it would leave the second request's
+///     connection unaccepted until the hold ends (as in row 8c); yielding wakes the other
+///     worker, which takes the driver when it parks again.
+fn wait_std_lock(jaeger: &Jaeger) -> Vec<Row> {
+    let holder = format!("/messages?pathology=std_lock&ms={LOCK_HOLD_MS}&steps=yield");
+    let waiter = "/messages?pathology=std_lock&ms=0";
+    wait_rows(
+        jaeger,
+        ("w2", "contended std::sync::Mutex"),
+        &format!(
+            "the waiter blocked in futex for the wait it measured (≈ {} ms), object \
+             “contended std::sync lock (futex <the mutex's address>)”",
+            LOCK_HOLD_MS - LOCK_WAITER_DELAY.as_millis() as u64
+        ),
+        |demo| {
+            let responses = demo
+                .get_staggered(&[(Duration::ZERO, &holder), (LOCK_WAITER_DELAY, waiter)])
+                .expect("the holder and the waiter");
+            let truth = waited_on(&responses[1]);
+            let mutex = truth["mutex"].as_str().expect("mutex").to_owned();
+            vec![WaitCase {
+                trace_id: ok_trace_id(&responses[1]),
+                blocked_ms: waited_ms(&truth),
+                syscall: "futex",
+                object: format!("contended std::sync lock (futex {mutex})"),
+                holder_trace_id: Some(ok_trace_id(&responses[0])),
+            }]
+        },
+    )
+}
+
+/// w3. `Command::new("sleep").output()` in the handler → blocked in `poll` on the child's
+///     pipes, the object naming the child's pid.
+fn wait_command_output(jaeger: &Jaeger) -> Vec<Row> {
+    let path = format!("/messages?pathology=command&ms={WAIT_MS}");
+    wait_rows(
+        jaeger,
+        ("w3", "std::process::Command output"),
+        &format!(
+            "the wait the handler measured (≈ {WAIT_MS} ms + the spawn) in poll, object “pipes \
+             of child <pid> (sleep)”"
+        ),
+        |demo| {
+            let response = demo.get(&path).expect("GET");
+            let truth = waited_on(&response);
+            vec![WaitCase {
+                trace_id: ok_trace_id(&response),
+                blocked_ms: waited_ms(&truth),
+                syscall: "poll",
+                object: format!("pipes of child {} (sleep)", truth["pid"]),
+                holder_trace_id: None,
+            }]
+        },
+    )
+}
+
+/// w4. `Child::wait` on `sleep` in the handler → blocked in `wait4`, the object naming the
+///     child's pid.
+fn wait_command_status(jaeger: &Jaeger) -> Vec<Row> {
+    let path = format!("/messages?pathology=command_status&ms={WAIT_MS}");
+    wait_rows(
+        jaeger,
+        ("w4", "std::process::Child::wait"),
+        &format!(
+            "the wait the handler measured (≈ {WAIT_MS} ms + the spawn) in wait4, object “child \
+             <pid> (sleep)”"
+        ),
+        |demo| {
+            let response = demo.get(&path).expect("GET");
+            let truth = waited_on(&response);
+            vec![WaitCase {
+                trace_id: ok_trace_id(&response),
+                blocked_ms: waited_ms(&truth),
+                syscall: "wait4",
+                object: format!("child {} (sleep)", truth["pid"]),
+                holder_trace_id: None,
+            }]
+        },
+    )
+}
+
+/// w5. A blocking `read` of a fifo a helper thread writes after 60 ms → blocked in `read`, the
+///     object naming the fifo's path.
+fn wait_fifo(jaeger: &Jaeger) -> Vec<Row> {
+    let path = format!("/messages?pathology=fifo&ms={WAIT_MS}");
+    wait_rows(
+        jaeger,
+        ("w5", "blocking read of a fifo"),
+        &format!("the read the handler measured (≈ {WAIT_MS} ms) in read, object “fifo <path>”"),
+        |demo| {
+            let response = demo.get(&path).expect("GET");
+            let truth = waited_on(&response);
+            vec![WaitCase {
+                trace_id: ok_trace_id(&response),
+                blocked_ms: waited_ms(&truth),
+                syscall: "read",
+                object: format!("fifo {}", truth["path"].as_str().expect("path")),
+                holder_trace_id: None,
+            }]
+        },
+    )
+}
+
+/// w6. A blocking `TcpStream::read` of a loopback peer that answers after 60 ms → blocked in
+///     `recvfrom`, the object naming the peer and local addresses.
+fn wait_socket(jaeger: &Jaeger) -> Vec<Row> {
+    let path = format!("/messages?pathology=socket&ms={WAIT_MS}");
+    wait_rows(
+        jaeger,
+        ("w6", "blocking read of a socket"),
+        &format!(
+            "the read the handler measured (≈ {WAIT_MS} ms) in recvfrom, object “socket <peer> \
+             (local <local>)”"
+        ),
+        |demo| {
+            let response = demo.get(&path).expect("GET");
+            let truth = waited_on(&response);
+            let address = |k: &str| truth[k].as_str().expect(k).to_owned();
+            vec![WaitCase {
+                trace_id: ok_trace_id(&response),
+                blocked_ms: waited_ms(&truth),
+                syscall: "recvfrom",
+                object: format!("socket {} (local {})", address("peer"), address("local")),
+                holder_trace_id: None,
+            }]
+        },
+    )
+}
+
+/// w7. 64 MiB read with `O_DIRECT` in 1 MiB blocking reads → blocked in `read` (the thread in
+///     state D while the disk works) for the reads' wall time minus the CPU time the thread
+///     spent in them, the object naming the file.
+fn wait_disk_read(jaeger: &Jaeger) -> Vec<Row> {
+    let path = format!("/messages?pathology=disk_read&mib={DISK_MIB}");
+    wait_rows(
+        jaeger,
+        ("w7", "O_DIRECT read waiting on the disk"),
+        &format!(
+            "the reads' wall time minus the handler thread's CPU time in them (measured by the \
+             handler; {DISK_MIB} MiB) in read, object “file <path>”"
+        ),
+        |demo| {
+            let response = demo.get(&path).expect("GET");
+            let truth = waited_on(&response);
+            let cpu_ms = truth["cpu_us"].as_u64().expect("cpu_us") as f64 / 1000.0;
+            vec![WaitCase {
+                trace_id: ok_trace_id(&response),
+                blocked_ms: waited_ms(&truth) - cpu_ms,
+                syscall: "read",
+                object: format!("file {}", truth["path"].as_str().expect("path")),
+                holder_trace_id: None,
+            }]
+        },
+    )
+}
+
+/// One request of a wait scenario and what Granular must say about its root span.
+struct WaitCase {
+    trace_id: String,
+    /// The blocked time, ms, measured independently of Granular.
+    blocked_ms: f64,
+    syscall: &'static str,
+    /// `granular.blocked.object` must contain this.
+    object: String,
+    /// The other request of the case that held a lock: how often `granular.blocked.holder`
+    /// names it is reported (a likelihood by the library's own account), not asserted.
+    holder_trace_id: Option<String>,
+}
+
+/// Starts a demo, warms it with one run, then runs `one` [`WAIT_RUNS`] times and checks each
+/// case's root span: cause `blocked_in_poll`, blocked time within 10 % (at least 2 ms) of the
+/// case's, `granular.blocked.syscall` and `.object`, parts summing to the span. The row passes
+/// when at least [`WAIT_PASSES`] runs do; it reports k/20, the magnitude errors and the failing
+/// runs' reasons.
+fn wait_rows(
+    jaeger: &Jaeger,
+    (id, label): (&str, &str),
+    expected: &str,
+    mut one: impl FnMut(&mut Demo) -> Vec<WaitCase>,
+) -> Vec<Row> {
+    // 20 requests of 4 spans each in a few seconds: over the default analysis rate limit.
+    let mut demo = demo(jaeger, &format!("acc-wait-{id}"))
+        .env("GRANULAR_MAX_ENRICH_PER_SEC", "1000")
+        .start()
+        .expect("demo");
+    // The first request pays one-time costs (connection setup, the disk file's creation).
+    let _ = one(&mut demo);
+    let mut cases = Vec::new();
+    for _ in 0..WAIT_RUNS {
+        cases.extend(one(&mut demo));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut passed = 0;
+    let (mut holders, mut holder_cases) = (0, 0);
+    let mut errors_ms: Vec<f64> = Vec::new();
+    let mut worst_parts: f64 = 0.0;
+    let mut failures: Vec<String> = Vec::new();
+    let mut failing_trace: Option<Trace> = None;
+    let mut sample: Option<(String, String, String)> = None;
+    let mut first_trace: Option<Trace> = None;
+    for (run, case) in cases.iter().enumerate() {
+        let trace = fetch(jaeger, &case.trace_id, 4);
+        let span = root(&trace);
+        let mut check = Row::new(id, label, span, &trace);
+        check.check_cause(span, "blocked_in_poll");
+        check.check_ms(span, "blocked_in_poll", case.blocked_ms);
+        let syscall = span.tag_str("granular.blocked.syscall").unwrap_or("(none)");
+        let object = span.tag_str("granular.blocked.object").unwrap_or("(none)");
+        check.require(
+            syscall == case.syscall,
+            format!(
+                "granular.blocked.syscall {syscall:?}, expected {:?}",
+                case.syscall
+            ),
+        );
+        check.require(
+            object.contains(&case.object),
+            format!(
+                "granular.blocked.object {object:?} does not name {:?}",
+                case.object
+            ),
+        );
+        check.finish_parts(&[span]);
+        if let Some(holder) = &case.holder_trace_id {
+            holder_cases += 1;
+            let named = span.tag_str("granular.blocked.holder").unwrap_or("");
+            if named.contains(&holder[..8]) {
+                holders += 1;
+            }
+        }
+        if let Some(us) = span.granular_time_us("blocked_in_poll") {
+            errors_ms.push(us as f64 / 1000.0 - case.blocked_ms);
+        }
+        if let Some(parts) = span.granular_time_parts_us() {
+            let sum: u64 = parts.iter().sum();
+            let off = 100.0 * (sum as f64 - span.duration as f64) / span.duration.max(1) as f64;
+            if off.abs() > worst_parts.abs() {
+                worst_parts = off;
+            }
+        }
+        if check.failures.is_empty() {
+            passed += 1;
+            if sample.is_none() {
+                let verdict = span.tag_str("granular.verdict").unwrap_or("").to_owned();
+                sample = Some((syscall.to_owned(), object.to_owned(), verdict));
+            }
+        } else {
+            failures.push(format!("run {}: {}", run + 1, check.failures.join("; ")));
+            if failing_trace.is_none() {
+                failing_trace = Some(trace.clone());
+            }
+        }
+        if first_trace.is_none() {
+            first_trace = Some(trace);
+        }
+    }
+    let shown = failing_trace.or(first_trace).expect("a run");
+    let span = root(&shown);
+    let mut row = Row::new(id, label, span, &shown);
+    row.expected =
+        format!("cause blocked_in_poll; {expected}; in ≥ {WAIT_PASSES} of {WAIT_RUNS} runs");
+    row.observed = vec![format!("{passed}/{WAIT_RUNS} runs pass")];
+    if let Some((syscall, object, verdict)) = sample {
+        row.observe(format!(
+            "e.g. syscall {syscall}, object “{object}”, verdict “{verdict}”"
+        ));
+    }
+    if !failures.is_empty() {
+        row.observe(format!("failing: {}", failures.join(" / ")));
+    }
+    errors_ms.sort_by(f64::total_cmp);
+    if let (Some(low), Some(high)) = (errors_ms.first(), errors_ms.last()) {
+        let median = errors_ms[errors_ms.len() / 2];
+        row.errors.push(format!(
+            "blocked_in_poll median {median:+.1} ms, range {low:+.1} to {high:+.1} ms"
+        ));
+    }
+    row.parts = format!("worst {worst_parts:+.1} %");
+    row.require(
+        passed >= WAIT_PASSES,
+        format!("{passed}/{WAIT_RUNS} runs pass, fewer than {WAIT_PASSES}"),
+    );
+    if !row.failures.is_empty() {
+        row.verdict = Verdict::Fail(row.failures.join("; "));
+    }
+    if holder_cases > 0 {
+        row.note(&format!(
+            "granular.blocked.holder named the holding request in {holders}/{holder_cases} runs"
+        ));
+    }
+    vec![row]
+}
+
 // ---------------------------------------------------------------------------
 // Rows and checks.
 
@@ -981,6 +1319,18 @@ fn root(trace: &Trace) -> &Span {
 fn ok_trace_id(response: &Response) -> String {
     assert_eq!(response.status, 200, "{}", response.body);
     response.trace_id().expect("x-trace-id")
+}
+
+/// The `waited_on` ground truth of a blocking pathology's answer.
+fn waited_on(response: &Response) -> Value {
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body: Value = serde_json::from_str(&response.body).expect("JSON body");
+    body["waited_on"].clone()
+}
+
+/// The wait the handler measured, ms.
+fn waited_ms(truth: &Value) -> f64 {
+    truth["waited_us"].as_u64().expect("waited_us") as f64 / 1000.0
 }
 
 fn allocated_bytes(response: &Response) -> u64 {

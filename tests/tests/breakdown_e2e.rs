@@ -110,10 +110,10 @@ fn cpu_hog_shows_as_scheduler_wait_with_the_report_request_as_culprit() {
             run.report_trace_id
         ),
     );
-    let busy_ms = root.tag_f64("granular.culprit.busy_ms").unwrap_or(-1.0);
+    let busy_us = root.tag_i64("granular.culprit.busy_us").unwrap_or(-1);
     checks.that(
-        busy_ms >= HOG_MS as f64 / 2.0,
-        format!("granular.culprit.busy_ms = {busy_ms} is at least half the {HOG_MS} ms hog"),
+        busy_us >= HOG_MS as i64 * 1000 / 2,
+        format!("granular.culprit.busy_us = {busy_us} is at least half the {HOG_MS} ms hog"),
     );
     let events: Vec<&str> = root.logs.iter().filter_map(|log| log.event()).collect();
     checks.that(

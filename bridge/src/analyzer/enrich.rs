@@ -122,8 +122,8 @@ pub fn enrich(
             ));
         }
         a.push(KeyValue::new(
-            "granular.culprit.busy_ms",
-            c.overlap_ns as f64 / 1e6,
+            "granular.culprit.busy_us",
+            (c.overlap_ns / 1000) as i64,
         ));
     }
     if let Some(url) = &extras.artifact {
@@ -144,7 +144,7 @@ pub fn enrich(
             format!("granular.{}", i.category.key())
         };
         let mut attributes = vec![
-            KeyValue::new("granular.duration_ms", (i.end - i.start) as f64 / 1e6),
+            KeyValue::new("granular.duration_us", ((i.end - i.start) / 1000) as i64),
             KeyValue::new("granular.detail", i.detail.clone()),
         ];
         if let Some(w) = &i.waited {

@@ -237,6 +237,7 @@ pub fn on_thread_park() {
     }
     recorder::write(&Park);
     super::perf::ensure_current_thread();
+    super::waits::ensure_current_thread();
 }
 
 /// Granular's `on_thread_unpark`: records the unpark (public for the hook benchmark).

@@ -10,10 +10,11 @@
 //! thread inside work it reads `syscall`: a running thread reads `running` at once (the kernel
 //! neither stops nor signals it). A blocked one is sampled: its state from `stat`, its wait
 //! channel, and what its syscall waits on ([`objects`]), named again only when the syscall or
-//! its arguments changed, and written as a [`WaitSample`] to the sampler's ring. Nothing runs
-//! on the request path.
+//! its arguments changed or the thread ran since it was named (a new call with the same
+//! arguments, e.g. a `read` of a reused fd number, may wait on another object), and written
+//! as a [`WaitSample`] to the sampler's ring. Nothing runs on the request path.
 //!
-//! Each thread opens its three files itself at registration and the sampler keeps them:
+//! Each thread opens its files itself at registration and the sampler keeps them:
 //! `syscall` of another thread is readable by the same process only while the process is
 //! dumpable (a later `prctl(PR_SET_DUMPABLE, 0)` or a uid change closes it, but not files
 //! already open), and a kept file reads ESRCH once its thread exits, so a reused thread id
@@ -43,9 +44,13 @@ struct Watched {
     syscall: File,
     wchan: File,
     stat: File,
+    /// `schedstat`, whose run count tells whether the thread ran between two looks; without
+    /// it nothing named is reused.
+    schedstat: Option<File>,
     /// The thread's ring, once it took one.
     ring: Option<&'static Ring>,
-    /// The last wait named: the syscall line it was named from, and the text.
+    /// The last wait named: the syscall line it was named from with the thread's run count
+    /// then, and the text.
     named: Option<(String, String)>,
 }
 
@@ -77,9 +82,28 @@ pub(crate) fn period() -> Option<Duration> {
     (hz > 0).then(|| Duration::from_nanos(1_000_000_000 / u64::from(hz)))
 }
 
+thread_local! {
+    /// Whether this thread has tried to register since sampling was enabled.
+    static TRIED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Registers the calling thread if it has not yet: runtime threads started before [`enable`]
+/// (a runtime built before `granular::init()`, as a `#[tokio::main]` service that initializes
+/// Granular inside it does) catch up at their next park, so their blocked polls are sampled
+/// too.
+#[inline]
+pub(crate) fn ensure_current_thread() {
+    if period().is_some() && !TRIED.try_with(std::cell::Cell::get).unwrap_or(true) {
+        register_current_thread();
+    }
+}
+
 /// Opens the calling thread's files for the sampler (runtime `on_thread_start`).
 pub fn register_current_thread() {
     if period().is_none() {
+        return;
+    }
+    if TRIED.try_with(|t| t.replace(true)).unwrap_or(true) {
         return;
     }
     let open = |name: &str| File::open(format!("/proc/thread-self/{name}")).ok();
@@ -94,6 +118,7 @@ pub fn register_current_thread() {
             syscall,
             wchan,
             stat,
+            schedstat: open("schedstat"),
             ring: None,
             named: None,
         });
@@ -200,19 +225,26 @@ fn sample_thread(w: &mut Watched) -> bool {
     if state != b'S' && state != b'D' {
         return false;
     }
-    let key = syscall_key(&line);
-    let text = match &w.named {
-        Some((k, text)) if *k == key => text.clone(),
+    // The same call: the same syscall and arguments, and the thread has not run since (a
+    // new call with the same arguments may wait on another object: a reused fd number).
+    let call = |line: &str| Some(format!("{} runs {}", syscall_key(line), runs(w)?));
+    let key = call(&line);
+    let text = match (&w.named, &key) {
+        (Some((k, text)), Some(key)) if k == key => text.clone(),
         _ => {
             let wchan = read(&w.wchan).unwrap_or_default();
             let object = objects::describe(nr, &args, state);
             // The arguments named may have been stale: keep the name only if the thread is
             // still in the same call.
-            if read(&w.syscall).map(|l| syscall_key(&l)) != Some(key.clone()) {
+            let now = read(&w.syscall);
+            if now.as_deref().map(syscall_key) != Some(syscall_key(&line)) {
                 return false;
             }
             let text = format!("{}\t{object}", wchan.trim());
-            w.named = Some((key, text.clone()));
+            w.named = match (key, now.as_deref().and_then(call)) {
+                (Some(before), Some(after)) if before == after => Some((before, text.clone())),
+                _ => None,
+            };
             text
         }
     };
@@ -223,6 +255,12 @@ fn sample_thread(w: &mut Watched) -> bool {
         text: Text::Given(&text),
     });
     true
+}
+
+/// How many times the thread was scheduled in (`schedstat`'s third field).
+fn runs(w: &Watched) -> Option<u64> {
+    let text = read(w.schedstat.as_ref()?)?;
+    text.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// A kept `/proc` file's text.

@@ -192,3 +192,119 @@ fn a_thread_is_inside_work_until_its_outermost_entry_exits() {
     // A long field value, nothing decisive in reach: written inside a span.
     assert!(at(&[Field]));
 }
+
+/// A runtime thread started before sampling was enabled (a runtime built before
+/// `granular::init()`) registered nothing at its start; its next park registers it. Before,
+/// such threads, the demo's workers among them, were never sampled.
+#[test]
+fn a_thread_not_registered_at_its_start_is_registered_at_its_next_park() {
+    FlightRecorder::install(RecorderSize::default());
+    HZ.store(200, Ordering::Relaxed);
+    let (ready, registered) = mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        ensure_current_thread(); // what on_thread_park does
+        recorder::write(&PollStart {
+            task: 1,
+            counters: None,
+        });
+        ready.send(recorder::current_tid()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        unregister_current_thread();
+    });
+    let tid = registered.recv().unwrap();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(10));
+        sample();
+    }
+    handle.join().unwrap();
+    let samples = samples_of(tid);
+    assert!(samples.len() >= 3, "{samples:?}");
+    assert!(
+        samples.iter().all(|s| s.0 == "clock_nanosleep"),
+        "{samples:?}"
+    );
+}
+
+/// Two blocking reads with the same syscall line (same fd number, reused; same buffer and
+/// length) wait on different fifos: the second is named by its own fifo. Before, the name of
+/// the first was reused for the second (the demo's fifo and socket requests were named after
+/// the previous request's fifo or peer).
+#[test]
+fn a_new_call_with_the_same_arguments_is_named_again() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    const SAME_FD: i32 = 1000;
+    FlightRecorder::install(RecorderSize::default());
+    HZ.store(200, Ordering::Relaxed);
+    let dir = std::env::temp_dir();
+    let paths: Vec<std::path::PathBuf> = ["a", "b"]
+        .iter()
+        .map(|n| dir.join(format!("granular-waits-{}-{n}.fifo", std::process::id())))
+        .collect();
+    for p in &paths {
+        let _ = std::fs::remove_file(p);
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+    let (opened, fds) = mpsc::channel();
+    let reader_paths = paths.clone();
+    let reader = std::thread::spawn(move || {
+        register_current_thread();
+        recorder::write(&PollStart {
+            task: 1,
+            counters: None,
+        });
+        let tid = recorder::current_tid();
+        let mut buf = [0u8; 1];
+        for p in &reader_paths {
+            // Read-write: opening never blocks, and the read waits for data.
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p)
+                .unwrap();
+            // The same fd number both times, whatever other tests open meanwhile.
+            // SAFETY: dup2 onto a number this test alone uses; the File below owns it.
+            assert_eq!(unsafe { libc::dup2(f.as_raw_fd(), SAME_FD) }, SAME_FD);
+            drop(f);
+            // SAFETY: SAME_FD is open (dup2 above) and owned by nothing else.
+            let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(SAME_FD) };
+            opened.send((tid, f.as_raw_fd())).unwrap();
+            f.read_exact(&mut buf).unwrap();
+        }
+        unregister_current_thread();
+    });
+    let mut tid = 0;
+    let mut fd_numbers = Vec::new();
+    for p in &paths {
+        let (t, fd) = fds.recv().unwrap();
+        tid = t;
+        fd_numbers.push(fd);
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(10));
+            sample();
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .write_all(b"x")
+            .unwrap();
+    }
+    reader.join().unwrap();
+    for p in &paths {
+        let _ = std::fs::remove_file(p);
+    }
+    assert_eq!(fd_numbers[0], fd_numbers[1], "the fd number was reused");
+    let objects: Vec<String> = samples_of(tid).into_iter().map(|s| s.3).collect();
+    let named = |p: &std::path::PathBuf| {
+        let want = format!("fifo {}", p.display());
+        objects.iter().filter(|o| **o == want).count()
+    };
+    // With the bug every sample of the second read named the first fifo (unless another
+    // test's sampling caught the thread between the reads, in another call).
+    assert!(named(&paths[0]) >= 2, "{objects:?}");
+    assert!(named(&paths[1]) >= 2, "{objects:?}");
+}
