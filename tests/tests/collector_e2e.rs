@@ -7,7 +7,8 @@
 //!   artifact travels as an OTLP log record to the collector's artifact store
 //!   and the span's `granular.artifact` link serves it; a healthy trace
 //!   arrives stripped of Granular detail; Jaeger's tag search finds the
-//!   violating trace by `granular.trace.cause`.
+//!   violating trace by `granular.trace.cause`, and by the syscall its
+//!   blocked poll waited in (`granular.trace.blocked.syscall`).
 //! * tier1-loadbalancer.yaml → 2 × tier2.yaml: every trace is routed whole
 //!   to one tier-2 instance and decided exactly once; both instances work.
 //!
@@ -286,6 +287,32 @@ fn single_collector_keeps_violations_whole_and_strips_healthy_traces() {
         found.contains(&violating) && !found.contains(&healthy),
         "tag search by granular.trace.slow_span: {found:?}"
     );
+    // What the blocked poll waited in is rolled up from the span the cause came from (the
+    // root here), so a search by syscall finds the trace.
+    if trace_cause == "blocked_in_poll" {
+        let syscall = root.tag_str("granular.blocked.syscall");
+        assert_eq!(
+            root.tag_str("granular.trace.blocked.syscall"),
+            syscall,
+            "{tree}"
+        );
+        assert_eq!(syscall, Some("clock_nanosleep"), "{tree}");
+        assert_eq!(
+            root.tag_str("granular.trace.blocked.object"),
+            root.tag_str("granular.blocked.object"),
+            "{tree}"
+        );
+        let found = search(
+            jaeger,
+            SINGLE_SERVICE,
+            &[("granular.trace.blocked.syscall", "clock_nanosleep")],
+        )
+        .expect("Jaeger tag search");
+        assert!(
+            found.contains(&violating) && !found.contains(&healthy),
+            "tag search by granular.trace.blocked.syscall: {found:?}"
+        );
+    }
 }
 
 #[test]
