@@ -33,6 +33,11 @@ pub(crate) struct Counted {
 }
 
 impl Counted {
+    /// Its thread index, start and end.
+    pub(crate) fn range(&self) -> (usize, u64, u64) {
+        (self.thread, self.start, self.end)
+    }
+
     /// An interval on thread index `thread`; `alloc` as the decoder gives it: cumulative
     /// (allocations, bytes) at the start and at the end.
     pub(crate) fn new(

@@ -39,6 +39,7 @@ use super::decode::Decoded;
 use super::idmap::IdSet;
 use super::late_wakes::{Late, OwnInterval, late_wakes};
 use super::os_time;
+use super::page_faults::page_faults;
 use super::ranges::merge;
 use super::request::{PollOf, RequestWork};
 use super::sweep::{Marks, Segment, Tag, Wait, joined};
@@ -99,6 +100,18 @@ pub(crate) fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdo
         parts,
         dominant,
         polls: (TASK_HOOKS && !d.light).then_some(activity.polls),
+        page_faults: page_faults(
+            d,
+            &activity
+                .counted
+                .iter()
+                .map(|c| {
+                    let (thread, start, end) = c.range();
+                    (d.threads[thread].tid, start, end)
+                })
+                .collect::<Vec<_>>(),
+            crate::capture::waits::fault_cost_ns(),
+        ),
         alloc: d.alloc_counted.then(|| allocations(activity.counted)),
         unattributed,
         blocked_on,

@@ -155,6 +155,17 @@ pub struct Allocations {
     pub bytes: u64,
 }
 
+/// Page faults taken by a request's own work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageFaults {
+    /// Served without I/O (a first touch of an allocated page).
+    pub minor: u64,
+    /// Waited for I/O (file-backed memory).
+    pub major: u64,
+    /// The minor faults' time, estimated from a per-fault cost measured at start-up.
+    pub est_ns: Option<u64>,
+}
+
 /// Why a scheduler wait names no culprit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoCulprit {
@@ -222,6 +233,9 @@ pub struct Breakdown {
     pub polls: Option<u64>,
     /// `None` where allocations are not counted (`granular::Alloc` not installed).
     pub alloc: Option<Allocations>,
+    /// `None` where page faults were not read (wait sampling off, or no reading around the
+    /// request's intervals).
+    pub page_faults: Option<PageFaults>,
     /// Work during the idle time that no span or task names (see `analysis::unattributed`).
     pub unattributed: Unattributed,
     /// What the blocked-in-poll time was spent in, by syscall and object, largest first

@@ -23,6 +23,7 @@ pub(crate) fn decoded(threads: Vec<ThreadActivity>) -> Decoded {
         os_samples: IdMap::default(),
         off_cpu: IdMap::default(),
         waits: IdMap::default(),
+        page_faults: IdMap::default(),
         worker_tids,
         alloc_counted: false,
         threads_observed: false,

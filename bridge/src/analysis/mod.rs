@@ -11,6 +11,7 @@ pub(crate) mod fixtures;
 pub(crate) mod idmap;
 pub(crate) mod late_wakes;
 pub(crate) mod os_time;
+pub(crate) mod page_faults;
 pub(crate) mod ranges;
 pub(crate) mod rebuild;
 pub(crate) mod request;

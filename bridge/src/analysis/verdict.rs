@@ -110,6 +110,9 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
             a.count
         );
     }
+    if let Some(faults) = faults_clause(b) {
+        let _ = write!(v, "{faults}");
+    }
     if b.data_loss {
         v.push_str(" (incomplete: recorder data lost)");
     }
@@ -131,6 +134,29 @@ fn blocked_clause(b: &Breakdown) -> Option<String> {
         "it also blocked {} in {}",
         ms(blocked),
         w.describe()
+    ))
+}
+
+/// Page faults worth a reader's attention: ", 16384 page faults (~41 ms faulting pages in,
+/// estimated)" after an allocation clause, "; 16384 page faults (…)" without one; `None` under
+/// [`MIN_CULPRIT_WAIT_NS`] of estimated time (or without an estimate).
+fn faults_clause(b: &Breakdown) -> Option<String> {
+    let f = b.page_faults?;
+    let ns = f.est_ns.filter(|ns| *ns >= MIN_CULPRIT_WAIT_NS)?;
+    let lead = if b.alloc.is_some_and(|a| a.bytes > 0) {
+        ","
+    } else {
+        ";"
+    };
+    let major = if f.major > 0 {
+        format!(" and {} major", f.major)
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{lead} {} page faults{major} (~{} faulting pages in, estimated)",
+        f.minor,
+        ms(ns)
     ))
 }
 

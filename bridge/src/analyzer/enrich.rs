@@ -55,6 +55,16 @@ pub fn enrich(
         a.push(KeyValue::new("granular.alloc.bytes", alloc.bytes as i64));
         a.push(KeyValue::new("granular.alloc.count", alloc.count as i64));
     }
+    if let Some(f) = b.page_faults {
+        a.push(KeyValue::new("granular.page_faults.minor", f.minor as i64));
+        a.push(KeyValue::new("granular.page_faults.major", f.major as i64));
+        if let Some(ns) = f.est_ns {
+            a.push(KeyValue::new(
+                "granular.page_faults.est_us",
+                (ns / 1000) as i64,
+            ));
+        }
+    }
     let u = &b.unattributed;
     if let Some(ns) = u.workers_ns {
         a.push(KeyValue::new(

@@ -60,11 +60,13 @@ pub enum Kind {
     Event = 21,
     /// What a blocked runtime thread was waiting in ([`codec::waits`](super::codec::waits)).
     WaitSample = 22,
+    /// A runtime thread's cumulative page faults ([`codec::waits`](super::codec::waits)).
+    PageFaults = 23,
 }
 
 impl Kind {
     /// Every kind, in discriminant order.
-    pub const ALL: [Kind; 21] = {
+    pub const ALL: [Kind; 22] = {
         use Kind::*;
         [
             ThreadStart,
@@ -88,11 +90,12 @@ impl Kind {
             Field,
             Event,
             WaitSample,
+            PageFaults,
         ]
     };
 
     /// Number of kinds, for per-kind counters (index = discriminant).
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 24;
 
     /// The kind of each byte, `None` for bytes no writer produces.
     const BY_BYTE: [Option<Kind>; 256] = {

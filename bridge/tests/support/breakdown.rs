@@ -46,6 +46,16 @@ fn burn(ms: u64) {
     }
 }
 
+/// The calling thread's minor page faults so far (`getrusage(RUSAGE_THREAD)`).
+fn thread_minor_faults() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut u);
+        u.ru_minflt as u64
+    }
+}
+
 /// Runs `work` as a spawned task inside a `GET /messages` span and waits for it.
 fn serve<F: std::future::Future<Output = ()> + Send + 'static>(
     rt: &tokio::runtime::Runtime,
@@ -228,6 +238,34 @@ pub fn breakdowns_name_the_cause(perf: bool) {
             .contains("in clock_nanosleep — std::thread::sleep (60 ms requested)"),
         "{}",
         attr_str(&span, "granular.verdict")
+    );
+
+    // 2d. Touching 64 MiB of fresh memory: its page faults, counted by the kernel around it.
+    let faulted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = faulted.clone();
+    serve(&rt, async move {
+        let before = thread_minor_faults();
+        let mut v = vec![0u8; 64 << 20];
+        for page in v.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        std::hint::black_box(&v);
+        counted.store(
+            thread_minor_faults() - before,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    });
+    let span = request_span(&exporter, &provider);
+    let kernel = faulted.load(std::sync::atomic::Ordering::Relaxed) as i64;
+    let granular = attr_us(&span, "granular.page_faults.minor");
+    assert!(
+        kernel >= 16_000 && (granular - kernel).abs() * 10 <= kernel,
+        "page faults: Granular {granular}, the kernel {kernel}"
+    );
+    assert!(
+        attr_us(&span, "granular.page_faults.est_us") > 0,
+        "{:#?}",
+        span.attributes
     );
 
     // 3. Awaiting a timer: idle, nothing blamed on the runtime.

@@ -180,6 +180,9 @@ pub struct Decoded {
     /// Per OS thread id: what the thread was blocked in when the wait sampler found it blocked
     /// inside a request's work, sorted by time.
     pub waits: IdMap<u64, Vec<Waited>>,
+    /// Per OS thread id: its cumulative page faults as the wait sampler read them (at its
+    /// first look, inside a request's work, once after), sorted by time.
+    pub page_faults: IdMap<u64, Vec<FaultReading>>,
     /// OS thread ids of tokio workers (from the rings' owners); other threads with OS samples
     /// or off-CPU intervals are the runtimes' blocking-pool threads.
     pub worker_tids: IdSet<u64>,
@@ -207,6 +210,17 @@ pub struct Decoded {
     pub spawned_in_span: IdMap<u64, Vec<u64>>,
     /// Tasks spawned by each task outside any span.
     pub spawned_by_task: IdMap<u64, Vec<u64>>,
+}
+
+/// A thread's cumulative page faults at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultReading {
+    /// When, Unix ns.
+    pub at: u64,
+    pub minor: u64,
+    pub major: u64,
+    /// Read while the thread was inside a request's work.
+    pub inside: bool,
 }
 
 /// One wait sample: a thread found blocked.

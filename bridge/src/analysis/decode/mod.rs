@@ -24,7 +24,7 @@ mod tests;
 pub use decoded::Decoded;
 #[cfg(test)]
 pub(crate) use decoded::{Entry, Job, TaskInfo};
-pub(crate) use decoded::{FieldValue, Poll, SpanInfo, ThreadActivity, Waited};
+pub(crate) use decoded::{FaultReading, FieldValue, Poll, SpanInfo, ThreadActivity, Waited};
 
 use super::idmap::{IdMap, IdSet};
 use crate::clock::Calibration;
@@ -104,6 +104,7 @@ fn decode_keeping(
         os_samples: IdMap::default(),
         off_cpu: IdMap::default(),
         waits: IdMap::default(),
+        page_faults: IdMap::default(),
         worker_tids: IdSet::default(),
         alloc_counted: crate::capture::alloc::installed(),
         threads_observed: crate::capture::os::sampling() || crate::capture::perf::enabled(),
@@ -221,6 +222,9 @@ fn index(d: &mut Decoded) {
     }
     for w in d.waits.values_mut() {
         w.sort_by_key(|w| w.at);
+    }
+    for f in d.page_faults.values_mut() {
+        f.sort_unstable_by_key(|f| f.at);
     }
     for (k, s) in &d.spans {
         d.children.entry(s.parent).or_default().push(*k);

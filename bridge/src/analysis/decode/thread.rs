@@ -1,7 +1,9 @@
 //! One ring's events, in order, into its threads' activity (polls, span entries, parks) and
 //! the snapshot-wide tables (spans, tasks, jobs, OS records).
 
-use super::decoded::{Decoded, Entry, EventInfo, Job, Poll, TaskInfo, ThreadActivity, Waited};
+use super::decoded::{
+    Decoded, Entry, EventInfo, FaultReading, Job, Poll, TaskInfo, ThreadActivity, Waited,
+};
 use super::light::KeyFilter;
 use super::span_table::SpanUpdates;
 use crate::recorder::codec::Event;
@@ -74,6 +76,7 @@ impl ThreadDecoder {
             | Event::OffCpu(_)
             | Event::OsSample(_)
             | Event::WaitSample(_)
+            | Event::PageFaults(_)
             | Event::BlockingQueued(_)
             | Event::BlockingStart(_)
             | Event::BlockingEnd(_) => true,
@@ -162,6 +165,12 @@ impl ThreadDecoder {
             Event::OsSample(sample) => os_sample(sample, ts, d),
             Event::OffCpu(off) => off_cpu(off, d),
             Event::WaitSample(sample) => wait_sample(sample, ts, d),
+            Event::PageFaults(f) => d.page_faults.entry(f.tid).or_default().push(FaultReading {
+                at: ts,
+                minor: f.minor,
+                major: f.major,
+                inside: f.inside,
+            }),
             Event::TaskTerminate(_) => {}
         }
     }

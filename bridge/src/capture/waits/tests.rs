@@ -168,6 +168,11 @@ fn parses_the_kernels_lines() {
         "230 0x1 0x0 0x7f 0x7f 0x0 0x0"
     );
     assert_eq!(parse_state("12 (tokio (rt) w) S 1 2 3"), Some(b'S'));
+    assert_eq!(
+        parse_faults("12 (tokio (rt) w) S 1 2 3 0 -1 4194624 4242 0 7 0 5 1"),
+        Some((4242, 7))
+    );
+    assert_eq!(parse_faults("12 (w) S 1 2"), None);
     assert_eq!(parse_state("no parenthesis"), None);
 }
 

@@ -9,7 +9,7 @@
 //! | [`span_ids`] | a span's OpenTelemetry ids |
 //! | [`fields`] | span and event field values, `tracing` events inside spans |
 //! | [`os`] | per-thread schedstat samples, perf off-CPU intervals |
-//! | [`waits`] | what a blocked runtime thread was waiting in (sampled from `/proc`) |
+//! | [`waits`] | what a blocked runtime thread was waiting in, its page faults (sampled from `/proc`) |
 //! | [`blocking`] | `granular::spawn_blocking` jobs |
 //! | [`counters`] | the allocation counters poll and span boundaries carry |
 //!
@@ -98,7 +98,7 @@ use span_ids::SpanIds;
 use spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
 use tasks::{PollEnd, PollStart, TaskSpawn, TaskTerminate};
 use threads::{Park, ThreadStart, Unpark};
-use waits::WaitSample;
+use waits::{PageFaults, WaitSample};
 
 /// One event kind's wire form: how the event is written to a ring and read back.
 ///
@@ -163,6 +163,8 @@ pub enum Event<'a> {
     TracingEvent(TracingEvent),
     /// What a blocked runtime thread was waiting in.
     WaitSample(WaitSample<'a>),
+    /// A runtime thread's cumulative page faults.
+    PageFaults(PageFaults),
 }
 
 impl Event<'_> {
@@ -228,6 +230,7 @@ fn locate(records: &[Record], at: usize) -> Option<Located<'_>> {
         Kind::Field => read(h, at, rest, Event::Field),
         Kind::Event => read(h, at, rest, Event::TracingEvent),
         Kind::WaitSample => read(h, at, rest, Event::WaitSample),
+        Kind::PageFaults => read(h, at, rest, Event::PageFaults),
         Kind::Payload => None,
     }
 }

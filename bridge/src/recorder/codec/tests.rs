@@ -12,7 +12,7 @@ use super::span_ids::{SpanIds, TraceRoot};
 use super::spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
 use super::tasks::{PollEnd, PollStart, TaskSpawn, TaskTerminate};
 use super::threads::{Park, ThreadStart, Unpark};
-use super::waits::{self, WaitSample};
+use super::waits::{self, PageFaults, WaitSample};
 use super::*;
 
 const TS: u64 = 1_234;
@@ -195,6 +195,18 @@ fn every_shape(long: &str) -> Vec<Event<'_>> {
         nr: 230,
         text: Text::Given(&long[..waits::MAX_TEXT.min(long.len())]),
     }));
+    all.push(Event::PageFaults(PageFaults {
+        tid: (1 << 22) - 1,
+        minor: u64::MAX,
+        major: 7,
+        inside: true,
+    }));
+    all.push(Event::PageFaults(PageFaults {
+        tid: 1,
+        minor: 0,
+        major: 0,
+        inside: false,
+    }));
     all
 }
 
@@ -221,6 +233,7 @@ fn encode(event: &Event<'_>, ts: u64, ring: &Ring) {
         Event::Field(e) => e.encode(ts, ring),
         Event::TracingEvent(e) => e.encode(ts, ring),
         Event::WaitSample(e) => e.encode(ts, ring),
+        Event::PageFaults(e) => e.encode(ts, ring),
     }
 }
 

@@ -7,6 +7,8 @@
 //!                         w1 = text length
 //!              then ⌈length / 15⌉ payloads with the text's UTF-8 bytes: the kernel's wait
 //!              channel, a tab, what the syscall waits on
+//!  PageFaults  header: OS thread id (bits 0..48) | INSIDE (bit 48)
+//!              payload: w0 = cumulative minor faults, w1 = cumulative major faults
 //! ```
 
 use super::fields::{TEXT_BYTES_PER_RECORD, Text, text_record};
@@ -87,5 +89,44 @@ impl<'a> Codec<'a> for WaitSample<'a> {
             },
         };
         Some((sample, n))
+    }
+}
+
+/// A runtime thread's cumulative page faults (`stat`'s `minflt` and `majflt`), read by the
+/// wait sampler while the thread is inside a request's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageFaults {
+    /// The OS thread id.
+    pub tid: u64,
+    /// Faults served without I/O since the thread started.
+    pub minor: u64,
+    /// Faults that waited for I/O since the thread started.
+    pub major: u64,
+    /// Read while the thread was inside a request's work (else just after it left, or before
+    /// it first entered).
+    pub inside: bool,
+}
+
+/// Set in [`PageFaults`]' header when the thread was inside work.
+const INSIDE: u64 = 1 << STATE_SHIFT;
+
+impl Codec<'_> for PageFaults {
+    const KIND: Kind = Kind::PageFaults;
+
+    fn encode(&self, ts: u64, ring: &Ring) {
+        let inside = if self.inside { INSIDE } else { 0 };
+        ring.push(Record::header(Self::KIND, ts, (self.tid & TID) | inside));
+        ring.push(Record::payload(self.minor, self.major));
+    }
+
+    fn decode(arg: u64, rest: &[Record]) -> Option<(Self, usize)> {
+        let p = payloads(rest, 1)?[0];
+        let faults = PageFaults {
+            tid: arg & TID,
+            minor: p.w0,
+            major: p.arg(),
+            inside: arg & INSIDE != 0,
+        };
+        Some((faults, 1))
     }
 }

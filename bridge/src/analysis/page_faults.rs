@@ -1,0 +1,148 @@
+//! A request's page faults: Rust's answer to "how much did memory cost", beside its
+//! allocations. A first touch of a freshly allocated page is a minor fault (the kernel maps a
+//! zeroed page, ~2–3 µs here); a fault on file-backed memory that waits for the disk is a major
+//! one (its I/O time shows as blocked time, `page_fault` in `granular.blocked.syscall`).
+//!
+//! In: the thread's cumulative fault counts the wait sampler read while it was inside a
+//! request's work ([`Decoded::page_faults`]), and the request's own intervals. Out: the faults
+//! in the union of its intervals on each thread, interpolated between readings (resolution:
+//! the sampler's look, 10 ms), and an estimate of the time the minor ones took.
+
+use super::breakdown::PageFaults;
+use super::decode::{Decoded, FaultReading};
+use super::ranges::merge;
+
+/// A thread's cumulative (minor, major) faults at `t`, from its readings `r` (sorted, at least
+/// two): interpolated between the two around `t`, except across a change between inside and
+/// outside work, where every fault between them is put on the inside side (a thread outside
+/// work — parked, idle — takes none worth telling, and the readings come 10 ms apart).
+fn count_at(r: &[FaultReading], t: u64) -> (f64, f64) {
+    let i = r.partition_point(|x| x.at <= t).clamp(1, r.len() - 1);
+    let (p, q) = (r[i - 1], r[i]);
+    let f = match (p.inside, q.inside) {
+        (false, true) => 0.0,
+        (true, false) => 1.0,
+        _ if q.at > p.at => (t.saturating_sub(p.at)) as f64 / (q.at - p.at) as f64,
+        _ => 1.0,
+    }
+    .clamp(0.0, 1.0);
+    (
+        p.minor as f64 + f * q.minor.saturating_sub(p.minor) as f64,
+        p.major as f64 + f * q.major.saturating_sub(p.major) as f64,
+    )
+}
+
+/// The faults a thread took over `[a, b]`; `None` without readings on both sides.
+fn faults_in(r: &[FaultReading], a: u64, b: u64) -> Option<(u64, u64)> {
+    let (first, last) = (r.first()?, r.last()?);
+    let (a, b) = (a.max(first.at), b.min(last.at));
+    if b <= a || r.len() < 2 {
+        return None;
+    }
+    let ((m0, j0), (m1, j1)) = (count_at(r, a), count_at(r, b));
+    Some((
+        (m1 - m0).max(0.0).round() as u64,
+        (j1 - j0).max(0.0).round() as u64,
+    ))
+}
+
+/// The page faults in `own` (thread id, start, end) intervals, each counted once however they
+/// nest; `None` where no thread of them has readings around its intervals. `fault_ns` is what
+/// one minor fault costs on this machine (measured at start-up), for the estimate.
+pub(crate) fn page_faults(
+    d: &Decoded,
+    own: &[(u64, u64, u64)],
+    fault_ns: Option<u64>,
+) -> Option<PageFaults> {
+    let mut tids: Vec<u64> = own.iter().map(|o| o.0).collect();
+    tids.sort_unstable();
+    tids.dedup();
+    let mut total: Option<PageFaults> = None;
+    for tid in tids {
+        let Some(readings) = d.page_faults.get(&tid).filter(|r| r.len() >= 2) else {
+            continue;
+        };
+        let stretches = merge(
+            own.iter()
+                .filter(|o| o.0 == tid)
+                .map(|o| (o.1, o.2))
+                .collect(),
+        );
+        for (a, b) in stretches {
+            if let Some((minor, major)) = faults_in(readings, a, b) {
+                let t = total.get_or_insert_with(PageFaults::default);
+                t.minor += minor;
+                t.major += major;
+            }
+        }
+    }
+    total.map(|t| PageFaults {
+        est_ns: fault_ns.map(|ns| ns * t.minor),
+        ..t
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::fixtures::decoded;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn faults_are_counted_once_over_nested_intervals_and_interpolated() {
+        let mut d = decoded(Vec::new());
+        // 1,000 minor faults between 10 and 20 ms, 2 major ones between 20 and 30 ms.
+        let reading = |at_ms: u64, minor, major, inside| FaultReading {
+            at: at_ms * MS,
+            minor,
+            major,
+            inside,
+        };
+        d.page_faults.insert(
+            7,
+            vec![
+                reading(0, 100, 0, true),
+                reading(10, 100, 0, true),
+                reading(20, 1_100, 0, true),
+                reading(30, 1_100, 2, true),
+            ],
+        );
+        let own = [(7, 5 * MS, 25 * MS), (7, 8 * MS, 15 * MS), (9, 0, 30 * MS)];
+        let f = page_faults(&d, &own, Some(2_500)).expect("observed");
+        assert_eq!(
+            (f.minor, f.major),
+            (1_000, 1),
+            "the outer interval once; half the majors"
+        );
+        assert_eq!(f.est_ns, Some(2_500_000));
+        let half = page_faults(&d, &[(7, 15 * MS, 20 * MS)], None).unwrap();
+        assert_eq!((half.minor, half.est_ns), (500, None));
+        assert_eq!(
+            page_faults(&d, &[(9, 0, 30 * MS)], None),
+            None,
+            "no readings"
+        );
+        assert_eq!(
+            page_faults(&d, &[(7, 40 * MS, 50 * MS)], None),
+            None,
+            "after them"
+        );
+
+        // Work that began between a reading outside it and the first inside: every fault
+        // between them is the work's, not spread over the idle time before.
+        d.page_faults.insert(
+            8,
+            vec![
+                reading(0, 100, 0, false),
+                reading(1_000, 900, 0, true),
+                reading(1_010, 1_000, 0, false),
+            ],
+        );
+        let f = page_faults(&d, &[(8, 995 * MS, 1_005 * MS)], None).unwrap();
+        assert_eq!(
+            f.minor, 900,
+            "the 800 before the first inside reading and the 100 after"
+        );
+    }
+}
