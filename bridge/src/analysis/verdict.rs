@@ -44,7 +44,7 @@ pub(crate) fn verdict(b: &Breakdown) -> String {
             None => format!(
                 "{head}: the thread slept inside a poll (blocking syscall, lock or sleep in async \
                  code); {}",
-                not_sampled()
+                not_sampled(b.part(Category::BlockedInPoll))
             ),
         },
         Category::OsWait => {
@@ -160,12 +160,18 @@ fn faults_clause(b: &Breakdown) -> Option<String> {
     ))
 }
 
-/// Why a blocked-in-poll verdict names no syscall.
-fn not_sampled() -> &'static str {
-    if crate::capture::waits::period().is_some() {
-        "what it waited in was not sampled (blocks shorter than the wait-sampling period)"
-    } else {
-        "what it waited in is not sampled (wait sampling off)"
+/// Why a blocked-in-poll verdict names no syscall, as far as it is known: a block shorter than
+/// the sampler's look (two sampling periods) is often missed; a longer one was missed for a
+/// reason the analysis cannot see (a thread the sampler does not watch, a rhythm of short
+/// blocks between on-CPU stretches).
+fn not_sampled(blocked_ns: u64) -> String {
+    match crate::capture::waits::period() {
+        None => "what it waited in is not sampled (wait sampling off)".into(),
+        Some(p) if u128::from(blocked_ns) < 2 * p.as_nanos() => format!(
+            "what it waited in was not sampled (blocked less than the wait sampler's {} look)",
+            ms(2 * p.as_nanos() as u64)
+        ),
+        Some(_) => "no wait sample caught what it waited in".into(),
     }
 }
 

@@ -11,6 +11,10 @@
 //!   right away is still seen. An unpark wakes it at most once per rest, and after a wake it
 //!   looks every two periods for [`LINGER`] before resting again, so a service that parks and
 //!   unparks between requests does not wake it per request.
+//!
+//! Each interval is drawn at random within ±25 % of its length: a thread that alternates
+//! between blocking and running in a steady rhythm (a loop of 1 ms disk reads) would otherwise
+//! be looked at in the same phase of it every time, and could read `running` at every look.
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +38,10 @@ pub(crate) struct Pace {
     last_look: Option<Instant>,
     busy_until: Option<Instant>,
     blocked: bool,
+    /// The interval until the next look, jittered.
+    next: Duration,
+    /// xorshift64 state for the jitter.
+    seed: u64,
 }
 
 impl Pace {
@@ -44,7 +52,18 @@ impl Pace {
             last_look: None,
             busy_until: None,
             blocked: false,
+            next: period * 2,
+            seed: 0x9e37_79b9_7f4a_7c15,
         }
+    }
+
+    /// `base` scaled by a random factor in [0.75, 1.25).
+    fn jittered(&mut self, base: Duration) -> Duration {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let unit = (self.seed >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64(0.75 + unit / 2.0)
     }
 
     /// Time between looks now: one period while a thread is blocked, else two.
@@ -59,15 +78,15 @@ impl Pace {
     /// Whether a look is due at `now` (an eighth of the interval early counts: the sampler's
     /// own sleeps overshoot).
     pub(crate) fn due(&self, now: Instant) -> bool {
-        self.last_look.is_none_or(|at| {
-            now.saturating_duration_since(at) >= self.interval() - self.interval() / 8
-        })
+        self.last_look
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.next - self.next / 8)
     }
 
     /// Records a look at `now` that found `seen`.
     pub(crate) fn looked(&mut self, now: Instant, seen: Seen) {
         self.last_look = Some(now);
         self.blocked = seen.blocked;
+        self.next = self.jittered(self.interval());
         if seen.inside_work || self.busy_until.is_none() {
             self.busy_until = Some(now + LINGER);
         }
@@ -84,7 +103,7 @@ impl Pace {
     pub(crate) fn cap(&self, now: Instant) -> Option<Duration> {
         self.busy_until
             .filter(|until| now < *until)
-            .map(|_| self.interval())
+            .map(|_| self.next)
     }
 }
 
@@ -94,34 +113,60 @@ mod tests {
 
     const P: Duration = Duration::from_millis(5);
 
+    /// Whether `cap` is `base` within the jitter.
+    fn about(cap: Option<Duration>, base: Duration) -> bool {
+        cap.is_some_and(|c| c >= base.mul_f64(0.75) && c < base.mul_f64(1.25))
+    }
+
     #[test]
     fn looks_every_two_periods_while_busy_every_period_while_blocked_then_rests() {
         let t0 = Instant::now();
         let mut pace = Pace::new(P);
         assert!(pace.due(t0));
         pace.looked(t0, Seen::default());
-        pace.looked(
-            t0,
-            Seen {
-                inside_work: true,
-                blocked: false,
-            },
-        );
-        assert_eq!(pace.cap(t0), Some(2 * P));
+        let busy = Seen {
+            inside_work: true,
+            blocked: false,
+        };
+        pace.looked(t0, busy);
+        assert!(about(pace.cap(t0), 2 * P));
         assert!(!pace.due(t0 + P));
-        assert!(pace.due(t0 + 2 * P));
-        pace.looked(
-            t0 + 2 * P,
-            Seen {
-                inside_work: true,
-                blocked: true,
-            },
-        );
-        assert_eq!(pace.cap(t0 + 2 * P), Some(P));
         assert!(pace.due(t0 + 3 * P));
-        pace.looked(t0 + 3 * P, Seen::default());
-        assert_eq!(pace.cap(t0 + 3 * P), Some(2 * P), "lingers");
-        assert_eq!(pace.cap(t0 + 3 * P + LINGER), None, "then rests");
+        let blocked = Seen {
+            inside_work: true,
+            blocked: true,
+        };
+        pace.looked(t0 + 3 * P, blocked);
+        assert!(about(pace.cap(t0 + 3 * P), P));
+        assert!(pace.due(t0 + 5 * P));
+        pace.looked(t0 + 5 * P, Seen::default());
+        assert!(about(pace.cap(t0 + 5 * P), 2 * P), "lingers");
+        assert_eq!(pace.cap(t0 + 5 * P + LINGER), None, "then rests");
+    }
+
+    #[test]
+    fn intervals_are_jittered() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(P);
+        let busy = Seen {
+            inside_work: true,
+            blocked: false,
+        };
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            pace.looked(t0, busy);
+            let cap = pace.cap(t0).expect("busy");
+            assert!(about(Some(cap), 2 * P), "{cap:?}");
+            seen.push(cap);
+        }
+        seen.sort();
+        seen.dedup();
+        assert!(seen.len() > 50, "{} distinct intervals of 100", seen.len());
+        let (lo, hi) = (seen[0], seen[seen.len() - 1]);
+        assert!(
+            lo < (2 * P).mul_f64(0.85) && hi > (2 * P).mul_f64(1.15),
+            "{lo:?}..{hi:?}"
+        );
     }
 
     #[test]
@@ -133,6 +178,6 @@ mod tests {
         assert_eq!(pace.cap(later), None);
         pace.woken(later);
         assert!(pace.due(later));
-        assert_eq!(pace.cap(later + LINGER / 2), Some(2 * P));
+        assert!(about(pace.cap(later + LINGER / 2), 2 * P));
     }
 }
