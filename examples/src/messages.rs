@@ -39,6 +39,10 @@ pub struct MessagesResponse {
     /// Bytes the `alloc` and `nested_alloc` pathologies allocated.
     #[serde(skip_serializing_if = "Option::is_none")]
     allocated_bytes: Option<u64>,
+    /// Minor page faults the whole process took during the `nested_alloc` pathology
+    /// (`getrusage(RUSAGE_SELF)`: its task may move between workers at each yield).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    minor_faults: Option<u64>,
     /// Trace id the downstream hop reported: equal to `trace_id` when propagation works.
     #[serde(skip_serializing_if = "Option::is_none")]
     downstream_trace_id: Option<String>,
@@ -90,6 +94,7 @@ pub async fn messages(
     let cached = steps::cache_lookup(token, pace).await;
 
     let mut allocated_bytes = None;
+    let mut minor_faults = None;
     let mut downstream_trace_id = None;
     let mut child_cpu = None;
     let mut waited_on = None;
@@ -119,7 +124,9 @@ pub async fn messages(
             pathology::cpu_on_blocking_pool_from_unspanned_child(cpu).await?;
         }
         Pathology::NestedAlloc { mib } => {
+            let before = pathology::process_minor_faults();
             allocated_bytes = Some(pathology::nested_allocation_storm(mib).await);
+            minor_faults = Some(pathology::process_minor_faults().saturating_sub(before));
         }
         Pathology::Fanout { tasks, delay } => pathology::fan_out(tasks, delay).await?,
         Pathology::BlockingSpans { jobs, sleep } => {
@@ -153,6 +160,7 @@ pub async fn messages(
         messages,
         pathology: pathology.kind().name(),
         allocated_bytes,
+        minor_faults,
         downstream_trace_id,
         waited_on,
     }))

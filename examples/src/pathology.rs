@@ -402,6 +402,16 @@ pub async fn cpu_on_blocking_pool_from_unspanned_child(cpu: Duration) -> Result<
 /// Pieces of the nested storm: 1 KiB each, a yield after every MiB.
 const NESTED_PIECE: usize = 1024;
 
+/// Minor page faults the process took so far (`getrusage(RUSAGE_SELF)`).
+pub fn process_minor_faults() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage.ru_minflt as u64
+    }
+}
+
 /// Allocates `mib` MiB in 1 KiB pieces inside the span `alloc.Storm`, yielding to the runtime
 /// after every MiB and keeping every piece until the end; returns the bytes allocated,
 /// including the list that holds the pieces.

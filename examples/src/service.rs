@@ -371,10 +371,10 @@ mod tests {
             );
         }
         let (status, _, body) =
-            get(&format!("{base}/messages?pathology=disk_read&mib=65"), &[]).await;
+            get(&format!("{base}/messages?pathology=disk_read&mib=129"), &[]).await;
         assert_eq!(status, 400, "{body}");
         assert!(
-            body.contains("`mib` must be a whole number from 0 to 64"),
+            body.contains("`mib` must be a whole number from 0 to 128"),
             "{body}"
         );
         let (_, _, body) = get(&format!("{base}/messages?pathology=alloc&mib=1"), &[]).await;

@@ -80,7 +80,7 @@ const WAIT_MS: u64 = 60;
 const LOCK_HOLD_MS: u64 = 70;
 const LOCK_WAITER_DELAY: Duration = Duration::from_millis(10);
 /// w7: MiB read with O_DIRECT (about 1 ms each on a virtio disk).
-const DISK_MIB: u64 = 64;
+const DISK_MIB: u64 = 128;
 
 /// A scenario: runs against Jaeger, returns its table rows.
 type Scenario = fn(&Jaeger) -> Vec<Row>;
@@ -520,6 +520,28 @@ fn nested_allocations(jaeger: &Jaeger) -> Vec<Row> {
     );
     row.check_bytes(root, "root ", allocated);
     row.check_bytes(storm, "alloc.Storm ", allocated);
+    // Page faults: the kernel's count for the whole process over the storm, which the storm's
+    // fresh heap pages are nearly all of.
+    let kernel = minor_faults(&response);
+    row.expected.push_str(&format!(
+        "; granular.page_faults.minor of alloc.Storm ≈ {kernel} (the process's minor faults \
+         over the storm, getrusage)"
+    ));
+    match storm.tag_i64("granular.page_faults.minor") {
+        Some(faults) => {
+            row.observe(format!(
+                "alloc.Storm page_faults.minor {faults}, est_us {}",
+                storm
+                    .tag_i64("granular.page_faults.est_us")
+                    .map_or("absent".into(), |v| v.to_string())
+            ));
+            row.require(
+                (faults - kernel as i64).unsigned_abs() * 10 <= kernel,
+                format!("page faults {faults} vs the kernel's {kernel} (over 10 % apart)"),
+            );
+        }
+        None => row.require(false, "alloc.Storm has no granular.page_faults.minor"),
+    }
     row.finish_parts(&[root, storm]);
     vec![row]
 }
@@ -1336,6 +1358,11 @@ fn waited_ms(truth: &Value) -> f64 {
 fn allocated_bytes(response: &Response) -> u64 {
     let body: Value = serde_json::from_str(&response.body).expect("JSON body");
     body["allocated_bytes"].as_u64().expect("allocated_bytes")
+}
+
+fn minor_faults(response: &Response) -> u64 {
+    let body: Value = serde_json::from_str(&response.body).expect("JSON body");
+    body["minor_faults"].as_u64().expect("minor_faults")
 }
 
 fn mib(bytes: u64) -> f64 {

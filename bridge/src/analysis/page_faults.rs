@@ -10,20 +10,27 @@
 
 use super::breakdown::PageFaults;
 use super::decode::{Decoded, FaultReading};
+use super::os_time;
 use super::ranges::merge;
 
 /// A thread's cumulative (minor, major) faults at `t`, from its readings `r` (sorted, at least
-/// two): interpolated between the two around `t`, except across a change between inside and
-/// outside work, where every fault between them is put on the inside side (a thread outside
-/// work — parked, idle — takes none worth telling, and the readings come 10 ms apart).
-fn count_at(r: &[FaultReading], t: u64) -> (f64, f64) {
+/// two). Faults are taken by running code, so between the two readings around `t` they are
+/// spread by the thread's busy time (`busy(a, b)`: on CPU or runnable, where the OS sources
+/// say; else wall time), not by wall time: a worker that ran the request's poll and then
+/// parked took its faults in the poll. Across a change between inside and outside work every
+/// fault between the two readings is put on the inside side (the readings come ~10 ms apart).
+fn count_at(r: &[FaultReading], t: u64, busy: &impl Fn(u64, u64) -> u64) -> (f64, f64) {
     let i = r.partition_point(|x| x.at <= t).clamp(1, r.len() - 1);
     let (p, q) = (r[i - 1], r[i]);
+    let share = |a: u64, b: u64| match busy(p.at, q.at) {
+        0 if q.at > p.at => (b.saturating_sub(a)) as f64 / (q.at - p.at) as f64,
+        0 => 1.0,
+        all => busy(a, b) as f64 / all as f64,
+    };
     let f = match (p.inside, q.inside) {
         (false, true) => 0.0,
         (true, false) => 1.0,
-        _ if q.at > p.at => (t.saturating_sub(p.at)) as f64 / (q.at - p.at) as f64,
-        _ => 1.0,
+        _ => share(p.at, t.max(p.at)),
     }
     .clamp(0.0, 1.0);
     (
@@ -33,13 +40,18 @@ fn count_at(r: &[FaultReading], t: u64) -> (f64, f64) {
 }
 
 /// The faults a thread took over `[a, b]`; `None` without readings on both sides.
-fn faults_in(r: &[FaultReading], a: u64, b: u64) -> Option<(u64, u64)> {
+fn faults_in(
+    r: &[FaultReading],
+    a: u64,
+    b: u64,
+    busy: &impl Fn(u64, u64) -> u64,
+) -> Option<(u64, u64)> {
     let (first, last) = (r.first()?, r.last()?);
     let (a, b) = (a.max(first.at), b.min(last.at));
     if b <= a || r.len() < 2 {
         return None;
     }
-    let ((m0, j0), (m1, j1)) = (count_at(r, a), count_at(r, b));
+    let ((m0, j0), (m1, j1)) = (count_at(r, a, busy), count_at(r, b, busy));
     Some((
         (m1 - m0).max(0.0).round() as u64,
         (j1 - j0).max(0.0).round() as u64,
@@ -69,7 +81,8 @@ pub(crate) fn page_faults(
                 .collect(),
         );
         for (a, b) in stretches {
-            if let Some((minor, major)) = faults_in(readings, a, b) {
+            let busy = |x: u64, y: u64| os_time::busy_in(d, tid, x, y);
+            if let Some((minor, major)) = faults_in(readings, a, b, &busy) {
                 let t = total.get_or_insert_with(PageFaults::default);
                 t.minor += minor;
                 t.major += major;
@@ -144,5 +157,27 @@ mod tests {
             f.minor, 900,
             "the 800 before the first inside reading and the 100 after"
         );
+    }
+
+    /// A worker ran the request's poll for the first 10 ms between two readings, then slept:
+    /// every fault between the readings is the poll's, not half of them.
+    #[test]
+    fn faults_follow_the_threads_busy_time_between_readings() {
+        let mut d = decoded(Vec::new());
+        d.taken_at = 100 * MS;
+        d.off_cpu
+            .insert(7, vec![(0, 0, false), (10 * MS, 20 * MS, false)]);
+        let reading = |at_ms: u64, minor| FaultReading {
+            at: at_ms * MS,
+            minor,
+            major: 0,
+            inside: true,
+        };
+        d.page_faults
+            .insert(7, vec![reading(0, 0), reading(20, 1_000)]);
+        let poll = page_faults(&d, &[(7, 0, 10 * MS)], None).unwrap();
+        assert_eq!(poll.minor, 1_000);
+        let asleep = page_faults(&d, &[(7, 10 * MS, 20 * MS)], None).unwrap();
+        assert_eq!(asleep.minor, 0);
     }
 }

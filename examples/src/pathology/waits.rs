@@ -232,7 +232,7 @@ pub fn socket(delay: Duration) -> io::Result<WaitTruth> {
 }
 
 /// Size of the file `disk_read` reads from, MiB: the largest `mib` it accepts.
-pub const DISK_FILE_MIB: u64 = 64;
+pub const DISK_FILE_MIB: u64 = 128;
 /// `O_DIRECT` reads need buffers, offsets and lengths aligned to the device's block size;
 /// 4 KiB covers the common ones.
 const DIRECT_ALIGN: usize = 4096;
