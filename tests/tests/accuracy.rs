@@ -713,14 +713,12 @@ fn wait_sleep(jaeger: &Jaeger) -> Vec<Row> {
             "{WAIT_MS} ms in clock_nanosleep, object “std::thread::sleep ({WAIT_MS} ms requested)”"
         ),
         |demo| {
-            let response = demo.get(&path).expect("GET");
-            vec![WaitCase {
-                trace_id: ok_trace_id(&response),
-                blocked_ms: WAIT_MS as f64,
-                syscall: "clock_nanosleep",
-                object: format!("std::thread::sleep ({WAIT_MS} ms requested)"),
-                holder_trace_id: None,
-            }]
+            single_case(demo, &path, "clock_nanosleep", |_| {
+                (
+                    WAIT_MS as f64,
+                    format!("std::thread::sleep ({WAIT_MS} ms requested)"),
+                )
+            })
         },
     )
 }
@@ -772,15 +770,13 @@ fn wait_command_output(jaeger: &Jaeger) -> Vec<Row> {
              of child <pid> (sleep)”"
         ),
         |demo| {
-            let response = demo.get(&path).expect("GET");
-            let truth = waited_on(&response);
-            vec![WaitCase {
-                trace_id: ok_trace_id(&response),
-                blocked_ms: waited_ms(&truth),
-                syscall: "poll",
-                object: format!("pipes of child {} (sleep)", truth["pid"]),
-                holder_trace_id: None,
-            }]
+            single_case(demo, &path, "poll", |response| {
+                let truth = waited_on(response);
+                (
+                    waited_ms(&truth),
+                    format!("pipes of child {} (sleep)", truth["pid"]),
+                )
+            })
         },
     )
 }
@@ -797,15 +793,10 @@ fn wait_command_status(jaeger: &Jaeger) -> Vec<Row> {
              <pid> (sleep)”"
         ),
         |demo| {
-            let response = demo.get(&path).expect("GET");
-            let truth = waited_on(&response);
-            vec![WaitCase {
-                trace_id: ok_trace_id(&response),
-                blocked_ms: waited_ms(&truth),
-                syscall: "wait4",
-                object: format!("child {} (sleep)", truth["pid"]),
-                holder_trace_id: None,
-            }]
+            single_case(demo, &path, "wait4", |response| {
+                let truth = waited_on(response);
+                (waited_ms(&truth), format!("child {} (sleep)", truth["pid"]))
+            })
         },
     )
 }
@@ -819,15 +810,13 @@ fn wait_fifo(jaeger: &Jaeger) -> Vec<Row> {
         ("w5", "blocking read of a fifo"),
         &format!("the read the handler measured (≈ {WAIT_MS} ms) in read, object “fifo <path>”"),
         |demo| {
-            let response = demo.get(&path).expect("GET");
-            let truth = waited_on(&response);
-            vec![WaitCase {
-                trace_id: ok_trace_id(&response),
-                blocked_ms: waited_ms(&truth),
-                syscall: "read",
-                object: format!("fifo {}", truth["path"].as_str().expect("path")),
-                holder_trace_id: None,
-            }]
+            single_case(demo, &path, "read", |response| {
+                let truth = waited_on(response);
+                (
+                    waited_ms(&truth),
+                    format!("fifo {}", truth["path"].as_str().expect("path")),
+                )
+            })
         },
     )
 }
@@ -844,16 +833,14 @@ fn wait_socket(jaeger: &Jaeger) -> Vec<Row> {
              (local <local>)”"
         ),
         |demo| {
-            let response = demo.get(&path).expect("GET");
-            let truth = waited_on(&response);
-            let address = |k: &str| truth[k].as_str().expect(k).to_owned();
-            vec![WaitCase {
-                trace_id: ok_trace_id(&response),
-                blocked_ms: waited_ms(&truth),
-                syscall: "recvfrom",
-                object: format!("socket {} (local {})", address("peer"), address("local")),
-                holder_trace_id: None,
-            }]
+            single_case(demo, &path, "recvfrom", |response| {
+                let truth = waited_on(response);
+                let address = |k: &str| truth[k].as_str().expect(k).to_owned();
+                (
+                    waited_ms(&truth),
+                    format!("socket {} (local {})", address("peer"), address("local")),
+                )
+            })
         },
     )
 }
@@ -871,16 +858,14 @@ fn wait_disk_read(jaeger: &Jaeger) -> Vec<Row> {
              handler; {DISK_MIB} MiB) in read, object “file <path>”"
         ),
         |demo| {
-            let response = demo.get(&path).expect("GET");
-            let truth = waited_on(&response);
-            let cpu_ms = truth["cpu_us"].as_u64().expect("cpu_us") as f64 / 1000.0;
-            vec![WaitCase {
-                trace_id: ok_trace_id(&response),
-                blocked_ms: waited_ms(&truth) - cpu_ms,
-                syscall: "read",
-                object: format!("file {}", truth["path"].as_str().expect("path")),
-                holder_trace_id: None,
-            }]
+            single_case(demo, &path, "read", |response| {
+                let truth = waited_on(response);
+                let cpu_ms = truth["cpu_us"].as_u64().expect("cpu_us") as f64 / 1000.0;
+                (
+                    waited_ms(&truth) - cpu_ms,
+                    format!("file {}", truth["path"].as_str().expect("path")),
+                )
+            })
         },
     )
 }
@@ -896,6 +881,25 @@ struct WaitCase {
     /// The other request of the case that held a lock: how often `granular.blocked.holder`
     /// names it is reported (a likelihood by the library's own account), not asserted.
     holder_trace_id: Option<String>,
+}
+
+/// One request to `path` blocked in `syscall`; `truth` gives, from the answer, the blocked time
+/// (ms) and the object the span must name.
+fn single_case(
+    demo: &mut Demo,
+    path: &str,
+    syscall: &'static str,
+    truth: impl Fn(&Response) -> (f64, String),
+) -> Vec<WaitCase> {
+    let response = demo.get(path).expect("GET");
+    let (blocked_ms, object) = truth(&response);
+    vec![WaitCase {
+        trace_id: ok_trace_id(&response),
+        blocked_ms,
+        syscall,
+        object,
+        holder_trace_id: None,
+    }]
 }
 
 /// Starts a demo, warms it with one run, then runs `one` [`WAIT_RUNS`] times and checks each
