@@ -15,7 +15,9 @@ usage: load-driver --url http://127.0.0.1:PORT [options]
   --mix SPEC         share of slow requests, e.g. \"block=2%,report=1%\" (default:
                      block=2%,blockfile=1%,alloc=1%,spawn_blocking=1%,downstream=1%,child=1%,report=1%;
                      \"\" for none). Kinds: block, blockfile, alloc, spawn_blocking, downstream,
-                     child, sleep, fanout, blocking_spans, lock, report
+                     child, sleep, tokio_blocking, child_blocking, nested_alloc, fanout,
+                     blocking_spans, lock, std_lock, command, command_status, fifo, socket,
+                     disk_read, report
   --seed N           seed of the request mix (default: random, printed in the summary)
   --concurrency N    most requests in flight (default 64)
   --hogs N           /report hogs sent per `report` request, match DEMO_WORKERS (default 2)
@@ -134,6 +136,34 @@ fn whole(flag: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::pathology::PathologyKind;
+
+    /// The usage text once listed only the kinds there were when it was written.
+    #[test]
+    fn usage_lists_every_kind_the_mix_accepts() {
+        let listed = USAGE
+            .split("Kinds:")
+            .nth(1)
+            .expect("a Kinds: list")
+            .split("--seed")
+            .next()
+            .unwrap_or_default();
+        let listed: Vec<&str> = listed
+            .split([',', ' ', '\n'])
+            .filter(|w| !w.is_empty())
+            .collect();
+        for kind in PathologyKind::ALL
+            .into_iter()
+            .filter(|&k| k != PathologyKind::None)
+        {
+            assert!(
+                listed.contains(&kind.name()),
+                "{} is not in the usage",
+                kind.name()
+            );
+        }
+    }
+
     use super::*;
 
     fn run(args: &[&str]) -> Result<LoadArgs, String> {
