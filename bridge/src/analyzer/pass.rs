@@ -23,8 +23,9 @@ impl<P: SpanProcessor> Analyzer<P> {
         mut spans: Vec<(SpanData, Judgement)>,
         rebuilds: &[RebuildRequest],
     ) {
-        // Context switches still in the kernel's rings, and the threads' schedstat right now,
-        // belong to the windows analyzed now (the sampler thread may lag under load).
+        // Context switches still in the kernel's rings, and the threads' schedstat and page
+        // faults right now, belong to the windows analyzed now (the sampler thread may lag
+        // under load, and looks at threads only every 10 ms).
         crate::capture::perf::drain_all();
         crate::capture::os::sample_now();
         let cal = Calibration::now();

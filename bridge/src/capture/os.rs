@@ -109,11 +109,16 @@ pub(crate) fn sampling() -> bool {
     RUNNING.load(Ordering::Relaxed) && SCHEDSTAT.load(Ordering::Relaxed)
 }
 
-/// Takes one schedstat sample of every registered thread now (the analyzer calls it before
-/// each snapshot so the latest intervals are covered).
+/// Takes one schedstat sample of every registered thread now, and one look of the wait
+/// sampler (the analyzer calls it before each snapshot so the latest intervals are covered: a
+/// request that ended since the sampler's last look has its threads' page faults read at its
+/// end, not 10 ms before it).
 pub(crate) fn sample_now() {
     if sampling() {
         sample_all();
+    }
+    if super::waits::period().is_some() {
+        super::waits::sample();
     }
 }
 

@@ -125,15 +125,20 @@ pub fn breakdowns_name_the_cause(perf: bool) {
     crate::composed::set_global_subscriber(&provider);
     let rt = crate::composed::runtime(1);
 
-    // 1. CPU hog holding the only worker while the request's timer fires.
+    // 1. CPU hog holding the only worker while the request's timer fires. The hog starts once
+    //    the request has armed its timer: after a fixed 1 ms sleep instead, a loaded machine
+    //    let the request finish before the hog began, and the request did not violate.
     rt.block_on(async {
+        let (armed, timer_set) = tokio::sync::oneshot::channel();
         let req = tokio::spawn(
-            async {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            async move {
+                let timer = tokio::time::sleep(Duration::from_millis(5));
+                let _ = armed.send(());
+                timer.await;
             }
             .instrument(tracing::info_span!("GET /messages")),
         );
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        timer_set.await.unwrap();
         let hog = tokio::spawn(async { burn(80) }.instrument(tracing::info_span!("GET /report")));
         req.await.unwrap();
         hog.await.unwrap();
