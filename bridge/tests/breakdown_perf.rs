@@ -2,6 +2,8 @@
 
 #[path = "support/composed.rs"]
 mod composed;
+#[path = "support/in_memory.rs"]
+mod in_memory;
 #[path = "support/breakdown.rs"]
 mod scenarios;
 

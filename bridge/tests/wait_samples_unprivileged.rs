@@ -4,12 +4,13 @@
 
 #[path = "support/composed.rs"]
 mod composed;
+#[path = "support/in_memory.rs"]
+mod in_memory;
 
 use std::process::Command;
 use std::time::Duration;
 
 use granular::{ArtifactSink, Config, SloRules};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor};
 use tracing::Instrument;
 
 /// Set in the environment of the run as `nobody`.
@@ -77,16 +78,7 @@ fn blocked_poll_is_named(euid: u32) {
         sources.active().contains("os.wait_samples"),
         "wait sampling is not active as uid {euid}: {sources}"
     );
-    let exporter = InMemorySpanExporter::default();
-    let processor = granular::GranularProcessor::new(
-        SimpleSpanProcessor::new(exporter.clone()),
-        cfg,
-        sources.active(),
-    );
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .build();
-    composed::set_global_subscriber(&provider);
+    let (exporter, provider) = in_memory::install(cfg, &sources);
     let rt = composed::runtime(1);
     rt.block_on(async {
         tokio::spawn(

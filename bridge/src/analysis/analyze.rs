@@ -76,7 +76,7 @@ pub(crate) fn analyze_with(d: &Decoded, target: &Target, light: bool) -> Breakdo
         own,
     } = sweep(activity.marks);
     let (mut intervals, mut blocked_on) = own_time(d, own, &mut parts);
-    let pool_blocked_on = pool_waits(d, &work);
+    let pool_blocked_on = pool_waits(d, &activity.jobs_run);
     if let (Some(top), Some(period)) = (blocked_on.first_mut(), crate::capture::waits::period()) {
         blocked_on::name_holder(d, &work.spans, top, period.as_nanos() as u64);
     }
@@ -140,6 +140,8 @@ struct Activity {
     counted: Vec<Counted>,
     /// OS threads its work ran on (for the artifact).
     threads: IdSet<u64>,
+    /// Its `granular::spawn_blocking` jobs that started: (pool thread, start, end).
+    jobs_run: Vec<(u64, u64, u64)>,
 }
 
 impl Activity {
@@ -149,6 +151,7 @@ impl Activity {
             polls: 0,
             counted: Vec::new(),
             threads: IdSet::default(),
+            jobs_run: Vec::new(),
         };
         for (ti, t) in d.threads.iter().enumerate() {
             let own = Tag::OwnWork { thread: ti };
@@ -201,6 +204,9 @@ impl Activity {
             if work.spans.contains(&j.span) || work.tasks.contains(&j.task) {
                 let done = j.ended.unwrap_or(d.taken_at);
                 a.marks.push(j.queued, done, Tag::Pool);
+                if let Some(started) = j.started {
+                    a.jobs_run.push((j.tid, started, done.max(started)));
+                }
             }
         }
         a
@@ -311,21 +317,14 @@ fn own_time(
 
 /// What the request's `granular::spawn_blocking` jobs waited in while their threads were
 /// blocked, as [`own_time`] tells it for polls.
-fn pool_waits(d: &Decoded, work: &RequestWork) -> Vec<BlockedOn> {
+fn pool_waits(d: &Decoded, jobs_run: &[(u64, u64, u64)]) -> Vec<BlockedOn> {
     let mut all = Vec::new();
-    for j in d.jobs.values() {
-        let (Some(start), true) = (
-            j.started,
-            work.spans.contains(&j.span) || work.tasks.contains(&j.task),
-        ) else {
-            continue;
-        };
-        let end = j.ended.unwrap_or(d.taken_at).max(start);
-        let blocked = os_time::split(d, j.tid, start, end).blocked;
+    for &(tid, start, end) in jobs_run {
+        let blocked = os_time::split(d, tid, start, end).blocked;
         if blocked > 0 {
             blocked_on::merge(
                 &mut all,
-                blocked_on::in_stretch(d, j.tid, start, end, blocked),
+                blocked_on::in_stretch(d, tid, start, end, blocked),
             );
         }
     }

@@ -162,7 +162,7 @@ pub struct PageFaults {
     pub minor: u64,
     /// Waited for I/O (file-backed memory).
     pub major: u64,
-    /// The minor faults' time, estimated from a per-fault cost measured at start-up.
+    /// The minor faults' time, estimated from a per-fault cost the sampler measured.
     pub est_ns: Option<u64>,
 }
 

@@ -60,7 +60,7 @@ fn faults_in(
 
 /// The page faults in `own` (thread id, start, end) intervals, each counted once however they
 /// nest; `None` where no thread of them has readings around its intervals. `fault_ns` is what
-/// one minor fault costs on this machine (measured at start-up), for the estimate.
+/// one minor fault costs on this machine (measured by the sampler thread as it starts), for the estimate.
 pub(crate) fn page_faults(
     d: &Decoded,
     own: &[(u64, u64, u64)],

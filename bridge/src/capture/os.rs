@@ -62,6 +62,7 @@ pub(crate) fn start(hz: u32, schedstat: bool) -> Result<(), String> {
         .name("granular-os-sampler".into())
         .spawn(move || {
             super::waits::set_sampler(std::thread::current());
+            super::waits::measure_fault_cost_once();
             let mut period = base;
             let mut pace = super::waits::period().map(Pace::new);
             loop {

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use granular::SloRules;
 use granular::{ArtifactSink, Config, Detail};
 use opentelemetry::Value;
-use opentelemetry_sdk::trace::{
-    InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor, SpanData,
-};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracing::Instrument;
 
 fn attr(span: &SpanData, key: &str) -> Option<Value> {
@@ -113,16 +111,7 @@ pub fn breakdowns_name_the_cause(perf: bool) {
         perf && granular::__internal::capture::probe().is_ok(),
         "{sources}"
     );
-    let exporter = InMemorySpanExporter::default();
-    let processor = granular::GranularProcessor::new(
-        SimpleSpanProcessor::new(exporter.clone()),
-        cfg,
-        sources.active(),
-    );
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .build();
-    crate::composed::set_global_subscriber(&provider);
+    let (exporter, provider) = crate::in_memory::install(cfg, &sources);
     let rt = crate::composed::runtime(1);
 
     // 1. CPU hog holding the only worker while the request's timer fires. The hog starts once

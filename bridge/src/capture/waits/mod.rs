@@ -77,15 +77,22 @@ pub(crate) fn available() -> Result<(), String> {
 pub fn enable(hz: u32) -> Result<(), String> {
     available()?;
     HZ.store(hz, Ordering::Relaxed);
-    FAULT_NS.get_or_init(measure_fault_cost);
     Ok(())
 }
 
-/// What one minor page fault cost when measured at [`enable`], ns.
+/// What one minor page fault cost when the sampler thread measured it at its start, ns.
 static FAULT_NS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
 
-/// What one minor page fault costs on this machine (a first touch of an anonymous page),
-/// measured once when sampling was enabled; `None` before, or where it could not be measured.
+/// Measures what a page fault costs, once, on the calling thread (the sampler's, as it starts:
+/// off the application's start-up path).
+pub(crate) fn measure_fault_cost_once() {
+    if period().is_some() {
+        FAULT_NS.get_or_init(measure_fault_cost);
+    }
+}
+
+/// What one minor page fault costs on this machine (a first touch of an anonymous page);
+/// `None` before the sampler measured it, or where it could not be measured.
 pub(crate) fn fault_cost_ns() -> Option<u64> {
     FAULT_NS.get().copied().flatten()
 }
@@ -200,15 +207,18 @@ pub fn sample() -> Seen {
             w.ring = recorder.ring_of(w.tid);
         }
         let inside = w.ring.is_some_and(inside_work);
-        if inside || w.was_inside != Some(false) {
-            page_faults(w, inside);
+        let stat = (inside || w.was_inside != Some(false))
+            .then(|| read(&w.stat))
+            .flatten();
+        if let Some(stat) = &stat {
+            page_faults(w.tid, stat, inside);
         }
         w.was_inside = Some(inside);
         if !inside {
             continue;
         }
         seen.inside_work = true;
-        seen.blocked |= sample_thread(w);
+        seen.blocked |= sample_thread(w, stat.as_deref());
     }
     seen
 }
@@ -260,15 +270,16 @@ fn inside(newest_first: impl Iterator<Item = Kind>) -> bool {
     wrote_inside
 }
 
-/// Reads one thread; writes a sample and returns true when it is blocked.
-fn sample_thread(w: &mut Watched) -> bool {
+/// Reads one thread (`stat`: its `stat` line read at this look); writes a sample and returns
+/// true when it is blocked.
+fn sample_thread(w: &mut Watched, stat: Option<&str>) -> bool {
     let Some(line) = read(&w.syscall) else {
         return false;
     };
     let Some((nr, args)) = parse_syscall(&line) else {
         return false; // running
     };
-    let Some(state) = read(&w.stat).and_then(|s| parse_state(&s)) else {
+    let Some(state) = stat.and_then(parse_state) else {
         return false;
     };
     if state != b'S' && state != b'D' {
@@ -345,11 +356,11 @@ fn syscall_key(line: &str) -> String {
     fields[..keep].join(" ")
 }
 
-/// Records the thread's cumulative page faults, from its `stat`.
-fn page_faults(w: &Watched, inside: bool) {
-    if let Some((minor, major)) = read(&w.stat).and_then(|s| parse_faults(&s)) {
+/// Records thread `tid`'s cumulative page faults, from its `stat` line.
+fn page_faults(tid: u64, stat: &str, inside: bool) {
+    if let Some((minor, major)) = parse_faults(stat) {
         recorder::write(&PageFaults {
-            tid: w.tid,
+            tid,
             minor,
             major,
             inside,
@@ -357,18 +368,23 @@ fn page_faults(w: &Watched, inside: bool) {
     }
 }
 
+/// The fields of a `stat` line after the command (whose name may hold spaces and
+/// parentheses): the state letter first.
+fn after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace())
+}
+
 /// `minflt` and `majflt` of a `stat` line (fields 10 and 12).
 fn parse_faults(stat: &str) -> Option<(u64, u64)> {
-    let mut after = stat[stat.rfind(')')? + 1..].split_whitespace().skip(7);
+    let mut after = after_comm(stat)?.skip(7);
     let minor = after.next()?.parse().ok()?;
     let major = after.nth(1)?.parse().ok()?;
     Some((minor, major))
 }
 
-/// The state letter of a `stat` line (the field after the command's closing parenthesis).
+/// The state letter of a `stat` line.
 fn parse_state(stat: &str) -> Option<u8> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.trim_start().bytes().next()
+    after_comm(stat)?.next()?.bytes().next()
 }
 
 /// The sampler thread, for [`wake_sampler`].
