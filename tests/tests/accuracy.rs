@@ -85,31 +85,37 @@ const DISK_MIB: u64 = 128;
 /// A scenario: runs against Jaeger, returns its table rows.
 type Scenario = fn(&Jaeger) -> Vec<Row>;
 
+/// Every scenario, by the number its rows carry.
+const SCENARIOS: &[(&str, Scenario)] = &[
+    ("1", cpu_hog),
+    ("2", blocking_call),
+    ("3", os_preemption),
+    ("4", blocking_pool),
+    ("5", allocation_storm),
+    ("6", slow_downstream),
+    ("7", unspanned_child),
+    ("8", concurrent_requests),
+    ("9", pool_work_no_span_follows),
+    ("10", nested_allocations),
+    ("w1", wait_sleep),
+    ("w2", wait_std_lock),
+    ("w3", wait_command_output),
+    ("w4", wait_command_status),
+    ("w5", wait_fifo),
+    ("w6", wait_socket),
+    ("w7", wait_disk_read),
+];
+
 /// Runs every scenario, writes the table when asked, then asserts.
 #[test]
 fn breakdowns_match_injected_ground_truth() {
     let jaeger = Jaeger::shared().expect("start Jaeger");
     let mut rows: Vec<Row> = Vec::new();
-    let scenarios: &[(&str, Scenario)] = &[
-        ("1", cpu_hog),
-        ("2", blocking_call),
-        ("3", os_preemption),
-        ("4", blocking_pool),
-        ("5", allocation_storm),
-        ("6", slow_downstream),
-        ("7", unspanned_child),
-        ("8", concurrent_requests),
-        ("9", pool_work_no_span_follows),
-        ("10", nested_allocations),
-        ("w1", wait_sleep),
-        ("w2", wait_std_lock),
-        ("w3", wait_command_output),
-        ("w4", wait_command_status),
-        ("w5", wait_fifo),
-        ("w6", wait_socket),
-        ("w7", wait_disk_read),
-    ];
-    for &(n, scenario) in scenarios {
+    let only = only_rows();
+    for &(n, scenario) in SCENARIOS {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|x| x == n)) {
+            continue;
+        }
         let produced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(jaeger)));
         match produced {
             Ok(r) => rows.extend(r),
@@ -126,6 +132,10 @@ fn breakdowns_match_injected_ground_truth() {
     let markdown = render(&rows);
     println!("{markdown}");
     if std::env::var("GRANULAR_WRITE_DOCS").is_ok_and(|v| v == "1") {
+        assert!(
+            only.is_none(),
+            "ACCURACY_ONLY runs part of the table: unset it to write docs/accuracy.md"
+        );
         let path = workspace_root().join("docs/accuracy.md");
         write_section(
             &path,
@@ -150,6 +160,24 @@ fn breakdowns_match_injected_ground_truth() {
         rows.len(),
         failed.join("\n")
     );
+}
+
+/// `ACCURACY_ONLY=10,w1`: the scenarios to run (by their number), to rerun one; unset, all.
+/// An unknown number is an error that lists the known ones.
+fn only_rows() -> Option<Vec<String>> {
+    let v = std::env::var("ACCURACY_ONLY")
+        .ok()
+        .filter(|v| !v.trim().is_empty())?;
+    let known: Vec<&str> = SCENARIOS.iter().map(|s| s.0).collect();
+    let rows: Vec<String> = v.split(',').map(|x| x.trim().to_string()).collect();
+    for r in &rows {
+        assert!(
+            known.contains(&r.as_str()),
+            "ACCURACY_ONLY: unknown scenario {r:?}; expected a comma-separated list of {}",
+            known.join(", ")
+        );
+    }
+    Some(rows)
 }
 
 // ---------------------------------------------------------------------------
