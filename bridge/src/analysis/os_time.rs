@@ -4,7 +4,7 @@
 //! In: a thread's OS records in a [`Decoded`] — exact off-CPU intervals from perf context
 //! switches where the thread has them, else its schedstat samples (cumulative on-CPU and
 //! run-queue wait), interpolated — and a range. Out: how the range divides ([`split`]), or how
-//! much of it the thread was busy ([`busy_in`]). Where the records say nothing, nothing is
+//! much of it the thread was busy ([`busy_in`]) or on a CPU ([`on_cpu_in`]). Where the records say nothing, nothing is
 //! claimed: the time counts as running for the request's own work, and as not busy for work
 //! no one names.
 
@@ -71,25 +71,36 @@ pub(crate) fn split(d: &Decoded, tid: u64, a: u64, b: u64) -> OsSplit {
 /// its CPU and run-queue counters between the samples around `[a, b]` (interpolated, within
 /// the sampled range). Without either: 0, nothing is claimed.
 pub(crate) fn busy_in(d: &Decoded, tid: u64, a: u64, b: u64) -> u64 {
+    occupied(d, tid, a, b, true).unwrap_or(0)
+}
+
+/// Time thread `tid` was on a CPU in `[a, b]`, ns, as [`busy_in`] reads the same records but
+/// without the time it was runnable and waiting; `None` where its OS records do not cover the
+/// range (no perf interval before `b`, fewer than two schedstat samples, or none around it).
+pub(crate) fn on_cpu_in(d: &Decoded, tid: u64, a: u64, b: u64) -> Option<u64> {
+    occupied(d, tid, a, b, false)
+}
+
+/// [`busy_in`] (`runnable` counted) or [`on_cpu_in`] (not), `None` where nothing is known.
+fn occupied(d: &Decoded, tid: u64, a: u64, b: u64, runnable: bool) -> Option<u64> {
     if let Some(iv) = d.off_cpu.get(&tid) {
-        let Some(&(known, _, _)) = iv.first() else {
-            return 0;
-        };
+        let &(known, _, _) = iv.first()?;
         let (a, b) = (a.max(known), b.min(d.taken_at.max(known)));
         if b <= a {
-            return 0;
+            return None;
         }
-        return (b - a).saturating_sub(off_cpu_in(iv, a, b).voluntary);
+        let off = off_cpu_in(iv, a, b);
+        let waiting = if runnable { 0 } else { off.preempted };
+        return Some((b - a).saturating_sub(off.voluntary + waiting));
     }
-    let Some(s) = d.os_samples.get(&tid).filter(|s| s.len() >= 2) else {
-        return 0;
-    };
+    let s = d.os_samples.get(&tid).filter(|s| s.len() >= 2)?;
     let (a, b) = (a.max(s[0].0), b.min(s[s.len() - 1].0));
     if b <= a {
-        return 0;
+        return None;
     }
     let ((cpu0, wait0), (cpu1, wait1)) = (samples_at(s, a), samples_at(s, b));
-    (((cpu1 - cpu0) + (wait1 - wait0)).max(0.0) as u64).min(b - a)
+    let waiting = if runnable { wait1 - wait0 } else { 0.0 };
+    Some((((cpu1 - cpu0) + waiting).max(0.0) as u64).min(b - a))
 }
 
 /// Off-CPU time inside a range, by why the thread left the CPU, ns.

@@ -14,23 +14,26 @@ use super::os_time;
 use super::ranges::merge;
 
 /// A thread's cumulative (minor, major) faults at `t`, from its readings `r` (sorted, at least
-/// two). Faults are taken by running code, so between the two readings around `t` they are
-/// spread by the thread's busy time (`busy(a, b)`: on CPU or runnable, where the OS sources
-/// say; else wall time), not by wall time: a worker that ran the request's poll and then
-/// parked took its faults in the poll. Across a change between inside and outside work every
-/// fault between the two readings is put on the inside side (the readings come ~10 ms apart).
-fn count_at(r: &[FaultReading], t: u64, busy: &impl Fn(u64, u64) -> u64) -> (f64, f64) {
+/// two). Faults are taken by code on a CPU, mostly the application's, so between the two
+/// readings around `t` they are spread by `weight(a, b)`: the thread's on-CPU time inside
+/// recorded work (polls, span entries) in `[a, b]`, `None` where its OS records do not cover
+/// the range. A worker that ran the request's poll and then parked, was preempted, or ran the
+/// scheduler between polls took its faults in the poll. Where nothing is known, by wall time,
+/// except across a change between inside and outside work, where every fault between them is
+/// put on the inside side (the readings come ~10 ms apart, and a thread outside work is most
+/// often parked).
+fn count_at(r: &[FaultReading], t: u64, weight: &impl Fn(u64, u64) -> Option<u64>) -> (f64, f64) {
     let i = r.partition_point(|x| x.at <= t).clamp(1, r.len() - 1);
     let (p, q) = (r[i - 1], r[i]);
-    let share = |a: u64, b: u64| match busy(p.at, q.at) {
-        0 if q.at > p.at => (b.saturating_sub(a)) as f64 / (q.at - p.at) as f64,
-        0 => 1.0,
-        all => busy(a, b) as f64 / all as f64,
-    };
-    let f = match (p.inside, q.inside) {
-        (false, true) => 0.0,
-        (true, false) => 1.0,
-        _ => share(p.at, t.max(p.at)),
+    let t = t.clamp(p.at, q.at);
+    let f = match weight(p.at, q.at) {
+        Some(all) if all > 0 => weight(p.at, t).unwrap_or(0) as f64 / all as f64,
+        _ => match (p.inside, q.inside) {
+            (false, true) => 0.0,
+            (true, false) => 1.0,
+            _ if q.at > p.at => (t - p.at) as f64 / (q.at - p.at) as f64,
+            _ => 1.0,
+        },
     }
     .clamp(0.0, 1.0);
     (
@@ -44,14 +47,14 @@ fn faults_in(
     r: &[FaultReading],
     a: u64,
     b: u64,
-    busy: &impl Fn(u64, u64) -> u64,
+    weight: &impl Fn(u64, u64) -> Option<u64>,
 ) -> Option<(u64, u64)> {
     let (first, last) = (r.first()?, r.last()?);
     let (a, b) = (a.max(first.at), b.min(last.at));
     if b <= a || r.len() < 2 {
         return None;
     }
-    let ((m0, j0), (m1, j1)) = (count_at(r, a, busy), count_at(r, b, busy));
+    let ((m0, j0), (m1, j1)) = (count_at(r, a, weight), count_at(r, b, weight));
     Some((
         (m1 - m0).max(0.0).round() as u64,
         (j1 - j0).max(0.0).round() as u64,
@@ -60,7 +63,8 @@ fn faults_in(
 
 /// The page faults in `own` (thread id, start, end) intervals, each counted once however they
 /// nest; `None` where no thread of them has readings around its intervals. `fault_ns` is what
-/// one minor fault costs on this machine (measured by the sampler thread as it starts), for the estimate.
+/// one minor fault costs on this machine (measured by the sampler thread as it starts), for
+/// the estimate, which never exceeds the time the intervals' threads were on a CPU in them.
 pub(crate) fn page_faults(
     d: &Decoded,
     own: &[(u64, u64, u64)],
@@ -70,6 +74,7 @@ pub(crate) fn page_faults(
     tids.sort_unstable();
     tids.dedup();
     let mut total: Option<PageFaults> = None;
+    let mut on_cpu = 0u64;
     for tid in tids {
         let Some(readings) = d.page_faults.get(&tid).filter(|r| r.len() >= 2) else {
             continue;
@@ -80,25 +85,62 @@ pub(crate) fn page_faults(
                 .map(|o| (o.1, o.2))
                 .collect(),
         );
+        let cpu = |x: u64, y: u64| os_time::on_cpu_in(d, tid, x, y);
+        let work = work_around(d, tid, readings, &stretches);
+        let weight = |x: u64, y: u64| {
+            cpu(x, y)?;
+            Some(
+                work.iter()
+                    .filter(|w| w.0 < y && w.1 > x)
+                    .map(|w| cpu(w.0.max(x), w.1.min(y)).unwrap_or(0))
+                    .sum(),
+            )
+        };
         for (a, b) in stretches {
-            let busy = |x: u64, y: u64| os_time::busy_in(d, tid, x, y);
-            if let Some((minor, major)) = faults_in(readings, a, b, &busy) {
+            if let Some((minor, major)) = faults_in(readings, a, b, &weight) {
                 let t = total.get_or_insert_with(PageFaults::default);
                 t.minor += minor;
                 t.major += major;
+                on_cpu += cpu(a, b).unwrap_or(b - a);
             }
         }
     }
     total.map(|t| PageFaults {
-        est_ns: fault_ns.map(|ns| ns * t.minor),
+        est_ns: fault_ns.map(|ns| (ns * t.minor).min(on_cpu)),
         ..t
     })
+}
+
+/// Thread `tid`'s recorded work (its polls and span entries, merged) between the readings
+/// around `stretches`.
+fn work_around(
+    d: &Decoded,
+    tid: u64,
+    r: &[FaultReading],
+    stretches: &[(u64, u64)],
+) -> Vec<(u64, u64)> {
+    let (Some(first), Some(last)) = (stretches.first(), stretches.last()) else {
+        return Vec::new();
+    };
+    let before = r.partition_point(|x| x.at <= first.0).saturating_sub(1);
+    let after = r.partition_point(|x| x.at < last.1).min(r.len() - 1);
+    let (lo, hi) = (r[before].at.min(first.0), r[after].at.max(last.1));
+    let Some(t) = d.threads.iter().find(|t| t.tid == tid) else {
+        return Vec::new();
+    };
+    merge(
+        t.polls_overlapping(lo, hi)
+            .iter()
+            .map(|p| (p.start, p.end))
+            .chain(t.entries_overlapping(lo, hi).map(|e| (e.start, e.end)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::fixtures::decoded;
+    use crate::analysis::fixtures::{decoded, poll, thread};
 
     const MS: u64 = 1_000_000;
 
@@ -163,7 +205,13 @@ mod tests {
     /// every fault between the readings is the poll's, not half of them.
     #[test]
     fn faults_follow_the_threads_busy_time_between_readings() {
-        let mut d = decoded(Vec::new());
+        let mut d = decoded(vec![thread(
+            7,
+            Some(0),
+            vec![poll(1, 0, 10 * MS)],
+            vec![],
+            vec![],
+        )]);
         d.taken_at = 100 * MS;
         d.off_cpu
             .insert(7, vec![(0, 0, false), (10 * MS, 20 * MS, false)]);
@@ -179,5 +227,35 @@ mod tests {
         assert_eq!(poll.minor, 1_000);
         let asleep = page_faults(&d, &[(7, 10 * MS, 20 * MS)], None).unwrap();
         assert_eq!(asleep.minor, 0);
+    }
+
+    /// Between two polls the worker was preempted (a busy machine) and then ran the scheduler:
+    /// the faults are the polls', none are put in the time it waited for a CPU or ran outside
+    /// any work; and the time estimate never exceeds the time on a CPU.
+    #[test]
+    fn faults_follow_on_cpu_time_inside_work() {
+        let polls = vec![poll(1, 0, 10 * MS), poll(1, 20 * MS, 30 * MS)];
+        let mut d = decoded(vec![thread(7, Some(0), polls, vec![], vec![])]);
+        d.taken_at = 100 * MS;
+        d.off_cpu
+            .insert(7, vec![(0, 0, false), (10 * MS, 15 * MS, true)]);
+        let reading = |at_ms: u64, minor| FaultReading {
+            at: at_ms * MS,
+            minor,
+            major: 0,
+            inside: true,
+        };
+        d.page_faults
+            .insert(7, vec![reading(0, 0), reading(30, 1_000)]);
+        let polls = [(7, 0, 10 * MS), (7, 20 * MS, 30 * MS)];
+        let f = page_faults(&d, &polls, Some(50_000)).unwrap();
+        assert_eq!(f.minor, 1_000);
+        assert_eq!(
+            f.est_ns,
+            Some(20 * MS),
+            "1,000 faults at 50 µs would be 50 ms, more than the 20 ms on a CPU"
+        );
+        let between = page_faults(&d, &[(7, 10 * MS, 20 * MS)], None).unwrap();
+        assert_eq!(between.minor, 0);
     }
 }

@@ -313,3 +313,11 @@ fn a_new_call_with_the_same_arguments_is_named_again() {
     assert!(named(&paths[0]) >= 2, "{objects:?}");
     assert!(named(&paths[1]) >= 2, "{objects:?}");
 }
+
+/// A fault's cost is timed on the thread's CPU clock: some nanoseconds to some microseconds
+/// per page, whatever else the machine runs meanwhile.
+#[test]
+fn a_fresh_page_costs_a_fault_of_thread_cpu_time() {
+    let ns = super::touch_fresh_pages(64).expect("an anonymous mapping and a CPU clock");
+    assert!((50..1_000_000).contains(&ns), "{ns} ns per fresh page");
+}
