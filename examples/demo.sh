@@ -253,7 +253,7 @@ else
 	fi
 fi
 
-# Every binary of the workspace (the services, load-driver, trace-report),
+# Every binary of the workspace (the services, load-driver, granular),
 # with the command of tests/run.sh's build-demo step, so each build serves
 # both (that step says why `--examples`).
 build_workspace() {
@@ -333,7 +333,7 @@ done
 # ---- Granular's answers, read back from Jaeger
 step_no=$((step_no + 1))
 step_start=$SECONDS
-echo "[$step_no/$steps] Granular's answers as Jaeger returns them (trace-report), one slow request per pathology"
+echo "[$step_no/$steps] Granular's answers as Jaeger returns them (granular explain), one slow request per pathology"
 # What each pathology is, in words, for the headings.
 describe() {
 	case $1 in
@@ -397,7 +397,7 @@ pick() {
 		sort -n | awk '{line[NR] = $2 " " $1} END {if (NR) print line[int((NR + 1) / 2)]}'
 }
 # root_field NAME: attribute NAME of the GET /messages span (the root of a
-# demo trace) in the trace-report output in $out.
+# demo trace) in the `granular explain` output in $out.
 root_field() {
 	sed -n '/^\[messages\] GET \/messages /,/^  \[/p' <<<"$out" |
 		grep -m1 "^    $1 = " | sed "s/^    $1 = //" || true
@@ -405,17 +405,18 @@ root_field() {
 # report TRACE_ID: prints the trace as Jaeger returns it; sets out, cause
 # (the root span's granular.cause) and line (its first line).
 report() {
-	out=$("$bin/trace-report" --jaeger "$jaeger_query" "$1" 2>&1) || {
+	out=$("$bin/granular" explain --jaeger "$jaeger_query" "$1" 2>&1) || {
 		echo "$out"
-		die "trace-report $1 failed"
+		die "granular explain $1 failed"
 	}
-	echo "\$ trace-report $1"
+	echo "\$ granular explain $1"
 	echo "$out"
 	cause=$(root_field granular.cause)
 	line=$(grep -m1 '^\[messages\] GET /messages ' <<<"$out" || true)
 }
-# check_artifact: fetches the root span's granular.artifact link from
-# granularcol's store and says what it served; sets artifact_link when served.
+# check_artifact KIND: fetches the root span's granular.artifact link from
+# granularcol's store and says what it served; sets artifact_link when served
+# and adds the viewer page of it to viewers.
 check_artifact() {
 	local link status length skipped
 	link=$(root_field granular.artifact)
@@ -429,6 +430,7 @@ check_artifact() {
 	if [[ "$status" == 200 ]]; then
 		echo "  artifact: granularcol's store serves the granular.artifact link ($length bytes)"
 		artifact_link=$link
+		viewers+=("$1: ${link%/artifacts/*}/view/${link##*/}")
 	else
 		echo "  artifact: the granular.artifact link answered ${status:-nothing}, not 200"
 	fi
@@ -447,7 +449,7 @@ judge() {
 		fi
 		return 1
 	fi
-	check_artifact
+	check_artifact "$1"
 	[[ " $(expected "$1") " == *" $cause "* ]] && return
 	echo "  note: the dominant cause here is $cause, not $(either "$(expected "$1")");"
 	echo "  the granular.time.* line above shows how the request's time divides."
@@ -461,7 +463,7 @@ either() {
 	sed 's/ /, /g; s/\(.*\), /\1 or /' <<<"$1"
 }
 
-answered=() unanswered=()
+answered=() unanswered=() viewers=()
 artifact_link='' shown_id=''
 for kind in "${kinds[@]}"; do
 	id='' latency=''
@@ -510,6 +512,10 @@ decisions=$(grep '^otelcol_processor_granular_decisions' <<<"$metrics" |
 echo "granularcol's decisions, per trace: ${decisions:-(none reported)}."
 stored=$(http_get "$artifact_store" | grep -o '"id":' | wc -l || true)
 echo "Its artifact store holds $stored Perfetto artifacts (of violating traces), in $(show "$artifacts")."
+if ((${#viewers[@]})); then
+	echo "Each pathology's slow request in the viewer (granularcol serves the page beside its artifact):"
+	printf '  %s\n' "${viewers[@]}"
+fi
 echo "Done in $((SECONDS - started)) s; logs in $(show "$logs")."
 
 echo
@@ -519,7 +525,7 @@ if ((keep)); then
 		! kill -0 "$pid" 2>/dev/null || echo "$pid"
 	done >"$pid_file"
 	echo "Jaeger, granularcol and both services keep running (DEMO_KEEP=1). For example:"
-	echo "  $bin/trace-report --jaeger $jaeger_query $shown_id"
+	echo "  $bin/granular explain --jaeger $jaeger_query $shown_id"
 	echo "  curl -s $jaeger_query/api/traces/$shown_id | head -c 600"
 	echo "  curl -sG $jaeger_query/api/traces --data-urlencode service=messages \\"
 	echo "    --data-urlencode 'tags={\"granular.trace.cause\":\"scheduler_wait\"}' --data-urlencode limit=5"
@@ -531,6 +537,6 @@ if ((keep)); then
 	echo "Stop them all with:"
 	echo "  kill \$(cat $pid_file)"
 else
-	echo "Everything the demo started stops now. DEMO_KEEP=1 keeps Jaeger, granularcol and the"
-	echo "services running, and prints how to query them."
+	echo "Everything the demo started stops now, and the viewer links with it. DEMO_KEEP=1 keeps"
+	echo "Jaeger, granularcol and the services running, and prints how to query them."
 fi

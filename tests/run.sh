@@ -67,7 +67,7 @@ ensure_components() {
 # or left out the dev-dependencies, would compile most dependencies a second
 # time, with other features. `--examples` (the workspace has no example
 # targets) is what makes cargo count the dev-dependencies in. Builds every
-# binary of the workspace (trace-report and overhead too), with the command
+# binary of the workspace (granular and overhead too), with the command
 # examples/demo.sh uses, so the demo-smoke and overhead-smoke steps build
 # nothing.
 build_demo() {

@@ -13,7 +13,10 @@ use serde_json::Value;
 
 use crate::ports::free_port;
 use crate::process::{Process, ProcessBuilder};
-use crate::service::{Binary, cut, http_client, start_with_retries, wait_for_loopback_ports};
+use granular_cli::jaeger::http_client;
+use granular_cli::text::cut;
+
+use crate::service::{Binary, start_with_retries, wait_for_loopback_ports};
 use crate::{Error, Result, artifact_dir, workspace_root};
 
 /// Overrides the granularcol binary (default `<repo>/.cache/bin/granularcol`).

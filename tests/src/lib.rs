@@ -12,7 +12,6 @@
 //! Functions return [`Result`]; tests call `.expect("...")`, which panics
 //! with the harness's message while the guards are still alive.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub mod bench;
@@ -24,35 +23,9 @@ pub mod ports;
 pub mod process;
 mod service;
 pub mod shared;
-pub mod trace;
+pub use granular_cli::trace;
 
-/// A harness failure, carrying a message meant for a human reading test output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Error(String);
-
-impl Error {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Same as `Display`: `expect` and `main` print errors with `{:?}`, and the
-/// message (often multi-line, with log tails) should stay readable.
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use granular_cli::{Error, Result};
 
 /// The Cargo workspace root (the repository root).
 pub fn workspace_root() -> &'static Path {

@@ -89,25 +89,3 @@ pub(crate) fn wait_for_loopback_ports(process: &mut Process, ports: &[u16]) -> R
     }
     Ok(())
 }
-
-/// A blocking HTTP client for loopback services: no proxy, 10 s timeout.
-pub(crate) fn http_client() -> Result<reqwest::blocking::Client> {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| Error::new(format!("cannot build an HTTP client: {e}")))
-}
-
-/// `text` cut to at most `max` bytes at a char boundary, with how many
-/// bytes were cut off; `None` if it fits.
-pub(crate) fn cut(text: &str, max: usize) -> Option<(&str, usize)> {
-    if text.len() <= max {
-        return None;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some((&text[..end], text.len() - end))
-}
