@@ -206,4 +206,57 @@ mod tests {
             assert_eq!(parse_traceparent(bad), None, "{bad:?}");
         }
     }
+
+    /// The spec's rule, written plainly: fields split on `-`, for the property below.
+    fn by_the_spec(value: &str) -> Option<(u128, u64)> {
+        let v = value.trim();
+        let fields: Vec<&str> = v.split('-').collect();
+        let lower_hex = |f: &str, n: usize| {
+            f.len() == n
+                && f.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        };
+        if fields.len() < 4 || !(0..4).all(|i| lower_hex(fields[i], [2, 32, 16, 2][i])) {
+            return None;
+        }
+        match fields[0] {
+            "ff" => return None,
+            "00" if fields.len() != 4 => return None,
+            _ => {}
+        }
+        let trace = u128::from_str_radix(fields[1], 16).ok()?;
+        let parent = u64::from_str_radix(fields[2], 16).ok()?;
+        (trace != 0 && parent != 0).then_some((trace, parent))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Any header value: no panic, and the same answer as the plain reading of the spec,
+        /// on arbitrary text and on valid values with one character changed, inserted or cut.
+        #[test]
+        fn traceparent_parsing_agrees_with_the_spec_on_any_input(
+            text in proptest::prelude::any::<String>(),
+            version in "[0-9a-f]{2}",
+            trace in "[0-9a-f]{32}",
+            parent in "[0-9a-f]{16}",
+            flags in "[0-9a-f]{2}",
+            tail in "(-[0-9a-zA-Z]{0,4})?",
+            at in 0usize..64,
+            edit in proptest::prelude::any::<(u8, char)>(),
+        ) {
+            proptest::prop_assert_eq!(parse_traceparent(&text), by_the_spec(&text));
+            let valid = format!("{version}-{trace}-{parent}-{flags}{tail}");
+            proptest::prop_assert_eq!(parse_traceparent(&valid), by_the_spec(&valid), "{}", valid);
+            let mut chars: Vec<char> = valid.chars().collect();
+            let at = at.min(chars.len());
+            match edit.0 % 3 {
+                0 if at < chars.len() => chars[at] = edit.1,
+                1 => chars.insert(at, edit.1),
+                _ => chars.truncate(at),
+            }
+            let edited: String = chars.into_iter().collect();
+            proptest::prop_assert_eq!(parse_traceparent(&edited), by_the_spec(&edited), "{}", edited);
+        }
+    }
 }
