@@ -143,7 +143,7 @@ impl Default for Config {
             perf: true,
             queue: DEFAULT_QUEUE,
             hold_spans: DEFAULT_HOLD_SPANS,
-            artifacts: ArtifactSink::Dir(std::env::temp_dir().join("granular-artifacts")),
+            artifacts: ArtifactSink::Dir(default_artifact_dir()),
             artifact_base_url: None,
             artifact_max_bytes: DEFAULT_ARTIFACT_MAX_MB << 20,
             artifacts_per_sec: DEFAULT_ARTIFACTS_PER_SEC,
@@ -190,6 +190,14 @@ impl Default for OtlpSignal {
             compression: OtlpCompression::None,
         }
     }
+}
+
+/// `$TMPDIR/granular-artifacts-<uid>`: one directory per user, so a directory another user
+/// made first under a shared `/tmp` is never ours to refuse or to write into.
+fn default_artifact_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    std::env::temp_dir().join(format!("granular-artifacts-{uid}"))
 }
 
 fn parse_protocol(v: &str) -> Result<OtlpProtocol, String> {

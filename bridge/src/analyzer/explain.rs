@@ -75,11 +75,16 @@ impl<P: SpanProcessor> Analyzer<P> {
             enrich::mark_skipped(&mut span, "analysis_error");
             return (span, Vec::new());
         };
-        let skipped = j.violated && self.artifacts.enabled() && !with_artifact;
+        let limited = j.violated && self.artifacts.enabled() && !with_artifact;
+        let artifact_skipped = match &artifact {
+            Some(Err(())) => Some("store_error"),
+            _ if limited => Some(if light { "overload" } else { "rate_limit" }),
+            _ => None,
+        };
         let extras = Extras {
             sources: &self.sources,
-            artifact,
-            artifact_skipped: skipped.then_some(if light { "overload" } else { "rate_limit" }),
+            artifact: artifact.and_then(Result::ok),
+            artifact_skipped,
             max_events: self.max_events,
         };
         let counter = if light {
@@ -99,7 +104,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         span: &SpanData,
         light: bool,
         with_artifact: bool,
-    ) -> (Breakdown, Option<String>) {
+    ) -> (Breakdown, Option<Result<String, ()>>) {
         let span_id = u64::from_be_bytes(span.span_context.span_id().to_bytes());
         let trace_id = u128::from_be_bytes(span.span_context.trace_id().to_bytes());
         let target = Target {
@@ -109,9 +114,8 @@ impl<P: SpanProcessor> Analyzer<P> {
             end: unix_ns(span.end_time),
         };
         let b = analyze_with(d, &target, light);
-        let artifact = with_artifact
-            .then(|| self.artifacts.put(d, &b, trace_id, span_id, &self.stats))
-            .flatten();
+        let artifact =
+            with_artifact.then(|| self.artifacts.put(d, &b, trace_id, span_id, &self.stats));
         (b, artifact)
     }
 }

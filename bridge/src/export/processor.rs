@@ -21,7 +21,7 @@ use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 
-use crate::analyzer::artifacts::{ArtifactStore, DirStore};
+use crate::analyzer::artifacts::{ArtifactStore, DirStore, Unusable};
 use crate::analyzer::rate::{PerSecond, current_second};
 use crate::analyzer::{self, Analyzer, enrich};
 use crate::config::{ArtifactSink, Config, SampleMode};
@@ -78,11 +78,11 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
             ) {
                 Ok(s) => Some(Box::new(s)),
                 Err(e) => {
+                    let why = format!("artifact directory {} unusable ({e})", dir.display());
                     tracing::warn!(
-                        "granular: artifact directory {} unusable ({e}); spans carry no artifact link",
-                        dir.display()
+                        "granular: {why}; violating spans carry granular.artifact.skipped=store_error"
                     );
-                    None
+                    Some(Box::new(Unusable { why }))
                 }
             },
             ArtifactSink::None | ArtifactSink::Otlp => None,

@@ -16,7 +16,7 @@ use crate::slo::{Judgement, Stats};
 use crate::timeline::encode_perfetto;
 
 pub(crate) use draw::draw;
-pub(crate) use store::{ArtifactStore, DirStore, OtlpArtifacts};
+pub(crate) use store::{ArtifactStore, DirStore, OtlpArtifacts, Unusable};
 
 /// The analyzer's artifacts: where they go, and how many it may still build this second.
 #[derive(Debug)]
@@ -64,8 +64,8 @@ impl Artifacts {
     }
 
     /// Draws `b`'s window and puts it in the store; returns the link for `granular.artifact`,
-    /// or `None` without a store or when the store failed (counted in `artifact_errors`,
-    /// logged once).
+    /// or `Err` without a store or when the store failed (counted in `artifact_errors`, the
+    /// first logged; the span says `granular.artifact.skipped=store_error`).
     pub(super) fn put(
         &self,
         d: &Decoded,
@@ -73,8 +73,8 @@ impl Artifacts {
         trace_id: u128,
         span_id: u64,
         stats: &Stats,
-    ) -> Option<String> {
-        let store = self.store.as_ref()?;
+    ) -> Result<String, ()> {
+        let store = self.store.as_ref().ok_or(())?;
         let work = d
             .by_otel_id
             .get(&span_id)
@@ -82,15 +82,11 @@ impl Artifacts {
             .unwrap_or_default();
         let bytes = encode_perfetto(&draw(d, b, &work, trace_id));
         let id = artifact_id(trace_id, span_id);
-        match store.put(&id, trace_id, span_id, bytes) {
-            Ok(link) => Some(link),
-            Err(e) => {
-                if stats.artifact_errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::warn!("granular: {e}");
-                }
-                None
+        store.put(&id, trace_id, span_id, bytes).map_err(|e| {
+            if stats.artifact_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!("granular: {e}");
             }
-        }
+        })
     }
 }
 

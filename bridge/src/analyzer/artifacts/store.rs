@@ -4,8 +4,8 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// Where artifacts go.
@@ -24,6 +24,12 @@ pub trait ArtifactStore: Send + std::fmt::Debug {
 
 /// A bounded directory of artifacts: files are 0600, the directory keeps at most `max_bytes`
 /// (oldest removed first) and nothing older than `retention` (checked at least once a second).
+///
+/// Private to the process's user: the directory is created 0700 and refused when it is a
+/// symlink, belongs to another user or others may write it (a directory someone else created
+/// under a shared `/tmp` first); each file is created new (`O_EXCL | O_NOFOLLOW`: a file or
+/// symlink already at its path is an error, never followed or overwritten), and ids are
+/// checked to be plain file names.
 #[derive(Debug)]
 pub(crate) struct DirStore {
     dir: PathBuf,
@@ -47,7 +53,11 @@ impl DirStore {
         retention: Duration,
         base_url: Option<String>,
     ) -> std::io::Result<DirStore> {
-        fs::create_dir_all(&dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        check_private(&dir)?;
         Ok(DirStore {
             dir,
             max_bytes,
@@ -57,13 +67,14 @@ impl DirStore {
         })
     }
 
-    /// Writes `bytes` as `<id>.perfetto-trace`; returns the file's path.
+    /// Writes `bytes` as a new file `<id>.perfetto-trace`; returns its path.
     pub(crate) fn write(&self, id: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+        check_id(id)?;
         let path = self.dir.join(format!("{id}.perfetto-trace"));
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(&path)?;
         f.write_all(bytes)?;
@@ -105,6 +116,62 @@ impl DirStore {
     }
 }
 
+/// Longest artifact id accepted: a trace id, a span id and a separator, with room to spare.
+const MAX_ID_LEN: usize = 128;
+
+/// An id is a plain file name: ASCII letters, digits, `-` and `_`, at most [`MAX_ID_LEN`].
+fn check_id(id: &str) -> std::io::Result<()> {
+    let plain = id
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+    if id.is_empty() || id.len() > MAX_ID_LEN || !plain {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "artifact id {id:?} is not a plain name (1 to {MAX_ID_LEN} ASCII letters, \
+                 digits, '-' or '_')"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an artifact directory that is not this user's alone: a symlink, not a directory,
+/// owned by another user, or writable by group or others.
+fn check_private(dir: &Path) -> std::io::Result<()> {
+    let m = fs::symlink_metadata(dir)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let problem = if m.file_type().is_symlink() {
+        Some("is a symlink".to_string())
+    } else if !m.is_dir() {
+        Some("is not a directory".to_string())
+    } else if m.uid() != me {
+        Some(format!(
+            "belongs to uid {}, not this process's {me}",
+            m.uid()
+        ))
+    } else if m.mode() & 0o022 != 0 {
+        Some(format!(
+            "is writable by others (mode {:o})",
+            m.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} {p}: artifacts go only to a directory this user alone can write \
+                 (GRANULAR_ARTIFACT_DIR; a new one is created 0700)",
+                dir.display()
+            ),
+        )),
+    }
+}
+
 impl ArtifactStore for DirStore {
     fn put(&self, id: &str, _trace: u128, _span: u64, bytes: Vec<u8>) -> Result<String, String> {
         let path = self
@@ -114,6 +181,19 @@ impl ArtifactStore for DirStore {
             Some(base) => format!("{}/{id}.perfetto-trace", base.trim_end_matches('/')),
             None => format!("file://{}", path.display()),
         })
+    }
+}
+
+/// The configured directory, refused or not creatable: every artifact fails with why, so each
+/// violating span says `granular.artifact.skipped=store_error` and the reason is logged.
+#[derive(Debug)]
+pub(crate) struct Unusable {
+    pub(crate) why: String,
+}
+
+impl ArtifactStore for Unusable {
+    fn put(&self, id: &str, _: u128, _: u64, _: Vec<u8>) -> Result<String, String> {
+        Err(format!("artifact {id} not written: {}", self.why))
     }
 }
 
@@ -203,6 +283,64 @@ mod tests {
             "oldest file should be pruned"
         );
         assert!(dir.join("c.perfetto-trace").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A fresh directory path under the temp dir, not created.
+    fn fresh(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("granular-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn the_directory_is_created_private_and_a_shared_or_foreign_one_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = fresh("store-private");
+        let _ = fs::remove_dir_all(&dir);
+        DirStore::new(dir.clone(), 1 << 20, Duration::from_secs(60), None).unwrap();
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = DirStore::new(dir.clone(), 1 << 20, Duration::from_secs(60), None).unwrap_err();
+        assert!(
+            e.to_string().contains("writable by others (mode 777)"),
+            "{e}"
+        );
+        let link = fresh("store-link");
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let e = DirStore::new(link.clone(), 1 << 20, Duration::from_secs(60), None).unwrap_err();
+        assert!(e.to_string().contains("is a symlink"), "{e}");
+        fs::remove_file(link).unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_never_follows_or_replaces_what_is_at_its_path() {
+        let dir = fresh("store-nofollow");
+        let _ = fs::remove_dir_all(&dir);
+        let store = DirStore::new(dir.clone(), 1 << 20, Duration::from_secs(60), None).unwrap();
+        let target = fresh("store-target");
+        fs::write(&target, b"precious").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("t-s.perfetto-trace")).unwrap();
+        assert!(store.write("t-s", b"artifact").is_err());
+        assert_eq!(fs::read(&target).unwrap(), b"precious");
+        store.write("u-v", b"one").unwrap();
+        assert!(
+            store.write("u-v", b"two").is_err(),
+            "an existing file is kept"
+        );
+        assert_eq!(fs::read(dir.join("u-v.perfetto-trace")).unwrap(), b"one");
+        for bad in ["../escape", "a/b", "", ".hidden", "a b", &"x".repeat(129)] {
+            let e = store.write(bad, b"x").unwrap_err();
+            assert!(
+                e.to_string().contains("is not a plain name"),
+                "{bad:?}: {e}"
+            );
+        }
+        assert!(!dir.parent().unwrap().join("escape.perfetto-trace").exists());
+        fs::remove_file(target).unwrap();
         fs::remove_dir_all(dir).unwrap();
     }
 }
