@@ -230,8 +230,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
-
         /// Any header value: no panic, and the same answer as the plain reading of the spec,
         /// on arbitrary text and on valid values with one character changed, inserted or cut.
         #[test]

@@ -68,8 +68,6 @@ fn value() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
     #[test]
     fn any_environment_is_read_without_panic_and_every_error_names_its_variable(
         picks in proptest::collection::vec((any::<prop::sample::Index>(), value()), 0..12)

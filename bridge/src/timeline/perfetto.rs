@@ -903,8 +903,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
-
         /// Whatever the timeline holds, the encoder writes a trace that decodes and that trace
         /// processor would accept, with every slice in it once, under its own name and times
         /// (a slice ending before it starts drawn with zero length).
