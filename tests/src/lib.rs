@@ -25,6 +25,7 @@ pub mod process;
 mod service;
 pub mod shared;
 pub mod trace;
+pub mod viewer;
 
 /// A harness failure, carrying a message meant for a human reading test output.
 #[derive(Clone, PartialEq, Eq)]
