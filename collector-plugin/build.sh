@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Builds the granularcol Collector distribution into <repo>/.cache/bin/granularcol.
-# Skips the build when the binary is up to date with the sources.
+# Builds the granularcol Collector distribution into <repo>/.cache/bin/granularcol
+# (or $GRANULARCOL_OUT). Skips the build when the binary is up to date with the
+# sources. Syncs the embedded viewer page first (sync-viewer.sh).
 #
 #   collector-plugin/build.sh           build if needed
 #   collector-plugin/build.sh --force   always rebuild
+#   GRANULARCOL_OUT=/path/granularcol collector-plugin/build.sh   build elsewhere
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
-bin_dir="$repo/.cache/bin"
-bin="$bin_dir/granularcol"
+bin="${GRANULARCOL_OUT:-$repo/.cache/bin/granularcol}"
+bin_dir="$(dirname "$bin")"
 stamp_file="$bin.stamp"
-log="$repo/.cache/granularcol-build.log"
+log="$bin.build.log"
 force=0
 [[ "${1:-}" == "--force" ]] && force=1
 
@@ -25,10 +27,11 @@ case "$go_version" in
   *) fail "Go 1.26 or newer is required, found '${go_version:-unknown}'." ;;
 esac
 
+"$here/sync-viewer.sh"
 cd "$here"
 # The stamp covers every input of the binary: module files, non-test Go
-# sources and the toolchain version.
-stamp="$( { echo "$go_version"; find . -name '*.go' ! -name '*_test.go' -print | LC_ALL=C sort | xargs sha256sum; sha256sum go.mod go.sum; } | sha256sum | cut -c1-16)"
+# sources, the embedded viewer page and the toolchain version.
+stamp="$( { echo "$go_version"; find . -name '*.go' ! -name '*_test.go' -print | LC_ALL=C sort | xargs sha256sum; sha256sum go.mod go.sum granularartifactsextension/viewer/viewer.html; } | sha256sum | cut -c1-16)"
 if [[ $force -eq 0 && -x "$bin" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
   say "up to date: $bin ($stamp)"
   exit 0

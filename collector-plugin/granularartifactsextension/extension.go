@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -29,15 +30,18 @@ type Store interface {
 }
 
 type artifactsExtension struct {
-	cfg      *Config
-	set      component.TelemetrySettings
-	now      func() time.Time
-	store    *store
-	server   *http.Server
-	baseURL  string
-	serveErr chan error
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	cfg     *Config
+	set     component.TelemetrySettings
+	now     func() time.Time
+	store   *store
+	server  *http.Server
+	baseURL string
+	// pathPrefix is the path of baseURL without its trailing slash ("" or
+	// e.g. "/granular"): the pages link artifacts by path under it.
+	pathPrefix string
+	serveErr   chan error
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 var (
@@ -69,6 +73,9 @@ func (e *artifactsExtension) Start(ctx context.Context, host component.Host) err
 	e.baseURL = "http://" + ln.Addr().String()
 	if e.cfg.PublicURL != "" {
 		e.baseURL = strings.TrimRight(e.cfg.PublicURL, "/")
+	}
+	if u, err := url.Parse(e.baseURL); err == nil {
+		e.pathPrefix = u.Path
 	}
 	e.stop = make(chan struct{})
 	e.wg.Add(2)
@@ -133,6 +140,8 @@ func (e *artifactsExtension) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /artifacts/{$}", e.serveList)
 	mux.HandleFunc("GET /artifacts/{id}", e.serveArtifact)
+	mux.HandleFunc("GET /view/{$}", e.serveViewIndex)
+	mux.HandleFunc("GET /view/{id}", e.serveView)
 	return mux
 }
 
@@ -142,18 +151,26 @@ type listing struct {
 
 type listedArtifact struct {
 	Info
-	URL string `json:"url"`
+	// URL and View are paths on the store's public URL: the artifact and
+	// its viewer page.
+	URL  string `json:"url"`
+	View string `json:"view"`
+}
+
+// listed is the stored artifacts, newest first, with their paths.
+func (e *artifactsExtension) listed() []listedArtifact {
+	infos := e.store.list()
+	out := make([]listedArtifact, 0, len(infos))
+	for _, in := range infos {
+		out = append(out, listedArtifact{Info: in, URL: e.artifactPath(in.ID), View: e.viewPath(in.ID)})
+	}
+	return out
 }
 
 func (e *artifactsExtension) serveList(w http.ResponseWriter, _ *http.Request) {
-	infos := e.store.list()
-	out := listing{Artifacts: make([]listedArtifact, 0, len(infos))}
-	for _, in := range infos {
-		out.Artifacts = append(out.Artifacts, listedArtifact{Info: in, URL: "/artifacts/" + in.ID})
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_ = json.NewEncoder(w).Encode(out)
+	_ = json.NewEncoder(w).Encode(listing{Artifacts: e.listed()})
 }
 
 func (e *artifactsExtension) serveArtifact(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension"
 )
 
@@ -15,6 +16,10 @@ const (
 	typeStr = "granular_artifacts"
 	// DefaultEndpoint is the loopback address the store serves on by default.
 	DefaultEndpoint = "127.0.0.1:16700"
+	// PerfettoUIOrigin is the one origin allowed by default (CORS) to fetch
+	// artifacts from the browser: the Perfetto UI, which the Jaeger link
+	// https://ui.perfetto.dev/#!/?url=<artifact URL> opens.
+	PerfettoUIOrigin = "https://ui.perfetto.dev"
 )
 
 // Type is the component type of the extension.
@@ -28,6 +33,7 @@ func NewFactory() extension.Factory {
 func createDefaultConfig() component.Config {
 	srv := confighttp.NewDefaultServerConfig()
 	srv.NetAddr.Endpoint = DefaultEndpoint
+	srv.CORS = configoptional.Some(confighttp.CORSConfig{AllowedOrigins: []string{PerfettoUIOrigin}})
 	return &Config{
 		ServerConfig:     srv,
 		Directory:        filepath.Join(os.TempDir(), "granular-artifacts"),

@@ -156,16 +156,34 @@ func (s *store) open(id string) (*os.File, Info, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expireLocked()
-	it, ok := s.items[id]
-	if !ok {
-		return nil, Info{}, ErrNotFound
+	in, err := s.infoLocked(id)
+	if err != nil {
+		return nil, Info{}, err
 	}
 	f, err := s.root.Open(artifactPrefix + id)
 	if err != nil {
 		return nil, Info{}, ErrNotFound
 	}
-	return f, Info{ID: id, Bytes: it.size, Modified: it.modTime}, nil
+	return f, in, nil
+}
+
+// info describes the artifact id, or fails as open does.
+func (s *store) info(id string) (Info, error) {
+	if !ValidID(id) {
+		return Info{}, ErrInvalidID
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.infoLocked(id)
+}
+
+func (s *store) infoLocked(id string) (Info, error) {
+	s.expireLocked()
+	it, ok := s.items[id]
+	if !ok {
+		return Info{}, ErrNotFound
+	}
+	return Info{ID: id, Bytes: it.size, Modified: it.modTime}, nil
 }
 
 // list returns the stored artifacts, newest first.

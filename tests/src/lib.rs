@@ -24,6 +24,7 @@ pub mod process;
 mod service;
 pub mod shared;
 pub use granular_cli::trace;
+pub mod viewer;
 
 pub use granular_cli::{Error, Result};
 

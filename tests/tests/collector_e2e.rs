@@ -5,7 +5,8 @@
 //! * single.yaml: a violating trace reaches Jaeger whole, with the library's
 //!   detail and the processor's rollup on its root span, its Perfetto
 //!   artifact travels as an OTLP log record to the collector's artifact store
-//!   and the span's `granular.artifact` link serves it; a healthy trace
+//!   and the span's `granular.artifact` link serves it, as does the viewer
+//!   page the Jaeger UI links (deploy/jaeger/ui-config.json); a healthy trace
 //!   arrives stripped of Granular detail; Jaeger's tag search finds the
 //!   violating trace by `granular.trace.cause`, and by the syscall its
 //!   blocked poll waited in (`granular.trace.blocked.syscall`).
@@ -29,6 +30,7 @@ use granular_e2e::demo::Demo;
 use granular_e2e::jaeger::Jaeger;
 use granular_e2e::perfetto::check_perfetto;
 use granular_e2e::trace::{GRANULAR_CATEGORIES, Span, Trace};
+use granular_e2e::viewer::{PERFETTO_UI_ORIGIN, allowed_origin, check_viewer_page, viewer_link};
 use granular_e2e::{Error, Result};
 use serde_json::Value;
 
@@ -203,6 +205,25 @@ fn single_collector_keeps_violations_whole_and_strips_healthy_traces() {
     if let Some(rolled_up) = root.tag_str("granular.trace.artifact") {
         assert_eq!(rolled_up, link, "{tree}");
     }
+    // The Jaeger UI's link to the viewer (deploy/jaeger/ui-config.json)
+    // opens a page that loads this very artifact.
+    let viewer = viewer_link(link, &artifacts_base).expect("the Jaeger link to the viewer");
+    let page = check_viewer_page(&viewer, &bytes).expect("the viewer page of the artifact");
+    assert_eq!(
+        page.url,
+        format!("{artifacts_base}/view/{artifact_id}"),
+        "the viewer link {viewer} led elsewhere"
+    );
+    // The Perfetto UI link: the browser may fetch the artifact from
+    // ui.perfetto.dev, and only from there.
+    assert_eq!(
+        allowed_origin(link, PERFETTO_UI_ORIGIN).expect("GET the artifact from ui.perfetto.dev"),
+        Some(PERFETTO_UI_ORIGIN.to_owned())
+    );
+    assert_eq!(
+        allowed_origin(link, "https://example.com").expect("GET the artifact from elsewhere"),
+        None
+    );
 
     // The healthy trace: forwarded without Granular detail.
     let healthy_trace = jaeger

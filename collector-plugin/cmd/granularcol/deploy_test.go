@@ -39,7 +39,11 @@ var (
 		filepath.Join(repoDir, "deploy", "compose"),
 		filepath.Join(repoDir, "deploy", "jaeger"),
 	}
-	jaegerConfig   = filepath.Join(composeDir, "jaeger.yaml")
+	jaegerConfig = filepath.Join(composeDir, "jaeger.yaml")
+	// viewerBase is where the Jaeger UI links the viewer (a static link
+	// pattern cannot take a host from a span): the artifact store as the
+	// layouts publish it to the browser (GRANULAR_ARTIFACTS_PUBLIC_URL).
+	viewerBase     = "http://localhost:16700"
 	jaegerUIConfig = filepath.Join(repoDir, "deploy", "jaeger", "ui-config.json")
 )
 
@@ -150,16 +154,19 @@ func TestJaegerUIConfigLinksArtifacts(t *testing.T) {
 		} `json:"linkPatterns"`
 	}
 	require.NoError(t, json.Unmarshal(data, &cfg), "%s is not JSON", jaegerUIConfig)
-	keys := map[string]string{}
+	keys := map[string][]string{}
 	for _, p := range cfg.LinkPatterns {
 		assert.Equal(t, "tags", p.Type)
 		assert.NotEmpty(t, p.Text)
-		keys[p.Key] = p.URL
+		keys[p.Key] = append(keys[p.Key], p.URL)
 	}
 	for _, key := range []string{"granular.artifact", "granular.trace.artifact"} {
 		// Jaeger URL-encodes #{...} values: a whole URL only works as a
-		// query parameter, here the Perfetto UI's.
-		assert.Equal(t, "https://ui.perfetto.dev/#!/?url=#{"+key+"}", keys[key], "link pattern for %s", key)
+		// query parameter, here the viewer redirect's and the Perfetto UI's.
+		assert.Equal(t, []string{
+			viewerBase + "/view/?artifact=#{" + key + "}",
+			"https://ui.perfetto.dev/#!/?url=#{" + key + "}",
+		}, keys[key], "link patterns for %s", key)
 	}
 	validateJaeger(t, jaegerConfig)
 	jc := yamlDocs(t, jaegerConfig)[0]
@@ -209,6 +216,7 @@ func TestComposeLayouts(t *testing.T) {
 			require.NotEmpty(t, services)
 			namedVolumes := m(docs[0]["volumes"])
 			hostPorts := map[string]string{}
+			publicURLs := map[string]bool{}
 			collectors := 0
 			for svcName, v := range services {
 				svc := m(v)
@@ -254,6 +262,9 @@ func TestComposeLayouts(t *testing.T) {
 				for k, v := range m(svc["environment"]) {
 					env[k] = str(v)
 				}
+				if u := env["GRANULAR_ARTIFACTS_PUBLIC_URL"]; u != "" {
+					publicURLs[u] = true
+				}
 				for _, ref := range endpointRefs(env) {
 					host, _ := composeHostPort(ref)
 					assert.Contains(t, services, host, "service %s points at %q, not a service of %s", svcName, ref, name)
@@ -273,6 +284,7 @@ func TestComposeLayouts(t *testing.T) {
 				}
 			}
 			assert.Positive(t, collectors, "no granularcol service")
+			assert.True(t, publicURLs[viewerBase], "the Jaeger viewer links name %s, which no artifact store of %s publishes: %v", viewerBase, name, publicURLs)
 		})
 	}
 }
