@@ -142,8 +142,17 @@ impl Demo {
     /// `GET {url}{path}`. Any HTTP status is a response; failing to get one
     /// is an error that quotes the service's log.
     pub fn get(&mut self, path: &str) -> Result<Response> {
+        self.get_with(path, &[])
+    }
+
+    /// [`Demo::get`] with request headers.
+    pub fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Response> {
         let url = format!("{}{path}", self.url);
-        get(&self.http, &url).map_err(|problem| self.process.failure(&problem))
+        let mut request = self.http.get(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        send(request, &url).map_err(|problem| self.process.failure(&problem))
     }
 
     /// Sends the requests concurrently, each `(delay, path)` on its own
@@ -246,9 +255,16 @@ impl Drop for DemoLease {
 
 /// `GET url`, or what went wrong, phrased to follow the service's name.
 fn get(http: &reqwest::blocking::Client, url: &str) -> std::result::Result<Response, String> {
+    send(http.get(url), url)
+}
+
+/// Sends a `GET` of `url`; the response, or what went wrong.
+fn send(
+    request: reqwest::blocking::RequestBuilder,
+    url: &str,
+) -> std::result::Result<Response, String> {
     let start = Instant::now();
-    let response = http
-        .get(url)
+    let response = request
         .send()
         .map_err(|e| format!("did not answer GET {url}: {e}"))?;
     let status = response.status().as_u16();

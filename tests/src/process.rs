@@ -65,7 +65,7 @@ impl ProcessBuilder {
         let log_path = new_log_path(&self.name)?;
         let mut log = File::create(&log_path)
             .map_err(|e| Error::new(format!("cannot create {}: {e}", log_path.display())))?;
-        let header = format!("$ {:?}\n", self.command);
+        let header = format!("$ {}\n", redacted(&self.command));
         log.write_all(header.as_bytes())
             .map_err(|e| Error::new(format!("cannot write {}: {e}", log_path.display())))?;
 
@@ -371,4 +371,33 @@ fn signal_group(group: u32, signal: libc::c_int) {
     unsafe {
         libc::kill(-group, signal);
     }
+}
+
+/// The command line as the log's first line shows it: the variables set for it, then the
+/// program and its arguments, with the values of secret-bearing variables (OTLP headers,
+/// anything named like a key, token, secret or password) replaced by `<redacted>`.
+fn redacted(command: &Command) -> String {
+    let secret = |name: &str| {
+        let n = name.to_ascii_uppercase();
+        ["HEADERS", "KEY", "TOKEN", "SECRET", "PASSWORD"]
+            .iter()
+            .any(|s| n.contains(s))
+    };
+    let mut line = String::new();
+    for (k, v) in command.get_envs() {
+        let (k, Some(v)) = (k.to_string_lossy(), v) else {
+            continue;
+        };
+        let v = if secret(&k) {
+            "<redacted>".into()
+        } else {
+            v.to_string_lossy()
+        };
+        line.push_str(&format!("{k}={v:?} "));
+    }
+    line.push_str(&format!("{:?}", command.get_program()));
+    for a in command.get_args() {
+        line.push_str(&format!(" {a:?}"));
+    }
+    line
 }
