@@ -88,8 +88,10 @@ impl DemoBuilder {
                 builder = builder.env_remove(key);
             }
         }
+        // DEMO_LISTEN's default, 127.0.0.1:0, is what tests need (tests/tests/listeners.rs
+        // checks that it is loopback); one from the caller's shell does not leak in.
         builder = builder
-            .env("DEMO_LISTEN", "127.0.0.1:0")
+            .env_remove("DEMO_LISTEN")
             .env("OTEL_SERVICE_NAME", &self.service_name)
             .env("OTEL_BSP_SCHEDULE_DELAY", BSP_SCHEDULE_DELAY_MS)
             .env("NO_COLOR", "1");

@@ -96,6 +96,11 @@ impl Jaeger {
         format!("http://127.0.0.1:{}", self.otlp_http_port)
     }
 
+    /// The Jaeger process's id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// Base URL of the query HTTP API.
     pub fn query_url(&self) -> &str {
         self.query.base_url()

@@ -401,3 +401,55 @@ fn redacted(command: &Command) -> String {
     }
     line
 }
+
+/// The TCP addresses process `pid` listens on, from its socket fds and the namespace's
+/// `/proc/net/tcp{,6}` tables.
+pub fn listening_addresses(pid: u32) -> Result<Vec<std::net::SocketAddr>> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map_err(|e| Error::new(format!("cannot list /proc/{pid}/fd: {e}")))?;
+    let inodes: std::collections::HashSet<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (table, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let text = std::fs::read_to_string(table)
+            .map_err(|e| Error::new(format!("cannot read {table}: {e}")))?;
+        for row in text.lines().skip(1) {
+            let f: Vec<&str> = row.split_whitespace().collect();
+            // sl local rem st tx:rx tr:tm retrnsmt uid timeout inode
+            if f.len() < 10 || f[3] != "0A" || !inodes.contains(f[9]) {
+                continue;
+            }
+            if let Some(addr) = parse_proc_addr(f[1], v6) {
+                out.push(addr);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `0100007F:1F90` (IPv4) or the 32-digit IPv6 form, as `/proc/net/tcp*` writes them: each
+/// 32-bit word in host (little-endian) order.
+fn parse_proc_addr(field: &str, v6: bool) -> Option<std::net::SocketAddr> {
+    let (ip, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Vec<u32> = (0..ip.len() / 8)
+        .map(|i| u32::from_str_radix(&ip[i * 8..i * 8 + 8], 16).map(u32::from_be))
+        .collect::<std::result::Result<_, _>>()
+        .ok()?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+    let ip: std::net::IpAddr = if v6 {
+        <[u8; 16]>::try_from(bytes)
+            .ok()
+            .map(std::net::IpAddr::from)?
+    } else {
+        <[u8; 4]>::try_from(bytes)
+            .ok()
+            .map(std::net::IpAddr::from)?
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
