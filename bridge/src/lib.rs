@@ -179,6 +179,11 @@ pub mod __internal {
         };
     }
 
+    /// Faults tests inject: a panic in the analysis of spans with a given name.
+    pub mod faults {
+        pub use crate::analyzer::fault::panic_in_analysis_of;
+    }
+
     /// The viewer-independent timeline model and its Perfetto encoder.
     pub mod timeline {
         pub use crate::timeline::{

@@ -105,6 +105,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         light: bool,
         with_artifact: bool,
     ) -> (Breakdown, Option<Result<String, ()>>) {
+        super::fault::check(&span.name);
         let span_id = u64::from_be_bytes(span.span_context.span_id().to_bytes());
         let trace_id = u128::from_be_bytes(span.span_context.trace_id().to_bytes());
         let target = Target {

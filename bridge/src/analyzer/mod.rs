@@ -22,6 +22,7 @@ mod copy;
 mod cpu_share;
 pub(crate) mod enrich;
 mod explain;
+pub(crate) mod fault;
 mod held;
 mod overload;
 mod pass;
