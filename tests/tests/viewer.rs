@@ -62,37 +62,45 @@ fn viewer_shows_the_cpu_hogs_culprit_and_the_breakdown_jaeger_has() {
         .collect();
     assert!(!workers.is_empty(), "no worker lane\n{context}");
 
-    let culprits: Vec<&Map<String, Value>> = page
+    // The breakdown may name other culprits too (a connection task that held the worker for a
+    // millisecond): each is labelled; the hog's are those of the /report request's trace.
+    let all_culprits: Vec<&Map<String, Value>> = page
         .role("slice")
         .into_iter()
         .filter(|s| str_of(s, "category") == "culprit")
         .collect();
+    for c in &all_culprits {
+        assert!(
+            str_of(c, "name").starts_with("culprit: ") && str_of(c, "lane").starts_with("worker "),
+            "a culprit slice labelled as one, on a worker: {c:?}\n{context}"
+        );
+    }
+    let culprits: Vec<&Map<String, Value>> = all_culprits
+        .into_iter()
+        .filter(|c| str_of(c, "culpritTrace") == report_trace_id)
+        .collect();
     assert!(
         !culprits.is_empty(),
-        "no slice in the culprit category (the span's culprit is {:?})\n{context}",
+        "no culprit slice of the /report request's trace {report_trace_id} (the span's culprit \
+         is {:?})\n{context}",
         root.tag_str("granular.culprit")
     );
     for c in &culprits {
         let span = str_of(c, "culpritSpan");
         assert!(
             span == "GET /report" || span == "report.Build",
-            "a culprit slice labelled {span:?}, not the hog's span: {c:?}\n{context}"
+            "the hog's culprit slice is labelled {span:?}, not its span: {c:?}\n{context}"
         );
-        assert_eq!(
-            str_of(c, "culpritTrace"),
-            report_trace_id,
-            "the culprit slice names the /report request's trace: {c:?}\n{context}"
-        );
+    }
+    // With task hooks each culprit is a task: the hog's (spawned in report.rs) and, briefly,
+    // the connection task that served GET /report (spawned by axum) are both labelled so.
+    if TASK_HOOKS {
         assert!(
-            str_of(c, "lane").starts_with("worker "),
-            "the culprit ran on a worker: {c:?}\n{context}"
+            culprits
+                .iter()
+                .any(|c| str_of(c, "culpritSpawnSite").contains("report.rs")),
+            "with task hooks the hog's culprit slice carries its spawn site in report.rs\n{context}"
         );
-        if TASK_HOOKS {
-            assert!(
-                str_of(c, "culpritSpawnSite").contains("report.rs"),
-                "with task hooks the culprit carries its spawn site: {c:?}\n{context}"
-            );
-        }
     }
     let hog_ms: f64 = culprits
         .iter()
