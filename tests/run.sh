@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Granular's full test suite, as CI runs it (`bash .ci/run`): Jaeger and
 # granularcol builds (in the background while the first Rust steps run),
-# Python test dependencies (.cache/venv), rustfmt, clippy, then the
+# Python test dependencies (.cache/venv), Chromium for the browser tests
+# (apt-get, when missing), rustfmt, clippy, then the
 # workspace tests (end-to-end tests included) once in stable mode and once
 # with --cfg tokio_unstable (in its own target dir, target/unstable), a short
 # run of the demo (examples/demo.sh) and of the overhead benchmark, the
@@ -95,6 +96,27 @@ python_deps() {
 	echo "GRANULAR_PYTHON=$GRANULAR_PYTHON ($("$GRANULAR_PYTHON" --version))"
 }
 
+# The browser tests (tests/tests/viewer.rs, through tests/src/browser.rs) drive the system
+# Chromium with Playwright (tests/requirements.txt); Playwright's own browser download is never
+# used. Installed from Debian's packages when missing (CI runs as root).
+chromium=/usr/bin/chromium
+browser_deps() {
+	if [[ -x "$chromium" ]]; then
+		echo "using $chromium ($("$chromium" --version 2>/dev/null || echo "version unknown"))"
+		return
+	fi
+	echo "$chromium is missing: installing Debian's chromium package (apt-get update, then apt-get install -y chromium)"
+	if ((EUID != 0)); then
+		echo "error: installing chromium needs root; run \`apt-get install -y chromium\` as root" >&2
+		return 1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+	[[ -x "$chromium" ]] ||
+		{ echo "error: apt-get install chromium did not provide $chromium" >&2; return 1; }
+	echo "installed $("$chromium" --version 2>/dev/null || echo "$chromium")"
+}
+
 unstable() {
 	RUSTFLAGS="$unstable_rustflags" CARGO_TARGET_DIR="$unstable_target" "$@"
 }
@@ -166,6 +188,7 @@ step toolchain ensure_components
 background jaeger deploy/jaeger/build.sh
 background granularcol collector-plugin/build.sh
 step python python_deps
+step browser browser_deps
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step build-demo build_demo

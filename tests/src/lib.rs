@@ -3,7 +3,8 @@
 //! Starts real processes on loopback — Jaeger ([`jaeger`]), the demo
 //! services ([`demo`]), anything else through [`process`] — and reads back
 //! what reached Jaeger as [`trace::Trace`]s, and Granular's linked
-//! artifacts as [`perfetto`] summaries. Every process is killed (with
+//! artifacts as [`perfetto`] summaries; pages are opened in a real browser
+//! ([`browser`]). Every process is killed (with
 //! its process group) when its guard drops; a guard dropped during a panic
 //! prints the tail of the process's log first. A service the tests of one
 //! binary share ([`shared`], e.g. [`jaeger::Jaeger::shared`]) is killed when
@@ -15,6 +16,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod bench;
+pub mod browser;
 pub mod collector;
 pub mod demo;
 pub mod jaeger;

@@ -372,6 +372,38 @@ fn cpu_hog_artifact_is_a_perfetto_timeline() {
             .any(|name| name.contains("scheduler wait")),
         "the scheduler wait is highlighted on the request track\n{context}"
     );
+    // What the viewer reads from the artifact alone: the request's spans (one slice each on
+    // the `spans` track), and on the analyzed span's slice the span's own breakdown, verdict
+    // and ids; the culprit's work in a category of its own.
+    assert_eq!(
+        summary["slices_by_track"]["spans"].as_u64(),
+        Some(run.trace.spans.len() as u64),
+        "one slice per span of the request on the spans track\n{context}"
+    );
+    let request = &summary["annotations"]["★ GET /messages"];
+    assert_eq!(
+        request["trace_id"],
+        run.trace.trace_id.as_str(),
+        "{context}"
+    );
+    assert_eq!(request["span_id"], root.span_id.as_str(), "{context}");
+    assert_eq!(
+        request["granular.verdict"].as_str(),
+        root.tag_str("granular.verdict"),
+        "{context}"
+    );
+    for category in GRANULAR_CATEGORIES {
+        let key = format!("granular.time.{category}_us");
+        assert_eq!(
+            request[&key].as_str().and_then(|v| v.parse::<i64>().ok()),
+            root.granular_time_us(category),
+            "{key} on the artifact's request slice is the span's\n{context}"
+        );
+    }
+    assert!(
+        summary["categories"]["culprit"].as_u64() > Some(0),
+        "the culprit's work is drawn in the culprit category\n{context}"
+    );
 }
 
 // ---------------------------------------------------------------------------

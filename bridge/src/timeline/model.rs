@@ -56,7 +56,9 @@ pub struct Slice {
     /// What was happening: "poll", "scheduler wait", "blocked in poll", "GET /report".
     pub name: String,
     /// One of "running", "scheduler_wait", "os_wait", "blocked_in_poll",
-    /// "blocking_pool", "idle", "other". Viewers can filter and colour by it.
+    /// "blocking_pool", "idle" (a breakdown category), "other" (anyone's work),
+    /// "culprit" (the work of a culprit the breakdown names), "span" (one of the
+    /// request's spans). Viewers can filter and colour by it.
     pub category: String,
     /// Start, Unix-epoch nanoseconds.
     pub start_unix_ns: u64,

@@ -80,7 +80,7 @@ impl Artifacts {
             .get(&span_id)
             .map(|k| RequestWork::collect(d, *k))
             .unwrap_or_default();
-        let bytes = encode_perfetto(&draw(d, b, &work, trace_id));
+        let bytes = encode_perfetto(&draw(d, b, &work, trace_id, span_id));
         let id = artifact_id(trace_id, span_id);
         store.put(&id, trace_id, span_id, bytes).map_err(|e| {
             if stats.artifact_errors.fetch_add(1, Ordering::Relaxed) == 0 {
