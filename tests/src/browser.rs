@@ -67,6 +67,54 @@ impl Page {
             .collect()
     }
 
+    /// The viewer's breakdown bar: each part's category and µs (`data-role=part`), in order.
+    pub fn breakdown_parts(&self) -> Vec<(String, i64)> {
+        self.role("part")
+            .iter()
+            .map(|p| {
+                let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
+                (
+                    text("part").to_string(),
+                    text("us").parse::<f64>().map_or(-1, |us| us as i64),
+                )
+            })
+            .collect()
+    }
+
+    /// The verdict the viewer shows (`data-role=verdict`).
+    pub fn verdict(&self) -> Option<&str> {
+        self.role("verdict")
+            .first()
+            .and_then(|v| v.get("text"))
+            .and_then(Value::as_str)
+    }
+
+    /// Fails unless the viewer shows `span`'s breakdown: its `granular.time.*_us` parts in
+    /// the bar and its `granular.verdict`.
+    pub fn assert_shows_breakdown_of(&self, span: &crate::trace::Span) {
+        let expected: Vec<(String, i64)> = crate::trace::GRANULAR_CATEGORIES
+            .iter()
+            .map(|c| {
+                let us = span.granular_time_us(c).unwrap_or_else(|| {
+                    panic!("the span lacks granular.time.{c}_us\n{}", self.describe())
+                });
+                (c.to_string(), us)
+            })
+            .collect();
+        assert_eq!(
+            self.breakdown_parts(),
+            expected,
+            "breakdown parts vs the span\n{}",
+            self.describe()
+        );
+        assert_eq!(
+            self.verdict(),
+            span.tag_str("granular.verdict"),
+            "the verdict shown is the span's\n{}",
+            self.describe()
+        );
+    }
+
     /// The requests that left the page's origin (scheme, host and port of [`Page::url`]).
     pub fn requests_off_origin(&self) -> Vec<&str> {
         let own = origin(&self.url);

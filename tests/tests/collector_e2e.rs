@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use granular_e2e::browser;
 use granular_e2e::collector::{Collector, Metrics, fetch_bytes};
 use granular_e2e::demo::Demo;
 use granular_e2e::jaeger::Jaeger;
@@ -214,6 +215,17 @@ fn single_collector_keeps_violations_whole_and_strips_healthy_traces() {
         format!("{artifacts_base}/view/{artifact_id}"),
         "the viewer link {viewer} led elsewhere"
     );
+    // In a real browser: the page draws this span's breakdown from the store's artifact,
+    // fetching nothing beyond the store.
+    let shown = browser::open(&page.url, "collector-viewer").expect("the viewer in Chromium");
+    assert_eq!(shown.state, "ready", "{}", shown.describe());
+    assert_eq!(
+        shown.requests_off_origin(),
+        Vec::<&str>::new(),
+        "{}",
+        shown.describe()
+    );
+    shown.assert_shows_breakdown_of(root);
     // The Perfetto UI link: the browser may fetch the artifact from
     // ui.perfetto.dev, and only from there.
     assert_eq!(

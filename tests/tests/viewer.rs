@@ -21,7 +21,7 @@ use granular_e2e::demo::{Demo, DemoLease, Response, SharedDemo};
 use granular_e2e::jaeger::Jaeger;
 use granular_e2e::perfetto;
 use granular_e2e::process::{Process, ProcessBuilder};
-use granular_e2e::trace::{GRANULAR_CATEGORIES, Span, Trace};
+use granular_e2e::trace::{Span, Trace};
 use granular_e2e::workspace_binary;
 use serde_json::{Map, Value};
 
@@ -51,7 +51,7 @@ fn viewer_shows_the_cpu_hogs_culprit_and_the_breakdown_jaeger_has() {
     assert_eq!(page.errors, Vec::<String>::new(), "page errors\n{context}");
     assert_no_request_leaves_the_origin(&page);
     assert_span_bars_match_the_trace(&page, &trace, &context);
-    assert_breakdown_matches_the_span(&page, root, &context);
+    page.assert_shows_breakdown_of(root);
 
     let workers: Vec<&str> = page
         .role("lane")
@@ -131,7 +131,7 @@ fn viewer_shows_the_blocked_interval_with_its_syscall() {
     assert_eq!(page.state, "ready", "the viewer did not draw\n{context}");
     assert_no_request_leaves_the_origin(&page);
     assert_span_bars_match_the_trace(&page, &trace, &context);
-    assert_breakdown_matches_the_span(&page, root, &context);
+    page.assert_shows_breakdown_of(root);
     let syscall = root.tag_str("granular.blocked.syscall").unwrap_or_else(|| {
         panic!("the span names no granular.blocked.syscall to look for\n{context}")
     });
@@ -370,31 +370,6 @@ fn assert_span_bars_match_the_trace(page: &Page, trace: &Trace, context: &str) {
         .collect();
     assert_eq!(drawn, stored, "span bars vs the trace in Jaeger\n{context}");
     assert_eq!(bars.len(), trace.spans.len(), "one bar per span\n{context}");
-}
-
-/// The breakdown bar's parts are the span's `granular.time.*_us`, and the verdict its own.
-fn assert_breakdown_matches_the_span(page: &Page, span: &Span, context: &str) {
-    let parts: Vec<(String, i64)> = page
-        .role("part")
-        .iter()
-        .map(|p| (str_of(p, "part").to_string(), num_of(p, "us") as i64))
-        .collect();
-    let expected: Vec<(String, i64)> = GRANULAR_CATEGORIES
-        .iter()
-        .map(|c| {
-            let us = span
-                .granular_time_us(c)
-                .unwrap_or_else(|| panic!("the span lacks granular.time.{c}_us\n{context}"));
-            (c.to_string(), us)
-        })
-        .collect();
-    assert_eq!(parts, expected, "breakdown parts vs Jaeger\n{context}");
-    let verdicts = page.role("verdict");
-    assert_eq!(
-        verdicts.first().map(|v| str_of(v, "text")),
-        span.tag_str("granular.verdict"),
-        "the verdict shown is the span's\n{context}"
-    );
 }
 
 fn str_of<'a>(element: &'a Map<String, Value>, key: &str) -> &'a str {
