@@ -70,6 +70,7 @@ impl DirStore {
     /// Writes `bytes` as a new file `<id>.perfetto-trace`; returns its path.
     pub(crate) fn write(&self, id: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
         check_id(id)?;
+        check_file_size_limit(bytes.len() as u64)?;
         let path = self.dir.join(format!("{id}.perfetto-trace"));
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -134,6 +135,30 @@ fn check_id(id: &str) -> std::io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Refuses a file longer than the process's `RLIMIT_FSIZE`: writing past it raises SIGXFSZ,
+/// whose default action ends the process — the application's, not only Granular's.
+fn check_file_size_limit(len: u64) -> std::io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+        || len <= limit.rlim_cur
+    {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::FileTooLarge,
+        format!(
+            "{len} bytes is over the process's file size limit (RLIMIT_FSIZE {} bytes), \
+             past which a write would raise SIGXFSZ and end the process",
+            limit.rlim_cur
+        ),
+    ))
 }
 
 /// Refuses an artifact directory that is not this user's alone: a symlink, not a directory,
