@@ -677,6 +677,9 @@ mod tests {
             end: 20 * MS,
         };
         let mut b = analyze_with(&d, &target, false);
+        // Whether the analysis names task 8 a culprit depends on the build (task hooks see its
+        // polls): the tests that draw culprits set their own.
+        b.culprits.clear();
         let interval = |category, from_ms, to_ms, detail: &str| Interval {
             category,
             start: from_ms * MS,
