@@ -114,9 +114,10 @@ pub fn breakdowns_name_the_cause(perf: bool) {
     let (exporter, provider) = crate::in_memory::install(cfg, &sources);
     let rt = crate::composed::runtime(1);
 
-    // 1. CPU hog holding the only worker while the request's timer fires. The hog starts once
-    //    the request has armed its timer: after a fixed 1 ms sleep instead, a loaded machine
-    //    let the request finish before the hog began, and the request did not violate.
+    // 1. CPU hog holding the only worker while the request's timer fires. The hog task waits
+    //    on the worker itself until the request has armed its timer, then burns: nothing
+    //    depends on how soon a thread outside the runtime gets the CPU back (a fixed sleep, or
+    //    the caller spawning the hog once told, let a loaded machine finish the request first).
     rt.block_on(async {
         let (armed, timer_set) = tokio::sync::oneshot::channel();
         let req = tokio::spawn(
@@ -127,8 +128,13 @@ pub fn breakdowns_name_the_cause(perf: bool) {
             }
             .instrument(tracing::info_span!("GET /messages")),
         );
-        timer_set.await.unwrap();
-        let hog = tokio::spawn(async { burn(80) }.instrument(tracing::info_span!("GET /report")));
+        let hog = tokio::spawn(
+            async move {
+                timer_set.await.unwrap();
+                burn(80)
+            }
+            .instrument(tracing::info_span!("GET /report")),
+        );
         req.await.unwrap();
         hog.await.unwrap();
     });
