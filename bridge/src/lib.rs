@@ -113,6 +113,7 @@ mod propagation;
 mod recorder;
 mod slo;
 mod timeline;
+pub mod viewer;
 
 pub use analyzer::artifacts::store::{ArtifactStore, OtlpArtifacts};
 pub use capture::alloc::Alloc;
