@@ -122,27 +122,8 @@ pub(crate) fn draw(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u12
         lo: b.start,
         hi: b.end,
     };
-    let mut tracks = Vec::new();
     let mut own_polls = Vec::new();
-    for t in &d.threads {
-        let track = tracks.len();
-        let has_polls = !t.polls_overlapping(w.lo, w.hi).is_empty();
-        let mut slices = poll_slices(d, t, work, w, track, &mut own_polls);
-        slices.extend(entry_slices(d, t, work, w, has_polls));
-        slices.extend(park_slices(t, w));
-        if slices.is_empty() {
-            continue;
-        }
-        let name = match t.worker {
-            Some(n) => format!("worker {n} (tid {})", t.tid),
-            None => format!("thread {}", t.tid),
-        };
-        tracks.push(Track {
-            name,
-            kind: TrackKind::Thread { tid: t.tid as u32 },
-            slices,
-        });
-    }
+    let mut tracks = thread_tracks(d, work, w, &mut own_polls);
     let request = tracks.len();
     let (track, flows) = request_track(b, w, &own_polls, request);
     tracks.push(track);
@@ -160,6 +141,50 @@ pub(crate) fn draw(d: &Decoded, b: &Breakdown, work: &RequestWork, trace_id: u12
         flows,
         instants,
     }
+}
+
+/// The whole process over `[lo, hi]` (Unix ns), as [`draw`] draws other requests' work: one
+/// track per thread that did anything, polls and span entries gathered into runs, parks; no
+/// request track.
+pub(crate) fn draw_process(d: &Decoded, lo: u64, hi: u64, title: String) -> Timeline {
+    let w = Window { lo, hi };
+    Timeline {
+        title,
+        tracks: thread_tracks(d, &RequestWork::default(), w, &mut Vec::new()),
+        flows: Vec::new(),
+        instants: Vec::new(),
+    }
+}
+
+/// One track per thread that did anything in `w`: the request's (`work`) polls noted in
+/// `own_polls`.
+fn thread_tracks(
+    d: &Decoded,
+    work: &RequestWork,
+    w: Window,
+    own_polls: &mut Vec<OwnPoll>,
+) -> Vec<Track> {
+    let mut tracks = Vec::new();
+    for t in &d.threads {
+        let track = tracks.len();
+        let has_polls = !t.polls_overlapping(w.lo, w.hi).is_empty();
+        let mut slices = poll_slices(d, t, work, w, track, own_polls);
+        slices.extend(entry_slices(d, t, work, w, has_polls));
+        slices.extend(park_slices(t, w));
+        if slices.is_empty() {
+            continue;
+        }
+        let name = match t.worker {
+            Some(n) => format!("worker {n} (tid {})", t.tid),
+            None => format!("thread {}", t.tid),
+        };
+        tracks.push(Track {
+            name,
+            kind: TrackKind::Thread { tid: t.tid as u32 },
+            slices,
+        });
+    }
+    tracks
 }
 
 /// The polls on `t` (track number `track`): the request's own one by one, noted in
