@@ -7,8 +7,8 @@
 //! Needs the demo binaries of this target dir and profile (`cargo build -p granular-examples
 //! --bins`) and the Python with the `perfetto` package (`GRANULAR_PYTHON`).
 
-use std::collections::HashSet;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use granular_e2e::demo::Demo;
@@ -17,11 +17,18 @@ use granular_e2e::ports::free_port;
 use granular_e2e::{artifact_dir, workspace_binary};
 use serde_json::Value;
 
-/// How the service's figures may differ from the driver's: 5 %, plus, for the fast requests,
-/// what the driver's clock includes and the span's does not (connection, HTTP parsing, the
-/// client itself; ~2 ms in a debug build on a shared 2-vCPU VM).
+/// How the service's figures may differ from the driver's: 5 %, less, below, what the driver's
+/// clock includes and the root span's does not (the connection, HTTP parsing and queueing
+/// before the span starts, the client itself: 2–4 ms at p50–p90 in a debug build on a shared,
+/// loaded 2-vCPU VM). A span lies inside its request, so the service never reads more than 5 %
+/// above the driver; for the slow requests (100 ms) the client-side time is within the 5 %.
+/// (At a 1 % mix p99 falls on either side of the slow requests' edge: it gets the slack too.)
 const TOLERANCE: f64 = 0.05;
-const CLIENT_SIDE_MS: f64 = 2.5;
+const CLIENT_SIDE_MS: f64 = 5.0;
+
+/// The two load tests run one at a time: side by side, each one's client-side time grows
+/// with the other's load.
+static LOAD: Mutex<()> = Mutex::new(());
 
 fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -63,12 +70,15 @@ fn within(what: &str, service_ms: f64, driver_ms: f64, slack_ms: f64) {
 }
 
 fn check_operation_view_and_capture(sample: &str) {
+    let _one_at_a_time = LOAD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (demo, base) = demo_with_endpoint(&[("GRANULAR_SAMPLE", sample)]);
     let out = artifact_dir("debug_endpoint").unwrap();
     std::fs::create_dir_all(&out).unwrap();
     let json_path = out.join(format!("driver-{sample}.json"));
     let driver = Command::new(workspace_binary("load-driver", "granular-examples").unwrap())
-        .args(["--url", demo.url(), "--rate", "100", "--duration", "8"])
+        .args(["--url", demo.url(), "--rate", "100", "--duration", "6"])
         .args(["--mix", "sleep=1%", "--seed", "19", "--json"])
         .arg(&json_path)
         .output()
@@ -104,31 +114,40 @@ fn check_operation_view_and_capture(sample: &str) {
     within("p50", f(&op["p50_ms"]), us(&lat["p50_us"]), CLIENT_SIDE_MS);
     within("p90", f(&op["p90_ms"]), us(&lat["p90_us"]), CLIENT_SIDE_MS);
     within("p99", f(&op["p99_ms"]), us(&lat["p99_us"]), CLIENT_SIDE_MS);
-    within("max", f(&op["max_ms"]), us(&lat["max_us"]), CLIENT_SIDE_MS);
-    // The slowest listed are the ones the driver slowed, and every one of those violated.
-    let slowed: HashSet<&str> = d["slow"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["trace_id"].as_str().unwrap())
-        .collect();
-    assert!(slowed.len() >= 3, "the 1 % mix slowed too few: {slowed:?}");
+    // The driver's slowest request may be one the loaded machine stalled outside the service
+    // (tens of ms in the client or the accept queue): only the bound a span inside its request
+    // must keep is checked for the maximum; the slowed requests are compared one by one below.
+    let (max, driver_max) = (f(&op["max_ms"]), us(&lat["max_us"]));
+    assert!(
+        max <= driver_max * (1.0 + TOLERANCE),
+        "max: the service says {max:.3} ms, more than the driver's {driver_max:.3} ms"
+    );
+    // Every request the driver slowed is among the slowest listed, as violating, with the
+    // duration the driver measured for it. (A request the loaded machine slowed may sit among
+    // them too: the driver reports no latency for normal requests to tell.)
+    let slowed: Vec<&Value> = d["slow"].as_array().unwrap().iter().collect();
+    assert!(
+        (3..=8).contains(&slowed.len()),
+        "the fixed seed slows 3 to 8 requests: {slowed:?}"
+    );
     let listed: Vec<&Value> = op["slowest"].as_array().unwrap().iter().collect();
-    let top: Vec<&str> = listed
-        .iter()
-        .take(slowed.len().min(listed.len()))
-        .map(|s| s["trace_id"].as_str().unwrap_or(""))
-        .collect();
-    for t in &top {
-        assert!(
-            slowed.contains(t),
-            "{t} is listed among the slowest but was not slowed: {op}"
+    for s in &slowed {
+        let t = s["trace_id"].as_str().unwrap();
+        let row = listed
+            .iter()
+            .find(|r| r["trace_id"] == t)
+            .unwrap_or_else(|| panic!("slowed request {t} is not among the slowest listed: {op}"));
+        assert_eq!(row["violated"], true, "{row}");
+        within(
+            &format!("request {t}"),
+            f(&row["duration_ms"]),
+            us(&s["latency_us"]),
+            0.0,
         );
     }
-    assert_eq!(
-        op["violated"].as_u64().unwrap() as usize,
-        slowed.len(),
-        "{op}"
+    assert!(
+        op["violated"].as_u64().unwrap() as usize >= slowed.len(),
+        "every slowed request violated: {op}"
     );
     // A violating request the analyzer explained carries its cause and verdict.
     assert!(

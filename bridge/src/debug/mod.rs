@@ -2,7 +2,7 @@
 //! loopback HTTP server inside the process that answers, without Jaeger, what Granular sees.
 //!
 //! ```text
-//! rings ─> granular-debug-stats thread (every 25 ms): span ends (span_ends.rs)
+//! rings ─> granular-debug-stats thread (every 25 ms; 100 ms while nothing ends): span ends (span_ends.rs)
 //!                                                 ─> per-operation statistics (stats.rs)
 //! analyzer thread ─> AnalysisObserver: explained spans (cause, verdict), timelines
 //!                 ─> recent analyses and the last timelines in memory (recent.rs)
@@ -41,9 +41,15 @@ use recent::Recent;
 use span_ends::{Missed, RingSpanEnds, SpanEnds};
 use stats::Operations;
 
-/// How often the statistics thread reads the rings: well within a saturated worker ring's
-/// reach (~200 ms in the overhead harness), so records are read before they are overwritten.
+/// How often the statistics thread reads the rings while spans end: well within a saturated
+/// worker ring's reach (~200 ms in the overhead harness), so records are read before they are
+/// overwritten.
 const READ_EVERY: Duration = Duration::from_millis(25);
+
+/// How often it reads them while no span ended since the last read: a quiet process pays a
+/// quarter of the wake-ups, and a load that starts is read within 100 ms, half a saturated
+/// ring's reach.
+const READ_QUIET_EVERY: Duration = Duration::from_millis(100);
 
 /// What the endpoint serves from: shared by the statistics thread, the analyzer (through
 /// [`AnalysisObserver`]) and the connection threads, each holding a lock briefly.
@@ -68,9 +74,10 @@ impl DebugState {
         }
     }
 
-    /// Counts what `ends` read since the last call.
-    pub(crate) fn ingest(&self, ends: &mut dyn SpanEnds) {
+    /// Counts what `ends` read since the last call; returns how many spans ended.
+    pub(crate) fn ingest(&self, ends: &mut dyn SpanEnds) -> usize {
         let read = ends.read();
+        let n = read.len();
         if let Ok(mut ops) = self.ops.lock() {
             for end in read {
                 ops.record(end);
@@ -79,6 +86,7 @@ impl DebugState {
         if let Ok(mut m) = self.missed.lock() {
             *m = ends.missed();
         }
+        n
     }
 }
 
@@ -137,8 +145,12 @@ pub(crate) fn start(cfg: &Config) -> Option<SocketAddr> {
             crate::analyzer::yield_to_the_application();
             let mut ends = RingSpanEnds::new(recorder);
             loop {
-                state.ingest(&mut ends);
-                std::thread::sleep(READ_EVERY);
+                let ended = state.ingest(&mut ends);
+                std::thread::sleep(if ended == 0 {
+                    READ_QUIET_EVERY
+                } else {
+                    READ_EVERY
+                });
             }
         });
     if let Err(e) = stats.and_then(|_| bound.spawn()) {

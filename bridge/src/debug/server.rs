@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 server on its own OS threads, never on the application's runtime: an
-//! accept loop on `granular-debug`, and one short-lived thread per connection, at most
+//! accept loop on `granular-debug`, and one short-lived thread per connection (at nice 10, as
+//! the analyzer), at most
 //! [`MAX_CONNECTIONS`] at once (beyond: 503 at once). A request is one `GET` whose head fits
 //! in [`MAX_HEAD`] bytes and arrives within [`READ_TIMEOUT`]; the answer closes the connection.
 
@@ -134,6 +135,8 @@ impl Server {
             let spawned = std::thread::Builder::new()
                 .name("granular-debug-conn".into())
                 .spawn(move || {
+                    // A capture decodes seconds of records: the application gets the CPU first.
+                    crate::analyzer::yield_to_the_application();
                     serve(stream, state);
                     ACTIVE.fetch_sub(1, Ordering::AcqRel);
                 });
