@@ -7,6 +7,7 @@
 //! uses, follows the OpenTelemetry specification: every bad value is reported and ignored,
 //! its fallback used, so a typo never keeps a service from starting.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -120,6 +121,11 @@ pub struct Config {
     /// Export Granular's health counters as OpenTelemetry metrics (`GRANULAR_METRICS`; off
     /// also with `OTEL_METRICS_EXPORTER=none`).
     pub metrics: bool,
+    /// Where the debug endpoint listens (`GRANULAR_DEBUG_ADDR`); `None`: no endpoint. A
+    /// loopback address unless [`Config::debug_allow_remote`].
+    pub debug_addr: Option<SocketAddr>,
+    /// The debug endpoint may listen beyond loopback (`GRANULAR_DEBUG_ALLOW_REMOTE`).
+    pub debug_allow_remote: bool,
 }
 
 impl Default for Config {
@@ -149,6 +155,8 @@ impl Default for Config {
             artifacts_per_sec: DEFAULT_ARTIFACTS_PER_SEC,
             artifact_retention: DEFAULT_ARTIFACT_RETENTION,
             metrics: true,
+            debug_addr: None,
+            debug_allow_remote: false,
         }
     }
 }
@@ -276,6 +284,7 @@ impl Config {
         c.read_queues(&mut r);
         c.read_artifacts(&mut r);
         c.read_metrics(&mut r);
+        c.read_debug(&mut r);
         (c, r.into_errors())
     }
 
@@ -503,6 +512,38 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The debug endpoint's address. It serves request traces and timelines, so it listens on
+    /// loopback only unless `GRANULAR_DEBUG_ALLOW_REMOTE` says otherwise: a non-loopback address
+    /// without it is refused (no endpoint), naming both variables.
+    fn read_debug(&mut self, r: &mut Reader<'_>) {
+        self.debug_allow_remote = r
+            .flag("GRANULAR_DEBUG_ALLOW_REMOTE", "false")
+            .unwrap_or(false);
+        let allow_remote = self.debug_allow_remote;
+        self.debug_addr = r.read_explained("GRANULAR_DEBUG_ADDR", "no debug endpoint", |v| {
+            parse_debug_addr(v, allow_remote)
+        });
+    }
+}
+
+/// A debug endpoint address: `IP:PORT` (port 0: any free port), on loopback unless
+/// `allow_remote`.
+fn parse_debug_addr(v: &str, allow_remote: bool) -> Result<SocketAddr, String> {
+    const FORM: &str =
+        "expected IP:PORT on loopback, e.g. 127.0.0.1:6061 or [::1]:6061 (port 0: any free port)";
+    let addr: SocketAddr = v.parse().map_err(|_| FORM.to_string())?;
+    if addr.ip().is_loopback() || allow_remote {
+        Ok(addr)
+    } else {
+        Err(format!(
+            "{} is not a loopback address and the endpoint serves request traces; {FORM}, \
+             or set GRANULAR_DEBUG_ALLOW_REMOTE=1 to serve it beyond this host",
+            addr.ip()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,6 +728,40 @@ mod tests {
              http/protobuf (http/json is not supported); using OTEL_EXPORTER_OTLP_PROTOCOL's \
              value instead"
         );
+    }
+
+    /// Issue #19: the debug endpoint serves request traces, so it is refused beyond loopback
+    /// unless GRANULAR_DEBUG_ALLOW_REMOTE says so.
+    #[test]
+    fn the_debug_endpoint_is_off_by_default_and_loopback_only_unless_allowed() {
+        assert_eq!(from(&[]).unwrap().debug_addr, None);
+        let c = from(&[("GRANULAR_DEBUG_ADDR", "127.0.0.1:6061")]).unwrap();
+        assert_eq!(c.debug_addr, Some("127.0.0.1:6061".parse().unwrap()));
+        let c = from(&[("GRANULAR_DEBUG_ADDR", "[::1]:0")]).unwrap();
+        assert_eq!(c.debug_addr, Some("[::1]:0".parse().unwrap()));
+        let e = from(&[("GRANULAR_DEBUG_ADDR", "0.0.0.0:6061")]).unwrap_err();
+        assert_eq!(
+            e.warning(),
+            "GRANULAR_DEBUG_ADDR=\"0.0.0.0:6061\" is invalid: 0.0.0.0 is not a loopback address \
+             and the endpoint serves request traces; expected IP:PORT on loopback, e.g. \
+             127.0.0.1:6061 or [::1]:6061 (port 0: any free port), or set \
+             GRANULAR_DEBUG_ALLOW_REMOTE=1 to serve it beyond this host; using no debug endpoint \
+             instead"
+        );
+        let e = from(&[("GRANULAR_DEBUG_ADDR", "localhost")]).unwrap_err();
+        assert!(
+            e.to_string().contains("expected IP:PORT on loopback"),
+            "{e}"
+        );
+        let c = from(&[
+            ("GRANULAR_DEBUG_ADDR", "0.0.0.0:6061"),
+            ("GRANULAR_DEBUG_ALLOW_REMOTE", "1"),
+        ])
+        .unwrap();
+        assert!(c.debug_allow_remote);
+        assert_eq!(c.debug_addr, Some("0.0.0.0:6061".parse().unwrap()));
+        let e = from(&[("GRANULAR_DEBUG_ALLOW_REMOTE", "perhaps")]).unwrap_err();
+        assert_eq!(e.variable, "GRANULAR_DEBUG_ALLOW_REMOTE");
     }
 
     #[test]

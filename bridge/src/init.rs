@@ -366,6 +366,8 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
         .as_ref()
         .map(|logs| OtlpArtifacts::new(logs.logger("granular"), &cfg));
     let violations = cfg.sample == SampleMode::Violations;
+    // Started once the subscriber is in place, so that where it listens is logged.
+    let debug = cfg.debug_addr.is_some().then(|| cfg.clone());
     let health_export = cfg.metrics.then_some((cfg.otlp_metrics, cfg.sample));
     let mut batch = BatchSpanProcessor::builder(exporter).build();
     // Set here: once the analyzer thread shares the processor, the SDK's own set_resource
@@ -409,6 +411,9 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
             .map_err(|e| e.to_string()),
     };
     installed.map_err(subscriber_error)?;
+    if let Some(cfg) = debug {
+        crate::debug::start(&cfg);
+    }
     Ok(finish(
         provider,
         artifact_logs,

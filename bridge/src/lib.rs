@@ -107,6 +107,7 @@ mod analyzer;
 mod capture;
 mod clock;
 mod config;
+mod debug;
 mod export;
 mod init;
 mod propagation;

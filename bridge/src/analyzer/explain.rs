@@ -40,6 +40,9 @@ impl<P: SpanProcessor> Analyzer<P> {
             let late = started.elapsed() > budget.min(batch::budget());
             let (span, synthetic) =
                 self.explain(span, &j, decoded, light || late, with_artifact && !late);
+            if let Some(o) = super::observer::observer() {
+                o.explained(&span);
+            }
             self.inner.on_end(span);
             for s in synthetic {
                 self.inner.on_end(s);

@@ -24,6 +24,7 @@ pub(crate) mod enrich;
 mod explain;
 pub(crate) mod fault;
 mod held;
+pub(crate) mod observer;
 mod overload;
 mod pass;
 pub(crate) mod rate;
@@ -84,7 +85,7 @@ pub(crate) fn start<P: SpanProcessor + 'static>(
 
 /// Lowers the calling thread's scheduling priority to [`ANALYZER_NICE`] (raising a nice value
 /// needs no privilege). Where that fails, the thread keeps its priority and says so once.
-fn yield_to_the_application() {
+pub(crate) fn yield_to_the_application() {
     let tid = crate::recorder::current_tid() as libc::id_t;
     // SAFETY: setpriority has no memory preconditions; on Linux, PRIO_PROCESS with a thread id
     // sets that thread's nice value.

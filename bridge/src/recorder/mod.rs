@@ -314,6 +314,15 @@ impl FlightRecorder {
         }
     }
 
+    /// Every ring taken so far, in the order they were created (rings are never removed, so a
+    /// later call returns these first): for a reader that keeps its own place in each.
+    pub(crate) fn rings(&self) -> Vec<&'static Ring> {
+        self.slots
+            .lock()
+            .map(|slots| slots.iter().map(|s| &s.ring).collect())
+            .unwrap_or_default()
+    }
+
     /// The ring OS thread `tid` writes to now, if it took one.
     pub(crate) fn ring_of(&self, tid: u64) -> Option<&'static Ring> {
         let slots = self.slots.lock().ok()?;

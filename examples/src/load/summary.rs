@@ -17,6 +17,20 @@ pub struct SlowRequest {
     pub trace_id: String,
     /// Its latency, in whole milliseconds.
     pub latency_ms: u64,
+    /// Its latency, in microseconds (to compare with what the service measured).
+    pub latency_us: u64,
+}
+
+/// The latency distribution of answered `/messages` requests, in microseconds (nearest-rank
+/// percentiles), for comparison with what the service itself reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Latencies {
+    /// Answered `/messages` requests.
+    pub count: usize,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
 }
 
 /// The results of a run; serialises to the `--json` file.
@@ -34,6 +48,8 @@ pub struct Summary {
     pub p50_ms: Option<u64>,
     /// 99th percentile latency of answered `/messages` requests.
     pub p99_ms: Option<u64>,
+    /// The same requests' distribution in microseconds (`None` when there were none).
+    pub messages_latency: Option<Latencies>,
     /// Answered requests slowed on purpose, in send order.
     pub slow: Vec<SlowRequest>,
     /// Trace ids of answered normal `/messages` requests.
@@ -58,6 +74,7 @@ impl Summary {
             errors: 0,
             p50_ms: None,
             p99_ms: None,
+            messages_latency: None,
             slow: Vec::new(),
             normal_trace_ids: Vec::new(),
             hog_trace_ids: Vec::new(),
@@ -89,6 +106,7 @@ impl Summary {
                             pathology: kind.name(),
                             trace_id,
                             latency_ms: whole_ms(latency),
+                            latency_us: latency.as_micros() as u64,
                         }),
                     }
                 }
@@ -97,6 +115,14 @@ impl Summary {
         latencies.sort_unstable();
         summary.p50_ms = percentile(&latencies, 50.0).map(whole_ms);
         summary.p99_ms = percentile(&latencies, 99.0).map(whole_ms);
+        let us = |p| percentile(&latencies, p).map_or(0, |d: Duration| d.as_micros() as u64);
+        summary.messages_latency = (!latencies.is_empty()).then(|| Latencies {
+            count: latencies.len(),
+            p50_us: us(50.0),
+            p90_us: us(90.0),
+            p99_us: us(99.0),
+            max_us: us(100.0),
+        });
         summary
     }
 

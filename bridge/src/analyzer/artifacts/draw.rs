@@ -94,13 +94,13 @@ impl<T> Runs<T> {
 /// The slice of a run: named after its longest member, `(+N more)` when it holds others; a
 /// culprit's run (`b.culprits[i]`) is named and labelled after the culprit.
 fn run_slice<T>(
-    b: &Breakdown,
+    culprits: &[Culprit],
     run: Run<T>,
     what: &str,
     name: String,
     mut args: Vec<(String, String)>,
 ) -> Slice {
-    let culprit = run.key.and_then(|i| b.culprits.get(i));
+    let culprit = run.key.and_then(|i| culprits.get(i));
     let name = match culprit {
         Some(c) => format!("culprit: {}", culprit_name(c)),
         None => name,
@@ -174,26 +174,15 @@ pub(crate) fn draw(
     };
     let mut tracks = vec![spans_track(d, b, work, w, trace_id, span_id)];
     let mut own_polls = Vec::new();
-    for t in &d.threads {
-        let track = tracks.len();
-        let has_polls = !t.polls_overlapping(w.lo, w.hi).is_empty();
-        let mut slices = poll_slices(d, b, t, work, w, track, &mut own_polls);
-        slices.extend(entry_slices(d, b, t, work, w, has_polls));
-        slices.extend(park_slices(t, w));
-        slices.extend(off_cpu_slices(d, t, w));
-        if slices.is_empty() {
-            continue;
-        }
-        let name = match t.worker {
-            Some(n) => format!("worker {n} (tid {})", t.tid),
-            None => format!("thread {}", t.tid),
-        };
-        tracks.push(Track {
-            name,
-            kind: TrackKind::Thread { tid: t.tid as u32 },
-            slices,
-        });
-    }
+    let first = tracks.len();
+    tracks.extend(thread_tracks(
+        d,
+        &b.culprits,
+        work,
+        w,
+        first,
+        &mut own_polls,
+    ));
     let request = tracks.len();
     let (track, flows) = request_track(b, w, &own_polls, request);
     tracks.push(track);
@@ -337,18 +326,18 @@ fn culprit_args(c: &Culprit) -> Vec<(String, String)> {
 }
 
 /// Which of `b`'s culprits poll `p` is: one named by its task (with task hooks).
-fn culprit_of_poll(b: &Breakdown, p: &Poll) -> Option<usize> {
-    b.culprits
+fn culprit_of_poll(culprits: &[Culprit], p: &Poll) -> Option<usize> {
+    culprits
         .iter()
         .position(|c| c.task != 0 && c.task == p.task)
 }
 
 /// Which of `b`'s culprits an entry of span `key` is: one named by the local root span it
 /// served (without task hooks culprits have no task), matched by name and trace.
-fn culprit_of_entry(d: &Decoded, b: &Breakdown, key: u64) -> Option<usize> {
+fn culprit_of_entry(d: &Decoded, culprits: &[Culprit], key: u64) -> Option<usize> {
     let root = d.local_root(key);
     let trace = d.spans.get(&root).and_then(|s| s.trace_id);
-    b.culprits.iter().position(|c| {
+    culprits.iter().position(|c| {
         c.task == 0
             && c.trace_id.is_some()
             && c.trace_id == trace
@@ -356,11 +345,59 @@ fn culprit_of_entry(d: &Decoded, b: &Breakdown, key: u64) -> Option<usize> {
     })
 }
 
+/// The whole process over `[lo, hi]` (Unix ns), as [`draw`] draws other requests' work: one
+/// track per thread that did anything, polls and span entries gathered into runs, parks,
+/// off-CPU intervals perf recorded; no
+/// request track.
+pub(crate) fn draw_process(d: &Decoded, lo: u64, hi: u64, title: String) -> Timeline {
+    let w = Window { lo, hi };
+    Timeline {
+        title,
+        tracks: thread_tracks(d, &[], &RequestWork::default(), w, 0, &mut Vec::new()),
+        flows: Vec::new(),
+        instants: Vec::new(),
+    }
+}
+
+/// One track per thread that did anything in `w`, numbered from `first` in the timeline: the
+/// request's (`work`) polls noted in `own_polls`, `culprits`' work labelled.
+fn thread_tracks(
+    d: &Decoded,
+    culprits: &[Culprit],
+    work: &RequestWork,
+    w: Window,
+    first: usize,
+    own_polls: &mut Vec<OwnPoll>,
+) -> Vec<Track> {
+    let mut tracks = Vec::new();
+    for t in &d.threads {
+        let track = first + tracks.len();
+        let has_polls = !t.polls_overlapping(w.lo, w.hi).is_empty();
+        let mut slices = poll_slices(d, culprits, t, work, w, track, own_polls);
+        slices.extend(entry_slices(d, culprits, t, work, w, has_polls));
+        slices.extend(park_slices(t, w));
+        slices.extend(off_cpu_slices(d, t, w));
+        if slices.is_empty() {
+            continue;
+        }
+        let name = match t.worker {
+            Some(n) => format!("worker {n} (tid {})", t.tid),
+            None => format!("thread {}", t.tid),
+        };
+        tracks.push(Track {
+            name,
+            kind: TrackKind::Thread { tid: t.tid as u32 },
+            slices,
+        });
+    }
+    tracks
+}
+
 /// The polls on `t` (track number `track`): the request's own one by one, noted in
 /// `own_polls`; other work gathered into runs.
 fn poll_slices(
     d: &Decoded,
-    b: &Breakdown,
+    culprits: &[Culprit],
     t: &ThreadActivity,
     work: &RequestWork,
     w: Window,
@@ -371,12 +408,12 @@ fn poll_slices(
     let mut runs = Runs::new();
     let other = |run: Run<&Poll>| {
         let (name, args) = poll_name(d, t, run.longest, false);
-        run_slice(b, run, "polls", name, args)
+        run_slice(culprits, run, "polls", name, args)
     };
     for p in t.polls_overlapping(w.lo, w.hi) {
         let clipped = w.clip(p.start, p.end);
         if work.poll_of(t, p).is_none() {
-            let key = culprit_of_poll(b, p);
+            let key = culprit_of_poll(culprits, p);
             slices.extend(runs.add(key, clipped.0, clipped.1, p).map(other));
             continue;
         }
@@ -433,7 +470,7 @@ fn poll_name(
 /// all there is, gathered into runs the same way.
 fn entry_slices(
     d: &Decoded,
-    b: &Breakdown,
+    culprits: &[Culprit],
     t: &ThreadActivity,
     work: &RequestWork,
     w: Window,
@@ -447,7 +484,13 @@ fn entry_slices(
         if let Some(t) = d.spans.get(&root).and_then(|s| s.trace_id) {
             args.push(("trace_id".into(), format!("{t:032x}")));
         }
-        run_slice(b, run, "entries", d.span_name(root).to_string(), args)
+        run_slice(
+            culprits,
+            run,
+            "entries",
+            d.span_name(root).to_string(),
+            args,
+        )
     };
     for e in t
         .entries_overlapping(w.lo, w.hi)
@@ -456,7 +499,7 @@ fn entry_slices(
         let clipped = w.clip(e.start, e.end);
         if !work.spans.contains(&e.span) {
             if !has_polls {
-                let key = culprit_of_entry(d, b, e.span);
+                let key = culprit_of_entry(d, culprits, e.span);
                 slices.extend(runs.add(key, clipped.0, clipped.1, e.span).map(other));
             }
             continue;

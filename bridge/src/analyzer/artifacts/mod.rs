@@ -81,6 +81,9 @@ impl Artifacts {
             .map(|k| RequestWork::collect(d, *k))
             .unwrap_or_default();
         let bytes = encode_perfetto(&draw(d, b, &work, trace_id, span_id));
+        if let Some(o) = super::observer::observer() {
+            o.timeline(trace_id, span_id, &bytes);
+        }
         let id = artifact_id(trace_id, span_id);
         store.put(&id, trace_id, span_id, bytes).map_err(|e| {
             if stats.artifact_errors.fetch_add(1, Ordering::Relaxed) == 0 {
