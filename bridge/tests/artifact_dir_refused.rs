@@ -7,13 +7,12 @@
 
 #[path = "support/composed.rs"]
 mod composed;
+#[path = "support/in_memory.rs"]
+mod in_memory;
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
 use granular::{ArtifactSink, Config, SloRules};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor};
-use tracing::Instrument as _;
 
 #[test]
 fn a_shared_artifact_directory_is_refused_and_spans_say_why() {
@@ -26,35 +25,9 @@ fn a_shared_artifact_directory_is_refused_and_spans_say_why() {
         ..Config::default()
     };
     let sources = granular::install_recorder(&cfg);
-    let spans = InMemorySpanExporter::default();
-    let processor = granular::GranularProcessor::new(
-        SimpleSpanProcessor::new(spans.clone()),
-        cfg,
-        sources.active(),
-    );
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .build();
-    crate::composed::set_global_subscriber(&provider);
-    let rt = crate::composed::runtime(1);
-    rt.block_on(
-        async { tokio::time::sleep(Duration::from_millis(20)).await }
-            .instrument(tracing::info_span!("GET /slow")),
-    );
-    provider.force_flush().unwrap();
-
-    let span = spans
-        .get_finished_spans()
-        .unwrap()
-        .into_iter()
-        .find(|s| s.name == "GET /slow")
-        .expect("GET /slow exported");
-    let attr = |key: &str| {
-        span.attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == key)
-            .map(|kv| kv.value.as_str().to_string())
-    };
+    let (exporter, provider) = in_memory::install(cfg, &sources);
+    let attr = in_memory::sleep_spans(&exporter, &provider, &["GET /slow"]);
+    let attr = |key: &str| attr("GET /slow", key);
     assert_eq!(
         attr("granular.cause").as_deref(),
         Some("idle"),

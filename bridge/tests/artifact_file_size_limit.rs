@@ -8,12 +8,10 @@
 
 #[path = "support/composed.rs"]
 mod composed;
-
-use std::time::Duration;
+#[path = "support/in_memory.rs"]
+mod in_memory;
 
 use granular::{ArtifactSink, Config, SloRules};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor};
-use tracing::Instrument as _;
 
 const CHILD: &str = "GRANULAR_FSIZE_TEST_CHILD";
 const TEST: &str = "an_artifact_over_the_file_size_limit_is_skipped_and_the_process_lives";
@@ -56,33 +54,9 @@ fn child() {
         ..Config::default()
     };
     let sources = granular::install_recorder(&cfg);
-    let spans = InMemorySpanExporter::default();
-    let processor = granular::GranularProcessor::new(
-        SimpleSpanProcessor::new(spans.clone()),
-        cfg,
-        sources.active(),
-    );
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .build();
-    crate::composed::set_global_subscriber(&provider);
-    crate::composed::runtime(1).block_on(
-        async { tokio::time::sleep(Duration::from_millis(20)).await }
-            .instrument(tracing::info_span!("GET /slow")),
-    );
-    provider.force_flush().unwrap();
-    let span = spans
-        .get_finished_spans()
-        .unwrap()
-        .into_iter()
-        .find(|s| s.name == "GET /slow")
-        .expect("GET /slow exported");
-    let attr = |key: &str| {
-        span.attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == key)
-            .map_or("-".to_string(), |kv| kv.value.to_string())
-    };
+    let (exporter, provider) = in_memory::install(cfg, &sources);
+    let attr = in_memory::sleep_spans(&exporter, &provider, &["GET /slow"]);
+    let attr = |key: &str| attr("GET /slow", key).unwrap_or_else(|| "-".into());
     println!(
         "skipped={} cause={}",
         attr("granular.artifact.skipped"),
