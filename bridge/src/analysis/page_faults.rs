@@ -144,6 +144,16 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    /// A reading at `at_ms` of a thread inside work that had taken `minor` faults.
+    fn inside_reading(at_ms: u64, minor: u64) -> FaultReading {
+        FaultReading {
+            at: at_ms * MS,
+            minor,
+            major: 0,
+            inside: true,
+        }
+    }
+
     #[test]
     fn faults_are_counted_once_over_nested_intervals_and_interpolated() {
         let mut d = decoded(Vec::new());
@@ -215,14 +225,8 @@ mod tests {
         d.taken_at = 100 * MS;
         d.off_cpu
             .insert(7, vec![(0, 0, false), (10 * MS, 20 * MS, false)]);
-        let reading = |at_ms: u64, minor| FaultReading {
-            at: at_ms * MS,
-            minor,
-            major: 0,
-            inside: true,
-        };
         d.page_faults
-            .insert(7, vec![reading(0, 0), reading(20, 1_000)]);
+            .insert(7, vec![inside_reading(0, 0), inside_reading(20, 1_000)]);
         let poll = page_faults(&d, &[(7, 0, 10 * MS)], None).unwrap();
         assert_eq!(poll.minor, 1_000);
         let asleep = page_faults(&d, &[(7, 10 * MS, 20 * MS)], None).unwrap();
@@ -239,14 +243,8 @@ mod tests {
         d.taken_at = 100 * MS;
         d.off_cpu
             .insert(7, vec![(0, 0, false), (10 * MS, 15 * MS, true)]);
-        let reading = |at_ms: u64, minor| FaultReading {
-            at: at_ms * MS,
-            minor,
-            major: 0,
-            inside: true,
-        };
         d.page_faults
-            .insert(7, vec![reading(0, 0), reading(30, 1_000)]);
+            .insert(7, vec![inside_reading(0, 0), inside_reading(30, 1_000)]);
         let polls = [(7, 0, 10 * MS), (7, 20 * MS, 30 * MS)];
         let f = page_faults(&d, &polls, Some(50_000)).unwrap();
         assert_eq!(f.minor, 1_000);
