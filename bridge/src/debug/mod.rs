@@ -21,6 +21,7 @@ pub(crate) mod capture;
 pub(crate) mod histogram;
 pub(crate) mod recent;
 mod render;
+mod response;
 mod routes;
 pub(crate) mod server;
 pub(crate) mod span_ends;

@@ -7,7 +7,7 @@ use super::DebugState;
 use super::capture::{CaptureError, MAX_SECONDS};
 use super::recent::KEEP_TIMELINES;
 use super::render;
-use super::server::Response;
+use super::response::Response;
 
 const ROOT: &str = "/debug/granular/";
 

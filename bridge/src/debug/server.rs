@@ -4,12 +4,13 @@
 //! [`MAX_CONNECTIONS`] at once (beyond: 503 at once). A request is one `GET` whose head fits
 //! in [`MAX_HEAD`] bytes and arrives within [`READ_TIMEOUT`]; the answer closes the connection.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::DebugState;
+use super::response::Response;
 use super::routes::respond;
 
 /// Connections served at once at most.
@@ -20,69 +21,6 @@ const MAX_HEAD: usize = 8 << 10;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to read the answer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// An answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Response {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub(crate) fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
-        Response {
-            status,
-            content_type,
-            headers: Vec::new(),
-            body: body.into(),
-        }
-    }
-
-    /// A plain-text answer: what went wrong, and what is accepted.
-    pub(crate) fn text(status: u16, body: impl Into<String>) -> Self {
-        let mut body = body.into();
-        body.push('\n');
-        Response::new(status, "text/plain; charset=utf-8", body)
-    }
-
-    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-
-    fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
-        let mut head = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
-            self.status,
-            reason(self.status),
-            self.content_type,
-            self.body.len()
-        );
-        for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        w.write_all(head.as_bytes())?;
-        w.write_all(&self.body)?;
-        w.flush()
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Request Header Fields Too Large",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "",
-    }
-}
 
 /// A bound listener, not yet serving.
 #[derive(Debug)]
@@ -204,6 +142,8 @@ fn parse_request_line(head: &str) -> Option<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
