@@ -21,6 +21,7 @@ use crate::capture::layer::RecorderLayer;
 use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime, waits};
 use crate::config::{ArtifactSink, Config, ConfigError, OtlpSignal, SampleMode};
+use crate::export::delivery::CountingExporter;
 use crate::export::otlp::{self, ExporterError};
 use crate::export::{GranularProcessor, health};
 use crate::recorder::FlightRecorder;
@@ -264,6 +265,7 @@ impl Drop for Granular {
             hold_overflow = s.hold_overflow.load(Relaxed),
             analysis_errors = s.analysis_errors.load(Relaxed),
             artifact_errors = s.artifact_errors.load(Relaxed),
+            export_failed_spans = s.export_failed_spans.load(Relaxed),
             recorder_lost_records = snapshot.lost(),
             perf_lost_records = crate::capture::perf::lost_records().unwrap_or(0),
             overwritten_records = snapshot.overwritten,
@@ -367,15 +369,17 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
         .map(|logs| OtlpArtifacts::new(logs.logger("granular"), &cfg));
     let violations = cfg.sample == SampleMode::Violations;
     let health_export = cfg.metrics.then_some((cfg.otlp_metrics, cfg.sample));
+    let stats = Arc::new(Stats::default());
+    let exporter = CountingExporter::new(exporter, stats.clone());
     let mut batch = BatchSpanProcessor::builder(exporter).build();
     // Set here: once the analyzer thread shares the processor, the SDK's own set_resource
     // call cannot reach it.
     batch.set_resource(&resource);
-    let mut processor = GranularProcessor::new(batch, cfg, sources.active());
+    let mut processor =
+        GranularProcessor::new(batch, cfg, sources.active()).with_stats(stats.clone());
     if let Some(store) = artifact_store {
         processor = processor.with_artifact_store(Box::new(store));
     }
-    let stats = processor.stats();
     // GRANULAR_SAMPLE=violations: Granular records spans itself and builds OTel spans only
     // for exported traces; otherwise tracing-opentelemetry builds every span.
     let sampler = violations.then(|| processor.source_sampler());

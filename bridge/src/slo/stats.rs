@@ -59,6 +59,10 @@ pub struct Stats {
     pub analysis_errors: AtomicU64,
     /// Spans still open when their trace was exported (not exported).
     pub unfinished_spans: AtomicU64,
+    /// Spans in batches the span exporter failed to deliver (endpoint down or refusing, or no
+    /// answer within `OTEL_EXPORTER_OTLP_TIMEOUT`); the SDK drops such a batch. Counted when
+    /// the exporter is [`init`](fn@crate::init)'s.
+    pub export_failed_spans: AtomicU64,
     /// The analyzer thread's CPU time, ns, as of its last batch (from schedstat; 0 where the
     /// kernel does not keep it).
     pub analyzer_cpu_ns: AtomicU64,
