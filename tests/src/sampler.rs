@@ -17,6 +17,9 @@ pub struct ProcSample {
     /// Since the sampler started.
     pub at: Duration,
     pub rss_kib: u64,
+    /// The anonymous part of `rss_kib` (`RssAnon`: heap, stacks, the recorder's rings), without
+    /// pages of the binary and libraries mapped from files.
+    pub anon_kib: u64,
     pub threads: u64,
     pub fds: u64,
     /// The analyzer thread's user + system CPU time, s (`None`: no such thread).
@@ -40,6 +43,7 @@ pub fn sample(pid: u32, at: Duration) -> Option<ProcSample> {
     Some(ProcSample {
         at,
         rss_kib: field("VmRSS:")?,
+        anon_kib: field("RssAnon:")?,
         threads: field("Threads:")?,
         fds,
         analyzer_cpu_s: thread_cpu_seconds(pid, ANALYZER_COMM),
@@ -122,17 +126,27 @@ impl Samples {
         &self.0[i.min(self.0.len())..]
     }
 
-    /// Growth of resident memory over the last half of the run: the largest RSS of the last
-    /// half against the RSS at its start, as a fraction (0.03 = 3 %).
+    /// Growth of resident memory over the last half of the run, as a fraction (0.03 = 3 %):
+    /// the median RSS of the run's last tenth against the median of the tenth around its
+    /// middle. Medians of windows rather than single samples: RSS moves by several MiB from
+    /// one second to the next as the allocator takes and returns memory.
     pub fn rss_growth_last_half(&self) -> f64 {
-        let half = self.tail_from(0.5);
-        match half.first() {
-            Some(first) if first.rss_kib > 0 => {
-                let max = half.iter().map(|s| s.rss_kib).max().unwrap_or(0);
-                max as f64 / first.rss_kib as f64 - 1.0
-            }
-            _ => 0.0,
+        let n = self.0.len();
+        let w = (n / 10).max(1);
+        if n < 2 * w {
+            return 0.0;
         }
+        let median = |s: &[ProcSample]| {
+            let mut v: Vec<u64> = s.iter().map(|s| s.rss_kib).collect();
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        let mid = n / 2 - w / 2;
+        let (middle, end) = (median(&self.0[mid..mid + w]), median(&self.0[n - w..]));
+        if middle == 0 {
+            return 0.0;
+        }
+        end as f64 / middle as f64 - 1.0
     }
 
     /// (at the start of the last half, most in the last half) of `what`.
@@ -163,6 +177,20 @@ impl Samples {
         (wall > 0.0).then_some(cpu / wall)
     }
 
+    /// RSS and its anonymous part in MiB at each tenth of the run (11 values each, start and
+    /// end included).
+    pub fn rss_profile(&self) -> Vec<(f64, f64)> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        let last = self.0.len() - 1;
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        (0..=10)
+            .map(|i| self.0[last * i / 10])
+            .map(|s| (mib(s.rss_kib), mib(s.anon_kib)))
+            .collect()
+    }
+
     /// One line: `RSS max 61.2 MiB (+1.2 % over the last half), fds 40→41, threads 12→12,
     /// analyzer 3.1 % of a core, 60 samples`.
     pub fn summary(&self) -> String {
@@ -170,7 +198,8 @@ impl Samples {
         let (th0, th1) = self.threads_last_half();
         format!(
             "RSS max {:.1} MiB ({:+.1} % over the last half), fds {fd0}→{fd1} and threads \
-             {th0}→{th1} over the last half, analyzer {}, {} samples",
+             {th0}→{th1} over the last half, analyzer {}, {} samples; RSS (anonymous) MiB by \
+             tenths of the run: {}",
             self.max_rss_kib() as f64 / 1024.0,
             self.rss_growth_last_half() * 100.0,
             self.analyzer_cpu_share()
@@ -178,7 +207,12 @@ impl Samples {
                     "{:.1} % of a core",
                     s * 100.0
                 )),
-            self.0.len()
+            self.0.len(),
+            self.rss_profile()
+                .iter()
+                .map(|(rss, anon)| format!("{rss:.0} ({anon:.0})"))
+                .collect::<Vec<_>>()
+                .join(" ")
         )
     }
 }
@@ -199,17 +233,19 @@ mod tests {
         let at = |i: u64, rss: u64, fds: u64| ProcSample {
             at: Duration::from_secs(i),
             rss_kib: rss,
+            anon_kib: rss,
             threads: 10,
             fds,
             analyzer_cpu_s: Some(i as f64 * 0.1),
         };
         let samples = Samples(vec![
             at(0, 100, 5),
-            at(1, 150, 6),
+            at(1, 200, 6),
             at(2, 200, 7),
             at(3, 210, 7),
         ]);
         assert_eq!(samples.max_rss_kib(), 210);
+        // Windows of one sample: the middle one (200) against the last (210).
         assert!((samples.rss_growth_last_half() - 0.05).abs() < 1e-9);
         assert_eq!(samples.fds_last_half(), (7, 7));
         assert!((samples.analyzer_cpu_share().unwrap() - 0.1).abs() < 1e-9);
