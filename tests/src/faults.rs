@@ -177,13 +177,24 @@ pub fn check(query: &QueryClient, ids: &[String], timeout: Duration) -> Found {
     }
 }
 
-/// One `GET /messages` root with every base span under it.
+/// One `GET /messages` root with every base span under it, no span twice (a trace exported
+/// or decided twice shows its spans twice), and the Collector's rollup
+/// (`granular.trace.violations`) on one span at most.
 fn whole(trace: &Trace) -> bool {
     let n = names(trace);
     let roots = trace.roots();
+    let ids: std::collections::HashSet<&str> =
+        trace.spans.iter().map(|s| s.span_id.as_str()).collect();
+    let rollups = trace
+        .spans
+        .iter()
+        .filter(|s| s.tag("granular.trace.violations").is_some())
+        .count();
     roots.len() == 1
         && roots[0].operation_name == "GET /messages"
         && BASE_SPANS.iter().all(|s| n.get(*s) == Some(&1))
+        && ids.len() == trace.spans.len()
+        && rollups <= 1
 }
 
 /// Span names and how many of each.

@@ -11,9 +11,24 @@
 //!   trace whose request was sent after Jaeger came up must arrive whole; the spans of the
 //!   outage's traces that did not arrive must be exactly the spans counted lost
 //!   (`export_failed_spans` in the shutdown line, plus the SDK's queue drops).
+//! * `stalled_backend`: the service exports to a server that accepts connections and never
+//!   answers (`granular_e2e::stall`) for `GRANULAR_FAULT_STALL_SECS` (default 15): every
+//!   export waits out `OTEL_EXPORTER_OTLP_TIMEOUT` (the default, 10 s). The request path
+//!   must not notice and memory must stay bounded; the spans lost are counted
+//!   (`export_failed_spans`, the SDK's queue drops), and the time SIGTERM then takes to stop
+//!   the service is reported.
+//! * `granularcol_killed_and_restarted_{single,two_tier}`: granularcol (single.yaml; or one
+//!   tier-2 instance behind tier1-loadbalancer.yaml) is SIGKILLed mid-load and restarted on
+//!   the same port `GRANULAR_FAULT_DOWN_SECS` (default 5) later. Every trace sent after the
+//!   restart must arrive whole and decided once (no span twice, the rollup once at most); what
+//!   was lost meanwhile is reported with how it was counted: the library's
+//!   `export_failed_spans`, and the killed processor's buffered traces (its
+//!   `buffered_traces` gauge just before the kill) against the traces sent before the kill
+//!   that did not arrive.
 
 use std::time::{Duration, SystemTime};
 
+use granular_e2e::collector::Collector;
 use granular_e2e::driver::{self, Latency, Load, LoadRun};
 use granular_e2e::faults::{
     self, Found, MIX, both_modes, check, counter, env_secs, exported, sdk_queue_dropped, serial,
@@ -22,6 +37,7 @@ use granular_e2e::faults::{
 use granular_e2e::jaeger::Jaeger;
 use granular_e2e::ports::free_port;
 use granular_e2e::sampler::{ProcSampler, Samples};
+use granular_e2e::stall::StallServer;
 
 const RATE: f64 = 40.0;
 const CONCURRENCY: usize = 32;
@@ -94,10 +110,7 @@ fn otlp_endpoint_down_then_up() {
     let outage = env_secs("GRANULAR_FAULT_OUTAGE_SECS", 15);
     let recovery = env_secs("GRANULAR_FAULT_RECOVERY_SECS", 10);
     let reference = Jaeger::shared().expect("start Jaeger");
-    let rows = both_modes(|mode| down_then_up(mode, reference, outage, recovery));
-    for row in rows {
-        println!("{row}");
-    }
+    both_modes(|mode| down_then_up(mode, reference, outage, recovery));
 }
 
 fn down_then_up(mode: &str, reference: &Jaeger, outage: Duration, recovery: Duration) -> String {
@@ -172,6 +185,7 @@ fn down_then_up(mode: &str, reference: &Jaeger, outage: Duration, recovery: Dura
         outage_found.whole,
         before.len(),
     );
+    println!("{row}");
     latency.assert_bounded(&what);
     assert_rss_bounded(&what, &down_mem, &up_mem);
     assert!(
@@ -183,5 +197,250 @@ fn down_then_up(mode: &str, reference: &Jaeger, outage: Duration, recovery: Dura
         failed > 0 && failed + queue_dropped == lost_spans as u64,
         "{what}: the spans counted lost are not the spans that did not arrive\n{row}\n{line}"
     );
+    row
+}
+
+/// The Collector's decision wait in these tests (the configs' default is 5 s).
+const DECISION_WAIT: &str = "1s";
+/// Load before the kill, and after the restart.
+const BEFORE_KILL: Duration = Duration::from_secs(5);
+const AFTER_RESTART: Duration = Duration::from_secs(10);
+const BUFFERED: &str = "otelcol_processor_granular_buffered_traces";
+const DECISIONS: &str = "otelcol_processor_granular_decisions";
+
+#[test]
+fn granularcol_killed_and_restarted_single() {
+    killed_and_restarted(false);
+}
+
+#[test]
+fn granularcol_killed_and_restarted_two_tier() {
+    killed_and_restarted(true);
+}
+
+/// Kills the granularcol the demos' traces go through (single.yaml, or tier-2 instance `a`
+/// of a two-tier setup) mid-load, restarts it on the same port, and checks what arrived.
+fn killed_and_restarted(two_tier: bool) {
+    let _turn = serial();
+    let topology = if two_tier { "two-tier" } else { "single" };
+    let down = env_secs("GRANULAR_FAULT_DOWN_SECS", 5);
+    let jaeger = Jaeger::shared().expect("start Jaeger");
+    let jaeger_endpoint = jaeger.otlp_grpc_endpoint();
+    let env = [
+        ("JAEGER_OTLP_GRPC", jaeger_endpoint.as_str()),
+        ("GRANULAR_SLO", faults::SLO),
+        ("GRANULAR_DECISION_WAIT", DECISION_WAIT),
+    ];
+    let config = if two_tier {
+        "tier2.yaml"
+    } else {
+        "single.yaml"
+    };
+    let mut victim = Collector::start(config, &env).expect("start granularcol");
+    let (_other, tier1) = if two_tier {
+        let other = Collector::start(config, &env).expect("start tier-2 collector b");
+        let endpoints = format!("[{}, {}]", victim.otlp_grpc_addr(), other.otlp_grpc_addr());
+        let tier1 = Collector::start(
+            "tier1-loadbalancer.yaml",
+            &[("GRANULAR_TIER2_ENDPOINTS", &endpoints)],
+        )
+        .expect("start the tier-1 load balancer");
+        (Some(other), Some(tier1))
+    } else {
+        (None, None)
+    };
+    let entry = tier1.as_ref().map_or_else(
+        || victim.otlp_grpc_endpoint(),
+        Collector::otlp_grpc_endpoint,
+    );
+    let mut demos: Vec<_> = faults::MODES
+        .iter()
+        .map(|mode| {
+            faults::demo(&format!("restart-{topology}-{mode}"), mode, &entry)
+                .start()
+                .expect("start demo-service")
+        })
+        .collect();
+    let load = Load {
+        rate: RATE,
+        duration: BEFORE_KILL + down + AFTER_RESTART,
+        mix: MIX.to_owned(),
+        concurrency: CONCURRENCY,
+    };
+    let drivers: Vec<_> = demos
+        .iter()
+        .zip(faults::MODES)
+        .map(|(demo, mode)| {
+            driver::start(
+                &format!("load-restart-{topology}-{mode}"),
+                demo.url(),
+                &load,
+            )
+            .expect("start load")
+        })
+        .collect();
+
+    std::thread::sleep(BEFORE_KILL);
+    let before_kill = victim.metrics().expect("granularcol metrics");
+    let buffered = before_kill.sum(BUFFERED, &[]);
+    let killed = SystemTime::now();
+    victim
+        .process_mut()
+        .signal_and_wait(libc::SIGKILL, Duration::from_secs(10))
+        .expect("granularcol killed");
+    std::thread::sleep(down);
+    let port = victim
+        .otlp_grpc_addr()
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .expect("a port");
+    drop(victim);
+    let mut restarted_env = env.to_vec();
+    restarted_env.push(("GRANULAR_OTLP_GRPC_PORT", &port));
+    let mut restarted_col =
+        Collector::start(config, &restarted_env).expect("restart granularcol on its port");
+    let restarted = SystemTime::now();
+    let runs: Vec<LoadRun> = drivers
+        .into_iter()
+        .map(|d| d.finish().expect("load driver"))
+        .collect();
+
+    let ids = |from: SystemTime, to: SystemTime| -> Vec<String> {
+        runs.iter()
+            .zip(faults::MODES)
+            .flat_map(|(run, mode)| {
+                run.request_log
+                    .iter()
+                    .filter(move |r| exported(mode, r) && r.sent() >= from && r.sent() < to)
+            })
+            .map(|r| r.trace_id.clone())
+            .collect()
+    };
+    let far = restarted + Duration::from_secs(3600);
+    let after = ids(restarted, far);
+    let arrived = check(jaeger.query(), &after, ARRIVAL);
+    let during = ids(killed, restarted);
+    let during_found = check(jaeger.query(), &during, Duration::from_secs(5));
+    // Every trace of `after` is in Jaeger: the restarted processor has decided its share.
+    let decided = restarted_col
+        .metrics()
+        .map_or(f64::NAN, |m| m.sum(DECISIONS, &[]));
+    // Traces sent before the kill that did not arrive: lost in the killed processor's buffer.
+    let before = ids(killed - BEFORE_KILL * 2, killed);
+    let before_found = check(jaeger.query(), &before, Duration::from_secs(5));
+    let mut failed = Vec::new();
+    for demo in &mut demos {
+        demo.process_mut().stop();
+        let log = demo.process().log();
+        let line = shutdown_line(&log).unwrap_or_default().to_owned();
+        failed.push(counter(&line, "export_failed_spans").unwrap_or(0));
+    }
+    let row = format!(
+        "granularcol {topology} killed {} s mid-load: after restart {} of {} traces (both \
+         modes) whole and decided once (the restarted processor decided {decided}); sent while \
+         down: {} of {} whole; counted: the killed processor held {buffered} traces \
+         (buffered_traces before the kill), library export_failed_spans all={} violations={}; \
+         traces sent before the kill missing or partial: {}",
+        down.as_secs(),
+        arrived.whole,
+        after.len(),
+        during_found.whole,
+        during.len(),
+        failed[0],
+        failed[1],
+        before.len() - before_found.whole,
+    );
+    println!("{row}");
+    assert!(
+        !after.is_empty() && arrived.missing.is_empty(),
+        "traces sent after the restart missing, partial or decided twice:\n{}\n{row}",
+        arrived.describe_missing(20)
+    );
+    if !two_tier {
+        assert!(
+            failed[0] > 0,
+            "the library did not count the exports that failed while granularcol was down\n{row}"
+        );
+    }
+}
+
+#[test]
+fn stalled_backend() {
+    let _turn = serial();
+    let stall = env_secs("GRANULAR_FAULT_STALL_SECS", 15);
+    let reference = Jaeger::shared().expect("start Jaeger");
+    both_modes(|mode| stalled(mode, reference, stall));
+}
+
+fn stalled(mode: &str, reference: &Jaeger, duration: Duration) -> String {
+    let what = format!("backend stalls every export, {mode}");
+    let server = StallServer::start().expect("start the stalling backend");
+    let mut faulty = faults::demo(&format!("stalled-{mode}"), mode, &server.endpoint())
+        .start()
+        .expect("start the demo exporting to the stalling backend");
+    let healthy = faults::demo(
+        &format!("unstalled-{mode}"),
+        mode,
+        &reference.otlp_grpc_endpoint(),
+    )
+    .start()
+    .expect("start the healthy twin");
+    let load = Load {
+        rate: RATE,
+        duration,
+        mix: MIX.to_owned(),
+        concurrency: CONCURRENCY,
+    };
+    let samplers = [
+        ProcSampler::start(faulty.process().pid(), Duration::from_secs(1)),
+        ProcSampler::start(healthy.process().pid(), Duration::from_secs(1)),
+    ];
+    let started = SystemTime::now();
+    let drivers = [
+        driver::start(&format!("load-stalled-{mode}"), faulty.url(), &load).expect("start load"),
+        driver::start(&format!("load-unstalled-{mode}"), healthy.url(), &load).expect("start load"),
+    ];
+    let [faulty_run, healthy_run] = drivers.map(|d| d.finish().expect("load driver"));
+    let [faulty_mem, healthy_mem] = samplers.map(ProcSampler::finish);
+    let latency = SideBySide::of(
+        &faulty_run,
+        &healthy_run,
+        started + WARM_UP,
+        SystemTime::now(),
+    );
+    let (status, exit_after) = faulty
+        .process_mut()
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(60))
+        .expect("the service exits after SIGTERM");
+    let log = faulty.process().log();
+    let line = shutdown_line(&log)
+        .unwrap_or("(no shutdown line)")
+        .to_owned();
+    let failed = counter(&line, "export_failed_spans").unwrap_or(0);
+    let queue_dropped = sdk_queue_dropped(&log);
+    let sent: usize = faulty_run
+        .request_log
+        .iter()
+        .filter(|r| exported(mode, r))
+        .count();
+    let row = format!(
+        "{what}: {}; {}; {} connections accepted, {} KiB received, nothing answered; {sent} \
+         traces sent, none can arrive; counted: export_failed_spans={failed}, SDK queue \
+         drops={queue_dropped}; SIGTERM then took {:.1} s (exit code {:?})",
+        latency.text(),
+        rss_text(&faulty_mem, &healthy_mem),
+        server.accepted(),
+        server.received() / 1024,
+        exit_after.as_secs_f64(),
+        status.code(),
+    );
+    println!("{row}");
+    latency.assert_bounded(&what);
+    assert_rss_bounded(&what, &faulty_mem, &healthy_mem);
+    assert!(
+        server.accepted() > 0 && failed + queue_dropped > 0,
+        "{what}: the stalled exports were not counted\n{row}\n{line}"
+    );
+    assert!(status.success(), "{what}: not exit 0 after SIGTERM\n{row}");
     row
 }
