@@ -21,7 +21,7 @@ use crate::capture::layer::RecorderLayer;
 use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime, waits};
 use crate::config::{ArtifactSink, Config, ConfigError, OtlpSignal, SampleMode};
-use crate::export::delivery::CountingExporter;
+use crate::export::delivery::{CountedQueue, CountingExporter};
 use crate::export::otlp::{self, ExporterError};
 use crate::export::{GranularProcessor, health};
 use crate::recorder::FlightRecorder;
@@ -266,6 +266,7 @@ impl Drop for Granular {
             analysis_errors = s.analysis_errors.load(Relaxed),
             artifact_errors = s.artifact_errors.load(Relaxed),
             export_failed_spans = s.export_failed_spans.load(Relaxed),
+            export_undelivered_spans = s.export_undelivered_spans(),
             recorder_lost_records = snapshot.lost(),
             perf_lost_records = crate::capture::perf::lost_records().unwrap_or(0),
             overwritten_records = snapshot.overwritten,
@@ -371,7 +372,7 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
     let health_export = cfg.metrics.then_some((cfg.otlp_metrics, cfg.sample));
     let stats = Arc::new(Stats::default());
     let exporter = CountingExporter::new(exporter, stats.clone());
-    let mut batch = BatchSpanProcessor::builder(exporter).build();
+    let mut batch = CountedQueue::new(BatchSpanProcessor::builder(exporter).build(), stats.clone());
     // Set here: once the analyzer thread shares the processor, the SDK's own set_resource
     // call cannot reach it.
     batch.set_resource(&resource);

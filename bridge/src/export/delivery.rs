@@ -1,24 +1,72 @@
-//! Spans the exporter failed to deliver, counted: the OpenTelemetry SDK's batch processor logs
-//! an export error and drops the batch (the endpoint down, refusing, or answering past
-//! `OTEL_EXPORTER_OTLP_TIMEOUT`), and nothing else in the process counts what was lost.
-//! [`CountingExporter`] wraps the span exporter [`init`](fn@crate::init) builds and adds the
-//! size of every failed batch to [`Stats::export_failed_spans`], which the shutdown line and
-//! the `granular.spans.export_failed` health metric report.
+//! What became of the spans handed to the exporting processor, counted: the OpenTelemetry
+//! SDK's batch processor logs an export error and drops the batch (the endpoint down,
+//! refusing, or answering past `OTEL_EXPORTER_OTLP_TIMEOUT`), drops spans its full queue
+//! turns away (one warning, at shutdown), and leaves behind what is still queued or in flight
+//! when its shutdown times out; nothing else in the process counted any of it.
 //!
-//! It runs on the batch processor's thread, never on the request path, and changes nothing
-//! else: the batch, the result and every other call pass through.
+//! ```text
+//! GranularProcessor ─> CountedQueue (export_queued_spans) ─> BatchSpanProcessor
+//!     ─> CountingExporter (export_delivered_spans | export_failed_spans) ─> OTLP
+//! ```
+//!
+//! [`init`](fn@crate::init) wraps its batch processor and its exporter so. The spans queued
+//! but neither delivered nor failed are the ones the queue dropped or that were still queued
+//! or in flight: the shutdown line prints them as `export_undelivered_spans`. Both wrappers
+//! pass every call, span and result through unchanged; the queue's count is one relaxed
+//! atomic add on the request path, the exporter's runs on the batch processor's thread.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use opentelemetry::Context;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use crate::slo::Stats;
 
-/// A span exporter that counts the spans of the batches `inner` failed to export.
+/// A span processor that counts the spans handed to `inner` (the exporting batch processor)
+/// in [`Stats::export_queued_spans`].
+#[derive(Debug)]
+pub(crate) struct CountedQueue<P> {
+    inner: P,
+    stats: Arc<Stats>,
+}
+
+impl<P> CountedQueue<P> {
+    pub(crate) fn new(inner: P, stats: Arc<Stats>) -> Self {
+        Self { inner, stats }
+    }
+}
+
+impl<P: SpanProcessor> SpanProcessor for CountedQueue<P> {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        self.stats
+            .export_queued_spans
+            .fetch_add(1, Ordering::Relaxed);
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// A span exporter that counts the spans of the batches `inner` delivered and failed to
+/// deliver.
 #[derive(Debug)]
 pub(crate) struct CountingExporter<E> {
     inner: E,
@@ -35,11 +83,11 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len() as u64;
         let result = self.inner.export(batch).await;
-        if result.is_err() {
-            self.stats
-                .export_failed_spans
-                .fetch_add(spans, Ordering::Relaxed);
-        }
+        let counter = match result {
+            Ok(()) => &self.stats.export_delivered_spans,
+            Err(_) => &self.stats.export_failed_spans,
+        };
+        counter.fetch_add(spans, Ordering::Relaxed);
         result
     }
 
@@ -102,6 +150,24 @@ mod tests {
             .collect()
     }
 
+    /// Spans the SDK's queue still held at exit were counted nowhere: with a backend that
+    /// stalls, most of what a service sent in its last seconds vanished without a figure.
+    #[test]
+    fn spans_handed_on_and_never_exported_are_told_apart() {
+        let stats = Arc::new(Stats::default());
+        let exporter = InMemorySpanExporter::default();
+        let queue = CountedQueue::new(
+            opentelemetry_sdk::trace::SimpleSpanProcessor::new(exporter.clone()),
+            stats.clone(),
+        );
+        for span in spans(3) {
+            queue.on_end(span);
+        }
+        assert_eq!(stats.export_queued_spans.load(Ordering::Relaxed), 3);
+        // None went through a CountingExporter: all three are undelivered by its count.
+        assert_eq!(stats.export_undelivered_spans(), 3);
+    }
+
     /// Export failures were logged by the SDK and counted nowhere: an endpoint that was down
     /// for a minute left no figure of what it cost.
     #[test]
@@ -121,6 +187,7 @@ mod tests {
         down.store(false, Ordering::Relaxed);
         assert!(run(4).is_ok());
         assert_eq!(stats.export_failed_spans.load(Ordering::Relaxed), 7);
+        assert_eq!(stats.export_delivered_spans.load(Ordering::Relaxed), 7);
         assert_eq!(delivered.get_finished_spans().expect("spans").len(), 7);
     }
 }
