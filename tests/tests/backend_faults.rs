@@ -10,13 +10,13 @@
 //!   on that port and the load goes on for `GRANULAR_FAULT_RECOVERY_SECS` (default 10). Every
 //!   trace whose request was sent after Jaeger came up must arrive whole; the spans of the
 //!   outage's traces that did not arrive must be exactly the spans counted lost
-//!   (`export_failed_spans` in the shutdown line, plus the SDK's queue drops).
+//!   (`export_failed_spans` + `export_undelivered_spans` in the shutdown line).
 //! * `stalled_backend`: the service exports to a server that accepts connections and never
 //!   answers (`granular_e2e::stall`) for `GRANULAR_FAULT_STALL_SECS` (default 15): every
 //!   export waits out `OTEL_EXPORTER_OTLP_TIMEOUT` (the default, 10 s). The request path
-//!   must not notice and memory must stay bounded; the spans lost are counted
-//!   (`export_failed_spans`, the SDK's queue drops), and the time SIGTERM then takes to stop
-//!   the service is reported.
+//!   must not notice and memory must stay bounded; every span sent is lost and must be counted
+//!   (`export_failed_spans` + `export_undelivered_spans`: still queued or in flight at exit),
+//!   and the time SIGTERM then takes to stop the service is reported.
 //! * `granularcol_killed_and_restarted_{single,two_tier}`: granularcol (single.yaml; or one
 //!   tier-2 instance behind tier1-loadbalancer.yaml) is SIGKILLed mid-load and restarted on
 //!   the same port `GRANULAR_FAULT_DOWN_SECS` (default 5) later. Every trace sent after the
@@ -171,13 +171,15 @@ fn down_then_up(mode: &str, reference: &Jaeger, outage: Duration, recovery: Dura
         .unwrap_or("(no shutdown line)")
         .to_owned();
     let failed = counter(&line, "export_failed_spans").unwrap_or(0);
+    let undelivered = counter(&line, "export_undelivered_spans").unwrap_or(0);
     let queue_dropped = sdk_queue_dropped(&log);
     let spans_per_trace = faults::BASE_SPANS.len();
     let lost_spans = (before.len() * spans_per_trace).saturating_sub(outage_found.spans);
     let row = format!(
         "{what}: {}; {}; after recovery {} of {} traces whole; during the outage {} of {} \
          traces arrived (sent before the backend was up, exported after), ~{lost_spans} spans \
-         lost; counted: export_failed_spans={failed}, SDK queue drops={queue_dropped}",
+         lost; counted: export_failed_spans={failed}, export_undelivered_spans={undelivered} \
+         (SDK queue drops {queue_dropped})",
         latency.text(),
         rss_text(&down_mem, &up_mem),
         arrived.whole,
@@ -194,7 +196,7 @@ fn down_then_up(mode: &str, reference: &Jaeger, outage: Duration, recovery: Dura
         arrived.describe_missing(20)
     );
     assert!(
-        failed > 0 && failed + queue_dropped == lost_spans as u64,
+        failed > 0 && failed + undelivered == lost_spans as u64,
         "{what}: the spans counted lost are not the spans that did not arrive\n{row}\n{line}"
     );
     row
@@ -417,6 +419,7 @@ fn stalled(mode: &str, reference: &Jaeger, duration: Duration) -> String {
         .unwrap_or("(no shutdown line)")
         .to_owned();
     let failed = counter(&line, "export_failed_spans").unwrap_or(0);
+    let undelivered = counter(&line, "export_undelivered_spans").unwrap_or(0);
     let queue_dropped = sdk_queue_dropped(&log);
     let sent: usize = faulty_run
         .request_log
@@ -425,12 +428,14 @@ fn stalled(mode: &str, reference: &Jaeger, duration: Duration) -> String {
         .count();
     let row = format!(
         "{what}: {}; {}; {} connections accepted, {} KiB received, nothing answered; {sent} \
-         traces sent, none can arrive; counted: export_failed_spans={failed}, SDK queue \
-         drops={queue_dropped}; SIGTERM then took {:.1} s (exit code {:?})",
+         traces ({} spans) sent, none can arrive; counted: export_failed_spans={failed}, \
+         export_undelivered_spans={undelivered} (SDK queue drops {queue_dropped}); SIGTERM \
+         then took {:.1} s (exit code {:?})",
         latency.text(),
         rss_text(&faulty_mem, &healthy_mem),
         server.accepted(),
         server.received() / 1024,
+        sent * faults::BASE_SPANS.len(),
         exit_after.as_secs_f64(),
         status.code(),
     );
@@ -438,8 +443,8 @@ fn stalled(mode: &str, reference: &Jaeger, duration: Duration) -> String {
     latency.assert_bounded(&what);
     assert_rss_bounded(&what, &faulty_mem, &healthy_mem);
     assert!(
-        server.accepted() > 0 && failed + queue_dropped > 0,
-        "{what}: the stalled exports were not counted\n{row}\n{line}"
+        server.accepted() > 0 && failed + undelivered == (sent * faults::BASE_SPANS.len()) as u64,
+        "{what}: the spans counted lost are not the spans sent\n{row}\n{line}"
     );
     assert!(status.success(), "{what}: not exit 0 after SIGTERM\n{row}");
     row
