@@ -222,18 +222,25 @@ impl Granular {
         &self.sources
     }
 
-    /// Flushes and shuts down within `timeout`.
+    /// Flushes and shuts down within `timeout`, plus up to 5 s for the health metrics' final
+    /// export when they are on (the SDK's meter provider takes no timeout).
     pub fn shutdown(self, timeout: Duration) {
         self.shut_down(timeout);
     }
 
+    /// One deadline for the providers: each got the whole `timeout` before, so with a backend
+    /// that never answers, the spans' flush and then the artifacts' each waited it out. The
+    /// meter provider (opentelemetry_sdk 0.33) ignores the timeout it is given and waits up to
+    /// 5 s for its final export.
     fn shut_down(&self, timeout: Duration) {
-        let _ = self.provider.shutdown_with_timeout(timeout);
+        let deadline = std::time::Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(std::time::Instant::now());
+        let _ = self.provider.shutdown_with_timeout(left());
         if let Some(logs) = &self.artifact_logs {
-            let _ = logs.shutdown_with_timeout(timeout);
+            let _ = logs.shutdown_with_timeout(left());
         }
         if let Some(metrics) = &self.metrics {
-            let _ = metrics.shutdown_with_timeout(timeout);
+            let _ = metrics.shutdown_with_timeout(left());
         }
     }
 }
