@@ -21,6 +21,7 @@ use crate::capture::layer::RecorderLayer;
 use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime, waits};
 use crate::config::{ArtifactSink, Config, ConfigError, OtlpSignal, SampleMode};
+use crate::export::delivery::{CountedQueue, CountingExporter};
 use crate::export::otlp::{self, ExporterError};
 use crate::export::{GranularProcessor, health};
 use crate::recorder::FlightRecorder;
@@ -221,18 +222,25 @@ impl Granular {
         &self.sources
     }
 
-    /// Flushes and shuts down within `timeout`.
+    /// Flushes and shuts down within `timeout`, plus up to 5 s for the health metrics' final
+    /// export when they are on (the SDK's meter provider takes no timeout).
     pub fn shutdown(self, timeout: Duration) {
         self.shut_down(timeout);
     }
 
+    /// One deadline for the providers: each got the whole `timeout` before, so with a backend
+    /// that never answers, the spans' flush and then the artifacts' each waited it out. The
+    /// meter provider (opentelemetry_sdk 0.33) ignores the timeout it is given and waits up to
+    /// 5 s for its final export.
     fn shut_down(&self, timeout: Duration) {
-        let _ = self.provider.shutdown_with_timeout(timeout);
+        let deadline = std::time::Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(std::time::Instant::now());
+        let _ = self.provider.shutdown_with_timeout(left());
         if let Some(logs) = &self.artifact_logs {
-            let _ = logs.shutdown_with_timeout(timeout);
+            let _ = logs.shutdown_with_timeout(left());
         }
         if let Some(metrics) = &self.metrics {
-            let _ = metrics.shutdown_with_timeout(timeout);
+            let _ = metrics.shutdown_with_timeout(left());
         }
     }
 }
@@ -264,6 +272,8 @@ impl Drop for Granular {
             hold_overflow = s.hold_overflow.load(Relaxed),
             analysis_errors = s.analysis_errors.load(Relaxed),
             artifact_errors = s.artifact_errors.load(Relaxed),
+            export_failed_spans = s.export_failed_spans.load(Relaxed),
+            export_undelivered_spans = s.export_undelivered_spans(),
             recorder_lost_records = snapshot.lost(),
             perf_lost_records = crate::capture::perf::lost_records().unwrap_or(0),
             overwritten_records = snapshot.overwritten,
@@ -369,15 +379,17 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
     // Started once the subscriber is in place, so that where it listens is logged.
     let debug = cfg.debug_addr.is_some().then(|| cfg.clone());
     let health_export = cfg.metrics.then_some((cfg.otlp_metrics, cfg.sample));
-    let mut batch = BatchSpanProcessor::builder(exporter).build();
+    let stats = Arc::new(Stats::default());
+    let exporter = CountingExporter::new(exporter, stats.clone());
+    let mut batch = CountedQueue::new(BatchSpanProcessor::builder(exporter).build(), stats.clone());
     // Set here: once the analyzer thread shares the processor, the SDK's own set_resource
     // call cannot reach it.
     batch.set_resource(&resource);
-    let mut processor = GranularProcessor::new(batch, cfg, sources.active());
+    let mut processor =
+        GranularProcessor::new(batch, cfg, sources.active()).with_stats(stats.clone());
     if let Some(store) = artifact_store {
         processor = processor.with_artifact_store(Box::new(store));
     }
-    let stats = processor.stats();
     // GRANULAR_SAMPLE=violations: Granular records spans itself and builds OTel spans only
     // for exported traces; otherwise tracing-opentelemetry builds every span.
     let sampler = violations.then(|| processor.source_sampler());

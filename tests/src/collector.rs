@@ -191,6 +191,11 @@ impl Collector {
         &self.process
     }
 
+    /// The process, to signal it (a kill mid-load) or wait for its exit.
+    pub fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
     /// The metrics as served now.
     pub fn metrics(&mut self) -> Result<Metrics> {
         let url = self.metrics_url();

@@ -131,6 +131,11 @@ impl Demo {
         &self.process
     }
 
+    /// The service's process, to signal it or wait for its exit.
+    pub fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
     /// The value the builder gave variable `key` (the last one set), if it
     /// set one: e.g. where a shared demo writes its artifacts.
     pub fn setting(&self, key: &str) -> Option<&str> {

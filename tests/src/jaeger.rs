@@ -59,12 +59,23 @@ impl Jaeger {
     /// [`Jaeger::shared`] instead.
     pub fn start() -> Result<Self> {
         let binary = binary()?;
-        start_with_retries(|| Self::start_once(&binary))
+        start_with_retries(|| Self::start_once(&binary, None))
     }
 
-    fn start_once(binary: &Path) -> Result<Self> {
+    /// [`Jaeger::start`] with its OTLP gRPC receiver on `otlp_grpc_port`: a backend that
+    /// comes up where a service has been exporting to nothing (tests of an endpoint down,
+    /// then up).
+    pub fn start_on(otlp_grpc_port: u16) -> Result<Self> {
+        let binary = binary()?;
+        start_with_retries(|| Self::start_once(&binary, Some(otlp_grpc_port)))
+    }
+
+    fn start_once(binary: &Path, otlp_grpc_port: Option<u16>) -> Result<Self> {
         let query_http_port = free_port()?;
-        let otlp_grpc_port = free_port()?;
+        let otlp_grpc_port = match otlp_grpc_port {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let otlp_http_port = free_port()?;
         let mut process = ProcessBuilder::new("jaeger", binary)
             .arg("--config")

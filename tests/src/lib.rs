@@ -19,12 +19,16 @@ pub mod bench;
 pub mod browser;
 pub mod collector;
 pub mod demo;
+pub mod driver;
+pub mod faults;
 pub mod jaeger;
 pub mod perfetto;
 pub mod ports;
 pub mod process;
+pub mod sampler;
 mod service;
 pub mod shared;
+pub mod stall;
 pub use granular_cli::trace;
 pub mod viewer;
 

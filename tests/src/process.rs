@@ -190,6 +190,44 @@ impl Process {
         }
     }
 
+    /// Sends `signal` to the process alone (not its group) and waits up to `timeout` for it
+    /// to exit: its status and how long after the signal it exited (measured to within
+    /// a few ms, before the log is drained). Fails, showing the log tail, if it does not exit.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: libc::c_int,
+        timeout: Duration,
+    ) -> Result<(ExitStatus, Duration)> {
+        let pid = libc::pid_t::try_from(self.pid())
+            .map_err(|_| Error::new(format!("pid {} out of range", self.pid())))?;
+        let sent = Instant::now();
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our child's, not
+        // yet reaped (we reap it below), so it cannot name another process.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(self.failure(&format!("cannot be sent signal {signal}: {e}")));
+        }
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    let after = sent.elapsed();
+                    self.stopped = true;
+                    // Let the reader threads drain the pipes.
+                    thread::sleep(Duration::from_millis(200));
+                    return Ok((status, after));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.failure(&format!("cannot be waited for: {e}"))),
+            }
+            if sent.elapsed() >= timeout {
+                return Err(self.failure(&format!(
+                    "did not exit within {timeout:?} of signal {signal}"
+                )));
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// The whole log so far (the command line, then stdout and stderr).
     pub fn log(&self) -> String {
         match std::fs::read(&self.log_path) {

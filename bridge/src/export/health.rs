@@ -98,6 +98,12 @@ const COUNTERS: &[Counter] = &[
         },
     },
     Counter {
+        name: "granular.spans.export_failed",
+        unit: "{span}",
+        description: "spans in batches the exporter failed to deliver (endpoint down, refusing or too slow)",
+        points: |s, _| vec![(read(&s.export_failed_spans), None)],
+    },
+    Counter {
         name: "granular.spans.unfinished",
         unit: "{span}",
         description: "spans still open when their trace was exported (not exported)",
@@ -322,6 +328,7 @@ mod tests {
         stats.enriched.store(3, Ordering::Relaxed);
         stats.skipped_queue_full.store(2, Ordering::Relaxed);
         stats.exported_traces.store(5, Ordering::Relaxed);
+        stats.export_failed_spans.store(7, Ordering::Relaxed);
         stats
             .analyzer_cpu_ns
             .store(1_500_000_000, Ordering::Relaxed);
@@ -357,6 +364,7 @@ mod tests {
             None
         );
         assert_eq!(value("granular.traces.exported", None), Some(5.0));
+        assert_eq!(value("granular.spans.export_failed", None), Some(7.0));
         assert_eq!(value("granular.analyzer.cpu_time", None), Some(1.5));
         let _ = provider.shutdown();
     }

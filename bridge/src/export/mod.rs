@@ -2,6 +2,7 @@
 //! judges each finished span and hands violating ones to the analyzer, Granular's health
 //! metrics, and the OTLP exporters that carry them.
 
+pub(crate) mod delivery;
 pub(crate) mod health;
 pub(crate) mod otlp;
 pub(crate) mod processor;

@@ -102,6 +102,14 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
         self
     }
 
+    /// Counts into `stats` instead of counters of its own: [`crate::init()`] shares them with
+    /// the exporter it wraps (`export::delivery`). Before [`source_sampler`](Self::source_sampler)
+    /// or the first span, which hand the counters on.
+    pub(crate) fn with_stats(mut self, stats: Arc<Stats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// What the processor, its source sampler and its analyzer did, counted.
     pub fn stats(&self) -> Arc<Stats> {
         self.stats.clone()

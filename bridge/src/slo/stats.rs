@@ -59,7 +59,27 @@ pub struct Stats {
     pub analysis_errors: AtomicU64,
     /// Spans still open when their trace was exported (not exported).
     pub unfinished_spans: AtomicU64,
+    /// Spans handed to the exporting (batch) processor. This and the two below are counted
+    /// when the stack is [`init`](fn@crate::init)'s (`export::delivery`).
+    pub export_queued_spans: AtomicU64,
+    /// Spans in batches the span exporter delivered.
+    pub export_delivered_spans: AtomicU64,
+    /// Spans in batches the span exporter failed to deliver (endpoint down or refusing, or no
+    /// answer within `OTEL_EXPORTER_OTLP_TIMEOUT`); the SDK drops such a batch.
+    pub export_failed_spans: AtomicU64,
     /// The analyzer thread's CPU time, ns, as of its last batch (from schedstat; 0 where the
     /// kernel does not keep it).
     pub analyzer_cpu_ns: AtomicU64,
+}
+
+impl Stats {
+    /// Spans handed to the exporting processor and neither delivered nor failed: the SDK's
+    /// full queue dropped them, or they are still queued or in an export (at shutdown: left
+    /// behind when its timeout ran out).
+    pub fn export_undelivered_spans(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.export_queued_spans.load(Relaxed).saturating_sub(
+            self.export_delivered_spans.load(Relaxed) + self.export_failed_spans.load(Relaxed),
+        )
+    }
 }

@@ -22,7 +22,8 @@ usage: load-driver --url http://127.0.0.1:PORT [options]
   --concurrency N    most requests in flight (default 64)
   --hogs N           /report hogs sent per `report` request, match DEMO_WORKERS (default 2)
   --report-ms N      CPU each hog burns, in ms (default 100)
-  --json PATH        also write the results as JSON to PATH
+  --json PATH        also write the results as JSON to PATH (with every request: kind,
+                     trace id, when it was sent and its latency)
   --help             print this text";
 
 /// What the driver was asked to do.

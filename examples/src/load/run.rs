@@ -3,7 +3,7 @@
 
 use std::error::Error as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -34,6 +34,8 @@ pub struct Sample {
     pub target: Target,
     /// The trace id the driver gave it, 32 hex digits.
     pub trace_id: String,
+    /// When it was sent (wall clock), to tell requests sent before and after an event apart.
+    pub sent: SystemTime,
     /// Latency until the whole body arrived, or why it failed (transport error or non-2xx).
     pub outcome: Result<Duration, String>,
 }
@@ -155,6 +157,7 @@ impl Event {
             Some(SlowKind::Pathology(p)) => format!("{}/messages?pathology={p}", self.base),
             _ => format!("{}/messages", self.base),
         };
+        let sent = SystemTime::now();
         let victim = timed_get(&self.client, url, self.victim);
         let hog_url = format!("{}/report?ms={}", self.base, self.report_ms);
         let hogs = async {
@@ -166,8 +169,9 @@ impl Event {
             for ids in self.hogs {
                 let (client, url) = (self.client.clone(), hog_url.clone());
                 set.spawn(async move {
+                    let sent = SystemTime::now();
                     let outcome = timed_get(&client, url, ids).await;
-                    sample(Target::Hog, ids, outcome)
+                    sample(Target::Hog, ids, sent, outcome)
                 });
             }
             set.join_all().await
@@ -175,16 +179,27 @@ impl Event {
         let (victim_outcome, mut samples) = tokio::join!(victim, hogs);
         samples.insert(
             0,
-            sample(Target::Messages(self.kind), self.victim, victim_outcome),
+            sample(
+                Target::Messages(self.kind),
+                self.victim,
+                sent,
+                victim_outcome,
+            ),
         );
         samples
     }
 }
 
-fn sample(target: Target, ids: TraceParent, outcome: Result<Duration, String>) -> Sample {
+fn sample(
+    target: Target,
+    ids: TraceParent,
+    sent: SystemTime,
+    outcome: Result<Duration, String>,
+) -> Sample {
     Sample {
         target,
         trace_id: format!("{:032x}", ids.trace_id),
+        sent,
         outcome,
     }
 }

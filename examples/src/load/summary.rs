@@ -2,7 +2,7 @@
 //! text for people and as JSON for scripts.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -33,6 +33,20 @@ pub struct Latencies {
     pub max_us: u64,
 }
 
+/// One HTTP request of the run, as the `--json` file lists them all: for checks that need
+/// per-request timing (requests sent after an event, latency percentiles of a phase).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestRecord {
+    /// `messages` (normal), the `--mix` kind that slowed it, or `hog` (a `/report` hog).
+    pub kind: &'static str,
+    /// Its trace id.
+    pub trace_id: String,
+    /// When it was sent, µs since the Unix epoch.
+    pub sent_unix_us: u64,
+    /// Its latency in µs; `None` when it failed.
+    pub latency_us: Option<u64>,
+}
+
 /// The results of a run; serialises to the `--json` file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -56,6 +70,8 @@ pub struct Summary {
     pub normal_trace_ids: Vec<String>,
     /// Trace ids of answered `/report` hogs (the culprits of `report` slowness).
     pub hog_trace_ids: Vec<String>,
+    /// Every request, answered or not, in send order.
+    pub request_log: Vec<RequestRecord>,
     /// The first few failures, to say why there were errors.
     #[serde(skip)]
     pub first_errors: Vec<String>,
@@ -78,10 +94,24 @@ impl Summary {
             slow: Vec::new(),
             normal_trace_ids: Vec::new(),
             hog_trace_ids: Vec::new(),
+            request_log: Vec::with_capacity(outcome.samples.len()),
             first_errors: Vec::new(),
         };
         let mut latencies = Vec::new();
         for sample in &outcome.samples {
+            summary.request_log.push(RequestRecord {
+                kind: match sample.target {
+                    Target::Hog => "hog",
+                    Target::Messages(None) => "messages",
+                    Target::Messages(Some(kind)) => kind.name(),
+                },
+                trace_id: sample.trace_id.clone(),
+                sent_unix_us: sample
+                    .sent
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as u64),
+                latency_us: sample.outcome.as_ref().ok().map(|d| d.as_micros() as u64),
+            });
             let latency = match &sample.outcome {
                 Ok(latency) => *latency,
                 Err(e) => {
@@ -171,6 +201,7 @@ mod tests {
         Sample {
             target,
             trace_id: id.into(),
+            sent: UNIX_EPOCH + Duration::from_millis(1_000 + id.as_bytes()[0] as u64),
             outcome: outcome.map(Duration::from_millis).map_err(String::from),
         }
     }
@@ -206,6 +237,16 @@ mod tests {
         assert_eq!(json["slow"][0]["pathology"], "report");
         assert_eq!(json["slow"][0]["latency_ms"], 120);
         assert!(json.get("first_errors").is_none());
+        // Every request with when it was sent, for per-phase checks: the failed one too.
+        let requests = json["request_log"].as_array().expect("request_log");
+        assert_eq!(requests.len(), 4);
+        assert_eq!(requests[1]["kind"], "report");
+        assert_eq!(requests[1]["trace_id"], "b");
+        assert_eq!(requests[1]["sent_unix_us"], 1_098_000);
+        assert_eq!(requests[1]["latency_us"], 120_000);
+        assert_eq!(requests[2]["kind"], "hog");
+        assert_eq!(requests[3]["kind"], "block");
+        assert!(requests[3]["latency_us"].is_null());
     }
 
     #[test]
