@@ -143,6 +143,13 @@ completeness() {
 	cargo test --workspace --test completeness
 }
 
+# The faults-under-load tests (backend_faults, shutdown, soak: ~3 minutes of real load) measure
+# the export path and the process, which task hooks do not change: they run in the stable
+# build's test step only.
+unstable_skips=(--skip otlp_endpoint_down_then_up --skip stalled_backend
+	--skip granularcol_killed_and_restarted --skip sigterm_under_load_flushes_and_exits_zero
+	--skip saturation_plateaus_in_memory_fds_and_threads)
+
 # The overhead benchmark's harness, once, short, on the binaries the build-demo step built
 # (`cargo run -p granular-e2e` would build it again with that package's features alone).
 overhead_smoke() {
@@ -196,7 +203,7 @@ step go-builds wait_background
 step test cargo test --workspace -- --skip "$completeness_test"
 step clippy-unstable unstable cargo clippy --workspace --all-targets -- -D warnings
 step build-demo-unstable unstable build_demo
-step test-unstable unstable cargo test --workspace -- --skip "$completeness_test"
+step test-unstable unstable cargo test --workspace -- --skip "$completeness_test" "${unstable_skips[@]}"
 # The README's first command, short: builds nothing the steps above did not, runs the demo's
 # whole pipeline (services -> granularcol -> Jaeger) and fails if no slow request is explained.
 step demo-smoke env DEMO_DURATION=3 examples/demo.sh
