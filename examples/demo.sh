@@ -24,9 +24,9 @@
 #   DEMO_STABLE=1  run the stable build (target/debug) instead of the
 #                  --cfg tokio_unstable one (target/unstable/debug), to see its
 #                  answers and what it cannot see
-#   DEMO_KEEP=1    leave Jaeger, granularcol and the services running after the
-#                  report, and print how to query and stop them (default: all stop
-#                  when the script exits)
+#   DEMO_KEEP=1    keep Jaeger, granularcol and the services running after the
+#                  report, printing how to query them, until Ctrl-C (default: all
+#                  stop when the report is done)
 #   CARGO_TARGET_DIR, RUSTFLAGS  as for tests/run.sh (the unstable build goes to
 #                  $CARGO_TARGET_DIR/unstable, with --cfg tokio_unstable added)
 set -euo pipefail
@@ -135,11 +135,9 @@ run_logged() {
 
 pids=()
 ticker=''
-keep_running=0
 cleanup() {
 	local pid
 	[[ -z "$ticker" ]] || kill "$ticker" 2>/dev/null || true
-	((keep_running)) && return
 	for pid in "${pids[@]}"; do
 		kill "$pid" 2>/dev/null || true
 	done
@@ -520,7 +518,6 @@ echo "Done in $((SECONDS - started)) s; logs in $(show "$logs")."
 
 echo
 if ((keep)); then
-	keep_running=1
 	for pid in "${pids[@]}"; do
 		! kill -0 "$pid" 2>/dev/null || echo "$pid"
 	done >"$pid_file"
@@ -534,8 +531,9 @@ if ((keep)); then
 	echo "  curl -s $artifact_store   # every stored artifact"
 	echo "  curl -s $collector_metrics | grep granular_decisions"
 	echo "  curl -s '$messages/messages?pathology=block&ms=80'   # one more slow request"
-	echo "Stop them all with:"
-	echo "  kill \$(cat $pid_file)"
+	echo "and the viewer links above. Ctrl-C here stops them all (their pids: $(show "$pid_file"))."
+	# Until interrupted: the INT trap exits, and the EXIT trap stops everything.
+	while :; do sleep 3600; done
 else
 	echo "Everything the demo started stops now, and the viewer links with it. DEMO_KEEP=1 keeps"
 	echo "Jaeger, granularcol and the services running, and prints how to query them."
