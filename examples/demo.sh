@@ -531,9 +531,14 @@ if ((keep)); then
 	echo "  curl -s $artifact_store   # every stored artifact"
 	echo "  curl -s $collector_metrics | grep granular_decisions"
 	echo "  curl -s '$messages/messages?pathology=block&ms=80'   # one more slow request"
-	echo "and the viewer links above. Ctrl-C here stops them all (their pids: $(show "$pid_file"))."
-	# Until interrupted: the INT trap exits, and the EXIT trap stops everything.
-	while :; do sleep 3600; done
+	echo "and the viewer links above. Ctrl-C here (or SIGTERM) stops them all (their pids: $(show "$pid_file"))."
+	# Until interrupted: the INT or TERM trap exits, and the EXIT trap stops everything. The
+	# sleep runs in the background so that `wait` returns to the traps at once.
+	while :; do
+		sleep 3600 &
+		pids+=("$!")
+		wait "$!" || true
+	done
 else
 	echo "Everything the demo started stops now, and the viewer links with it. DEMO_KEEP=1 keeps"
 	echo "Jaeger, granularcol and the services running, and prints how to query them."
