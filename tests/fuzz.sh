@@ -11,6 +11,8 @@
 #   perfetto      the Perfetto encoder fed arbitrary timelines (bridge/src/timeline/perfetto.rs)
 #   processor     the Collector processor's OTLP input (collector-plugin/granularprocessor,
 #                 FuzzConsumeTraces, seeded from testdata/fuzz)
+#   extension     the artifact store's HTTP routes: methods, ids, traversal, queries
+#                 (collector-plugin/granularartifactsextension, FuzzHandler)
 # Exit status: 0 when no target found anything, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,6 +91,7 @@ rust_target traceparent propagation::tests::traceparent_parsing_agrees_with_the_
 rust_target perfetto timeline::perfetto::tests::any_timeline_encodes_to_a_trace_perfetto_accepts \
 	-p granular --lib
 go_target processor FuzzConsumeTraces ./granularprocessor
+go_target extension FuzzHandler ./granularartifactsextension
 
 machine="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //; s/ [0-9]*-Core.*//'))"
 mem_kib=$(awk '/MemTotal/ {print $2}' /proc/meminfo)

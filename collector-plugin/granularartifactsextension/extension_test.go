@@ -167,7 +167,7 @@ func ids(infos []Info) []string {
 	return out
 }
 
-func startExtension(t *testing.T, mutate func(*Config)) (*artifactsExtension, string) {
+func startExtension(t testing.TB, mutate func(*Config)) (*artifactsExtension, string) {
 	t.Helper()
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
