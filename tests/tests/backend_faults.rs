@@ -29,6 +29,7 @@
 use std::time::{Duration, SystemTime};
 
 use granular_e2e::collector::Collector;
+use granular_e2e::demo::Demo;
 use granular_e2e::driver::{self, Latency, Load, LoadRun};
 use granular_e2e::faults::{
     self, Found, MIX, both_modes, check, counter, env_secs, exported, sdk_queue_dropped, serial,
@@ -85,6 +86,34 @@ impl SideBySide {
     }
 }
 
+/// Runs the same load on `faulty` and its healthy twin side by side for `duration`, sampling
+/// both processes every second; `during` runs while the load does (e.g. ends an outage).
+/// Returns when the load started, the two runs and the two processes' samples.
+fn twins(
+    faulty: &Demo,
+    healthy: &Demo,
+    names: [&str; 2],
+    mode: &str,
+    duration: Duration,
+    during: impl FnOnce(),
+) -> (SystemTime, [LoadRun; 2], [Samples; 2]) {
+    let load = Load {
+        rate: RATE,
+        duration,
+        mix: MIX.to_owned(),
+        concurrency: CONCURRENCY,
+    };
+    let samplers =
+        [faulty, healthy].map(|d| ProcSampler::start(d.process().pid(), Duration::from_secs(1)));
+    let started = SystemTime::now();
+    let drivers = [(names[0], faulty), (names[1], healthy)].map(|(name, d)| {
+        driver::start(&format!("load-{name}-{mode}"), d.url(), &load).expect("start load")
+    });
+    during();
+    let runs = drivers.map(|d| d.finish().expect("load driver"));
+    (started, runs, samplers.map(ProcSampler::finish))
+}
+
 fn rss_text(faulty: &Samples, healthy: &Samples) -> String {
     format!(
         "RSS max {:.1} MiB (healthy twin {:.1} MiB)",
@@ -126,26 +155,16 @@ fn down_then_up(mode: &str, reference: &Jaeger, outage: Duration, recovery: Dura
     let up = faults::demo(&format!("up-{mode}"), mode, &reference.otlp_grpc_endpoint())
         .start()
         .expect("start the healthy twin");
-    let load = Load {
-        rate: RATE,
-        duration: outage + recovery,
-        mix: MIX.to_owned(),
-        concurrency: CONCURRENCY,
-    };
-    let samplers = [
-        ProcSampler::start(down.process().pid(), Duration::from_secs(1)),
-        ProcSampler::start(up.process().pid(), Duration::from_secs(1)),
-    ];
-    let started = SystemTime::now();
-    let drivers = [
-        driver::start(&format!("load-down-{mode}"), down.url(), &load).expect("start load"),
-        driver::start(&format!("load-up-{mode}"), up.url(), &load).expect("start load"),
-    ];
-    std::thread::sleep(outage);
-    let jaeger = Jaeger::start_on(port).expect("start Jaeger on the dead endpoint's port");
-    let recovered = SystemTime::now();
-    let [down_run, up_run] = drivers.map(|d| d.finish().expect("load driver"));
-    let [down_mem, up_mem] = samplers.map(ProcSampler::finish);
+    let mut recovered = SystemTime::now();
+    let mut jaeger = None;
+    let (started, [down_run, up_run], [down_mem, up_mem]) =
+        twins(&down, &up, ["down", "up"], mode, outage + recovery, || {
+            std::thread::sleep(outage);
+            jaeger =
+                Some(Jaeger::start_on(port).expect("start Jaeger on the dead endpoint's port"));
+            recovered = SystemTime::now();
+        });
+    let jaeger = jaeger.expect("started during the load");
     let latency = SideBySide::of(&down_run, &up_run, started + WARM_UP, recovered);
 
     // Every trace sent after the backend came up arrives whole.
@@ -387,23 +406,14 @@ fn stalled(mode: &str, reference: &Jaeger, duration: Duration) -> String {
     )
     .start()
     .expect("start the healthy twin");
-    let load = Load {
-        rate: RATE,
+    let (started, [faulty_run, healthy_run], [faulty_mem, healthy_mem]) = twins(
+        &faulty,
+        &healthy,
+        ["stalled", "unstalled"],
+        mode,
         duration,
-        mix: MIX.to_owned(),
-        concurrency: CONCURRENCY,
-    };
-    let samplers = [
-        ProcSampler::start(faulty.process().pid(), Duration::from_secs(1)),
-        ProcSampler::start(healthy.process().pid(), Duration::from_secs(1)),
-    ];
-    let started = SystemTime::now();
-    let drivers = [
-        driver::start(&format!("load-stalled-{mode}"), faulty.url(), &load).expect("start load"),
-        driver::start(&format!("load-unstalled-{mode}"), healthy.url(), &load).expect("start load"),
-    ];
-    let [faulty_run, healthy_run] = drivers.map(|d| d.finish().expect("load driver"));
-    let [faulty_mem, healthy_mem] = samplers.map(ProcSampler::finish);
+        || {},
+    );
     let latency = SideBySide::of(
         &faulty_run,
         &healthy_run,
