@@ -92,6 +92,29 @@ impl QueryClient {
         })
     }
 
+    /// [`QueryClient::find_trace`] of each id, `threads` lookups at a time, in the order
+    /// given; the first failure if any lookup failed.
+    pub fn find_traces(&self, ids: &[&str], threads: usize) -> Result<Vec<Option<Trace>>> {
+        let chunk = ids.len().div_ceil(threads.max(1)).max(1);
+        thread::scope(|scope| {
+            let handles: Vec<_> = ids
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|id| self.find_trace(id))
+                            .collect::<Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            let mut all = Vec::with_capacity(ids.len());
+            for h in handles {
+                all.extend(h.join().expect("a lookup thread panicked")?);
+            }
+            Ok(all)
+        })
+    }
+
     /// One `GET /api/traces/{id}`: the trace as stored now, or `None` when
     /// Jaeger does not have it (404, or an answer without a trace).
     pub fn find_trace(&self, trace_id: &str) -> Result<Option<Trace>> {

@@ -133,28 +133,11 @@ pub fn check(query: &QueryClient, ids: &[String], timeout: Duration) -> Found {
     let mut pending: Vec<&String> = ids.iter().collect();
     let mut found = Found::default();
     loop {
-        let chunk = pending.len().div_ceil(CHECKERS).max(1);
-        let results: Vec<(&String, Option<Trace>)> = thread::scope(|scope| {
-            let handles: Vec<_> = pending
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|id| {
-                                let t = query
-                                    .find_trace(id)
-                                    .unwrap_or_else(|e| panic!("querying Jaeger for {id}: {e}"));
-                                (*id, t)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("checker thread"))
-                .collect()
-        });
+        let lookups: Vec<&str> = pending.iter().map(|id| id.as_str()).collect();
+        let traces = query
+            .find_traces(&lookups, CHECKERS)
+            .unwrap_or_else(|e| panic!("querying Jaeger: {e}"));
+        let results = pending.iter().copied().zip(traces);
         let mut still = Vec::new();
         for (id, trace) in results {
             match trace {

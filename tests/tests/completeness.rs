@@ -291,41 +291,28 @@ type Missing<'a> = Vec<(&'a Sent, Option<Trace>)>;
 fn check<'a>(query: &QueryClient, sent: &'a [Sent]) -> (Missing<'a>, usize) {
     let deadline = Instant::now() + ARRIVAL_TIMEOUT;
     let mut pending: Vec<&Sent> = sent.iter().collect();
-    let contended = AtomicUsize::new(0);
-    let contended = &contended;
+    let mut contended = 0;
     loop {
-        let chunk = pending.len().div_ceil(CHECKERS).max(1);
-        let results: Vec<(&Sent, Option<Trace>)> = thread::scope(|scope| {
-            let handles: Vec<_> = pending
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .filter_map(|s| {
-                                let trace = query.find_trace(&s.trace_id).unwrap_or_else(|e| {
-                                    panic!("querying Jaeger for {}: {e}", s.trace_id)
-                                });
-                                match trace {
-                                    Some(t) if whole(&t, &SHAPES[s.shape]) => {
-                                        if s.shape == LOCK_WAITER && waited(&t) {
-                                            contended.fetch_add(1, Ordering::Relaxed);
-                                        }
-                                        None
-                                    }
-                                    other => Some((*s, other)),
-                                }
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("checker thread"))
-                .collect()
-        });
+        let lookups: Vec<&str> = pending.iter().map(|s| s.trace_id.as_str()).collect();
+        let traces = query
+            .find_traces(&lookups, CHECKERS)
+            .unwrap_or_else(|e| panic!("querying Jaeger: {e}"));
+        let results: Vec<(&Sent, Option<Trace>)> = pending
+            .iter()
+            .copied()
+            .zip(traces)
+            .filter_map(|(s, trace)| match trace {
+                Some(t) if whole(&t, &SHAPES[s.shape]) => {
+                    if s.shape == LOCK_WAITER && waited(&t) {
+                        contended += 1;
+                    }
+                    None
+                }
+                other => Some((s, other)),
+            })
+            .collect();
         if results.is_empty() || Instant::now() >= deadline {
-            return (results, contended.load(Ordering::Relaxed));
+            return (results, contended);
         }
         pending = results.into_iter().map(|(s, _)| s).collect();
         thread::sleep(Duration::from_secs(1));
