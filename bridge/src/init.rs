@@ -222,16 +222,16 @@ impl Granular {
         &self.sources
     }
 
-    /// Flushes and shuts down within `timeout`, plus up to 5 s for the health metrics' final
-    /// export when they are on (the SDK's meter provider takes no timeout).
+    /// Flushes spans, artifacts and health metrics and shuts the exporters down, all within
+    /// `timeout` (dropping the guard does the same within 5 s). What a backend that does not
+    /// answer in time leaves undelivered is counted (`export_undelivered_spans`).
     pub fn shutdown(self, timeout: Duration) {
         self.shut_down(timeout);
     }
 
-    /// One deadline for the providers: each got the whole `timeout` before, so with a backend
-    /// that never answers, the spans' flush and then the artifacts' each waited it out. The
-    /// meter provider (opentelemetry_sdk 0.33) ignores the timeout it is given and waits up to
-    /// 5 s for its final export.
+    /// One deadline for the providers, in order: spans, artifacts, then the health metrics,
+    /// whose final export carries the spans' last counts. With a backend that never answers,
+    /// the first takes the whole deadline and the others get what is left.
     fn shut_down(&self, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;
         let left = || deadline.saturating_duration_since(std::time::Instant::now());
@@ -240,7 +240,7 @@ impl Granular {
             let _ = logs.shutdown_with_timeout(left());
         }
         if let Some(metrics) = &self.metrics {
-            let _ = metrics.shutdown_with_timeout(left());
+            health::shut_down_within(metrics, left());
         }
     }
 }
