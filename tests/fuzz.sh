@@ -9,6 +9,8 @@
 #   config        the GRANULAR_* parser (bridge/tests/config_properties.rs)
 #   traceparent   W3C traceparent parsing (bridge/src/propagation.rs)
 #   perfetto      the Perfetto encoder fed arbitrary timelines (bridge/src/timeline/perfetto.rs)
+#   ring-read     the record decoder fed rings read while lapped and cut mid-event
+#                 (bridge/src/recorder/codec/tests.rs)
 #   processor     the Collector processor's OTLP input (collector-plugin/granularprocessor,
 #                 FuzzConsumeTraces, seeded from testdata/fuzz)
 #   extension     the artifact store's HTTP routes: methods, ids, traversal, queries
@@ -89,6 +91,8 @@ rust_target config any_environment_is_read_without_panic_and_every_error_names_i
 rust_target traceparent propagation::tests::traceparent_parsing_agrees_with_the_spec_on_any_input \
 	-p granular --lib
 rust_target perfetto timeline::perfetto::tests::any_timeline_encodes_to_a_trace_perfetto_accepts \
+	-p granular --lib
+rust_target ring-read recorder::codec::tests::a_lapped_and_cut_ring_reads_back_exactly_its_whole_events \
 	-p granular --lib
 go_target processor FuzzConsumeTraces ./granularprocessor
 go_target extension FuzzHandler ./granularartifactsextension

@@ -14,6 +14,7 @@ use super::tasks::{PollEnd, PollStart, TaskSpawn, TaskTerminate};
 use super::threads::{Park, ThreadStart, Unpark};
 use super::waits::{self, PageFaults, WaitSample};
 use super::*;
+use crate::recorder::ring::RingCopy;
 
 const TS: u64 = 1_234;
 const KEY: u64 = 3 << 40 | 17;
@@ -500,4 +501,53 @@ fn counters_announced_but_missing_are_not_invented() {
     let read: Vec<Event<'_>> = events(&records).map(|l| l.event).collect();
     assert_eq!(read, vec![Event::Park]);
     assert!(read.iter().all(|e| e.counters().is_none()));
+}
+
+proptest::proptest! {
+    /// What a reader can be handed: a ring's records read while the writer laps it (the copy
+    /// starts anywhere, mid-event included), read once more later (the copy keeps what it had
+    /// and appends), and cut at any record (the writer mid-event). Every event wholly inside
+    /// the copy is read, in order, at its place and with its stamp; nothing else is.
+    /// Arbitrary words are not tried: a ring holds only what writers wrote (records carry
+    /// `&'static` metadata pointers), so what a read can get wrong is where it starts and ends.
+    #[test]
+    fn a_lapped_and_cut_ring_reads_back_exactly_its_whole_events(
+        picks in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..80),
+        ring_log in 4u32..9,
+        first_read in proptest::prelude::any::<proptest::sample::Index>(),
+        keep_from in proptest::prelude::any::<proptest::sample::Index>(),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let long = text(40);
+        let shapes = every_shape(&long);
+        let stream: Vec<&Event<'_>> = picks.iter().map(|i| &shapes[i.index(shapes.len())]).collect();
+        let ring = Ring::new(1 << ring_log);
+        let mut copy = RingCopy::default();
+        // (first record's number, records) of each event, numbered as the ring numbers them.
+        let mut written = Vec::new();
+        let mut seq = 0u64;
+        let first_read = first_read.index(stream.len() + 1);
+        for (ts, event) in stream.iter().enumerate() {
+            if ts == first_read {
+                ring.refresh(0, &mut copy);
+            }
+            encode(event, ts as u64, &ring);
+            let len = records_of(event).len() as u64;
+            written.push((seq, len, ts as u64, *event));
+            seq += len;
+        }
+        ring.refresh(keep_from.index(seq as usize + 1) as u64, &mut copy);
+        let records = copy.records();
+        let records = &records[..cut.index(records.len() + 1)];
+        let (from, to) = (copy.first_seq(), copy.first_seq() + records.len() as u64);
+        let expected: Vec<(u64, u64, &Event<'_>)> = written
+            .iter()
+            .filter(|(at, len, ..)| *at >= from && at + len <= to)
+            .map(|(at, _, ts, event)| (*at, *ts, *event))
+            .collect();
+        let read: Vec<Located<'_>> = events(records).collect();
+        let read: Vec<(u64, u64, &Event<'_>)> =
+            read.iter().map(|l| (from + l.at as u64, l.ts, &l.event)).collect();
+        proptest::prop_assert_eq!(read, expected);
+    }
 }
