@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub mod bench;
 pub mod browser;
 pub mod collector;
+pub mod contention;
 pub mod demo;
 pub mod driver;
 pub mod faults;
