@@ -27,6 +27,10 @@ type Artifact struct {
 // extensions. PutArtifact returns the URL the artifact is served at.
 type Store interface {
 	PutArtifact(ctx context.Context, a Artifact) (url string, err error)
+	// MaxArtifactBytes is the size of the largest artifact PutArtifact takes
+	// (max_artifact_bytes): the processor drops a larger one as it arrives
+	// rather than hold it until its trace is decided.
+	MaxArtifactBytes() int64
 }
 
 type artifactsExtension struct {
@@ -128,6 +132,11 @@ func (e *artifactsExtension) PutArtifact(_ context.Context, a Artifact) (string,
 		return "", err
 	}
 	return e.baseURL + "/artifacts/" + a.ID, nil
+}
+
+// MaxArtifactBytes is max_artifact_bytes.
+func (e *artifactsExtension) MaxArtifactBytes() int64 {
+	return e.cfg.MaxArtifactBytes
 }
 
 // URL is where the running store serves its listing; empty before Start.
