@@ -1,11 +1,14 @@
 //! Wait sampling needs no privilege: a blocked poll's syscall and object are named when the
 //! service runs as an unprivileged user. Run as root, the test runs itself again as `nobody`
-//! (`setpriv`, util-linux) and checks that run; run as another user, it checks in place.
+//! (`setpriv`, util-linux: `support/nobody.rs`, which the e2e harness shares) and checks that
+//! run; run as another user, it checks in place.
 
 #[path = "support/composed.rs"]
 mod composed;
 #[path = "support/in_memory.rs"]
 mod in_memory;
+#[path = "support/nobody.rs"]
+mod nobody;
 
 use std::process::Command;
 use std::time::Duration;
@@ -15,23 +18,20 @@ use tracing::Instrument;
 
 /// Set in the environment of the run as `nobody`.
 const CHILD: &str = "GRANULAR_TEST_AS_NOBODY";
-const NOBODY: &str = "65534";
 
 #[test]
 fn a_blocked_poll_is_named_without_privileges() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        blocked_poll_is_named(euid);
+    if !nobody::running_as_root() {
+        // SAFETY: geteuid has no preconditions.
+        blocked_poll_is_named(unsafe { libc::geteuid() });
         return;
     }
     let exe = std::env::current_exe().expect("the test binary's path");
+    if let Some(why) = nobody::cannot_run(&exe) {
+        panic!("this test runs its binary again as nobody, and {why}");
+    }
     let out = Command::new("setpriv")
-        .args([
-            &format!("--reuid={NOBODY}"),
-            &format!("--regid={NOBODY}"),
-            "--clear-groups",
-        ])
+        .args(nobody::setpriv_args())
         .arg(&exe)
         .args([
             "a_blocked_poll_is_named_without_privileges",
@@ -51,13 +51,12 @@ fn a_blocked_poll_is_named_without_privileges() {
     );
     assert!(
         out.status.success(),
-        "the run as nobody failed ({}); {} must be readable and executable by nobody:\n{text}",
-        out.status,
-        exe.display()
+        "the run as nobody failed ({}):\n{text}",
+        out.status
     );
     let checked = text
         .lines()
-        .find(|l| l.starts_with(&format!("as uid {NOBODY}: ")))
+        .find(|l| l.starts_with(&format!("as uid {}: ", nobody::NOBODY)))
         .unwrap_or_else(|| panic!("the run as nobody checked nothing:\n{text}"));
     println!("{checked}");
 }
@@ -66,7 +65,7 @@ fn a_blocked_poll_is_named_without_privileges() {
 /// `clock_nanosleep` and the requested time.
 fn blocked_poll_is_named(euid: u32) {
     if std::env::var_os(CHILD).is_some() {
-        assert_eq!(euid.to_string(), NOBODY, "setpriv changed the user");
+        assert_eq!(euid, nobody::NOBODY, "setpriv changed the user");
     }
     let cfg = Config {
         slo: SloRules::parse("*=20ms").unwrap(),

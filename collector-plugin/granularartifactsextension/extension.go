@@ -27,6 +27,10 @@ type Artifact struct {
 // extensions. PutArtifact returns the URL the artifact is served at.
 type Store interface {
 	PutArtifact(ctx context.Context, a Artifact) (url string, err error)
+	// MaxArtifactBytes is the size of the largest artifact PutArtifact takes
+	// (max_artifact_bytes): the processor drops a larger one as it arrives
+	// rather than hold it until its trace is decided.
+	MaxArtifactBytes() int64
 }
 
 type artifactsExtension struct {
@@ -69,6 +73,8 @@ func (e *artifactsExtension) Start(ctx context.Context, host component.Host) err
 		_ = st.close()
 		return err
 	}
+	srv.MaxHeaderBytes = MaxHeaderBytes
+	srv.Handler = withoutBody(srv.Handler)
 	e.store, e.server = st, srv
 	e.baseURL = "http://" + ln.Addr().String()
 	if e.cfg.PublicURL != "" {
@@ -128,12 +134,40 @@ func (e *artifactsExtension) PutArtifact(_ context.Context, a Artifact) (string,
 	return e.baseURL + "/artifacts/" + a.ID, nil
 }
 
+// MaxArtifactBytes is max_artifact_bytes.
+func (e *artifactsExtension) MaxArtifactBytes() int64 {
+	return e.cfg.MaxArtifactBytes
+}
+
 // URL is where the running store serves its listing; empty before Start.
 func (e *artifactsExtension) URL() string {
 	if e.baseURL == "" {
 		return ""
 	}
 	return e.baseURL + "/artifacts/"
+}
+
+// MaxHeaderBytes caps a request's head (request line and headers) on the
+// store's server; net/http answers a longer one 431 once it has read this much
+// plus its 4 KiB of slack, and closes the connection. net/http's default is
+// 1 MiB; the store's GETs carry a URL of a few hundred bytes and a browser's
+// headers (cookies included: cookies of localhost are sent to every port).
+// confighttp has no setting for it.
+const MaxHeaderBytes = 64 << 10
+
+// withoutBody hands next every request without its body: the store's routes
+// take none, and nothing before them may read one (confighttp's request
+// decompression reads a whole body sent with Content-Encoding: snappy into
+// memory, up to max_request_body_size, 20 MiB by default). net/http keeps the
+// real body: it drops the connection after the answer when more than 256 KiB
+// of it is unread, and discards a smaller one (within read_timeout).
+func withoutBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A shallow copy: net/http's own request keeps the body it must account for.
+		r = r.WithContext(r.Context())
+		r.Body = http.NoBody
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (e *artifactsExtension) handler() http.Handler {

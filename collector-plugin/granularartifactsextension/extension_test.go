@@ -35,6 +35,8 @@ func TestConfig(t *testing.T) {
 	assert.Equal(t, int64(1<<30), def.MaxTotalBytes)
 	assert.Equal(t, int64(64<<20), def.MaxArtifactBytes)
 	assert.Equal(t, 24*time.Hour, def.Retention)
+	assert.Equal(t, time.Minute, def.ServerConfig.ReadTimeout)
+	assert.Equal(t, time.Minute, def.ServerConfig.ReadHeaderTimeout)
 	require.NoError(t, confmap.Validate(def))
 
 	custom := loadConfig(t, "custom")

@@ -20,6 +20,8 @@ const (
 	// artifacts from the browser: the Perfetto UI, which the Jaeger link
 	// https://ui.perfetto.dev/#!/?url=<artifact URL> opens.
 	PerfettoUIOrigin = "https://ui.perfetto.dev"
+	// DefaultReadTimeout bounds the time to read a whole request.
+	DefaultReadTimeout = time.Minute
 )
 
 // Type is the component type of the extension.
@@ -33,6 +35,11 @@ func NewFactory() extension.Factory {
 func createDefaultConfig() component.Config {
 	srv := confighttp.NewDefaultServerConfig()
 	srv.NetAddr.Endpoint = DefaultEndpoint
+	// confighttp sets no read_timeout: a request whose body trickles in would
+	// hold its connection for as long as the client likes, as net/http reads
+	// (and discards) a body of up to 256 KiB before answering. A minute, as
+	// read_header_timeout: no request to the store carries a body.
+	srv.ReadTimeout = DefaultReadTimeout
 	srv.CORS = configoptional.Some(confighttp.CORSConfig{AllowedOrigins: []string{PerfettoUIOrigin}})
 	return &Config{
 		ServerConfig:     srv,

@@ -110,10 +110,11 @@ func isArtifact(lr plog.LogRecord) bool {
 }
 
 // consumeLogs passes ordinary log records through and holds
-// granular.artifact records until their trace is decided.
+// granular.artifact records until their trace is decided, but for those
+// larger than the artifact store takes, which it drops and counts at once.
 func (c *core) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	lateKeep := plog.NewLogs()
-	var lateDropped, noTrace int64
+	var lateDropped, noTrace, tooLarge, largest, maxBytes int64
 	copies := pdatawalk.LogCopies{}
 	var ready []decided
 
@@ -128,6 +129,14 @@ func (c *core) consumeLogs(ctx context.Context, ld plog.Logs) error {
 		if id.IsEmpty() {
 			noTrace++
 			return true
+		}
+		if c.store != nil {
+			maxBytes = c.store.MaxArtifactBytes()
+			if size := artifactSize(lr); size > maxBytes {
+				tooLarge++
+				largest = max(largest, size)
+				return true
+			}
 		}
 		if d, ok := c.cache.get(id); ok {
 			if d == decisionKeepAll {
@@ -148,6 +157,11 @@ func (c *core) consumeLogs(ctx context.Context, ld plog.Logs) error {
 
 	c.tel.add(c.tel.artifacts, noTrace, attrArtifactResult, artifactNoTraceID)
 	c.tel.add(c.tel.artifacts, lateDropped, attrArtifactResult, artifactDropped)
+	c.tel.add(c.tel.artifacts, tooLarge, attrArtifactResult, artifactTooLarge)
+	if tooLarge > 0 {
+		c.logger.Warn("granular artifacts over the store's max_artifact_bytes dropped",
+			zap.Int64("records", tooLarge), zap.Int64("largest_bytes", largest), zap.Int64("max_artifact_bytes", maxBytes))
+	}
 	out := plog.NewLogs()
 	if lateKeep.LogRecordCount() > 0 {
 		c.handleArtifacts(ctx, decisionKeepAll, lateKeep, out, pcommon.SpanID{})
@@ -191,6 +205,19 @@ func (c *core) handleArtifacts(ctx context.Context, d decision, ld plog.Logs, ou
 		return preferredURL
 	}
 	return firstURL
+}
+
+// artifactSize is the size of the artifact a granular.artifact record
+// carries, as artifactOf reads it.
+func artifactSize(lr plog.LogRecord) int64 {
+	switch body := lr.Body(); body.Type() {
+	case pcommon.ValueTypeBytes:
+		return int64(body.Bytes().Len())
+	case pcommon.ValueTypeStr:
+		return int64(len(body.Str()))
+	default:
+		return int64(len(body.AsString()))
+	}
 }
 
 // artifactOf turns a granular.artifact record into a store entry. An id

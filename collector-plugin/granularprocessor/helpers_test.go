@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/granular-dev/granular/collector-plugin/granularartifactsextension"
 	"github.com/granular-dev/granular/collector-plugin/internal/pdatawalk"
@@ -60,6 +62,7 @@ type harness struct {
 	sink     *consumertest.TracesSink
 	logSink  *consumertest.LogsSink
 	tel      *componenttest.Telemetry
+	warnings *observer.ObservedLogs // what the processor logged at warn and above
 	tickDone chan struct{}
 }
 
@@ -81,6 +84,8 @@ func newHarness(t *testing.T, mutate func(*Config), host component.Host) *harnes
 	require.NoError(t, cfg.Validate())
 	set := processortest.NewNopSettings(Type)
 	set.TelemetrySettings = h.tel.NewTelemetrySettings()
+	logged, warnings := observer.New(zap.WarnLevel)
+	set.Logger, h.warnings = zap.New(logged), warnings
 	var err error
 	h.traces, err = f.CreateTraces(context.Background(), set, cfg, h.sink)
 	require.NoError(t, err)
@@ -271,6 +276,15 @@ type fakeStore struct {
 	mu    sync.Mutex
 	items map[string][]byte
 	err   error
+	// maxBytes is MaxArtifactBytes; 0: 64 MiB, the extension's default.
+	maxBytes int64
+}
+
+func (s *fakeStore) MaxArtifactBytes() int64 {
+	if s.maxBytes == 0 {
+		return 64 << 20
+	}
+	return s.maxBytes
 }
 
 func (s *fakeStore) PutArtifact(_ context.Context, a granularartifactsextension.Artifact) (string, error) {

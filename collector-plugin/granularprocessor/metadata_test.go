@@ -29,6 +29,8 @@ func TestMetadataTelemetry(t *testing.T) {
 			h.consumeLogs(artifactLog(2, 1, "healthy", []byte("x")))      // dropped
 			h.consumeLogs(artifactLog(3, 1, "no-spans", []byte("x")))     // no_spans
 			h.consumeLogs(noTraceID(artifactLog(4, 1, "x", []byte("x")))) // no_trace_id
+			store.maxBytes = 4
+			h.consumeLogs(artifactLog(1, 3, "big", []byte("12345"))) // too_large
 			h.advance(5 * time.Second)
 			h.consume(makeTraces(late(1), late(2))) // late keep, late strip
 			store.err = errors.New("disk full")

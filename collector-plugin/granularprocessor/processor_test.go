@@ -1,14 +1,21 @@
 package granularprocessor
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/granular-dev/granular/collector-plugin/granularartifactsextension"
 )
 
 const ms = time.Millisecond
@@ -386,6 +393,43 @@ func TestArtifactsStoredForViolatingTraces(t *testing.T) {
 	store.err = errors.New("disk full")
 	h.consumeLogs(artifactLog(1, 5, "art-5", []byte("x")))
 	assert.Equal(t, int64(1), h.counter(metricArtifacts, attrArtifactResult, artifactFailed))
+}
+
+// An artifact larger than the store's max_artifact_bytes (the real
+// extension's) is dropped as it arrives, never buffered, and counted
+// (too_large, with one warning giving the sizes); its trace passes whole, its
+// rollup linked to the trace's artifact that fitted.
+func TestArtifactOverTheStoreCapIsDroppedOnArrival(t *testing.T) {
+	f := granularartifactsextension.NewFactory()
+	cfg := f.CreateDefaultConfig().(*granularartifactsextension.Config)
+	cfg.ServerConfig.NetAddr.Endpoint = "127.0.0.1:0"
+	cfg.Directory = t.TempDir()
+	cfg.MaxArtifactBytes = 1 << 10
+	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(f.Type()), cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
+	extID := component.NewID(f.Type())
+	host := hostWithExtensions{exts: map[component.ID]component.Component{extID: ext}}
+	h := newHarness(t, func(c *Config) { c.Artifacts.Extension = &extID }, host)
+
+	trace := violatingTrace(1)
+	spans := trace.SpanCount()
+	h.consume(trace)
+	h.consumeLogs(artifactLog(1, 1, "too-big", make([]byte, 1<<10+1)))
+	h.consumeLogs(artifactLog(1, 2, "fits", make([]byte, 1<<10)))
+	_, buffered := h.core.bufferedCounts()
+	assert.Equal(t, spans+1, buffered, "the spans and the artifact that fits wait; the other is gone")
+	h.advance(5 * time.Second)
+
+	assert.Equal(t, int64(1), h.counter(metricArtifacts, attrArtifactResult, artifactTooLarge))
+	assert.Equal(t, int64(1), h.counter(metricArtifacts, attrArtifactResult, artifactStored))
+	warned := h.warnings.FilterMessage("granular artifacts over the store's max_artifact_bytes dropped").All()
+	require.Len(t, warned, 1)
+	assert.Equal(t, map[string]any{"records": int64(1), "largest_bytes": int64(1<<10 + 1), "max_artifact_bytes": int64(1 << 10)}, warned[0].ContextMap())
+	assert.Equal(t, spans, h.sink.SpanCount(), "the trace passes whole")
+	link, _ := attrKeys(spansByName(h.sink)["GET /messages"])["granular.trace.artifact"].(string)
+	assert.True(t, strings.HasSuffix(link, "/artifacts/fits"), link)
 }
 
 // With baseline enrichment the library sends artifacts for healthy spans

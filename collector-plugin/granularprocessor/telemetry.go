@@ -40,6 +40,7 @@ const (
 	artifactDropped    = "dropped"
 	artifactFailed     = "store_failed"
 	artifactNoTraceID  = "no_trace_id"
+	artifactTooLarge   = "too_large"
 	attrOutcome        = "outcome"
 	attrReason         = "reason"
 	attrDecision       = "decision"

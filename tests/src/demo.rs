@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 
+use crate::nobody;
 use crate::process::{Process, ProcessBuilder};
 use crate::shared::Shared;
 use crate::{Error, Result, workspace_binary};
@@ -24,6 +25,7 @@ const BSP_SCHEDULE_DELAY_MS: &str = "100";
 pub struct DemoBuilder {
     service_name: String,
     env: Vec<(String, String)>,
+    as_nobody: bool,
 }
 
 impl DemoBuilder {
@@ -49,6 +51,13 @@ impl DemoBuilder {
     /// later settings of a variable win.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Run the service as user `nobody` ([`crate::nobody`]); the harness must run as root.
+    /// Starting fails, naming the directory or file, when nobody may not reach the binary.
+    pub fn as_nobody(mut self) -> Self {
+        self.as_nobody = true;
         self
     }
 
@@ -79,7 +88,19 @@ impl DemoBuilder {
     /// ([`Process::wait_for_exit`]).
     pub fn spawn(self) -> Result<Process> {
         let binary = workspace_binary("demo-service", "granular-examples")?;
-        let mut builder = ProcessBuilder::new(&self.service_name, binary);
+        let mut builder = if self.as_nobody {
+            if let Some(why) = nobody::cannot_run(&binary) {
+                return Err(Error::new(format!(
+                    "{} cannot run as nobody: {why}",
+                    self.service_name
+                )));
+            }
+            ProcessBuilder::new(&self.service_name, "setpriv")
+                .args(nobody::setpriv_args())
+                .arg(binary)
+        } else {
+            ProcessBuilder::new(&self.service_name, binary)
+        };
         // Only what the test sets: no OTEL_* or GRANULAR_* (library settings)
         // leaking in from the caller's shell.
         for (key, _) in std::env::vars_os() {
@@ -118,6 +139,7 @@ impl Demo {
         DemoBuilder {
             service_name: service_name.to_owned(),
             env: Vec::new(),
+            as_nobody: false,
         }
     }
 

@@ -4,7 +4,7 @@
 //! services ([`demo`]), anything else through [`process`] — and reads back
 //! what reached Jaeger as [`trace::Trace`]s, and Granular's linked
 //! artifacts as [`perfetto`] summaries; pages are opened in a real browser
-//! ([`browser`]). Every process is killed (with
+//! ([`browser`]); a demo service can run as user `nobody` ([`nobody`]). Every process is killed (with
 //! its process group) when its guard drops; a guard dropped during a panic
 //! prints the tail of the process's log first. A service the tests of one
 //! binary share ([`shared`], e.g. [`jaeger::Jaeger::shared`]) is killed when
@@ -18,10 +18,13 @@ use std::path::{Path, PathBuf};
 pub mod bench;
 pub mod browser;
 pub mod collector;
+pub mod contention;
 pub mod demo;
 pub mod driver;
 pub mod faults;
 pub mod jaeger;
+#[path = "../../bridge/tests/support/nobody.rs"]
+pub mod nobody;
 pub mod perfetto;
 pub mod ports;
 pub mod process;

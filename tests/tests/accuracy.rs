@@ -14,14 +14,13 @@
 //! and profile), plus `taskset` (util-linux) for the OS-preemption scenario.
 
 use std::fmt::Write as _;
-use std::process::Command;
 use std::time::Duration;
 
 use granular_e2e::bench::docs::{table, today, write_section};
 use granular_e2e::bench::procfs::{self, Machine};
+use granular_e2e::contention;
 use granular_e2e::demo::{Demo, DemoBuilder, Response};
 use granular_e2e::jaeger::Jaeger;
-use granular_e2e::process::{Process, ProcessBuilder};
 use granular_e2e::trace::{GRANULAR_CATEGORIES, Span, Trace};
 use granular_e2e::workspace_root;
 use serde_json::Value;
@@ -268,7 +267,6 @@ fn blocking_call(jaeger: &Jaeger) -> Vec<Row> {
 ///    CPU time the kernel gave the worker. Once with perf context switches, once with the
 ///    schedstat sampler only.
 fn os_preemption(jaeger: &Jaeger) -> Vec<Row> {
-    let cpu = *procfs::allowed_cpus().last().expect("a CPU");
     let mut rows = Vec::new();
     for (id, perf) in [("3a", "auto"), ("3b", "off")] {
         let mut demo = demo(jaeger, &format!("acc-preempt-{perf}"))
@@ -277,19 +275,13 @@ fn os_preemption(jaeger: &Jaeger) -> Vec<Row> {
             .start()
             .expect("demo");
         let pid = demo.process().pid();
-        let pinned = Command::new("taskset")
-            .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
-            .output()
-            .expect("run taskset (util-linux)");
-        assert!(pinned.status.success(), "taskset -a -p: {pinned:?}");
-        let _busy: Vec<Process> = (0..BUSY_LOOPS).map(|k| busy_loop(cpu, k)).collect();
-        std::thread::sleep(Duration::from_millis(300));
+        let busy = contention::pin_beside_busy_loops(pid, BUSY_LOOPS).expect("CPU contention");
         let before = worker_sched(pid);
         let response = demo
             .get(&format!("/report?ms={PREEMPT_BURN_MS}"))
             .expect("GET /report");
         let after = worker_sched(pid);
-        drop(_busy);
+        drop(busy);
         let trace = fetch(jaeger, &ok_trace_id(&response), 2);
         let build = trace
             .span_by_name("report.Build")
@@ -1416,18 +1408,4 @@ fn worker_sched(pid: u32) -> (u64, u64) {
         .iter()
         .filter(|t| t.name.starts_with("tokio-r"))
         .fold((0, 0), |(r, w), t| (r + t.run_ns, w + t.wait_ns))
-}
-
-/// A shell busy loop pinned to `cpu`, ended after 60 s at the latest (and when dropped).
-fn busy_loop(cpu: usize, k: usize) -> Process {
-    ProcessBuilder::new(format!("busy-{k}"), "taskset")
-        .arg("-c")
-        .arg(cpu.to_string())
-        .arg("timeout")
-        .arg("60")
-        .arg("sh")
-        .arg("-c")
-        .arg("while :; do :; done")
-        .spawn()
-        .expect("start a busy loop")
 }

@@ -2,12 +2,13 @@
 //! accept loop on `granular-debug`, and one short-lived thread per connection (at nice 10, as
 //! the analyzer), at most
 //! [`MAX_CONNECTIONS`] at once (beyond: 503 at once). A request is one `GET` whose head fits
-//! in [`MAX_HEAD`] bytes and arrives within [`READ_TIMEOUT`]; the answer closes the connection.
+//! in [`MAX_HEAD`] bytes (beyond: 431) and arrives whole within [`READ_TIMEOUT`] (beyond: the
+//! connection is dropped); the answer closes the connection.
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::DebugState;
 use super::response::Response;
@@ -17,7 +18,7 @@ use super::routes::respond;
 const MAX_CONNECTIONS: usize = 4;
 /// A request's head (request line and headers) at most.
 const MAX_HEAD: usize = 8 << 10;
-/// How long a client may take to send its request.
+/// How long a client may take to send its request's whole head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to read the answer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -87,9 +88,8 @@ impl Server {
 
 /// Reads one request from `stream` and answers it.
 pub(crate) fn serve(mut stream: TcpStream, state: &'static DebugState) {
-    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let response = match read_head(&mut stream) {
+    let response = match read_head(&mut stream, Instant::now() + READ_TIMEOUT) {
         Ok(head) => match parse_request_line(&head) {
             Some((method, target)) => respond(state, method, target),
             None => Response::text(
@@ -98,7 +98,7 @@ pub(crate) fn serve(mut stream: TcpStream, state: &'static DebugState) {
             ),
         },
         Err(HeadError::TooLarge) => Response::text(
-            413,
+            431,
             format!(
                 "the request's head is over {MAX_HEAD} bytes; the debug endpoint takes short GET requests"
             ),
@@ -113,11 +113,19 @@ enum HeadError {
     Io,
 }
 
-/// The request's head, up to the blank line.
-fn read_head(stream: &mut impl Read) -> Result<String, HeadError> {
+/// The request's head, up to the blank line, read by `deadline`: each read waits only for what
+/// is left of the time, so a client sending a byte at a time cannot hold the connection longer.
+fn read_head(stream: &mut TcpStream, deadline: Instant) -> Result<String, HeadError> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HeadError::Io);
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|_| HeadError::Io)?;
         let n = stream.read(&mut buf).map_err(|_| HeadError::Io)?;
         if n == 0 {
             break;
@@ -177,9 +185,43 @@ mod tests {
         let mut big = b"GET /debug/granular/ HTTP/1.1\r\nX: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
         let too_big = get(&big);
-        assert!(too_big.starts_with("HTTP/1.1 413"), "{too_big}");
+        assert!(
+            too_big.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{too_big}"
+        );
         let post = get(b"POST /debug/granular/ HTTP/1.1\r\n\r\n");
         assert!(post.starts_with("HTTP/1.1 405"), "{post}");
         assert!(post.contains("Allow: GET"), "{post}");
+    }
+
+    /// A head that trickles in, a byte every 20 ms, is cut off at the deadline rather than
+    /// waited for as long as each byte keeps coming within a read timeout.
+    #[test]
+    fn a_trickled_head_is_cut_off_at_its_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            for b in b"GET /debug/granular/ HTTP/1.1\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+                if s.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let (mut stream, _) = listener.accept().unwrap();
+        let start = Instant::now();
+        let read = read_head(&mut stream, start + Duration::from_millis(300));
+        let took = start.elapsed();
+        assert!(
+            matches!(read, Err(HeadError::Io)),
+            "the head was read whole"
+        );
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(600),
+            "cut off after {took:?}, not at the 300 ms deadline"
+        );
+        drop(stream);
+        writer.join().unwrap();
     }
 }
