@@ -86,7 +86,8 @@ pub struct Config {
     /// Fraction 0–1 of healthy judged spans (or traces) also enriched, by trace id
     /// (`GRANULAR_BASELINE`).
     pub baseline: f64,
-    /// Spans analyzed per second at most (`GRANULAR_MAX_ENRICH_PER_SEC`).
+    /// Violating spans analyzed per second at most in `all` mode (`GRANULAR_MAX_ENRICH_PER_SEC`);
+    /// `violations` mode analyzes every chosen trace, lightly past the analyzer's duty.
     pub max_enrich_per_sec: u32,
     /// How much detail a judged span carries (`GRANULAR_DETAIL`).
     pub detail: Detail,
