@@ -294,3 +294,28 @@ fn a_cut_event_and_a_stray_payload_are_passed_over() {
     assert_eq!(entries, vec![(key, 1, 2)]);
     assert!(d.by_otel_id.is_empty(), "{:?}", d.by_otel_id);
 }
+
+/// A ring that lost records: records are complete from its oldest header's stamp on, not
+/// from the word a stray payload (its header overwritten) begins with, which is no time.
+#[test]
+fn a_ring_that_lost_records_is_complete_from_its_oldest_header() {
+    let ring = Ring::new(4);
+    ring.push(Record::header(Kind::Park, 1, 0));
+    ring.push(Record::header(Kind::SpanIds, 2, 1 << 40 | 1));
+    ring.push(Record::payload(1 << 40, 0));
+    for ts in 5..=7 {
+        ring.push(Record::header(Kind::Unpark, ts, 0));
+    }
+    let snap = RecorderSnapshot {
+        threads: vec![ThreadRecords {
+            ring: 0,
+            owners: vec![Owner::default()],
+            copy: ring.snapshot(0),
+        }],
+        ..RecorderSnapshot::default()
+    };
+    assert_eq!(snap.threads[0].records()[0].kind(), Some(Kind::Payload));
+    let d = decode(&snap, &Calibration::identity(0), 0, 10);
+    assert_eq!(d.lost_records, 2);
+    assert_eq!(d.complete_since, Some(5));
+}
