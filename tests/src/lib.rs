@@ -34,6 +34,7 @@ pub mod shared;
 pub mod stall;
 pub use granular_cli::trace;
 pub mod viewer;
+pub mod violating;
 
 pub use granular_cli::{Error, Result};
 

@@ -106,7 +106,13 @@ pub fn enrich(
             ));
         }
     }
-    a.push(KeyValue::new("granular.data_loss", b.data_loss));
+    // A span rebuilt from the recorder carries the mark already when its trace's window lost
+    // records: one attribute, true when either says so.
+    let marked = a
+        .iter()
+        .any(|kv| kv.key.as_str() == "granular.data_loss" && kv.value == Value::Bool(true));
+    a.retain(|kv| kv.key.as_str() != "granular.data_loss");
+    a.push(KeyValue::new("granular.data_loss", b.data_loss || marked));
     a.push(KeyValue::new(
         "granular.sources",
         extras.sources.to_string(),
@@ -236,4 +242,37 @@ fn synthetic(
 pub(crate) fn mark_skipped(span: &mut SpanData, reason: &'static str) {
     span.attributes
         .push(KeyValue::new("granular.skipped", reason));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Target;
+    use crate::analysis::analyze::analyze;
+    use crate::analysis::fixtures::decoded;
+    use crate::analyzer::testing::span;
+
+    /// A span rebuilt from the recorder of a trace whose window lost records comes marked;
+    /// enriched, it says so once, whatever its own breakdown says.
+    #[test]
+    fn a_rebuilt_span_marked_with_data_loss_is_marked_once() {
+        let mut s = span(1, 2, 0, "GET /", 10);
+        s.attributes.push(KeyValue::new("granular.data_loss", true));
+        let target = Target {
+            otel_span_id: 2,
+            name: "GET /".into(),
+            start: 0,
+            end: 10_000_000,
+        };
+        let mut b = analyze(&decoded(Vec::new()), &target);
+        b.data_loss = false;
+        enrich(&mut s, &b, Detail::Summary, &Extras::default());
+        let marks: Vec<&Value> = s
+            .attributes
+            .iter()
+            .filter(|kv| kv.key.as_str() == "granular.data_loss")
+            .map(|kv| &kv.value)
+            .collect();
+        assert_eq!(marks, vec![&Value::Bool(true)]);
+    }
 }

@@ -63,9 +63,12 @@ pub(super) fn rebuild_chosen(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TraceFate {
     Whole,
-    /// Spans missing: the rings overwrote them.
+    /// Spans missing or found still open: the rings overwrote them, or their close (a span
+    /// closed on another thread than the one that created it, as a request moves between
+    /// workers, has its close on another ring).
     Partial,
-    /// Spans found still open (their close was not found).
+    /// Spans found still open (their close was not found) though the rings overwrote
+    /// nothing of the trace's window.
     Unfinished,
     /// Nothing found: the rings overwrote it all.
     Lost,
@@ -79,13 +82,14 @@ impl TraceFate {
     /// of its window.
     fn of(spans: usize, exported: usize, unfinished: usize, overwritten: bool) -> Self {
         let missing = spans > exported + unfinished;
-        match (exported, missing, overwritten) {
+        let incomplete = missing || unfinished > 0;
+        match (exported, incomplete, overwritten) {
             (0, _, true) => Self::Lost,
             (0, _, false) => Self::NotFound,
+            (_, false, _) => Self::Whole,
             (_, true, true) => Self::Partial,
-            (_, true, false) => Self::NotFound,
-            _ if unfinished > 0 => Self::Unfinished,
-            _ => Self::Whole,
+            _ if missing => Self::NotFound,
+            _ => Self::Unfinished,
         }
     }
 
@@ -117,6 +121,8 @@ mod tests {
             ((4, 0, 4, false), TraceFate::NotFound),
             ((4, 3, 1, false), TraceFate::Unfinished),
             ((4, 2, 1, true), TraceFate::Partial),
+            // Its close overwritten, on another ring than its creation.
+            ((4, 3, 1, true), TraceFate::Partial),
         ] {
             let (spans, exported, unfinished, overwritten) = case;
             assert_eq!(

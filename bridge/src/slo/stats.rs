@@ -33,11 +33,13 @@ pub struct Stats {
     /// Chosen traces exported whole: every span they had (held, or rebuilt from the recorder).
     pub exported_traces: AtomicU64,
     /// Chosen traces exported without some of their spans, which the rings had overwritten
-    /// before the analyzer copied them; their spans carry `granular.data_loss=true`.
+    /// (or their close: found still open) before the analyzer copied them; their spans carry
+    /// `granular.data_loss=true`.
     pub partial_traces: AtomicU64,
     /// Chosen traces exported without spans found still open after their local root ended
-    /// (those spans are counted in `unfinished_spans`). Granular's subscribers close a parent
-    /// after its children, so such a span's close was not found: a defect, expected to stay 0.
+    /// (those spans are counted in `unfinished_spans`), although the rings had overwritten
+    /// nothing of their window. Granular's subscribers close a parent after its children, so
+    /// such a span's close was not found: a defect, expected to stay 0.
     pub unfinished_traces: AtomicU64,
     /// Chosen traces not exported: the rings had overwritten all their spans before the
     /// analyzer copied them (see `GRANULAR_RING_KB` and docs/architecture.md, Known limits).

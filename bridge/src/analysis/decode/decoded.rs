@@ -193,7 +193,8 @@ pub struct Decoded {
     pub threads_observed: bool,
     /// Records lost before or during the snapshot (overwritten, or dropped for want of a ring).
     pub lost_records: u64,
-    /// Oldest time still covered by every ring that lost records (None: nothing lost).
+    /// From when on every ring that lost records holds all it recorded (None: nothing lost):
+    /// what began before this time may have lost records.
     pub complete_since: Option<u64>,
     /// Time of the snapshot (end of every open interval).
     pub taken_at: u64,

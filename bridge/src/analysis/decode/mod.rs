@@ -153,11 +153,15 @@ impl RingPass<'_> {
             }
         }
         if t.lost() > 0 {
-            let oldest = t
+            // Just after the oldest header's stamp: records overwritten before it may share
+            // that stamp (a span's creation and its fields do). A stray payload before it
+            // (its header overwritten) carries a value of its event in word 0, not a time.
+            let complete = t
                 .records()
-                .first()
-                .map_or(self.taken_at, |r| self.cal.to_unix_ns(r.ts()));
-            d.complete_since = Some(d.complete_since.map_or(oldest, |c: u64| c.max(oldest)));
+                .iter()
+                .find(|r| r.kind().is_some_and(|k| k != Kind::Payload))
+                .map_or(self.taken_at, |r| self.cal.to_unix_ns(r.ts()) + 1);
+            d.complete_since = Some(d.complete_since.map_or(complete, |c: u64| c.max(complete)));
         }
         let first_owner = t
             .owners

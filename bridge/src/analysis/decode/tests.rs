@@ -1,7 +1,7 @@
 use super::*;
 use crate::recorder::codec::Codec;
 use crate::recorder::codec::counters::Counters;
-use crate::recorder::codec::fields::{Text, TracingEvent, Value};
+use crate::recorder::codec::fields::{Field, Text, TracingEvent, Value};
 use crate::recorder::codec::os::OffCpu;
 use crate::recorder::codec::span_ids::{SpanIds, TraceRoot};
 use crate::recorder::codec::spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
@@ -293,4 +293,71 @@ fn a_cut_event_and_a_stray_payload_are_passed_over() {
         .collect();
     assert_eq!(entries, vec![(key, 1, 2)]);
     assert!(d.by_otel_id.is_empty(), "{:?}", d.by_otel_id);
+}
+
+/// A ring that lost records: records are complete from just after its oldest header's
+/// stamp on (records overwritten before it may share that stamp), not from the word a stray
+/// payload (its header overwritten) begins with, which is no time.
+#[test]
+fn a_ring_that_lost_records_is_complete_after_its_oldest_header() {
+    let ring = Ring::new(4);
+    ring.push(Record::header(Kind::Park, 1, 0));
+    ring.push(Record::header(Kind::SpanIds, 2, 1 << 40 | 1));
+    ring.push(Record::payload(1 << 40, 0));
+    for ts in 5..=7 {
+        ring.push(Record::header(Kind::Unpark, ts, 0));
+    }
+    let snap = RecorderSnapshot {
+        threads: vec![ThreadRecords {
+            ring: 0,
+            owners: vec![Owner::default()],
+            copy: ring.snapshot(0),
+        }],
+        ..RecorderSnapshot::default()
+    };
+    assert_eq!(snap.threads[0].records()[0].kind(), Some(Kind::Payload));
+    let d = decode(&snap, &Calibration::identity(0), 0, 10);
+    assert_eq!(d.lost_records, 2);
+    assert_eq!(d.complete_since, Some(6));
+}
+
+/// A local root's creation overwritten, its fields (stamped with the creation's time) held:
+/// the span began before the rings were complete, so its trace is known to have lost records.
+#[test]
+fn a_span_created_at_the_oldest_stamp_held_began_before_the_rings_were_complete() {
+    let key = 1 << 40 | 1;
+    let ring = Ring::new(8);
+    SpanNew {
+        key,
+        meta: meta("root"),
+        parent: 0,
+        span_id: None,
+    }
+    .encode(5, &ring);
+    let fields_from = ring.written();
+    Field {
+        owner: key,
+        name: "route",
+        value: Value::I64(7),
+    }
+    .encode(5, &ring);
+    // Overwrites the creation, not the field.
+    while ring.written() < fields_from + ring.capacity() as u64 {
+        Unpark.encode(6, &ring);
+    }
+    let snap = RecorderSnapshot {
+        threads: vec![ThreadRecords {
+            ring: 0,
+            owners: vec![Owner::default()],
+            copy: ring.snapshot(0),
+        }],
+        ..RecorderSnapshot::default()
+    };
+    let d = decode(&snap, &Calibration::identity(0), 0, 10);
+    assert!(d.lost_records > 0 && !d.spans.contains_key(&key));
+    assert!(
+        d.complete_since.is_some_and(|c| c > 5),
+        "the root began at 5: {:?}",
+        d.complete_since
+    );
 }
