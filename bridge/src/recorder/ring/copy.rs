@@ -19,7 +19,10 @@ pub(crate) const COPY_REACH: u64 = 2;
 /// (a buffer this large is `mmap`ped, so shrinking it unmaps its tail without copying).
 const SHRINK_ABOVE: usize = 4;
 
-/// Records below which a copy is never shrunk (64 KiB): a quiet ring's small buffer is kept.
+/// Records a copy is never shrunk below (64 KiB): a quiet ring's small buffer is kept, and an
+/// emptied copy keeps its buffer (freed, a large one would be allocated anew from the
+/// allocator's arena as it grows back, rather than `mmap`ped, and its unmapping would raise
+/// glibc's threshold for `mmap`ping large blocks, keeping more of them in the arenas).
 const MIN_SHRUNK: usize = 4096;
 
 /// A reader's copy of a ring's records, in write order. Kept between reads and brought up to
@@ -99,7 +102,7 @@ impl RingCopy {
         let needed = live + n + live.min(slack);
         if self.buf.capacity() > SHRINK_ABOVE * needed.max(MIN_SHRUNK) {
             self.compact();
-            self.buf.shrink_to(needed);
+            self.buf.shrink_to(needed.max(MIN_SHRUNK));
             return;
         }
         if self.buf.capacity() - self.buf.len() >= n {

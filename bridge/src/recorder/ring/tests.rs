@@ -193,6 +193,7 @@ fn a_long_windows_memory_is_given_back_once_windows_are_short_again() {
     }
     let long = copy.capacity();
     assert!(long > 2 * 16384, "two rings of history: {long}");
+    let mut emptied = copy.clone();
     // Caught up: windows of the last 512 records, read every 64 records.
     let mut end = 3 * 16384;
     for _ in 0..100 {
@@ -212,6 +213,10 @@ fn a_long_windows_memory_is_given_back_once_windows_are_short_again() {
         "{} records kept for a window of 512 (the long window's {long})",
         copy.capacity()
     );
+    // A window past everything written empties a copy, which keeps a buffer.
+    ring.refresh(end + 10, &mut emptied);
+    assert!(emptied.records().is_empty());
+    assert_eq!(emptied.capacity(), 4096, "shrunk, not freed");
 }
 
 #[test]
