@@ -14,7 +14,7 @@
 //! Each policy is a small module with its own tests: how long a batch waits and how long it
 //! may take (`batch`), which traces are held and when they are decided (`held`), when
 //! analysis goes light (`overload`, `cpu_share`), which spans get an artifact
-//! ([`artifacts`]). The thread runs at nice 10 so that the application gets the CPU first.
+//! ([`artifacts`]), when the memory batches freed is given back to the OS (`trim`). The thread runs at nice 10 so that the application gets the CPU first.
 
 pub(crate) mod artifacts;
 mod batch;
@@ -31,6 +31,7 @@ pub(crate) mod rate;
 mod rebuilt;
 #[cfg(test)]
 mod testing;
+mod trim;
 mod window;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ use copy::KeptCopy;
 use cpu_share::CpuShare;
 use held::{HeldTraces, Released};
 use overload::Duty;
+use trim::Trim;
 
 /// The analyzer's nice value. At nice 10 the scheduler gives the application about 90 % of a
 /// contended CPU (weights 1024 against 110); the analyzer keeps the rest, more than its duty
@@ -109,6 +111,8 @@ pub(crate) struct Analyzer<P: SpanProcessor> {
     held: HeldTraces,
     artifacts: Artifacts,
     copy: KeptCopy,
+    /// When the memory batches freed was last given back.
+    trim: Trim,
     duty: Duty,
     /// The analyzer's recent share of a CPU, to turn a decode's predicted CPU time into wall
     /// time.
@@ -138,6 +142,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             sources,
             artifacts: Artifacts::new(store, cfg.artifacts_per_sec),
             copy: KeptCopy::default(),
+            trim: Trim::default(),
             duty: Duty::default(),
             share: CpuShare::default(),
             scope: InstrumentationScope::builder("granular").build(),
@@ -247,6 +252,7 @@ impl<P: SpanProcessor> Analyzer<P> {
     fn process(&mut self, batch: Batch) {
         if !batch.is_empty() {
             self.pass(batch.spans, &batch.rebuilds);
+            self.trim.after_batch(Instant::now());
         }
         for ack in batch.acks {
             let _ = ack.send(());

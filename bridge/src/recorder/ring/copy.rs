@@ -12,6 +12,19 @@ use super::Record;
 /// traces the ring had overwritten).
 pub(crate) const COPY_REACH: u64 = 2;
 
+/// A copy's buffer is shrunk to what a read needs when it holds more than this many times
+/// that: windows at saturation vary a few times over from batch to batch, which should not
+/// reallocate the buffer each time; a window of an analyzer that fell behind for a while is
+/// ten times the usual or more, and its memory is given back once the windows are short again
+/// (a buffer this large is `mmap`ped, so shrinking it unmaps its tail without copying).
+const SHRINK_ABOVE: usize = 4;
+
+/// Records a copy is never shrunk below (64 KiB): a quiet ring's small buffer is kept, and an
+/// emptied copy keeps its buffer (freed, a large one would be allocated anew from the
+/// allocator's arena as it grows back, rather than `mmap`ped, and its unmapping would raise
+/// glibc's threshold for `mmap`ping large blocks, keeping more of them in the arenas).
+const MIN_SHRUNK: usize = 4096;
+
 /// A reader's copy of a ring's records, in write order. Kept between reads and brought up to
 /// date with [`Ring::refresh`], it copies only what was written since: a reader that reads a
 /// sliding window copies each record once, not once per read.
@@ -78,14 +91,24 @@ impl RingCopy {
     /// ones too), and the buffer then keeps room for as many records again as are live, up to
     /// `slack`: a sliding window compacts once per window's worth of records appended, so
     /// each record moves about once. (An exact fit had compacted, moved the whole window, at
-    /// every read: every 10 ms while a batch waits.) The copy's memory follows the window: its
-    /// records, plus `slack` at most.
+    /// every read: every 10 ms while a batch waits.) A buffer more than [`SHRINK_ABOVE`] times
+    /// what this read needs, left by a longer window (an analyzer that fell behind), is
+    /// compacted and shrunk to that. The copy's memory follows the window: its records, plus
+    /// `slack` at most. (Never shrunk, the buffers kept the longest window's memory for good:
+    /// a 600 s soak's RSS stepped up by 10-20 MiB whenever the analyzer fell further behind
+    /// than before.)
     pub(super) fn make_room(&mut self, n: usize, slack: usize) {
+        let live = self.buf.len() - self.start;
+        let needed = live + n + live.min(slack);
+        if self.buf.capacity() > SHRINK_ABOVE * needed.max(MIN_SHRUNK) {
+            self.compact();
+            self.buf.shrink_to(needed.max(MIN_SHRUNK));
+            return;
+        }
         if self.buf.capacity() - self.buf.len() >= n {
             return;
         }
         self.compact();
-        let live = self.buf.len();
         self.buf.reserve_exact(n + live.min(slack));
     }
 

@@ -181,6 +181,45 @@ fn a_copy_keeps_at_most_two_rings_and_counts_the_rest_lost() {
 }
 
 #[test]
+fn a_long_windows_memory_is_given_back_once_windows_are_short_again() {
+    let ring = Ring::new(16384);
+    let mut copy = RingCopy::default();
+    // An analyzer that fell behind: its windows reach back as far as the copy keeps.
+    for i in 0..3 * 16384 {
+        ring.push(rec(i));
+        if i % 1000 == 999 {
+            ring.refresh(0, &mut copy);
+        }
+    }
+    let long = copy.capacity();
+    assert!(long > 2 * 16384, "two rings of history: {long}");
+    let mut emptied = copy.clone();
+    // Caught up: windows of the last 512 records, read every 64 records.
+    let mut end = 3 * 16384;
+    for _ in 0..100 {
+        for i in end..end + 64 {
+            ring.push(rec(i));
+        }
+        end += 64;
+        ring.refresh(end - 512, &mut copy);
+        assert_eq!(
+            copy.records(),
+            (end - 512..end).map(rec).collect::<Vec<_>>()
+        );
+    }
+    // At most four times what a read needs, or than the 4096 records never shrunk.
+    assert!(
+        copy.capacity() <= 4 * 4096,
+        "{} records kept for a window of 512 (the long window's {long})",
+        copy.capacity()
+    );
+    // A window past everything written empties a copy, which keeps a buffer.
+    ring.refresh(end + 10, &mut emptied);
+    assert!(emptied.records().is_empty());
+    assert_eq!(emptied.capacity(), 4096, "shrunk, not freed");
+}
+
+#[test]
 fn refresh_extends_a_copy_and_drops_what_the_window_left() {
     let mut copy = RingCopy::default();
     let one = Ring::new(8);
