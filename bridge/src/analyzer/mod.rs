@@ -14,7 +14,8 @@
 //! Each policy is a small module with its own tests: how long a batch waits and how long it
 //! may take (`batch`), which traces are held and when they are decided (`held`), when
 //! analysis goes light (`overload`, `cpu_share`), which spans get an artifact
-//! ([`artifacts`]), when the memory batches freed is given back to the OS (`trim`). The thread runs at nice 10 so that the application gets the CPU first.
+//! ([`artifacts`]), when the memory batches freed is given back to the OS (`trim`). The thread
+//! runs at nice 10 so that the application gets the CPU first.
 
 pub(crate) mod artifacts;
 mod batch;

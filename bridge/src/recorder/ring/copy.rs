@@ -94,9 +94,7 @@ impl RingCopy {
     /// every read: every 10 ms while a batch waits.) A buffer more than [`SHRINK_ABOVE`] times
     /// what this read needs, left by a longer window (an analyzer that fell behind), is
     /// compacted and shrunk to that. The copy's memory follows the window: its records, plus
-    /// `slack` at most. (Never shrunk, the buffers kept the longest window's memory for good:
-    /// a 600 s soak's RSS stepped up by 10-20 MiB whenever the analyzer fell further behind
-    /// than before.)
+    /// `slack` at most, so a long window's memory is not kept for good.
     pub(super) fn make_room(&mut self, n: usize, slack: usize) {
         let live = self.buf.len() - self.start;
         let needed = live + n + live.min(slack);
