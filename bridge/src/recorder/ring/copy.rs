@@ -13,10 +13,10 @@ use super::Record;
 pub(crate) const COPY_REACH: u64 = 2;
 
 /// A copy's buffer is shrunk to what a read needs when it holds more than this many times
-/// that: windows at saturation vary a few times over from batch to batch, which should not
-/// reallocate the buffer each time; a window of an analyzer that fell behind for a while is
-/// ten times the usual or more, and its memory is given back once the windows are short again
-/// (a buffer this large is `mmap`ped, so shrinking it unmaps its tail without copying).
+/// that. Shrinking costs little (a buffer this large is `mmap`ped: its tail is unmapped, not
+/// copied) but the pages are faulted in again as the buffer grows back, so ordinary variation
+/// (windows a few times longer or shorter from batch to batch) should not trigger it; the
+/// windows of an analyzer that fell behind for a while are ten times the usual or more.
 const SHRINK_ABOVE: usize = 4;
 
 /// Records a copy is never shrunk below (64 KiB): a quiet ring's small buffer is kept, and an
