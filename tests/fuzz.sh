@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes Granular's input parsers for a given time each and records what ran in
-# docs/reliability.md (section "Bad input"): executions, findings, machine, command.
+# docs/reliability.md (the fuzzing block under "Last long runs"): executions, findings, machine, command.
 #
 #   tests/fuzz.sh [SECONDS_PER_TARGET]     (default 60)
 #

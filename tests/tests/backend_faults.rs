@@ -3,7 +3,7 @@
 //! Each fault is measured against a twin service exporting to a healthy Jaeger at the same
 //! time: the request path's latency ratio (normal requests' p50 and p99, from the driver),
 //! resident memory sampled every second, what arrived, and what was lost and how it was
-//! counted. The figures are printed; `docs/reliability.md` (Faults under load) records them.
+//! counted. The figures are printed; `docs/reliability.md` records them.
 //!
 //! * `otlp_endpoint_down_then_up`: the service exports to a port where nothing listens for
 //!   `GRANULAR_FAULT_OUTAGE_SECS` (default 15; the documented run uses 30), then Jaeger starts

@@ -2,7 +2,7 @@
 //! runs (5 % slow requests), in both `GRANULAR_SAMPLE` modes side by side. It must stop
 //! accepting, flush within its configured export timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`, set
 //! to 10 s here) and exit 0; the trace of every request answered before the signal must be in
-//! Jaeger whole. The exit time is printed (docs/reliability.md, Faults under load).
+//! Jaeger whole. The exit time is printed (docs/reliability.md records it).
 
 use std::time::{Duration, SystemTime};
 

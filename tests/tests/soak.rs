@@ -5,7 +5,7 @@
 //! from /proc. It must plateau: RSS grows less than 5 % over the last half of the run, and
 //! neither fds nor threads grow. A run shorter than 300 s (CI's) checks a looser bound on RSS
 //! growth, 50 % (see `PLATEAU_RUN`). With `GRANULAR_WRITE_DOCS=1` the figures are written to
-//! docs/reliability.md (Faults under load, the soak block).
+//! docs/reliability.md (the soak block under "Last long runs").
 //!
 //! The flight recorder's pages become resident as its rings first fill (by design: a quiet
 //! service uses little of `GRANULAR_RECORDER_MB`), and the analyzer's copy of each ring grows
@@ -30,11 +30,10 @@ const CONCURRENCY: usize = 64;
 /// The plateau: RSS growth over the last half of a long run.
 const MAX_RSS_GROWTH: f64 = 0.05;
 /// Runs shorter than this check a bound, not the plateau: RSS at saturation moves by several
-/// MiB from one second to the next and still steps up over the first minutes (the analyzer's
-/// copy of the rings and its batch buffers reaching their high-water marks, the allocator's
-/// arenas): in a minute it rose 20-40 % over the last half on a shared 2-vCPU VM, so a
-/// minute cannot tell a plateau from a slow start; it still catches a leak of ~0.5 MiB a
-/// second.
+/// MiB from one second to the next and with how far the analyzer lags (its copies of the rings
+/// and its decode follow its window): in a minute it rose 20-40 % over the last half on a
+/// shared 2-vCPU VM, so a minute cannot tell a plateau from a slow start; it still catches a
+/// leak of ~0.5 MiB a second.
 const PLATEAU_RUN: Duration = Duration::from_secs(300);
 const MAX_SHORT_RUN_GROWTH: f64 = 0.5;
 /// fds may move by a few (a connection to Jaeger re-established, an artifact file open).
