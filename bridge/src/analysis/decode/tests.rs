@@ -23,11 +23,16 @@ impl Writer {
     }
 
     fn thread(&self) -> ThreadRecords {
-        ThreadRecords {
-            ring: 0,
-            owners: vec![Owner::default()],
-            copy: self.ring.snapshot(0),
-        }
+        thread_of(&self.ring)
+    }
+}
+
+/// `ring`'s records, read whole, as a snapshot holds them.
+fn thread_of(ring: &Ring) -> ThreadRecords {
+    ThreadRecords {
+        ring: 0,
+        owners: vec![Owner::default()],
+        copy: ring.snapshot(0),
     }
 }
 
@@ -42,6 +47,14 @@ fn writer() -> Writer {
 fn snapshot(rings: &[&Writer]) -> RecorderSnapshot {
     RecorderSnapshot {
         threads: rings.iter().map(|w| w.thread()).collect(),
+        ..RecorderSnapshot::default()
+    }
+}
+
+/// A snapshot of `ring` alone, read whole.
+fn one_ring(ring: &Ring) -> RecorderSnapshot {
+    RecorderSnapshot {
+        threads: vec![thread_of(ring)],
         ..RecorderSnapshot::default()
     }
 }
@@ -277,14 +290,7 @@ fn a_cut_event_and_a_stray_payload_are_passed_over() {
     .encode(2, &ring);
     // A span id announced but not there yet.
     ring.push(Record::header(Kind::SpanIds, 3, key));
-    let snap = RecorderSnapshot {
-        threads: vec![ThreadRecords {
-            ring: 0,
-            owners: vec![Owner::default()],
-            copy: ring.snapshot(0),
-        }],
-        ..RecorderSnapshot::default()
-    };
+    let snap = one_ring(&ring);
     let d = decode(&snap, &Calibration::identity(0), 0, 10);
     let entries: Vec<(u64, u64, u64)> = d.threads[0]
         .entries
@@ -307,14 +313,7 @@ fn a_ring_that_lost_records_is_complete_after_its_oldest_header() {
     for ts in 5..=7 {
         ring.push(Record::header(Kind::Unpark, ts, 0));
     }
-    let snap = RecorderSnapshot {
-        threads: vec![ThreadRecords {
-            ring: 0,
-            owners: vec![Owner::default()],
-            copy: ring.snapshot(0),
-        }],
-        ..RecorderSnapshot::default()
-    };
+    let snap = one_ring(&ring);
     assert_eq!(snap.threads[0].records()[0].kind(), Some(Kind::Payload));
     let d = decode(&snap, &Calibration::identity(0), 0, 10);
     assert_eq!(d.lost_records, 2);
@@ -345,14 +344,7 @@ fn a_span_created_at_the_oldest_stamp_held_began_before_the_rings_were_complete(
     while ring.written() < fields_from + ring.capacity() as u64 {
         Unpark.encode(6, &ring);
     }
-    let snap = RecorderSnapshot {
-        threads: vec![ThreadRecords {
-            ring: 0,
-            owners: vec![Owner::default()],
-            copy: ring.snapshot(0),
-        }],
-        ..RecorderSnapshot::default()
-    };
+    let snap = one_ring(&ring);
     let d = decode(&snap, &Calibration::identity(0), 0, 10);
     assert!(d.lost_records > 0 && !d.spans.contains_key(&key));
     assert!(
