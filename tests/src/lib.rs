@@ -65,18 +65,43 @@ pub fn bin_dir() -> Result<PathBuf> {
 }
 
 /// A binary of this workspace, built for the same target dir and profile as
-/// the running executable. Fails, naming the cargo command, if it was not built.
+/// the running executable. Fails, naming the cargo command, if it was not built,
+/// or if a source file it was built from (cargo's dep-info, `<name>.d` beside it)
+/// changed since: `cargo test` builds test executables, not the binaries they
+/// start, and a test of a stale binary tests the code before the change.
 pub fn workspace_binary(name: &str, package: &str) -> Result<PathBuf> {
     let path = bin_dir()?.join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::new(format!(
-            "{} does not exist: build it first with `cargo build -p {package} --bins` \
-             (same profile, CARGO_TARGET_DIR and RUSTFLAGS as this run; tests/run.sh does this)",
-            path.display()
-        )))
+    let build = format!(
+        "build it first with `cargo build -p {package} --bins`, or `cargo build --workspace \
+         --bins --examples` (same profile, CARGO_TARGET_DIR and RUSTFLAGS as this run; \
+         tests/run.sh does this)"
+    );
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .map_err(|_| Error::new(format!("{} does not exist: {build}", path.display())))?;
+    if let Some(changed) = changed_since(&path.with_extension("d"), built) {
+        return Err(Error::new(format!(
+            "{} is older than {}: {build}",
+            path.display(),
+            changed.display()
+        )));
     }
+    Ok(path)
+}
+
+/// A file listed in the dep-info file `deps` (`target: source source...`) that was
+/// modified after `built`; `None` when there is none or no dep-info to read.
+fn changed_since(deps: &Path, built: std::time::SystemTime) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(deps).ok()?;
+    let (_, sources) = text.lines().next()?.split_once(": ")?;
+    sources
+        .split_whitespace()
+        .map(PathBuf::from)
+        .find(|source| {
+            std::fs::metadata(source)
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified > built)
+        })
 }
 
 /// Where process logs go: `<target>/e2e-logs`.
