@@ -3,7 +3,7 @@
 # CI's 60, with Granular's default worker ring (GRANULAR_RING_KB=16384) instead of CI's 2048:
 # the demo service saturated by the load driver in both GRANULAR_SAMPLE modes side by side,
 # its RSS, open fds, threads and analyzer CPU read from /proc every second. Writes the figures
-# to docs/reliability.md (the soak block under "Faults under load"), also when the run fails.
+# to docs/reliability.md (the soak block under "Last long runs"), also when the run fails.
 # Needs the Jaeger binary (deploy/jaeger/build.sh); builds the demo binaries it runs (debug,
 # as CI runs them).
 set -euo pipefail
