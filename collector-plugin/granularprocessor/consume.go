@@ -208,16 +208,12 @@ func (c *core) handleArtifacts(ctx context.Context, d decision, ld plog.Logs, ou
 }
 
 // artifactSize is the size of the artifact a granular.artifact record
-// carries, as artifactOf reads it.
+// carries, as artifactOf reads it (without copying it).
 func artifactSize(lr plog.LogRecord) int64 {
-	switch body := lr.Body(); body.Type() {
-	case pcommon.ValueTypeBytes:
+	if body := lr.Body(); body.Type() == pcommon.ValueTypeBytes {
 		return int64(body.Bytes().Len())
-	case pcommon.ValueTypeStr:
-		return int64(len(body.Str()))
-	default:
-		return int64(len(body.AsString()))
 	}
+	return int64(len(lr.Body().AsString()))
 }
 
 // artifactOf turns a granular.artifact record into a store entry. An id
@@ -232,12 +228,10 @@ func artifactOf(lr plog.LogRecord) granularartifactsextension.Artifact {
 	if v, ok := lr.Attributes().Get(attrArtifactFormat); ok {
 		a.Format = v.AsString()
 	}
-	switch body := lr.Body(); body.Type() {
-	case pcommon.ValueTypeBytes:
+	// The bytes, or the text (a string body's AsString is the string itself).
+	if body := lr.Body(); body.Type() == pcommon.ValueTypeBytes {
 		a.Data = body.Bytes().AsRaw()
-	case pcommon.ValueTypeStr:
-		a.Data = []byte(body.Str())
-	default:
+	} else {
 		a.Data = []byte(body.AsString())
 	}
 	return a

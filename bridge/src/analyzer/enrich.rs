@@ -106,13 +106,11 @@ pub fn enrich(
             ));
         }
     }
-    // A span rebuilt from the recorder carries the mark already when its trace's window lost
-    // records: one attribute, true when either says so.
-    let marked = a
-        .iter()
-        .any(|kv| kv.key.as_str() == "granular.data_loss" && kv.value == Value::Bool(true));
-    a.retain(|kv| kv.key.as_str() != "granular.data_loss");
-    a.push(KeyValue::new("granular.data_loss", b.data_loss || marked));
+    // A span rebuilt from the recorder comes marked (true) when its trace's window lost
+    // records; the mark stands whatever the span's own breakdown says.
+    if !a.iter().any(|kv| kv.key.as_str() == "granular.data_loss") {
+        a.push(KeyValue::new("granular.data_loss", b.data_loss));
+    }
     a.push(KeyValue::new(
         "granular.sources",
         extras.sources.to_string(),
