@@ -380,7 +380,9 @@ fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
     let debug = cfg.debug_addr.is_some().then(|| cfg.clone());
     let health_export = cfg.metrics.then_some((cfg.otlp_metrics, cfg.sample));
     let stats = Arc::new(Stats::default());
-    let exporter = CountingExporter::new(exporter, stats.clone());
+    // In violations mode the exporter sends a small share of the spans: its thread can run in
+    // the background. In `all` mode it sends every span and keeps the priority the SDK gave it.
+    let exporter = CountingExporter::new(exporter, stats.clone()).in_background(violations);
     let mut batch = CountedQueue::new(BatchSpanProcessor::builder(exporter).build(), stats.clone());
     // Set here: once the analyzer thread shares the processor, the SDK's own set_resource
     // call cannot reach it.

@@ -104,6 +104,7 @@
 
 mod analysis;
 mod analyzer;
+mod background;
 mod capture;
 mod clock;
 mod config;

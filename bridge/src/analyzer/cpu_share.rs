@@ -1,13 +1,15 @@
 //! How much of a CPU the analyzer thread gets when it wants one.
 //!
-//! The analyzer runs at nice 10 beside the application. On an idle core a batch's decode takes
-//! its CPU time in wall time; on a core the application saturates, the scheduler gives the
+//! The analyzer runs at nice 10 beside the application, pausing after each slice of running
+//! (`crate::background`). On an idle core a batch's decode takes its CPU time over
+//! [`MAX_SHARE`] in wall time; on a core the application saturates, the scheduler gives the
 //! analyzer about a tenth of it, and the same decode takes ten times as long in wall time,
 //! while the rings keep wrapping. Budgets are wall time (the rings' reach), predictions are CPU
 //! time: [`CpuShare`] converts between them.
 
 use std::fs::File;
 
+use crate::background::MAX_SHARE;
 use crate::capture::os::read_schedstat;
 
 /// The smallest share assumed: about what nice 10 gets against one nice-0 thread on a busy
@@ -21,7 +23,8 @@ const MIN_INTERVAL_NS: u64 = 1_000_000;
 /// The calling thread's recent CPU share: its run time over run time plus run-queue wait
 /// (`/proc/thread-self/schedstat`) since the last estimate. Time asleep counts in neither, so
 /// an idle analyzer on a busy machine still reads as contended, and one on a quiet machine
-/// as uncontended. 1 where schedstat cannot be read (no claim of contention).
+/// as uncontended (its pauses then bound it: [`MAX_SHARE`] at most). [`MAX_SHARE`] where
+/// schedstat cannot be read (no claim of contention).
 #[derive(Debug)]
 pub(crate) struct CpuShare {
     /// Opened by the measuring thread itself at its first [`CpuShare::update`] (the file
@@ -38,7 +41,7 @@ impl Default for CpuShare {
         CpuShare {
             file: None,
             last: None,
-            share: 1.0,
+            share: MAX_SHARE,
             run_ns: 0,
         }
     }
@@ -82,7 +85,7 @@ fn share_between((run0, wait0): (u64, u64), (run1, wait1): (u64, u64)) -> Option
     let run = run1.saturating_sub(run0);
     let wait = wait1.saturating_sub(wait0);
     let total = run + wait;
-    (total >= MIN_INTERVAL_NS).then(|| (run as f64 / total as f64).clamp(FLOOR, 1.0))
+    (total >= MIN_INTERVAL_NS).then(|| (run as f64 / total as f64).clamp(FLOOR, MAX_SHARE))
 }
 
 #[cfg(test)]
@@ -92,8 +95,12 @@ mod tests {
     #[test]
     fn the_share_is_run_over_run_and_wait_within_its_floor() {
         let ms = 1_000_000;
-        assert_eq!(share_between((0, 0), (ms, 0)), Some(1.0));
-        assert_eq!(share_between((0, 0), (ms, 3 * ms)), Some(0.25));
+        assert_eq!(
+            share_between((0, 0), (ms, 0)),
+            Some(MAX_SHARE),
+            "pauses cap it"
+        );
+        assert_eq!(share_between((0, 0), (ms, 4 * ms)), Some(0.2));
         assert_eq!(share_between((0, 0), (ms / 20, 3 * ms)), Some(FLOOR));
         assert_eq!(share_between((5, 5), (10, 10)), None, "too short to tell");
     }
@@ -106,6 +113,6 @@ mod tests {
             std::hint::black_box(s.update());
         }
         let share = s.update();
-        assert!((FLOOR..=1.0).contains(&share), "{share}");
+        assert!((FLOOR..=MAX_SHARE).contains(&share), "{share}");
     }
 }

@@ -33,6 +33,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             self.artifacts.choose(&spans, current_second())
         };
         for ((span, j), with_artifact) in spans.into_iter().zip(with_artifact) {
+            crate::background::yield_point();
             // Past the budget, the rest of the batch skips the culprit search and artifacts.
             // The budget shrinks with the rings' reach if the load rises meanwhile: a full
             // batch begun on a quiet service must not keep the analyzer while the rings wrap

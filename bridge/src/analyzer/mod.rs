@@ -15,7 +15,8 @@
 //! may take (`batch`), which traces are held and when they are decided (`held`), when
 //! analysis goes light (`overload`, `cpu_share`), which spans get an artifact
 //! ([`artifacts`]), when the memory batches freed is given back to the OS (`trim`). The thread
-//! runs at nice 10 so that the application gets the CPU first.
+//! runs as a background thread (`crate::background`): at nice 10, pausing after each 250 µs
+//! of running, so that the application gets the CPU first.
 
 pub(crate) mod artifacts;
 mod batch;
@@ -53,14 +54,6 @@ use held::{HeldTraces, Released};
 use overload::Duty;
 use trim::Trim;
 
-/// The analyzer's nice value. At nice 10 the scheduler gives the application about 90 % of a
-/// contended CPU (weights 1024 against 110); the analyzer keeps the rest, more than its duty
-/// ([`overload::ANALYSIS_DUTY`]) and its light analyses at saturation need. At nice 0 a
-/// batch's analysis takes half a shared CPU from requests for tens of milliseconds, which
-/// shows in their tail latency (docs/architecture.md, Known limits). Being preempted costs it
-/// no records: it tops up its copy of the rings while a batch waits ([`copy`]).
-const ANALYZER_NICE: i32 = 10;
-
 /// How long an idle analyzer blocks on its channel before it looks at its held traces.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
@@ -75,7 +68,7 @@ pub(crate) fn start<P: SpanProcessor + 'static>(
     let spawned = std::thread::Builder::new()
         .name("granular-analyzer".into())
         .spawn(move || {
-            yield_to_the_application();
+            crate::background::yield_to_the_application();
             analyzer.run(Inbox { rx, open: true })
         });
     if let Err(e) = spawned {
@@ -84,19 +77,6 @@ pub(crate) fn start<P: SpanProcessor + 'static>(
         );
     }
     tx
-}
-
-/// Lowers the calling thread's scheduling priority to [`ANALYZER_NICE`] (raising a nice value
-/// needs no privilege). Where that fails, the thread keeps its priority and says so once.
-pub(crate) fn yield_to_the_application() {
-    let tid = crate::recorder::current_tid() as libc::id_t;
-    // SAFETY: setpriority has no memory preconditions; on Linux, PRIO_PROCESS with a thread id
-    // sets that thread's nice value.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, ANALYZER_NICE) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        tracing::debug!("granular: the analyzer keeps its priority (setpriority: {e})");
-    }
 }
 
 /// The analyzer thread's state: its policies' state and where finished spans go.

@@ -37,6 +37,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         let light = window.light;
         self.copy.keep(window.snapshot);
         for span in rebuild_chosen(decoded.as_ref(), rebuilds, &cal, &self.scope, &self.stats) {
+            crate::background::yield_point();
             let j = self.judge.judge_span_data(&span);
             if j.wants_detail() {
                 spans.push((span, j));

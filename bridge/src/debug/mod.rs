@@ -143,7 +143,7 @@ pub(crate) fn start(cfg: &Config) -> Option<SocketAddr> {
     let stats = std::thread::Builder::new()
         .name("granular-debug-stats".into())
         .spawn(move || {
-            crate::analyzer::yield_to_the_application();
+            crate::background::yield_to_the_application();
             let mut ends = RingSpanEnds::new(recorder);
             loop {
                 let ended = state.ingest(&mut ends);

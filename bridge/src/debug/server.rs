@@ -75,7 +75,7 @@ impl Server {
                 .name("granular-debug-conn".into())
                 .spawn(move || {
                     // A capture decodes seconds of records: the application gets the CPU first.
-                    crate::analyzer::yield_to_the_application();
+                    crate::background::yield_to_the_application();
                     serve(stream, state);
                     ACTIVE.fetch_sub(1, Ordering::AcqRel);
                 });

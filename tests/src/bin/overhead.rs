@@ -23,7 +23,7 @@ usage: overhead [options]
   --duration SECS     length of each measured phase (default 10)
   --warmup SECS       warm-up per configuration and round (default 1)
   --rate N            fixed-rate phase, requests/s (default 500)
-  --connections N     saturation connections (default 256)
+  --connections N,M   one saturation phase per connection count (default 32,64)
   --only KEYS         comma-separated configuration keys, e.g. a,b,d,e (default: all)
   --no-compare        skip the dial9/console build (--cfg tokio_unstable --cfg granular_compare)
   --compare           include it even with --smoke
@@ -69,7 +69,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         warmup: Duration::from_millis(if smoke { 300 } else { 1000 }),
         rate: if smoke { 200.0 } else { 500.0 },
         rate_connections: if smoke { 64 } else { 256 },
-        connections: if smoke { 64 } else { 256 },
+        connections: if smoke { vec![32] } else { vec![32, 64] },
         compare: !smoke,
         build: true,
         only: Vec::new(),
@@ -102,7 +102,12 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             }
             "--warmup" => o.warmup = Duration::from_secs_f64(number(arg, value(arg)?, 0.0, 60.0)?),
             "--rate" => o.rate = number(arg, value(arg)?, 1.0, 100_000.0)?,
-            "--connections" => o.connections = number(arg, value(arg)?, 1.0, 2000.0)? as usize,
+            "--connections" => {
+                o.connections = value(arg)?
+                    .split(',')
+                    .map(|c| number(arg, c.trim().to_owned(), 1.0, 2000.0).map(|n| n as usize))
+                    .collect::<Result<_, _>>()?
+            }
             "--only" => {
                 o.only = value(arg)?
                     .split(',')

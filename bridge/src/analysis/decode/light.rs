@@ -39,7 +39,8 @@ impl<'a> KeyFilter<'a> {
 pub(super) fn keys_by_otel_id(snap: &RecorderSnapshot, otel_ids: &IdSet<u64>) -> Vec<u64> {
     let mut keys = Vec::new();
     for t in &snap.threads {
-        for e in codec::events(t.records()) {
+        for (i, e) in codec::events(t.records()).enumerate() {
+            crate::background::every(i);
             let (key, id) = match e.event {
                 Event::SpanIds(ids) => (ids.key, ids.span_id),
                 Event::SpanNew(SpanNew {
@@ -65,7 +66,8 @@ pub(super) fn descendants(snap: &RecorderSnapshot, roots: &[u64]) -> IdSet<u64> 
     loop {
         let before = keys.len();
         for t in &snap.threads {
-            for e in codec::events(t.records()) {
+            for (i, e) in codec::events(t.records()).enumerate() {
+                crate::background::every(i);
                 match e.event {
                     Event::SpanNew(new) if keys.contains(&new.parent) => keys.insert(new.key),
                     _ => false,

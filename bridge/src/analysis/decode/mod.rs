@@ -173,7 +173,8 @@ impl RingPass<'_> {
         let worker = worker.checked_sub(1).map(|w| w as usize);
         let mut decoder = ThreadDecoder::new(self.window_start, tid, worker);
         let cut = self.window_cut(t);
-        for Located { at, ts, event, .. } in codec::events(t.records()) {
+        for (i, Located { at, ts, event, .. }) in codec::events(t.records()).enumerate() {
+            crate::background::every(i);
             decoder.note_counters(&event, d);
             if self.only.is_some_and(|keys| !decoder.keeps(&event, keys)) {
                 continue;

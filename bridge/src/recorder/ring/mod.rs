@@ -34,11 +34,20 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use super::record::Record;
 
+#[cfg(not(loom))]
+use crate::background::yield_point;
+/// The loom models have no background threads.
+#[cfg(loom)]
+fn yield_point() {}
+
 mod by_time;
 mod copy;
 
 pub(crate) use copy::COPY_REACH;
 pub use copy::RingCopy;
+
+/// Records [`Ring::refresh`] copies between two yield points (256 KiB, ~50 µs).
+const COPY_CHUNK: u64 = 16 * 1024;
 
 #[derive(Debug)]
 struct Slot {
@@ -181,14 +190,21 @@ impl Ring {
         // Slack of half the ring: with at most `COPY_REACH` rings of history, the buffer
         // holds at most two and a half rings.
         copy.make_room((end - appended_from) as usize, (cap / 2) as usize);
-        // One `extend` over a range of known length: no capacity check per record.
-        copy.buf.extend((appended_from..end).map(|seq| {
-            let slot = &self.slots[(seq & self.mask) as usize];
-            Record {
-                w0: slot.w0.load(Ordering::Relaxed),
-                w1: slot.w1.load(Ordering::Relaxed),
-            }
-        }));
+        // `extend`s over ranges of known length (no capacity check per record), in chunks
+        // between which a background reader may pause (a whole ring is ~4 ms).
+        let mut seq = appended_from;
+        while seq < end {
+            let chunk_end = end.min(seq + COPY_CHUNK);
+            copy.buf.extend((seq..chunk_end).map(|seq| {
+                let slot = &self.slots[(seq & self.mask) as usize];
+                Record {
+                    w0: slot.w0.load(Ordering::Relaxed),
+                    w1: slot.w1.load(Ordering::Relaxed),
+                }
+            }));
+            seq = chunk_end;
+            yield_point();
+        }
         fence(Ordering::Acquire);
         // Records copied before are intact copies; of those copied now, the ones numbered
         // below `claimed - cap` may have been torn by the writer lapping the reader. Dropping
