@@ -143,6 +143,16 @@ pub fn configs(compare: bool) -> Vec<Config> {
             ],
         },
         Config {
+            key: "h",
+            label: "(e) exporting every trace from the recording (`GRANULAR_BASELINE=1`): Granular without tracing-opentelemetry, as `all` could be",
+            build: Build::Base,
+            telemetry: "granular",
+            env: granular(&[
+                ("GRANULAR_SAMPLE", "violations"),
+                ("GRANULAR_BASELINE", "1"),
+            ]),
+        },
+        Config {
             key: "e1",
             label: "(e) with wait sampling off (`GRANULAR_WAIT_SAMPLE_HZ=0`)",
             build: Build::Base,
