@@ -753,6 +753,91 @@ fn measure(
     Ok((phase, r))
 }
 
+/// A target comparing configuration `x` with `y` in each saturation phase.
+struct PairedTarget {
+    what: &'static str,
+    x: &'static str,
+    y: &'static str,
+    measure: fn(&Phase) -> f64,
+    /// `x ÷ y`, else `x − y`.
+    ratio: bool,
+    bound: &'static str,
+    unit: &'static str,
+    digits: usize,
+    pass: fn(f64) -> bool,
+}
+
+/// The cost targets of `violations` (e) against no telemetry (a) and of the default (d)
+/// against tracing-opentelemetry (b), per saturation phase.
+const SATURATION_TARGETS: [PairedTarget; 6] = [
+    PairedTarget {
+        what: "(e) violations ÷ (a) no telemetry: throughput",
+        x: "e",
+        y: "a",
+        measure: |p| p.throughput,
+        ratio: true,
+        bound: "≥ 0.92",
+        unit: "",
+        digits: 3,
+        pass: |m| m >= 0.92,
+    },
+    PairedTarget {
+        what: "(e) − (a): CPU per request",
+        x: "e",
+        y: "a",
+        measure: |p| p.cpu_us_per_req,
+        ratio: false,
+        bound: "≤ 1.5 µs (4 spans)",
+        unit: " µs",
+        digits: 2,
+        pass: |m| m <= 1.5,
+    },
+    PairedTarget {
+        what: "(e) ÷ (a): healthy p99",
+        x: "e",
+        y: "a",
+        measure: |p| p.p99_ms,
+        ratio: true,
+        bound: "≤ 1.2",
+        unit: "",
+        digits: 2,
+        pass: |m| m <= 1.2,
+    },
+    PairedTarget {
+        what: "(e) ÷ (a): healthy p99.9",
+        x: "e",
+        y: "a",
+        measure: |p| p.p999_ms,
+        ratio: true,
+        bound: "≤ 1.5",
+        unit: "",
+        digits: 2,
+        pass: |m| m <= 1.5,
+    },
+    PairedTarget {
+        what: "(d) Granular defaults ÷ (b) tracing-opentelemetry: throughput",
+        x: "d",
+        y: "b",
+        measure: |p| p.throughput,
+        ratio: true,
+        bound: "≥ 1.0",
+        unit: "",
+        digits: 3,
+        pass: |m| m >= 1.0,
+    },
+    PairedTarget {
+        what: "(d) ÷ (b): healthy p99",
+        x: "d",
+        y: "b",
+        measure: |p| p.p99_ms,
+        ratio: true,
+        bound: "≤ 1.05",
+        unit: "",
+        digits: 2,
+        pass: |m| m <= 1.05,
+    },
+];
+
 /// Median, lowest and highest of `v`; `None` when empty.
 fn spread(v: &[f64]) -> Option<(f64, f64, f64)> {
     if v.is_empty() {
@@ -984,48 +1069,16 @@ impl Report<'_> {
         for (k, &conns) in o.connections.iter().enumerate() {
             let sat = move |f: fn(&Phase) -> f64| move |s: &Sample| f(&s.sat[k].phase);
             let at = format!("at {conns} connections");
-            target(
-                format!("(e) violations ÷ (a) no telemetry: throughput {at} ≥ 0.92"),
-                self.paired("e", "a", sat(|p| p.throughput), ratio),
-                "",
-                3,
-                &|m| m >= 0.92,
-            );
-            target(
-                format!("(e) − (a): CPU per request {at} ≤ 1.5 µs (4 spans)"),
-                self.paired("e", "a", sat(|p| p.cpu_us_per_req), diff),
-                " µs",
-                2,
-                &|m| m <= 1.5,
-            );
-            target(
-                format!("(e) ÷ (a): healthy p99 {at} ≤ 1.2"),
-                self.paired("e", "a", sat(|p| p.p99_ms), ratio),
-                "",
-                2,
-                &|m| m <= 1.2,
-            );
-            target(
-                format!("(e) ÷ (a): healthy p99.9 {at} ≤ 1.5"),
-                self.paired("e", "a", sat(|p| p.p999_ms), ratio),
-                "",
-                2,
-                &|m| m <= 1.5,
-            );
-            target(
-                format!("(d) Granular defaults ÷ (b) tracing-opentelemetry: throughput {at} ≥ 1.0"),
-                self.paired("d", "b", sat(|p| p.throughput), ratio),
-                "",
-                3,
-                &|m| m >= 1.0,
-            );
-            target(
-                format!("(d) ÷ (b): healthy p99 {at} ≤ 1.05"),
-                self.paired("d", "b", sat(|p| p.p99_ms), ratio),
-                "",
-                2,
-                &|m| m <= 1.05,
-            );
+            for t in &SATURATION_TARGETS {
+                let op = if t.ratio { ratio } else { diff };
+                target(
+                    format!("{} {at} {}", t.what, t.bound),
+                    self.paired(t.x, t.y, sat(t.measure), op),
+                    t.unit,
+                    t.digits,
+                    &t.pass,
+                );
+            }
             target(
                 format!("(e) full analyses (polls, culprit) per second {at}, one route: ≥ 10"),
                 self.per_round("e", |s| {
