@@ -40,6 +40,10 @@ pub struct Options {
     pub rate_connections: usize,
     /// One saturation phase (closed loop) per entry, with this many connections.
     pub connections: Vec<usize>,
+    /// The service's tokio workers. With 1, the service is pinned to one CPU and the load
+    /// generator and Jaeger to another; with more, the service may use every CPU and shares
+    /// them with the load generator (for how costs grow with workers, not for ratios).
+    pub workers: usize,
     /// Include the `granular_compare` build (dial9, console).
     pub compare: bool,
     /// Build the service binaries first.
@@ -388,7 +392,7 @@ pub fn run(options: &Options) -> Result<(String, bool)> {
     }
     let cpus = procfs::allowed_cpus();
     let (server_cpu, load_cpu) = match cpus[..] {
-        [s, l, ..] => (Some(s), Some(l)),
+        [s, l, ..] if options.workers == 1 => (Some(s), Some(l)),
         _ => (None, None),
     };
     if let Some(cpu) = load_cpu {
@@ -622,7 +626,7 @@ impl Run<'_> {
         let console_port = crate::ports::free_port()?;
         builder = builder
             .env("DEMO_LISTEN", "127.0.0.1:0")
-            .env("DEMO_WORKERS", "1")
+            .env("DEMO_WORKERS", self.options.workers.to_string())
             .env("DEMO_TELEMETRY", cfg.telemetry)
             .env(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -914,16 +918,26 @@ impl Report<'_> {
         let o = self.options;
         let mut ok = true;
         let mut md = String::new();
+        let placement = if o.workers == 1 {
+            "The service runs on one CPU (`taskset`, `DEMO_WORKERS=1`); the load generator \
+             (plain-socket HTTP/1.1, one thread per keep-alive connection) and Jaeger, the \
+             OTLP/gRPC sink of every configuration, share the other."
+                .to_owned()
+        } else {
+            format!(
+                "The service runs {} tokio workers (`DEMO_WORKERS`) on every CPU, shared with \
+                 the load generator (plain-socket HTTP/1.1, one thread per keep-alive \
+                 connection) and Jaeger, the OTLP/gRPC sink of every configuration.",
+                o.workers
+            )
+        };
         let _ = writeln!(
             md,
             "`demo-service`'s `GET /messages` (auth, cache and db spans under the server span: 4 \
              spans, ~8 ms of awaited timers; in the saturation phase `?steps=yield`, one yield per \
              step instead of its timer, so that the closed loop is bound by the service's CPU and \
              not by connections ÷ latency) with each telemetry stack (`DEMO_TELEMETRY`), measured \
-             from outside by `tests/src/bench` (the `overhead` binary). The service runs on one \
-             CPU (`taskset`, `DEMO_WORKERS=1`); the load generator (plain-socket HTTP/1.1, one \
-             thread per keep-alive connection) and Jaeger, the OTLP/gRPC sink of every \
-             configuration, share the other. Every {SLOW_EVERY}th request (1 %) is \
+             from outside by `tests/src/bench` (the `overhead` binary). {placement} Every {SLOW_EVERY}th request (1 %) is \
              `?pathology=sleep&ms={SLOW_MS}`, an awaited timer past the {SLO_MS} ms SLO \
              (`GRANULAR_SLO=GET /messages={SLO_MS}ms` in every Granular configuration but (e0)), in every \
              configuration alike; latencies are of the other 99 %. Each request carries a \

@@ -24,6 +24,8 @@ usage: overhead [options]
   --warmup SECS       warm-up per configuration and round (default 1)
   --rate N            fixed-rate phase, requests/s (default 500)
   --connections N,M   one saturation phase per connection count (default 32,64)
+  --workers N         the service's tokio workers (default 1: pinned to one CPU, the load
+                      generator and Jaeger to another; more: every CPU, shared with them)
   --only KEYS         comma-separated configuration keys, e.g. a,b,d,e (default: all)
   --no-compare        skip the dial9/console build (--cfg tokio_unstable --cfg granular_compare)
   --compare           include it even with --smoke
@@ -70,6 +72,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         rate: if smoke { 200.0 } else { 500.0 },
         rate_connections: if smoke { 64 } else { 256 },
         connections: if smoke { vec![32] } else { vec![32, 64] },
+        workers: 1,
         compare: !smoke,
         build: true,
         only: Vec::new(),
@@ -102,6 +105,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             }
             "--warmup" => o.warmup = Duration::from_secs_f64(number(arg, value(arg)?, 0.0, 60.0)?),
             "--rate" => o.rate = number(arg, value(arg)?, 1.0, 100_000.0)?,
+            "--workers" => o.workers = number(arg, value(arg)?, 1.0, 256.0)? as usize,
             "--connections" => {
                 o.connections = value(arg)?
                     .split(',')
