@@ -21,22 +21,22 @@ use std::time::{Duration, Instant};
 /// 90 % of a contended CPU (weights 1024 against 110); the analyzer keeps the rest, more than
 /// its duty and its light analyses at saturation need. At nice 0 a batch's analysis took half
 /// a shared CPU from requests for tens of milliseconds.
-pub(crate) const NICE: i32 = 10;
+const NICE: i32 = 10;
 
 /// How long a background thread runs before it pauses: a request on its core waits for it
 /// about this long at most at a time.
-pub(crate) const SLICE: Duration = Duration::from_micros(250);
+const SLICE: Duration = Duration::from_micros(250);
 
 /// How long it then pauses: the thread gets a quarter of a CPU at most, more than the
 /// analyzer's light analyses need at saturation (~8 % of a core on the service-overhead
 /// benchmark) and its full analyses' duty (10 %).
-pub(crate) const PAUSE: Duration = Duration::from_micros(750);
+const PAUSE: Duration = Duration::from_micros(750);
 
 /// The largest share of a CPU a background thread that reaches its yield points takes.
 pub(crate) const MAX_SHARE: f64 = SLICE.as_secs_f64() / (SLICE.as_secs_f64() + PAUSE.as_secs_f64());
 
 /// How many units of work (records, spans) pass between clock reads in [`every`].
-pub(crate) const CHECK_EVERY: usize = 1024;
+const CHECK_EVERY: usize = 1024;
 
 thread_local! {
     /// When the calling thread last paused; `None` on threads that never called
@@ -48,10 +48,14 @@ thread_local! {
 /// (raising a nice value needs no privilege; where it fails the thread keeps its priority and
 /// says so once) and turns its [`yield_point`]s on.
 pub(crate) fn yield_to_the_application() {
-    let tid = crate::recorder::current_tid() as libc::id_t;
-    // SAFETY: setpriority has no memory preconditions; on Linux, PRIO_PROCESS with a thread id
-    // sets that thread's nice value.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, NICE) };
+    // SAFETY: gettid and setpriority have no memory preconditions; on Linux, PRIO_PROCESS with
+    // a thread id sets that thread's nice value. (The thread id is read here rather than from
+    // the recorder, which pauses at this module's yield points: this module depends on
+    // nothing of the crate's.)
+    let rc = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, NICE)
+    };
     if rc != 0 {
         let e = std::io::Error::last_os_error();
         tracing::debug!("granular: a background thread keeps its priority (setpriority: {e})");
@@ -67,8 +71,8 @@ pub(crate) fn become_background() {
 }
 
 /// On a background thread that has run [`SLICE`] since it last paused, pauses for [`PAUSE`]
-/// (the application's runnable threads on its core run meanwhile). Elsewhere nothing. Costs a clock read: call it between pieces of work of a few µs or more, or
-/// through [`every`].
+/// (the application's runnable threads on its core run meanwhile). Elsewhere nothing. Costs a
+/// clock read: call it between pieces of work of a few µs or more, or through [`every`].
 pub(crate) fn yield_point() {
     SINCE.with(|s| {
         if let Some(since) = s.get() {

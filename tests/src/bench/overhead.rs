@@ -725,19 +725,7 @@ fn measure(
     let r = f();
     let busy = CpuTimes::now().busy_since(&busy0);
     let cpu = procfs::cpu_seconds(pid)? - cpu0;
-    let mut threads: Vec<(String, f64)> = Vec::new();
-    for t in procfs::threads(pid)? {
-        let before = threads0
-            .iter()
-            .find(|b| b.tid == t.tid)
-            .map_or(0, |b| b.run_ns);
-        let us = t.run_ns.saturating_sub(before) as f64 / 1e3 / r.ok.max(1) as f64;
-        match threads.iter_mut().find(|(name, _)| *name == t.name) {
-            Some((_, total)) => *total += us,
-            None => threads.push((t.name, us)),
-        }
-    }
-    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let threads = cpu_by_thread(&threads0, procfs::threads(pid)?, r.ok);
     let ms = |p| percentile(&r.healthy_us, p).map_or(f64::NAN, |us| us as f64 / 1000.0);
     let busy_of = |cpu: Option<usize>| cpu.and_then(|c| busy.get(c)).copied().unwrap_or(f64::NAN);
     let phase = Phase {
@@ -841,6 +829,39 @@ const SATURATION_TARGETS: [PairedTarget; 6] = [
         pass: |m| m <= 1.05,
     },
 ];
+
+/// CPU µs per request by thread name between two readings of a process's threads (threads
+/// that started in between count from 0), largest first.
+fn cpu_by_thread(
+    before: &[procfs::ThreadSched],
+    after: Vec<procfs::ThreadSched>,
+    requests: u64,
+) -> Vec<(String, f64)> {
+    let mut by_name: Vec<(String, f64)> = Vec::new();
+    for t in after {
+        let from = before
+            .iter()
+            .find(|b| b.tid == t.tid)
+            .map_or(0, |b| b.run_ns);
+        let us = t.run_ns.saturating_sub(from) as f64 / 1e3 / requests.max(1) as f64;
+        match by_name.iter_mut().find(|(name, _)| *name == t.name) {
+            Some((_, total)) => *total += us,
+            None => by_name.push((t.name, us)),
+        }
+    }
+    by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+    by_name
+}
+
+impl Phase {
+    /// CPU µs per request of the threads named `name` (0 when none ran).
+    fn thread_us(&self, name: &str) -> f64 {
+        self.threads
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |t| t.1)
+    }
+}
 
 /// Median, lowest and highest of `v`; `None` when empty.
 fn spread(v: &[f64]) -> Option<(f64, f64, f64)> {
@@ -1204,14 +1225,7 @@ impl Report<'_> {
                         .map(|(name, _)| {
                             let v: Vec<f64> = samples
                                 .iter()
-                                .map(|s| {
-                                    s.sat[0]
-                                        .phase
-                                        .threads
-                                        .iter()
-                                        .find(|(n, _)| n == name)
-                                        .map_or(0.0, |t| t.1)
-                                })
+                                .map(|s| s.sat[0].phase.thread_us(name))
                                 .collect();
                             (name, median(&v))
                         })
@@ -1250,6 +1264,28 @@ impl Report<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::procfs::ThreadSched;
+
+    #[test]
+    fn cpu_is_summed_by_thread_name_per_request_and_new_threads_count_from_zero() {
+        let t = |tid, name: &str, run_ns| ThreadSched {
+            tid,
+            name: name.into(),
+            run_ns,
+            wait_ns: 0,
+        };
+        let before = [t(1, "worker", 1_000), t(2, "worker", 0)];
+        let after = vec![
+            t(1, "worker", 5_000),
+            t(2, "worker", 2_000),
+            t(3, "analyzer", 1_000),
+        ];
+        assert_eq!(
+            super::cpu_by_thread(&before, after, 2),
+            vec![("worker".to_owned(), 3.0), ("analyzer".to_owned(), 0.5)]
+        );
+    }
+
     #[test]
     fn shutdown_counters_are_read_from_the_last_shutdown_line() {
         let log = "2026 INFO granular: sources: x\n\
