@@ -21,6 +21,9 @@ use env::{Reader, strict};
 
 pub(crate) const DEFAULT_SLO: &str = "*=500ms";
 pub(crate) const DEFAULT_MAX_ENRICH_PER_SEC: u32 = 50;
+/// A twentieth of a CPU: on the service-overhead benchmark's saturated core (4.4 M records/s),
+/// ~4 full analyses a second of its 30 ms violations (docs/benchmarks.md).
+pub(crate) const DEFAULT_FULL_ANALYSIS_CPU: f64 = 0.05;
 pub(crate) const DEFAULT_MAX_EVENTS: usize = 32;
 pub(crate) const DEFAULT_OS_SAMPLE_HZ: u32 = 1000;
 pub(crate) const DEFAULT_WAIT_SAMPLE_HZ: u32 = 200;
@@ -89,6 +92,10 @@ pub struct Config {
     /// Violating spans analyzed per second at most in `all` mode (`GRANULAR_MAX_ENRICH_PER_SEC`);
     /// `violations` mode analyzes every chosen trace, lightly past the analyzer's duty.
     pub max_enrich_per_sec: u32,
+    /// Fraction 0–1 of one CPU that the full analyses of a busy service's violating spans may
+    /// take (`GRANULAR_FULL_ANALYSIS_CPU`): when the analyzer is overloaded and analyzes
+    /// lightly, a few spans per route per second still get the full analysis.
+    pub full_analysis_cpu: f64,
     /// How much detail a judged span carries (`GRANULAR_DETAIL`).
     pub detail: Detail,
     /// Span events added per span, at most 128 (`GRANULAR_MAX_EVENTS`).
@@ -142,6 +149,7 @@ impl Default for Config {
             sample: SampleMode::All,
             baseline: 0.0,
             max_enrich_per_sec: DEFAULT_MAX_ENRICH_PER_SEC,
+            full_analysis_cpu: DEFAULT_FULL_ANALYSIS_CPU,
             detail: Detail::Events,
             max_events: DEFAULT_MAX_EVENTS,
             recorder: RecorderSize::default(),
@@ -326,12 +334,7 @@ impl Config {
         ) {
             self.sample = s;
         }
-        if let Some(f) = r.read("GRANULAR_BASELINE", "0", |v| {
-            v.parse::<f64>()
-                .ok()
-                .filter(|f| (0.0..=1.0).contains(f))
-                .ok_or_else(|| "a fraction between 0 and 1, e.g. 0.01".to_string())
-        }) {
+        if let Some(f) = r.read("GRANULAR_BASELINE", "0", fraction("0.01")) {
             self.baseline = f;
         }
     }
@@ -346,6 +349,10 @@ impl Config {
             u64::MAX,
         ) {
             self.max_enrich_per_sec = n.min(u64::from(u32::MAX)) as u32;
+        }
+        let default = DEFAULT_FULL_ANALYSIS_CPU.to_string();
+        if let Some(f) = r.read("GRANULAR_FULL_ANALYSIS_CPU", &default, fraction("0.05")) {
+            self.full_analysis_cpu = f;
         }
         if let Some(d) = r.choice(
             "GRANULAR_DETAIL",
@@ -545,6 +552,16 @@ fn parse_debug_addr(v: &str, allow_remote: bool) -> Result<SocketAddr, String> {
     }
 }
 
+/// Checks a fraction between 0 and 1 (`example` shows one in the error).
+fn fraction(example: &'static str) -> impl Fn(&str) -> Result<f64, String> {
+    move |v| {
+        v.parse::<f64>()
+            .ok()
+            .filter(|f| (0.0..=1.0).contains(f))
+            .ok_or_else(|| format!("a fraction between 0 and 1, e.g. {example}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,6 +589,7 @@ mod tests {
             ("GRANULAR_SLO", "GET /messages=100ms"),
             ("GRANULAR_SAMPLE", "violations"),
             ("GRANULAR_BASELINE", "0.05"),
+            ("GRANULAR_FULL_ANALYSIS_CPU", "0"),
             ("GRANULAR_DETAIL", "spans"),
             ("GRANULAR_RECORDER_MB", "8"),
             ("GRANULAR_RING_KB", "512"),
@@ -579,6 +597,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.sample, SampleMode::Violations);
         assert_eq!(c.baseline, 0.05);
+        assert_eq!(c.full_analysis_cpu, 0.0);
         assert_eq!(c.recorder.ring_bytes_for(true), 512 << 10);
         assert_eq!(c.recorder.ring_bytes_for(false), 64 << 10);
     }
@@ -592,6 +611,11 @@ mod tests {
         );
         let e = from(&[("GRANULAR_BASELINE", "2")]).unwrap_err();
         assert_eq!(e.variable, "GRANULAR_BASELINE");
+        let e = from(&[("GRANULAR_FULL_ANALYSIS_CPU", "half")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "GRANULAR_FULL_ANALYSIS_CPU=\"half\" is invalid: expected a fraction between 0 and 1, e.g. 0.05"
+        );
         let e = from(&[("GRANULAR_SLO", "GET /x=fast")]).unwrap_err();
         assert!(e.to_string().contains("GET /x=fast"), "{e}");
         assert!(from(&[("GRANULAR_RING_KB", "99999999")]).is_err());

@@ -21,4 +21,7 @@ pub(crate) mod verdict;
 
 pub(crate) use analyze::analyze_with;
 pub use breakdown::{Breakdown, Category, Target};
-pub(crate) use decode::{Decoded, decode, decode_spans, decode_spans_by_otel_id, decode_spans_of};
+pub(crate) use decode::{
+    Decoded, copy_between, decode, decode_between, decode_spans, decode_spans_by_otel_id,
+    decode_spans_of, records_between,
+};

@@ -35,7 +35,6 @@ impl<P: SpanProcessor> Analyzer<P> {
         // A bug in the analysis must cost a breakdown, never the span or the thread.
         let decoded = catch_unwind(AssertUnwindSafe(|| window.decode(&cal, &spans, rebuilds))).ok();
         let light = window.light;
-        self.copy.keep(window.snapshot);
         for span in rebuild_chosen(decoded.as_ref(), rebuilds, &cal, &self.scope, &self.stats) {
             crate::background::yield_point();
             let j = self.judge.judge_span_data(&span);
@@ -45,7 +44,8 @@ impl<P: SpanProcessor> Analyzer<P> {
                 self.export_plain(span, &j);
             }
         }
-        self.explain_all(spans, decoded.as_ref(), light, started, budget);
+        self.explain_all(spans, decoded.as_ref(), &window, &cal, started, budget);
+        self.copy.keep(window.snapshot);
         if !light {
             self.duty.spent(started.elapsed());
         }

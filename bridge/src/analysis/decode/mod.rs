@@ -45,6 +45,55 @@ pub fn decode(
     decode_keeping(snap, cal, window_start, taken_at, None)
 }
 
+/// A full decode of only the records stamped from `from` to `to` (Unix ns): one request's own
+/// window of a larger snapshot, at the cost of its records alone. What was created before
+/// `from` is not named (a culprit's spawn site, a task's span), and a poll or entry that
+/// began before `from` is not seen.
+pub(crate) fn decode_between(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    from: u64,
+    to: u64,
+) -> Decoded {
+    RingPass::between(cal, from, to).decode_all(snap)
+}
+
+/// How many records [`decode_between`] would read: what its cost follows.
+pub(crate) fn records_between(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    from: u64,
+    to: u64,
+) -> usize {
+    let ring = RingPass::between(cal, from, to);
+    snap.threads.iter().map(|t| ring.range(t).len()).sum()
+}
+
+/// The records [`decode_between`] would read, copied: to decode on another thread while the
+/// snapshot is reused.
+pub(crate) fn copy_between(
+    snap: &RecorderSnapshot,
+    cal: &Calibration,
+    from: u64,
+    to: u64,
+) -> RecorderSnapshot {
+    let ring = RingPass::between(cal, from, to);
+    let threads = snap
+        .threads
+        .iter()
+        .map(|t| ThreadRecords {
+            ring: t.ring,
+            owners: t.owners.clone(),
+            copy: t.copy.slice(ring.range(t)),
+        })
+        .collect();
+    RecorderSnapshot {
+        threads,
+        dropped: snap.dropped.clone(),
+        overwritten: snap.overwritten,
+    }
+}
+
 /// A light decode of the spans under the local roots `roots`: their creation, ids, fields,
 /// events, entries and ends, plus what a breakdown needs of their threads (parks, allocation
 /// counters, off-CPU intervals, OS samples, blocking-pool jobs); not the polls of tasks or the
@@ -95,42 +144,14 @@ fn decode_keeping(
     taken_at: u64,
     only: Option<&KeyFilter<'_>>,
 ) -> Decoded {
-    let mut d = Decoded {
-        spans: IdMap::default(),
-        by_otel_id: IdMap::default(),
-        tasks: IdMap::default(),
-        jobs: IdMap::default(),
-        threads: Vec::new(),
-        os_samples: IdMap::default(),
-        off_cpu: IdMap::default(),
-        waits: IdMap::default(),
-        page_faults: IdMap::default(),
-        worker_tids: IdSet::default(),
-        alloc_counted: crate::capture::alloc::installed(),
-        threads_observed: crate::capture::os::sampling() || crate::capture::perf::enabled(),
-        lost_records: snap.lost(),
-        complete_since: None,
-        taken_at,
-        calibration: *cal,
-        light: only.is_some(),
-        thread_names: IdMap::default(),
-        children: IdMap::default(),
-        spawned_in_span: IdMap::default(),
-        spawned_by_task: IdMap::default(),
-    };
-    let mut later = SpanUpdates::default();
     let ring = RingPass {
         cal,
         window_start,
         taken_at,
         only,
+        between: false,
     };
-    for t in &snap.threads {
-        ring.decode(t, &mut d, &mut later);
-    }
-    later.apply(&mut d.spans);
-    index(&mut d);
-    d
+    ring.decode_all(snap)
 }
 
 /// What every ring's pass shares.
@@ -139,9 +160,67 @@ struct RingPass<'a> {
     window_start: u64,
     taken_at: u64,
     only: Option<&'a KeyFilter<'a>>,
+    /// Only the records stamped from `window_start` to `taken_at`: none read before the
+    /// window for names, none after it.
+    between: bool,
 }
 
-impl RingPass<'_> {
+impl<'a> RingPass<'a> {
+    /// The pass of [`decode_between`].
+    fn between(cal: &'a Calibration, from: u64, to: u64) -> Self {
+        RingPass {
+            cal,
+            window_start: from,
+            taken_at: to,
+            only: None,
+            between: true,
+        }
+    }
+
+    /// Indices of the records of `t` the pass reads.
+    fn range(&self, t: &ThreadRecords) -> std::ops::Range<usize> {
+        if self.between {
+            let cut = self.window_cut(t);
+            cut..self.window_end(t).max(cut)
+        } else {
+            0..t.records().len()
+        }
+    }
+
+    /// Decodes every ring of `snap`.
+    fn decode_all(&self, snap: &RecorderSnapshot) -> Decoded {
+        let mut d = Decoded {
+            spans: IdMap::default(),
+            by_otel_id: IdMap::default(),
+            tasks: IdMap::default(),
+            jobs: IdMap::default(),
+            threads: Vec::new(),
+            os_samples: IdMap::default(),
+            off_cpu: IdMap::default(),
+            waits: IdMap::default(),
+            page_faults: IdMap::default(),
+            worker_tids: IdSet::default(),
+            alloc_counted: crate::capture::alloc::installed(),
+            threads_observed: crate::capture::os::sampling() || crate::capture::perf::enabled(),
+            lost_records: snap.lost(),
+            complete_since: None,
+            taken_at: self.taken_at,
+            calibration: *self.cal,
+            light: self.only.is_some(),
+            thread_names: IdMap::default(),
+            children: IdMap::default(),
+            spawned_in_span: IdMap::default(),
+            spawned_by_task: IdMap::default(),
+        };
+        let mut later = SpanUpdates::default();
+        for t in &snap.threads {
+            self.decode(t, &mut d, &mut later);
+        }
+        later.apply(&mut d.spans);
+        index(&mut d);
+        d
+    }
+
     /// Decodes one ring's records into `d`.
     fn decode(&self, t: &ThreadRecords, d: &mut Decoded, later: &mut SpanUpdates) {
         for o in &t.owners {
@@ -163,23 +242,27 @@ impl RingPass<'_> {
                 .map_or(self.taken_at, |r| self.cal.to_unix_ns(r.ts()) + 1);
             d.complete_since = Some(d.complete_since.map_or(complete, |c: u64| c.max(complete)));
         }
+        let cut = self.window_cut(t);
+        let range = self.range(t);
+        let first = range.start;
+        let first_seq = t.first_seq() + first as u64;
         let first_owner = t
             .owners
             .iter()
             .rev()
-            .find(|o| o.since_seq <= t.first_seq())
+            .find(|o| o.since_seq <= first_seq)
             .or(t.owners.first());
         let (tid, worker) = first_owner.map_or((0, 0), |o| (o.tid, o.worker));
         let worker = worker.checked_sub(1).map(|w| w as usize);
         let mut decoder = ThreadDecoder::new(self.window_start, tid, worker);
-        let cut = self.window_cut(t);
-        for (i, Located { at, ts, event, .. }) in codec::events(t.records()).enumerate() {
+        let records = &t.records()[range];
+        for (i, Located { at, ts, event, .. }) in codec::events(records).enumerate() {
             crate::background::every(i);
             decoder.note_counters(&event, d);
             if self.only.is_some_and(|keys| !decoder.keeps(&event, keys)) {
                 continue;
             }
-            if at < cut && !names_things(&event) {
+            if first + at < cut && !names_things(&event) {
                 continue;
             }
             decoder.apply(event, self.cal.to_unix_ns(ts), d, later);
@@ -202,6 +285,20 @@ impl RingPass<'_> {
             .iter()
             .rposition(|r| r.kind().is_some_and(|k| k != Kind::Payload))
             .unwrap_or(0)
+    }
+
+    /// Index of the first header stamped after the window (`taken_at`), or the end.
+    fn window_end(&self, t: &ThreadRecords) -> usize {
+        let recs = t.records();
+        let after = self.cal.unix_to_ticks(self.taken_at).saturating_add(1);
+        let from = t
+            .copy
+            .seq_for_time(after)
+            .map_or(recs.len(), |seq| (seq - t.first_seq()) as usize);
+        recs[from..]
+            .iter()
+            .position(|r| r.kind().is_some_and(|k| k != Kind::Payload))
+            .map_or(recs.len(), |i| from + i)
     }
 }
 

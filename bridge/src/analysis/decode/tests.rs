@@ -353,3 +353,35 @@ fn a_span_created_at_the_oldest_stamp_held_began_before_the_rings_were_complete(
         d.complete_since
     );
 }
+
+/// A request's own window of a larger snapshot: the entries stamped inside it, none before or
+/// after it, and the count of records it reads.
+#[test]
+fn a_window_between_two_times_reads_only_its_records() {
+    let mut w = writer();
+    for key in 1..=4 {
+        w.put(&SpanEnter {
+            key,
+            counters: None,
+        })
+        .put(&SpanExit {
+            key,
+            counters: counters(key, key * 10),
+        });
+    }
+    // Stamps: entries of key k at 2k-1, exits at 2k; exits carry a payload each.
+    let snap = snapshot(&[&w]);
+    let cal = Calibration::identity(0);
+    let d = decode_between(&snap, &cal, 3, 6);
+    let spans: Vec<u64> = d.threads[0].entries.iter().map(|e| e.span).collect();
+    assert_eq!(spans, vec![2, 3], "keys 2 and 3 only");
+    // From the last header before the window (key 1's exit) to the first after it.
+    assert_eq!(records_between(&snap, &cal, 3, 6), 8);
+    assert_eq!(
+        records_between(&snap, &cal, 100, 200),
+        2,
+        "past the end: the last event before it alone"
+    );
+    let all = decode(&snap, &cal, 0, 100);
+    assert_eq!(all.threads[0].entries.len(), 4);
+}

@@ -74,13 +74,19 @@ impl Artifacts {
         span_id: u64,
         stats: &Stats,
     ) -> Result<String, ()> {
+        self.store.as_ref().ok_or(())?;
+        self.keep(timeline(d, b, trace_id, span_id), trace_id, span_id, stats)
+    }
+
+    /// Puts `bytes`, a [`timeline`], in the store, as [`Self::put`] does.
+    pub(super) fn keep(
+        &self,
+        bytes: Vec<u8>,
+        trace_id: u128,
+        span_id: u64,
+        stats: &Stats,
+    ) -> Result<String, ()> {
         let store = self.store.as_ref().ok_or(())?;
-        let work = d
-            .by_otel_id
-            .get(&span_id)
-            .map(|k| RequestWork::collect(d, *k))
-            .unwrap_or_default();
-        let bytes = encode_perfetto(&draw(d, b, &work, trace_id, span_id));
         if let Some(o) = super::observer::observer() {
             o.timeline(trace_id, span_id, &bytes);
         }
@@ -91,6 +97,16 @@ impl Artifacts {
             }
         })
     }
+}
+
+/// `b`'s window of `d` drawn as a Perfetto timeline: the bytes of an artifact.
+pub(super) fn timeline(d: &Decoded, b: &Breakdown, trace_id: u128, span_id: u64) -> Vec<u8> {
+    let work = d
+        .by_otel_id
+        .get(&span_id)
+        .map(|k| RequestWork::collect(d, *k))
+        .unwrap_or_default();
+    encode_perfetto(&draw(d, b, &work, trace_id, span_id))
 }
 
 /// The artifact's id: trace and span id, so it is unique and easy to find by hand.

@@ -61,6 +61,19 @@ impl RingCopy {
         self.buf.capacity()
     }
 
+    /// A copy of the records at indices `range` of [`Self::records`] alone: one request's
+    /// window, to decode elsewhere. It reports the losses of this copy only if it begins
+    /// where this copy does.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> RingCopy {
+        let lost = if range.start == 0 { self.lost } else { 0 };
+        RingCopy {
+            buf: self.records()[range.clone()].to_vec(),
+            start: 0,
+            first_seq: self.first_seq + range.start as u64,
+            lost,
+        }
+    }
+
     pub(super) fn end_seq(&self) -> u64 {
         self.first_seq + (self.buf.len() - self.start) as u64
     }

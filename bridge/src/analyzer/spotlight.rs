@@ -1,0 +1,204 @@
+//! Full analyses on a busy service. When the analyzer is overloaded its batches are decoded
+//! lightly (`overload`): every violating span keeps a breakdown, but without polls or a
+//! culprit. The spotlight still gives a few violating spans per route per second the full
+//! analysis, each from a full decode of its own window ([`MARGIN_NS`] before it to
+//! [`AFTER_NS`] after it): its records alone, not the batch's, on a thread of its own
+//! (`full_thread`).
+//!
+//! Which ones: spans whose light breakdown names scheduler wait first (only the full
+//! analysis names who held the worker), then the slowest. How many: [`PER_ROUTE_PER_SEC`] per
+//! route (the span's name), within `GRANULAR_FULL_ANALYSIS_CPU` of a CPU's time each second,
+//! as many as the thread takes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Full analyses a route's violating spans get per second at most on a busy service.
+pub(super) const PER_ROUTE_PER_SEC: u32 = 10;
+
+/// How far before a span's start its window begins: a culprit's poll that began shortly
+/// before the span is seen (one that began earlier is not, and the span says no culprit).
+pub(super) const MARGIN_NS: u64 = 10_000_000;
+
+/// How far past a span's end its window reaches: its close is stamped when the end time is read.
+pub(super) const AFTER_NS: u64 = 1_000_000;
+
+/// Routes counted per second at most; past them, other routes wait for the next second.
+const MAX_ROUTES: usize = 256;
+
+/// A violating span of a light batch, as the choice sees it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Candidate<'a> {
+    /// The span's name: per route for a server span.
+    pub route: &'a str,
+    /// Its light breakdown's cause is scheduler wait.
+    pub scheduler_wait: bool,
+    /// Its length, ns.
+    pub length_ns: u64,
+    /// The CPU time a full decode of its window is predicted to take.
+    pub cpu: Duration,
+}
+
+/// What the full analyses of light batches took in the current second, against the CPU time
+/// they may take in a second.
+#[derive(Debug, Default)]
+pub(super) struct Spotlight {
+    second: u64,
+    per_route: HashMap<String, u32>,
+    cpu: Duration,
+    cpu_per_sec: Duration,
+}
+
+impl Spotlight {
+    /// Full analyses within `share` of a CPU (0 to 1): `GRANULAR_FULL_ANALYSIS_CPU`.
+    pub(super) fn new(share: f64) -> Self {
+        Spotlight {
+            cpu_per_sec: Duration::from_secs_f64(share.clamp(0.0, 1.0)),
+            ..Spotlight::default()
+        }
+    }
+
+    /// Whether any full analysis may be made at all.
+    pub(super) fn enabled(&self) -> bool {
+        self.cpu_per_sec > Duration::ZERO
+    }
+
+    /// Which of `candidates` (`max` at most) get the full analysis in the second `now`; each
+    /// chosen one's predicted CPU time is counted as spent until [`Self::spent`] corrects it.
+    pub(super) fn choose(
+        &mut self,
+        candidates: &[Candidate<'_>],
+        now: u64,
+        mut max: usize,
+    ) -> Vec<bool> {
+        if self.second != now {
+            self.second = now;
+            self.per_route.clear();
+            self.cpu = Duration::ZERO;
+        }
+        let mut order: Vec<usize> = (0..candidates.len()).collect();
+        order.sort_by_key(|&i| {
+            let c = &candidates[i];
+            (!c.scheduler_wait, std::cmp::Reverse(c.length_ns))
+        });
+        let mut chosen = vec![false; candidates.len()];
+        for i in order {
+            let c = &candidates[i];
+            if max == 0 {
+                break;
+            }
+            if self.cpu + c.cpu > self.cpu_per_sec {
+                continue;
+            }
+            let known = self.per_route.len();
+            let Some(n) = (match self.per_route.get_mut(c.route) {
+                Some(n) => Some(n),
+                None if known < MAX_ROUTES => {
+                    Some(self.per_route.entry(c.route.into()).or_default())
+                }
+                None => None,
+            }) else {
+                continue;
+            };
+            if *n >= PER_ROUTE_PER_SEC {
+                continue;
+            }
+            *n += 1;
+            self.cpu += c.cpu;
+            max -= 1;
+            chosen[i] = true;
+        }
+        chosen
+    }
+
+    /// A chosen analysis took `actual` CPU time where `predicted` was counted.
+    pub(super) fn spent(&mut self, predicted: Duration, actual: Duration) {
+        self.cpu = (self.cpu + actual).saturating_sub(predicted);
+    }
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`); zero where it cannot be read.
+pub(super) fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to write.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn candidate(route: &str, scheduler_wait: bool, length_ms: u64, cpu_ms: u32) -> Candidate<'_> {
+        Candidate {
+            route,
+            scheduler_wait,
+            length_ns: length_ms * 1_000_000,
+            cpu: MS * cpu_ms,
+        }
+    }
+
+    #[test]
+    fn scheduler_wait_first_then_the_slowest_up_to_the_route_limit() {
+        let mut s = Spotlight::new(1.0);
+        let mut c: Vec<Candidate<'_>> = (0..12)
+            .map(|i| candidate("GET /a", false, 30 + i, 1))
+            .collect();
+        c.push(candidate("GET /a", true, 21, 1));
+        c.push(candidate("GET /b", false, 25, 1));
+        let chosen = s.choose(&c, 7, 100);
+        assert!(chosen[12], "the scheduler wait comes first");
+        assert!(chosen[13], "another route has its own limit");
+        let slowest: Vec<usize> = (0..12).filter(|&i| chosen[i]).collect();
+        assert_eq!(
+            slowest,
+            (3..12).collect::<Vec<_>>(),
+            "then the 9 slowest of /a"
+        );
+        let again = s.choose(&c, 7, 100);
+        assert!(again[..13].iter().all(|x| !x), "/a's second is used up");
+        assert!(again[13], "/b's is not");
+        assert_eq!(s.choose(&c[..1], 8, 100), vec![true], "a new second");
+    }
+
+    #[test]
+    fn the_cpu_budget_and_the_room_bound_the_choice() {
+        let mut s = Spotlight::new(0.1);
+        let c: Vec<Candidate<'_>> = (0..5)
+            .map(|i| candidate("GET /a", false, 30 + i, 40))
+            .collect();
+        let chosen = s.choose(&c, 1, 100);
+        assert_eq!(
+            chosen.iter().filter(|x| **x).count(),
+            2,
+            "100 ms of CPU: two of 40 ms"
+        );
+        s.spent(MS * 80, MS * 20);
+        let more = s.choose(&c, 1, 100);
+        assert_eq!(
+            more.iter().filter(|x| **x).count(),
+            2,
+            "they took 20 ms: room for two more"
+        );
+        let mut s = Spotlight::new(0.1);
+        let chosen = s.choose(&c, 1, 1);
+        assert_eq!(
+            chosen,
+            [false, false, false, false, true],
+            "room for one: the slowest"
+        );
+        let mut off = Spotlight::new(0.0);
+        assert!(
+            off.choose(&c, 1, 100).iter().all(|x| !x),
+            "0 turns them off"
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! Spans of light batches that the spotlight chose (`spotlight`), while the full-analysis
+//! thread (`full_thread`) makes their full analyses: each waits here with its light
+//! breakdown, which it is exported with if its full one fails or takes longer than
+//! [`PATIENCE`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
+
+use super::Analyzer;
+use super::explain::{Explaining, target};
+use super::full_thread::{Done, Job};
+use super::overload::full_decode_time;
+use super::rate::current_second;
+use super::spotlight::{self, Candidate};
+use super::window::{Window, unix_ns};
+use crate::analysis::{Breakdown, Category, Decoded, analyze_with, copy_between, records_between};
+use crate::clock::Calibration;
+use crate::slo::Judgement;
+
+/// How long a span waits for its full analysis before it is exported with its light one.
+pub(super) const PATIENCE: Duration = Duration::from_secs(5);
+
+/// A span waiting for its full analysis.
+#[derive(Debug)]
+pub(super) struct Spotlit {
+    id: u64,
+    span: SpanData,
+    j: Judgement,
+    /// Its light breakdown, to fall back on.
+    light: Breakdown,
+    /// The CPU time its analysis was predicted to take (counted as spent until it is done).
+    predicted: Duration,
+    with_artifact: bool,
+    since: Instant,
+}
+
+impl<P: SpanProcessor> Analyzer<P> {
+    /// Sends the spans of a light batch (decoded as `d` from `window`) the spotlight chooses
+    /// to the full-analysis thread; returns the others, to explain lightly, each violating
+    /// one with the light breakdown made to choose.
+    pub(super) fn spotlight(
+        &mut self,
+        spans: Vec<(SpanData, Judgement)>,
+        d: &Decoded,
+        window: &Window,
+        cal: &Calibration,
+    ) -> Vec<Explaining> {
+        let room = self.full.room();
+        if room == 0 || !self.spotlight.enabled() {
+            return spans.into_iter().map(|(s, j)| (s, j, None)).collect();
+        }
+        let mut candidates = Vec::new();
+        let mut lights = Vec::new();
+        for (i, (span, j)) in spans.iter().enumerate() {
+            if !j.violated {
+                continue;
+            }
+            // A bug in the analysis must cost a breakdown, never the thread: the span is
+            // then explained (and fails) as any other.
+            let analyzed = catch_unwind(AssertUnwindSafe(|| analyze_with(d, &target(span), true)));
+            let Ok(light) = analyzed else { continue };
+            let (from, to) = full_window(span);
+            let records = records_between(&window.snapshot, cal, from, to);
+            candidates.push(Candidate {
+                route: &span.name,
+                scheduler_wait: light.dominant == Category::SchedulerWait,
+                length_ns: unix_ns(span.end_time).saturating_sub(unix_ns(span.start_time)),
+                cpu: full_decode_time(records, 1.0),
+            });
+            lights.push((i, light));
+        }
+        let now = current_second();
+        let chosen = self.spotlight.choose(&candidates, now, room);
+        let predicted: Vec<Duration> = candidates.iter().map(|c| c.cpu).collect();
+        let mut made: Vec<Option<(Breakdown, Option<Duration>)>> = vec![None; spans.len()];
+        for (((i, light), chosen), predicted) in lights.into_iter().zip(chosen).zip(predicted) {
+            made[i] = Some((light, chosen.then_some(predicted)));
+        }
+        let mut rest = Vec::with_capacity(spans.len());
+        for ((span, j), made) in spans.into_iter().zip(made) {
+            let (light, predicted) = match made {
+                Some((light, Some(predicted))) => (light, predicted),
+                Some((light, None)) => {
+                    rest.push((span, j, Some(light)));
+                    continue;
+                }
+                None => {
+                    rest.push((span, j, None));
+                    continue;
+                }
+            };
+            let item = (span, j);
+            let with_artifact = self.artifacts.choose(std::slice::from_ref(&item), now)[0];
+            let (span, j) = item;
+            let (from, to) = full_window(&span);
+            self.next_full += 1;
+            let job = Job {
+                id: self.next_full,
+                records: copy_between(&window.snapshot, cal, from, to),
+                cal: *cal,
+                from,
+                to,
+                target: target(&span),
+                artifact_of_trace: with_artifact
+                    .then(|| u128::from_be_bytes(span.span_context.trace_id().to_bytes())),
+            };
+            if self.full.send(job) {
+                self.spotlit.push(Spotlit {
+                    id: self.next_full,
+                    span,
+                    j,
+                    light,
+                    predicted,
+                    with_artifact,
+                    since: Instant::now(),
+                });
+            } else {
+                // Busy after all: the light breakdown, and the CPU time back.
+                self.spotlight.spent(predicted, Duration::ZERO);
+                rest.push((span, j, Some(light)));
+            }
+        }
+        rest
+    }
+
+    /// Attaches the full analyses that finished and exports their spans; with `wait`, waits
+    /// up to it for all of them. Spans that waited longer than [`PATIENCE`] (or, after a
+    /// `wait`, any still waiting) are exported with their light breakdowns.
+    pub(super) fn collect_full(&mut self, wait: Option<Duration>) {
+        for done in self.full.finished(wait) {
+            self.finish_full(done);
+        }
+        let now = Instant::now();
+        let give_up = |s: &Spotlit| wait.is_some() || now.duration_since(s.since) > PATIENCE;
+        let (late, waiting): (Vec<Spotlit>, Vec<Spotlit>) = std::mem::take(&mut self.spotlit)
+            .into_iter()
+            .partition(give_up);
+        self.spotlit = waiting;
+        for s in late {
+            self.export(self.attach(s.span, &s.j, Some((s.light, None)), true, false));
+        }
+    }
+
+    /// Whether spans wait for their full analyses.
+    pub(super) fn awaiting_full(&self) -> bool {
+        !self.spotlit.is_empty()
+    }
+
+    fn finish_full(&mut self, done: Done) {
+        let Some(at) = self.spotlit.iter().position(|s| s.id == done.id) else {
+            return; // given up on already
+        };
+        let s = self.spotlit.swap_remove(at);
+        self.spotlight.spent(s.predicted, done.cpu);
+        let analyzed = match done.analysis {
+            Some((b, bytes)) => {
+                let trace_id = u128::from_be_bytes(s.span.span_context.trace_id().to_bytes());
+                let span_id = u64::from_be_bytes(s.span.span_context.span_id().to_bytes());
+                let link =
+                    bytes.map(|bytes| self.artifacts.keep(bytes, trace_id, span_id, &self.stats));
+                (b, link, false)
+            }
+            None => (s.light, None, true),
+        };
+        let (b, link, light) = analyzed;
+        let explained = self.attach(
+            s.span,
+            &s.j,
+            Some((b, link)),
+            light,
+            s.with_artifact && !light,
+        );
+        self.export(explained);
+    }
+}
+
+/// The window (Unix ns) a chosen span's full decode reads.
+fn full_window(span: &SpanData) -> (u64, u64) {
+    let from = unix_ns(span.start_time).saturating_sub(spotlight::MARGIN_NS);
+    (from, unix_ns(span.end_time) + spotlight::AFTER_NS)
+}
