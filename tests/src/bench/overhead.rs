@@ -147,6 +147,16 @@ pub fn configs(compare: bool) -> Vec<Config> {
             ],
         },
         Config {
+            key: "e2",
+            label: "(e) with `GRANULAR_FULL_ANALYSIS_CPU=0`: under load, light analyses only",
+            build: Build::Base,
+            telemetry: "granular",
+            env: granular(&[
+                ("GRANULAR_SAMPLE", "violations"),
+                ("GRANULAR_FULL_ANALYSIS_CPU", "0"),
+            ]),
+        },
+        Config {
             key: "h",
             label: "(e) exporting every trace from the recording (`GRANULAR_BASELINE=1`): Granular without tracing-opentelemetry, as `all` could be",
             build: Build::Base,
