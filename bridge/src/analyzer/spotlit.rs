@@ -181,3 +181,144 @@ fn full_window(span: &SpanData) -> (u64, u64) {
     let from = unix_ns(span.start_time).saturating_sub(spotlight::MARGIN_NS);
     (from, unix_ns(span.end_time) + spotlight::AFTER_NS)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use opentelemetry::Value;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
+
+    use super::*;
+    use crate::analysis::decode_spans;
+    use crate::analysis::idmap::IdSet;
+    use crate::analyzer::testing::span;
+    use crate::config::Config;
+    use crate::recorder::codec::Codec;
+    use crate::recorder::codec::span_ids::{SpanIds, TraceRoot};
+    use crate::recorder::codec::spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
+    use crate::recorder::ring::Ring;
+    use crate::recorder::{Owner, RecorderSnapshot, ThreadRecords};
+    use crate::slo::{Judge, SloRules, Stats};
+
+    const MS: u64 = 1_000_000;
+    const KEY: u64 = (1 << 40) | 1;
+
+    /// A light batch of one violating span (a 30 ms local root, entered for its first and
+    /// last millisecond), decoded lightly, through an analyzer whose full analyses may take
+    /// `share` of a CPU; the span as exported and the analyzer's counters.
+    fn explain_light_batch(share: f64) -> (SpanData, Arc<Stats>) {
+        let (trace, id) = (7u128, 9u64);
+        let data = span(trace, id, 0, "GET /a", 30);
+        let start = unix_ns(data.start_time);
+        let meta = tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            tracing::info_span!("GET /a")
+        })
+        .metadata()
+        .expect("enabled under the registry");
+        let ring = Ring::new(64);
+        // Ticks are ns after the calibration's zero, which is 20 ms before the span.
+        let at = |ms: u64| 20 * MS + ms * MS;
+        let new = SpanNew {
+            key: KEY,
+            meta,
+            parent: 0,
+            span_id: None,
+        };
+        new.encode(at(0), &ring);
+        let root = Some(TraceRoot {
+            trace_id: trace,
+            remote_parent: None,
+        });
+        SpanIds {
+            key: KEY,
+            span_id: id,
+            root,
+        }
+        .encode(at(0), &ring);
+        for (enter, exit) in [(0, 1), (29, 30)] {
+            let counters = None;
+            SpanEnter { key: KEY, counters }.encode(at(enter), &ring);
+            SpanExit { key: KEY, counters }.encode(at(exit), &ring);
+        }
+        SpanClose { key: KEY }.encode(at(30), &ring);
+        let snapshot = RecorderSnapshot {
+            threads: vec![ThreadRecords {
+                ring: 0,
+                owners: vec![Owner::default()],
+                copy: ring.snapshot(0),
+            }],
+            ..RecorderSnapshot::default()
+        };
+        let cal = Calibration::identity(start - 20 * MS);
+        let window = Window {
+            snapshot,
+            start: start - MS,
+            taken_at: start + 40 * MS,
+            light: true,
+        };
+        let keys: IdSet<u64> = [KEY].into_iter().collect();
+        let d = decode_spans(&window.snapshot, &cal, window.start, window.taken_at, &keys);
+
+        let exporter = InMemorySpanExporter::default();
+        let cfg = Config {
+            full_analysis_cpu: share,
+            ..Config::default()
+        };
+        let judge = Arc::new(Judge::new(SloRules::parse("*=20ms").unwrap(), true, 0.0));
+        let stats = Arc::new(Stats::default());
+        let inner = Arc::new(SimpleSpanProcessor::new(exporter.clone()));
+        let mut a = Analyzer::new(inner, &cfg, judge, "".into(), stats.clone(), None);
+        let j = Judgement {
+            violated: true,
+            local_root: true,
+            ..Judgement::default()
+        };
+        let budget = Duration::from_secs(1);
+        a.explain_all(
+            vec![(data, j)],
+            Some(&d),
+            &window,
+            &cal,
+            Instant::now(),
+            budget,
+        );
+        a.collect_full(Some(Duration::from_secs(30)));
+        let mut spans = exporter.get_finished_spans().expect("exported");
+        assert_eq!(spans.len(), 1, "the span is exported once");
+        (spans.remove(0), stats)
+    }
+
+    fn attribute(span: &SpanData, key: &str) -> Option<Value> {
+        let kv = span.attributes.iter().find(|kv| kv.key.as_str() == key);
+        kv.map(|kv| kv.value.clone())
+    }
+
+    /// A light batch's violating span gets the full analysis from its own window on the
+    /// full-analysis thread, and is exported with it; with no CPU for full analyses, it keeps
+    /// the light one.
+    #[test]
+    fn a_light_batch_still_gives_a_violating_span_the_full_analysis() {
+        let (full, stats) = explain_light_batch(0.05);
+        assert_eq!(
+            attribute(&full, "granular.analysis"),
+            None,
+            "the full analysis"
+        );
+        assert!(
+            attribute(&full, "granular.cause").is_some(),
+            "with a breakdown"
+        );
+        assert_eq!(stats.enriched.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.light_analyzed.load(Ordering::Relaxed), 0);
+
+        let (light, stats) = explain_light_batch(0.0);
+        assert_eq!(
+            attribute(&light, "granular.analysis"),
+            Some(Value::from("light"))
+        );
+        assert_eq!(stats.enriched.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.light_analyzed.load(Ordering::Relaxed), 1);
+    }
+}
