@@ -251,6 +251,8 @@ pub struct TraceCheck {
     pub light: usize,
     /// Violating traces Jaeger had with fewer than 4 spans.
     pub partial: usize,
+    /// The whole traces by their root's `granular.cause` and analysis (`light` or `full`).
+    pub causes: std::collections::BTreeMap<(String, &'static str), usize>,
     pub healthy_checked: usize,
     /// Healthy traces Jaeger had (should be none: baseline 0).
     pub healthy_exported: usize,
@@ -258,6 +260,16 @@ pub struct TraceCheck {
 }
 
 impl TraceCheck {
+    /// The causes the whole traces' roots name, e.g. `idle 812 light, scheduler_wait 3 full`.
+    pub fn causes_text(&self) -> String {
+        let parts: Vec<String> = self
+            .causes
+            .iter()
+            .map(|((cause, analysis), n)| format!("{cause} {n} {analysis}"))
+            .collect();
+        parts.join(", ")
+    }
+
     /// Violating traces with the full analysis (polls, culprit search), not the light one.
     pub fn full(&self) -> usize {
         self.analyzed - self.light
@@ -477,9 +489,9 @@ pub fn run(options: &Options) -> Result<(String, bool)> {
                                 .map(|(name, us)| format!(" {name} {us:.3}"))
                                 .collect::<String>(),
                             s.check.as_ref().map_or_else(String::new, |t| format!(
-                                " | {}/{} whole ({} full, {} light, {} partial), healthy exported {}/{}",
+                                " | {}/{} whole ({} full, {} light, {} partial), healthy exported {}/{} | causes: {}",
                                 t.complete, t.violating, t.full(), t.light, t.partial,
-                                t.healthy_exported, t.healthy_checked
+                                t.healthy_exported, t.healthy_checked, t.causes_text()
                             ))
                         );
                     }
@@ -678,8 +690,14 @@ impl Run<'_> {
                     if root.is_some_and(|r| r.tag("granular.cause").is_some()) {
                         check.analyzed += 1;
                     }
-                    if root.is_some_and(|r| r.tag("granular.analysis").is_some()) {
+                    let light = root.is_some_and(|r| r.tag("granular.analysis").is_some());
+                    if light {
                         check.light += 1;
+                    }
+                    if let Some(cause) = root.and_then(|r| r.tag("granular.cause")) {
+                        let cause = cause.as_str().unwrap_or("?").to_owned();
+                        let analysis = if light { "light" } else { "full" };
+                        *check.causes.entry((cause, analysis)).or_default() += 1;
                     }
                 }
                 Err(e) => {
@@ -1197,6 +1215,10 @@ impl Report<'_> {
             let healthy: usize = checks.iter().map(|c| c.healthy_checked).sum();
             let exported: usize = checks.iter().map(|c| c.healthy_exported).sum();
             let problems: Vec<&String> = checks.iter().flat_map(|c| &c.problems).collect();
+            let mut named = TraceCheck::default();
+            for (k, n) in checks.iter().flat_map(|c| &c.causes) {
+                *named.causes.entry(k.clone()).or_default() += n;
+            }
             let pass = complete == violating
                 && analyzed == violating
                 && exported == 0
@@ -1208,7 +1230,8 @@ impl Report<'_> {
             targets.push(vec![
                 format!("(e) {phase}: every violating request in Jaeger whole (4 spans) with a breakdown; no healthy one (baseline 0)"),
                 format!(
-                    "{complete}/{violating} violating traces whole, {analyzed} of them with `granular.cause` ({light} from a light analysis), {partial} more in Jaeger with fewer spans; {exported}/{healthy} sampled healthy traces exported{}",
+                    "{complete}/{violating} violating traces whole, {analyzed} of them with `granular.cause` ({light} from a light analysis; causes named: {}), {partial} more in Jaeger with fewer spans; {exported}/{healthy} sampled healthy traces exported{}",
+                    named.causes_text(),
                     if problems.is_empty() {
                         String::new()
                     } else {
