@@ -21,9 +21,9 @@ use env::{Reader, strict};
 
 pub(crate) const DEFAULT_SLO: &str = "*=500ms";
 pub(crate) const DEFAULT_MAX_ENRICH_PER_SEC: u32 = 50;
-/// A twentieth of a CPU: on the service-overhead benchmark's saturated core (4.4 M records/s),
-/// ~4 full analyses a second of its 30 ms violations (docs/benchmarks.md).
-pub(crate) const DEFAULT_FULL_ANALYSIS_CPU: f64 = 0.05;
+/// Off: beside the analyzer at nice 10 on a saturated core, the full-analysis thread made it
+/// fall behind and the rings overwrote violating traces (docs/benchmarks.md).
+pub(crate) const DEFAULT_FULL_ANALYSIS_CPU: f64 = 0.0;
 pub(crate) const DEFAULT_MAX_EVENTS: usize = 32;
 pub(crate) const DEFAULT_OS_SAMPLE_HZ: u32 = 1000;
 pub(crate) const DEFAULT_WAIT_SAMPLE_HZ: u32 = 200;
