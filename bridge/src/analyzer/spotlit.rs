@@ -52,7 +52,8 @@ impl<P: SpanProcessor> Analyzer<P> {
             return spans.into_iter().map(|(s, j)| (s, j, None)).collect();
         }
         let mut candidates = Vec::new();
-        let mut lights = Vec::new();
+        let mut lights: Vec<Option<Breakdown>> = vec![None; spans.len()];
+        let mut at = Vec::new();
         for (i, (span, j)) in spans.iter().enumerate() {
             if !j.violated {
                 continue;
@@ -69,60 +70,65 @@ impl<P: SpanProcessor> Analyzer<P> {
                 length_ns: unix_ns(span.end_time).saturating_sub(unix_ns(span.start_time)),
                 cpu: full_decode_time(records, 1.0),
             });
-            lights.push((i, light));
+            lights[i] = Some(light);
+            at.push(i);
         }
-        let now = current_second();
-        let chosen = self.spotlight.choose(&candidates, now, room);
-        let predicted: Vec<Duration> = candidates.iter().map(|c| c.cpu).collect();
-        let mut made: Vec<Option<(Breakdown, Option<Duration>)>> = vec![None; spans.len()];
-        for (((i, light), chosen), predicted) in lights.into_iter().zip(chosen).zip(predicted) {
-            made[i] = Some((light, chosen.then_some(predicted)));
+        let chosen = self.spotlight.choose(&candidates, current_second(), room);
+        let mut predicted: Vec<Option<Duration>> = vec![None; spans.len()];
+        for ((i, c), chosen) in at.into_iter().zip(&candidates).zip(chosen) {
+            predicted[i] = chosen.then_some(c.cpu);
         }
         let mut rest = Vec::with_capacity(spans.len());
-        for ((span, j), made) in spans.into_iter().zip(made) {
-            let (light, predicted) = match made {
-                Some((light, Some(predicted))) => (light, predicted),
-                Some((light, None)) => {
-                    rest.push((span, j, Some(light)));
-                    continue;
+        for (((span, j), light), predicted) in spans.into_iter().zip(lights).zip(predicted) {
+            match (light, predicted) {
+                (Some(light), Some(predicted)) => {
+                    rest.extend(self.send_full(span, j, light, predicted, window, cal));
                 }
-                None => {
-                    rest.push((span, j, None));
-                    continue;
-                }
-            };
-            let item = (span, j);
-            let with_artifact = self.artifacts.choose(std::slice::from_ref(&item), now)[0];
-            let (span, j) = item;
-            let (from, to) = full_window(&span);
-            self.next_full += 1;
-            let job = Job {
-                id: self.next_full,
-                records: copy_between(&window.snapshot, cal, from, to),
-                cal: *cal,
-                from,
-                to,
-                target: target(&span),
-                artifact_of_trace: with_artifact
-                    .then(|| u128::from_be_bytes(span.span_context.trace_id().to_bytes())),
-            };
-            if self.full.send(job) {
-                self.spotlit.push(Spotlit {
-                    id: self.next_full,
-                    span,
-                    j,
-                    light,
-                    predicted,
-                    with_artifact,
-                    since: Instant::now(),
-                });
-            } else {
-                // Busy after all: the light breakdown, and the CPU time back.
-                self.spotlight.spent(predicted, Duration::ZERO);
-                rest.push((span, j, Some(light)));
+                (light, _) => rest.push((span, j, light)),
             }
         }
         rest
+    }
+
+    /// Sends a chosen span's full analysis to the thread, the span waiting here meanwhile;
+    /// gives it back, with its light breakdown, when the thread is busy after all.
+    fn send_full(
+        &mut self,
+        span: SpanData,
+        j: Judgement,
+        light: Breakdown,
+        predicted: Duration,
+        window: &Window,
+        cal: &Calibration,
+    ) -> Option<Explaining> {
+        let with_artifact = self.artifacts.take_one(current_second());
+        let (from, to) = full_window(&span);
+        self.next_full += 1;
+        let job = Job {
+            id: self.next_full,
+            records: copy_between(&window.snapshot, cal, from, to),
+            cal: *cal,
+            from,
+            to,
+            target: target(&span),
+            artifact_of_trace: with_artifact
+                .then(|| u128::from_be_bytes(span.span_context.trace_id().to_bytes())),
+        };
+        if !self.full.send(job) {
+            // The CPU time it was counted for goes back.
+            self.spotlight.spent(predicted, Duration::ZERO);
+            return Some((span, j, Some(light)));
+        }
+        self.spotlit.push(Spotlit {
+            id: self.next_full,
+            span,
+            j,
+            light,
+            predicted,
+            with_artifact,
+            since: Instant::now(),
+        });
+        None
     }
 
     /// Attaches the full analyses that finished and exports their spans; with `wait`, waits

@@ -242,9 +242,14 @@ impl<'a> RingPass<'a> {
                 .map_or(self.taken_at, |r| self.cal.to_unix_ns(r.ts()) + 1);
             d.complete_since = Some(d.complete_since.map_or(complete, |c: u64| c.max(complete)));
         }
-        let cut = self.window_cut(t);
         let range = self.range(t);
         let first = range.start;
+        // A window between two times starts at its cut: nothing before it is read.
+        let cut = if self.between {
+            first
+        } else {
+            self.window_cut(t)
+        };
         let first_seq = t.first_seq() + first as u64;
         let first_owner = t
             .owners

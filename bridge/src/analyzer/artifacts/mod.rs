@@ -46,21 +46,28 @@ impl Artifacts {
     /// normal), slowest first, within the per-second limit.
     pub(super) fn choose(&mut self, batch: &[(SpanData, Judgement)], now: u64) -> Vec<bool> {
         let mut chosen = vec![false; batch.len()];
-        if self.store.is_none() {
-            return chosen;
-        }
         let mut violating: Vec<usize> = (0..batch.len()).filter(|i| batch[*i].1.violated).collect();
         let length = |i: &usize| {
             let s = &batch[*i].0;
             s.end_time.duration_since(s.start_time).unwrap_or_default()
         };
         violating.sort_by_key(|i| std::cmp::Reverse(length(i)));
-        let room = self.this_second.room(now, self.per_sec);
-        for i in violating.into_iter().take(room as usize) {
+        for i in violating {
+            if !self.take_one(now) {
+                break;
+            }
             chosen[i] = true;
-            self.this_second.take();
         }
         chosen
+    }
+
+    /// Whether one more artifact fits in the second `now` (counted as taken if so).
+    pub(super) fn take_one(&mut self, now: u64) -> bool {
+        if self.store.is_none() || self.this_second.room(now, self.per_sec) == 0 {
+            return false;
+        }
+        self.this_second.take();
+        true
     }
 
     /// Draws `b`'s window and puts it in the store; returns the link for `granular.artifact`,
