@@ -1,6 +1,7 @@
 //! Real CPU work that never yields, shared by the `/report` hog and the `child` pathology.
 
 use std::hash::{DefaultHasher, Hasher};
+use std::io;
 use std::time::{Duration, Instant};
 
 /// Hashes a 4 KiB buffer over and over until `budget` has elapsed, without ever awaiting.
@@ -25,6 +26,20 @@ pub fn burn(budget: Duration) -> u64 {
             return checksum;
         }
     }
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`): the ground truth the demo reports
+/// beside its pathologies, so tests compare Granular's figures with what the kernel counted.
+pub fn thread_cpu() -> io::Result<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 #[cfg(test)]

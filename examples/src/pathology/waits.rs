@@ -252,13 +252,13 @@ pub fn disk_read(mib: u64) -> io::Result<WaitTruth> {
     let mut buf = vec![0u8; CHUNK + DIRECT_ALIGN];
     let offset = buf.as_ptr().align_offset(DIRECT_ALIGN);
     let chunk = &mut buf[offset..offset + CHUNK];
-    let cpu_before = thread_cpu()?;
+    let cpu_before = crate::cpu::thread_cpu()?;
     let start = Instant::now();
     for _ in 0..mib {
         file.read_exact(chunk)?;
     }
     let waited = start.elapsed();
-    let cpu = thread_cpu()?.saturating_sub(cpu_before);
+    let cpu = crate::cpu::thread_cpu()?.saturating_sub(cpu_before);
     Ok(WaitTruth {
         waited_us: micros(waited),
         cpu_us: Some(micros(cpu)),
@@ -306,19 +306,6 @@ fn write_disk_file() -> io::Result<(PathBuf, File)> {
         return Err(io::Error::from_raw_os_error(advised));
     }
     Ok((path, file))
-}
-
-/// The calling thread's CPU time.
-fn thread_cpu() -> io::Result<Duration> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 #[cfg(test)]
