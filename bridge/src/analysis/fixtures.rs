@@ -63,6 +63,7 @@ pub(crate) fn thread(
         entries,
         parks,
         entry_reach,
+        ..ThreadActivity::default()
     }
 }
 

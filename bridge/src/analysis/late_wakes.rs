@@ -18,7 +18,9 @@
 //! - **every worker busy** ([`Late::AllBusy`]): the trailing stretch before the resumption
 //!   during which no worker was parked (parks under [`MIN_PARK_NS`] ignored: a park that
 //!   returns at once polled the driver and found work). Had the request been ready earlier, a
-//!   parked worker would have been there to notice.
+//!   parked worker would have been there to notice. Busy workers notice too, in their
+//!   maintenance: so the stretch starts no earlier than the last [`NOTICE_TICKS`] scheduler
+//!   ticks of every worker ([`noticed_within`]), when each made that many.
 //! - **the driver unpolled** ([`Late::DriverUnpolled`]): the request resumes on a worker within
 //!   [`RESUME_AFTER_TURN_NS`] of a park of that worker's that returned at once — its turn of
 //!   the driver found the request ready — after a busy stretch. A worker that stayed parked
@@ -29,7 +31,8 @@
 //!
 //! Both are upper bounds: when the request became ready within the stretch is not recorded
 //! (neither timer deadlines nor socket readiness are), so the whole stretch counts, and a
-//! busy worker's unseen maintenance may have polled the driver in it.
+//! busy worker's maintenance, which no hook sees, may have polled the driver in it (the first
+//! rule allows for that only through its tick bound: up to ~1,300 polls of every worker).
 //!
 //! What the second rule cannot tell: a timer or answer that became ready within
 //! [`RESUME_AFTER_TURN_NS`] of the turn, while a parked worker did hold the driver, looks the
@@ -68,6 +71,22 @@ pub(crate) const MIN_PARK_NS: u64 = 500_000;
 /// preempted worker and for another task woken by the same turn polled first.
 pub(crate) const RESUME_AFTER_TURN_NS: u64 = 1_000_000;
 
+/// Scheduler ticks a busy worker runs between a task becoming ready and its poll, at most,
+/// when that worker noticed it: tokio polls the driver in a busy worker's maintenance every
+/// 61 ticks (`event_interval`), which pushes what it woke onto that worker's local queue (256
+/// slots), each queued task taking a tick before it. A task that became ready earlier than a
+/// worker's last `NOTICE_TICKS` ticks would have been noticed by that worker's maintenance
+/// and polled by now, unless another worker took it sooner.
+const NOTICE_TICKS: u64 = 61 + 256;
+
+/// Polls in one tick, at most: the task the tick took and up to three tasks it woke, run from
+/// the LIFO slot without a tick of their own (tokio's `MAX_LIFO_POLLS_PER_TICK`).
+const POLLS_PER_TICK: u64 = 4;
+
+/// Outermost span entries in one poll, taken as two: `Instrumented` enters its span for the
+/// poll and once more when it drops the future. A stable build counts ticks from these.
+const ENTRIES_PER_POLL: u64 = 2;
+
 /// One of the request's own intervals: a span entry or a poll of its task on a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct OwnInterval {
@@ -95,7 +114,10 @@ pub(crate) fn late_wakes(d: &Decoded, own: &[OwnInterval], lo: u64, hi: u64) -> 
         // Work resuming on a thread that is not a worker (a blocking-pool or plain thread)
         // did not wait for a worker: busy workers tell nothing about it.
         if s > covered_until && s <= hi && is_worker(&d.threads[ti]) {
-            let from = all_busy_since(&workers, s).map_or(covered_until, |f| f.max(covered_until));
+            let from = all_busy_since(&workers, s)
+                .into_iter()
+                .chain(noticed_within(&workers, s))
+                .fold(covered_until, u64::max);
             if from < s {
                 out.push(LateWake {
                     start: from,
@@ -134,6 +156,26 @@ fn all_busy_since(workers: &[&ThreadActivity], s: u64) -> Option<u64> {
                 .map(|(_, b)| (*b).min(s))
         })
         .max()
+}
+
+/// The earliest of the workers' starts of their last [`NOTICE_TICKS`] ticks before `s`: had
+/// the request been ready before it, every worker's maintenance would have had the chance to
+/// notice it since. Ticks are counted from top-level polls where task hooks record them,
+/// else from outermost span entries (polls outside any span are not seen, which only moves
+/// the bound earlier). `None` when a worker made too few to tell (one long poll, a blocked
+/// worker, a window too short): then nothing bounds the stretch.
+fn noticed_within(workers: &[&ThreadActivity], s: u64) -> Option<u64> {
+    workers
+        .iter()
+        .map(|t| {
+            let polls = NOTICE_TICKS * POLLS_PER_TICK;
+            if t.poll_starts.seen() > 0 {
+                t.poll_starts.nth_last_before(s, polls)
+            } else {
+                t.outer_entries.nth_last_before(s, polls * ENTRIES_PER_POLL)
+            }
+        })
+        .try_fold(u64::MAX, |earliest, start| Some(earliest.min(start?)))
 }
 
 /// The second rule for the resumption at `s` on thread `ti`, after the request's work last

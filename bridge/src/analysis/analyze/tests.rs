@@ -712,6 +712,44 @@ fn every_worker_busy_is_told_before_one_worker_busy() {
     );
 }
 
+/// A saturated service: both workers start a poll every 10 µs and never park while the
+/// request sleeps on a timer from 1 ms to 61 ms. Busy workers poll the driver in their
+/// maintenance, so the timer was noticed within their last 317 ticks (at most 1,268 polls,
+/// 12.7 ms here, 13 ms as the thinned counts tell it): that much counts as scheduler wait,
+/// not the whole 60 ms, and the sleep stays the cause.
+#[test]
+fn busy_workers_that_keep_polling_bound_the_wait_for_one() {
+    let busy = |tid: u64, entries: Vec<Entry>| {
+        let mut w = worker(tid, entries, vec![]);
+        for k in 0..7_000 {
+            w.poll_starts.note(|| k * 10 * US);
+        }
+        w
+    };
+    let own = vec![at_us(ROOT, 0, 1_000), at_us(ROOT, 61_000, 62_000)];
+    let d = decoded(vec![busy(0, own), busy(1, vec![])]);
+    let b = analyze(&d, &target(101, 0, 62));
+    assert_eq!(
+        b.late_wake,
+        Some(LateWakes {
+            ns: 13 * MS,
+            why: Late::AllBusy
+        })
+    );
+    assert_eq!(b.dominant, Category::Idle, "{:?}", b.parts);
+
+    // One worker inside a single long poll throughout could not have noticed anything: no
+    // bound, the whole sleep is an upper bound for the wait.
+    let mut hog = worker(1, vec![], vec![]);
+    hog.poll_starts.note(|| 0);
+    let d = decoded(vec![
+        busy(0, vec![at_us(ROOT, 0, 1_000), at_us(ROOT, 61_000, 62_000)]),
+        hog,
+    ]);
+    let b = analyze(&d, &target(101, 0, 62));
+    assert_eq!(b.late_wake.map(|l| l.ns), Some(60 * MS));
+}
+
 /// Issue #18: a blocked poll said "the thread slept inside a poll" and never on what. The
 /// root's 60 ms entry is off-CPU for 50 ms; the samples inside it name a sleep.
 #[test]

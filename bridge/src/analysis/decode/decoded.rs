@@ -113,6 +113,49 @@ pub struct ThreadActivity {
     pub parks: Vec<(u64, u64)>,
     /// Latest end among `entries[..=i]`, for [`Self::entries_overlapping`].
     pub entry_reach: Vec<u64>,
+    /// Starts of its top-level polls (task hooks), kept or not by a light decode.
+    pub poll_starts: StartMarks,
+    /// Starts of its outermost span entries (entered while no other span was), kept or not.
+    pub outer_entries: StartMarks,
+}
+
+/// A thread's starts of one kind of work, thinned for a saturated worker: the time of every
+/// [`StartMarks::EVERY`]-th and how many there were. Enough to tell a time before which at
+/// least `n` starts lie, without keeping hundreds of thousands of them.
+#[derive(Debug, Clone, Default)]
+pub struct StartMarks {
+    every: Vec<u64>,
+    seen: u64,
+}
+
+impl StartMarks {
+    /// One start in this many is kept.
+    pub const EVERY: u64 = 64;
+
+    /// Counts one start; `at` gives its time and is asked only for the kept ones. Starts come
+    /// in time order (one thread's records).
+    #[inline]
+    pub fn note(&mut self, at: impl FnOnce() -> u64) {
+        if self.seen % Self::EVERY == 0 {
+            self.every.push(at());
+        }
+        self.seen += 1;
+    }
+
+    /// How many starts were counted.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// A time `x` with at least `n` starts in `[x, t)`; `None` when fewer than `n` are known
+    /// before `t`. Kept start `j` is start number `EVERY * j`, so with `k` kept before `t` at
+    /// least `EVERY * (k - 1) + 1` starts precede `t`.
+    pub fn nth_last_before(&self, t: u64, n: u64) -> Option<u64> {
+        let kept = self.every.partition_point(|&x| x < t);
+        let back = usize::try_from(n.div_ceil(Self::EVERY)).ok()?;
+        let j = kept.checked_sub(1 + back)?;
+        Some(self.every[j])
+    }
 }
 
 impl ThreadActivity {

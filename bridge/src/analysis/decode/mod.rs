@@ -263,7 +263,7 @@ impl<'a> RingPass<'a> {
         let records = &t.records()[range];
         for (i, Located { at, ts, event, .. }) in codec::events(records).enumerate() {
             crate::background::every(i);
-            decoder.note_counters(&event, d);
+            decoder.note_boundary(&event, d, || self.cal.to_unix_ns(ts));
             if self.only.is_some_and(|keys| !decoder.keeps(&event, keys)) {
                 continue;
             }

@@ -385,3 +385,22 @@ fn a_window_between_two_times_reads_only_its_records() {
     let all = decode(&snap, &cal, 0, 100);
     assert_eq!(all.threads[0].entries.len(), 4);
 }
+
+/// The thinned start counts answer "a time with at least n starts since" conservatively, and
+/// nothing when too few are known.
+#[test]
+fn start_marks_bound_the_nth_last_start_from_below() {
+    let mut m = decoded::StartMarks::default();
+    for k in 0..1_000u64 {
+        m.note(|| k * 10);
+    }
+    assert_eq!(m.seen(), 1_000);
+    // 900 starts precede t = 9,000; 100 back is start 800 at the latest, kept ones are every
+    // 64th: start 768 (time 7,680) is the last kept one with at least 100 after it.
+    let x = m.nth_last_before(9_000, 100).expect("enough starts");
+    assert!(x <= 8_000, "{x}");
+    assert!((x..9_000).step_by(10).count() >= 100);
+    assert_eq!(x, 7_680);
+    assert_eq!(m.nth_last_before(9_000, 900), None);
+    assert_eq!(m.nth_last_before(0, 1), None);
+}

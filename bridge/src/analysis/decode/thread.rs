@@ -34,6 +34,9 @@ pub(super) struct ThreadDecoder {
     last_alloc: Option<(u64, u64)>,
     /// Where in the span updates the event is that the next owner-less field belongs to.
     last_event: Option<usize>,
+    /// Polls and span entries open on the thread, kept or not, to tell the top-level ones.
+    poll_depth: u32,
+    entry_depth: u32,
 }
 
 impl ThreadDecoder {
@@ -52,13 +55,50 @@ impl ThreadDecoder {
             park_seen: false,
             last_alloc: None,
             last_event: None,
+            poll_depth: 0,
+            entry_depth: 0,
         }
     }
 
-    /// Takes the allocation counters `event` carries, whoever's boundary it is: they move this
-    /// thread's last-known counters even when the event itself is not kept.
-    pub(super) fn note_counters(&mut self, event: &Event<'_>, d: &mut Decoded) {
-        if let Some(c) = event.counters() {
+    /// Notes a poll's or span entry's start or end, kept or not: the allocation counters it
+    /// carries, whoever's boundary it is, move this thread's last-known counters, and a
+    /// top-level poll start or outermost span entry is counted
+    /// ([`ThreadActivity::poll_starts`], `outer_entries`); `at` gives the event's time (Unix
+    /// ns), asked only for the starts the counts keep. One match for both: it runs on every
+    /// record of a light decode.
+    #[inline]
+    pub(super) fn note_boundary(
+        &mut self,
+        event: &Event<'_>,
+        d: &mut Decoded,
+        at: impl FnOnce() -> u64,
+    ) {
+        let counters = match event {
+            Event::PollStart(e) => {
+                if self.poll_depth == 0 {
+                    self.act.poll_starts.note(at);
+                }
+                self.poll_depth += 1;
+                e.counters
+            }
+            Event::PollEnd(e) => {
+                self.poll_depth = self.poll_depth.saturating_sub(1);
+                e.counters
+            }
+            Event::SpanEnter(e) => {
+                if self.entry_depth == 0 {
+                    self.act.outer_entries.note(at);
+                }
+                self.entry_depth += 1;
+                e.counters
+            }
+            Event::SpanExit(e) => {
+                self.entry_depth = self.entry_depth.saturating_sub(1);
+                e.counters
+            }
+            _ => return,
+        };
+        if let Some(c) = counters {
             self.last_alloc = Some((c.allocations, c.bytes));
             d.alloc_counted = true;
         }
@@ -102,7 +142,7 @@ impl ThreadDecoder {
     }
 
     /// Applies `event`, stamped `ts` (Unix ns). The boundary's own counters, if it carried
-    /// any, are already in `last_alloc` ([`Self::note_counters`]).
+    /// any, are already in `last_alloc` ([`Self::note_boundary`]).
     pub(super) fn apply(
         &mut self,
         event: Event<'_>,
@@ -188,6 +228,8 @@ impl ThreadDecoder {
         self.act.tid = start.tid;
         self.act.worker = start.worker;
         self.park_seen = false;
+        self.poll_depth = 0;
+        self.entry_depth = 0;
     }
 
     fn end_poll(&mut self, end: PollEnd, ts: u64) {
