@@ -1,13 +1,17 @@
-//! Manners of the threads that work beside the application on its cores: the analyzer, the
-//! debug endpoint's captures, the span exporter.
+//! Manners of the threads that work beside the application on its cores: the analyzer, its
+//! full-analysis thread, the debug endpoint's threads, the span exporter.
 //!
-//! Such a thread runs at [`NICE`], so that the scheduler gives the application most of a
-//! contended CPU, and through [`yield_point`] pauses for [`PAUSE`] after each [`SLICE`] of
-//! running. The nice value alone bounds the share, not how long the thread keeps the CPU once
-//! it has it: the scheduler lets a running thread go at the next tick at the earliest (4 ms at
-//! 250 Hz), so an analysis that ran for a tick held every request on that core for 4 ms, in
-//! the application's tail latency (docs/benchmarks.md). Pausing caps that delay at about
-//! [`SLICE`] and the thread's share of a CPU at a quarter.
+//! Such a thread pauses through [`yield_point`] for [`PAUSE`] after each [`SLICE`] of running.
+//! The scheduler lets a running thread go at the next tick at the earliest (4 ms at 250 Hz),
+//! so an analysis that ran for a tick held every request on that core for 4 ms, in the
+//! application's tail latency (docs/benchmarks.md). Pausing caps that delay at about [`SLICE`]
+//! and the thread's share of a CPU at a quarter.
+//!
+//! The thread keeps the application's priority: the pauses bound its share already. At a
+//! lower one (nice 10) the analyzer got about a tenth of a core the application saturates,
+//! barely more than its light analyses need there: any other work on that core (a full
+//! analysis) made it fall behind, and the rings overwrote a fifth of the violating traces
+//! before their batches (docs/benchmarks.md, "Service overhead").
 //!
 //! Why a pause and not `sched_yield`: yielding forfeits the rest of the thread's fair share
 //! (the scheduler pushes its deadline back), and at saturation the analyzer then got about 5 %
@@ -16,12 +20,6 @@
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
-
-/// The nice value of background threads. At nice 10 the scheduler gives the application about
-/// 90 % of a contended CPU (weights 1024 against 110); the analyzer keeps the rest, more than
-/// its duty and its light analyses at saturation need. At nice 0 a batch's analysis took half
-/// a shared CPU from requests for tens of milliseconds.
-const NICE: i32 = 10;
 
 /// How long a background thread runs before it pauses: a request on its core waits for it
 /// about this long at most at a time.
@@ -44,22 +42,8 @@ thread_local! {
     static SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Makes the calling thread a background thread: lowers its scheduling priority to [`NICE`]
-/// (raising a nice value needs no privilege; where it fails the thread keeps its priority and
-/// says so once) and turns its [`yield_point`]s on.
+/// Makes the calling thread a background thread: turns its [`yield_point`]s on.
 pub(crate) fn yield_to_the_application() {
-    // SAFETY: gettid and setpriority have no memory preconditions; on Linux, PRIO_PROCESS with
-    // a thread id sets that thread's nice value. (The thread id is read here rather than from
-    // the recorder, which pauses at this module's yield points: this module depends on
-    // nothing of the crate's.)
-    let rc = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, NICE)
-    };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        tracing::debug!("granular: a background thread keeps its priority (setpriority: {e})");
-    }
     SINCE.with(|s| s.set(Some(Instant::now())));
 }
 

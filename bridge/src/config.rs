@@ -21,8 +21,9 @@ use env::{Reader, strict};
 
 pub(crate) const DEFAULT_SLO: &str = "*=500ms";
 pub(crate) const DEFAULT_MAX_ENRICH_PER_SEC: u32 = 50;
-/// Off: beside the analyzer at nice 10 on a saturated core, the full-analysis thread made it
-/// fall behind and the rings overwrote violating traces (docs/benchmarks.md).
+/// Off: on the service-overhead benchmark's saturated service, a twentieth of a CPU gave ~4
+/// full analyses a second and cost 9-11 % of its throughput, its p99 about doubled
+/// (docs/benchmarks.md); a user who needs culprits at saturation opts in.
 pub(crate) const DEFAULT_FULL_ANALYSIS_CPU: f64 = 0.0;
 pub(crate) const DEFAULT_MAX_EVENTS: usize = 32;
 pub(crate) const DEFAULT_OS_SAMPLE_HZ: u32 = 1000;

@@ -4,7 +4,7 @@
 //! It is brought up to date every [`DELAY_RECHECK`] while a batch waits, so that the copy
 //! taken when the batch is processed appends only the last milliseconds: copying a whole
 //! saturated window at once races the writer at the ring's edge, and a reader preempted for
-//! 20–30 ms (nice 10 on a busy core) loses the window's oldest records, the first spans of
+//! 20–30 ms (a busy core) loses the window's oldest records, the first spans of
 //! the traces it is about to export. For [`KEEP_CURRENT_FOR`] after a trace to export arrived,
 //! the copy of busy rings is kept current between batches too.
 
@@ -17,7 +17,7 @@ use crate::recorder::{FlightRecorder, RecorderSnapshot};
 /// between batches. The next trace to export may have begun before its close wakes the
 /// analyzer, on a ring that keeps little more than a request's length at saturation (the
 /// demo's violating requests last ~150 ms, its saturated worker's ring keeps ~200 ms), and
-/// the analyzer (nice 10 on a saturated CPU) wakes late. Kept current, the copy lags by one
+/// the analyzer (on a saturated CPU) wakes late. Kept current, the copy lags by one
 /// recheck and a wake-up, not by a whole trace. Costs a copy of the records written since
 /// (~60 µs at saturation) per [`DELAY_RECHECK`], and only after violations.
 pub(super) const KEEP_CURRENT_FOR: Duration = Duration::from_secs(10);

@@ -1,10 +1,10 @@
 //! How much of a CPU the analyzer thread gets when it wants one.
 //!
-//! The analyzer runs at nice 10 beside the application, pausing after each slice of running
+//! The analyzer runs beside the application, pausing after each slice of running
 //! (`crate::background`). On an idle core a batch's decode takes its CPU time over
-//! [`MAX_SHARE`] in wall time; on a core the application saturates, the scheduler gives the
-//! analyzer about a tenth of it, and the same decode takes ten times as long in wall time,
-//! while the rings keep wrapping. Budgets are wall time (the rings' reach), predictions are CPU
+//! [`MAX_SHARE`] in wall time; on a core several of the application's threads keep busy, the
+//! scheduler gives the analyzer its fair part of that, and the same decode takes longer
+//! still, while the rings keep wrapping. Budgets are wall time (the rings' reach), predictions are CPU
 //! time: [`CpuShare`] converts between them.
 
 use std::fs::File;
@@ -12,8 +12,8 @@ use std::fs::File;
 use crate::background::MAX_SHARE;
 use crate::capture::os::read_schedstat;
 
-/// The smallest share assumed: about what nice 10 gets against one nice-0 thread on a busy
-/// core (weights 110 and 1024). Shorter runs measure less (a thread that runs for 60 µs after
+/// The smallest share assumed: the analyzer's fair part of a core nine runnable threads of the
+/// application's share with it. Shorter runs measure less (a thread that runs for 60 µs after
 /// waiting 3 ms to be scheduled), but a long decode is given the weight's share.
 const FLOOR: f64 = 0.1;
 

@@ -61,7 +61,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             // Past the budget, the rest of the batch skips the culprit search and artifacts.
             // The budget shrinks with the rings' reach if the load rises meanwhile: a full
             // batch begun on a quiet service must not keep the analyzer while the rings wrap
-            // under it (at nice 10 a saturated core leaves it a tenth of the CPU).
+            // under it (on a saturated core it gets a quarter of the CPU at most).
             let late = started.elapsed() > budget.min(batch::budget());
             let explained = self.explain(span, &j, decoded, light || late, with_artifact && !late);
             self.export(explained);

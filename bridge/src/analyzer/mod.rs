@@ -15,8 +15,8 @@
 //! may take (`batch`), which traces are held and when they are decided (`held`), when
 //! analysis goes light (`overload`, `cpu_share`), which spans get an artifact
 //! ([`artifacts`]), when the memory batches freed is given back to the OS (`trim`). The thread
-//! runs as a background thread (`crate::background`): at nice 10, pausing after each 250 µs
-//! of running, so that the application gets the CPU first.
+//! runs as a background thread (`crate::background`): pausing 750 µs after each 250 µs of
+//! running, so that a request never waits for it long.
 
 pub(crate) mod artifacts;
 mod batch;

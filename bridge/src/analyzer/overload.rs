@@ -5,9 +5,9 @@
 //!
 //! A full decode's cost is predicted from the window's records ([`full_decode_time`]) and
 //! held against the batch's budget before it begins. The budget is wall time and the rate
-//! CPU time: at nice 10 on a core the application saturates, the analyzer gets about a tenth
-//! of the CPU, and a decode that fits the budget in CPU time takes ten times as long in wall
-//! time while the rings wrap; the prediction is divided by the analyzer's measured CPU share
+//! CPU time: on a core the application saturates, the analyzer gets a quarter of the CPU at
+//! most (its pauses, `crate::background`), and a decode that fits the budget in CPU time takes
+//! four times as long or more in wall time while the rings wrap; the prediction is divided by the analyzer's measured CPU share
 //! ([`CpuShare`](super::cpu_share::CpuShare)).
 
 use std::time::{Duration, Instant};

@@ -9,8 +9,8 @@
 //! every [`TRIM_EVERY`], `malloc_trim` hands the free pages of every arena back
 //! (`MADV_DONTNEED`); the next decode faults in again what it uses.
 //!
-//! `malloc_trim` locks each arena in turn, and at nice 10 the analyzer may be preempted while
-//! it holds one a worker allocates from: hence rarely. In that soak (debug build, a saturated
+//! `malloc_trim` locks each arena in turn, and on a busy core the analyzer may be preempted
+//! while it holds one a worker allocates from: hence rarely. In that soak (debug build, a saturated
 //! 2-vCPU VM) a trim took ~1 ms of wall time at the median, 25 ms at the 90th percentile
 //! (preempted) and released 3-8 MiB on average; trimming at most every second instead of
 //! every ten seconds left RSS swinging as much with the analyzer's lag. Elsewhere than glibc

@@ -11,8 +11,8 @@
 //! ```
 //!
 //! Nothing here runs on the application's runtime or its request path: the statistics are
-//! read from records the request path writes anyway, on a thread of their own (at nice 10,
-//! like the analyzer). Memory is bounded: [`stats::MAX_OPERATIONS`] histograms, the span-end
+//! read from records the request path writes anyway, on a thread of their own (pausing like
+//! the analyzer, `crate::background`). Memory is bounded: [`stats::MAX_OPERATIONS`] histograms, the span-end
 //! reader's open spans ([`span_ends::MAX_OPEN`]), [`recent::KEEP_ANALYSES`] analyses and
 //! [`recent::KEEP_TIMELINES`] timelines up to [`recent::KEEP_TIMELINE_BYTES`], one capture at a
 //! time.

@@ -1,7 +1,6 @@
 //! A minimal HTTP/1.1 server on its own OS threads, never on the application's runtime: an
-//! accept loop on `granular-debug`, and one short-lived thread per connection (at nice 10, as
-//! the analyzer), at most
-//! [`MAX_CONNECTIONS`] at once (beyond: 503 at once). A request is one `GET` whose head fits
+//! accept loop on `granular-debug`, and one short-lived thread per connection (pausing as the
+//! analyzer does, `crate::background`), at most [`MAX_CONNECTIONS`] at once (beyond: 503 at once). A request is one `GET` whose head fits
 //! in [`MAX_HEAD`] bytes (beyond: 431) and arrives whole within [`READ_TIMEOUT`] (beyond: the
 //! connection is dropped); the answer closes the connection.
 

@@ -85,8 +85,8 @@ impl<E> CountingExporter<E> {
         }
     }
 
-    /// Exports from a background thread: at nice 10, for an exporter whose share of the
-    /// spans is small (`GRANULAR_SAMPLE=violations`), so that its batches' encoding does
+    /// Exports from a background thread (pausing, `crate::background`), for an exporter whose
+    /// share of the spans is small (`GRANULAR_SAMPLE=violations`), so that its batches' encoding does
     /// not hold a core the application needs.
     pub(crate) fn in_background(mut self, background: bool) -> Self {
         self.background = background;
