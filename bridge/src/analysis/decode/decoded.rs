@@ -142,6 +142,16 @@ impl StartMarks {
         self.seen += 1;
     }
 
+    /// One more piece of work opened on the thread, `depth` of its kind open before it: a
+    /// top-level one is counted ([`Self::note`]).
+    #[inline]
+    pub fn open(&mut self, depth: &mut u32, at: impl FnOnce() -> u64) {
+        if *depth == 0 {
+            self.note(at);
+        }
+        *depth += 1;
+    }
+
     /// How many starts were counted.
     pub fn seen(&self) -> u64 {
         self.seen

@@ -64,8 +64,7 @@ impl ThreadDecoder {
     /// carries, whoever's boundary it is, move this thread's last-known counters, and a
     /// top-level poll start or outermost span entry is counted
     /// ([`ThreadActivity::poll_starts`], `outer_entries`); `at` gives the event's time (Unix
-    /// ns), asked only for the starts the counts keep. One match for both: it runs on every
-    /// record of a light decode.
+    /// ns), asked only for the starts the counts keep.
     #[inline]
     pub(super) fn note_boundary(
         &mut self,
@@ -73,32 +72,14 @@ impl ThreadDecoder {
         d: &mut Decoded,
         at: impl FnOnce() -> u64,
     ) {
-        let counters = match event {
-            Event::PollStart(e) => {
-                if self.poll_depth == 0 {
-                    self.act.poll_starts.note(at);
-                }
-                self.poll_depth += 1;
-                e.counters
-            }
-            Event::PollEnd(e) => {
-                self.poll_depth = self.poll_depth.saturating_sub(1);
-                e.counters
-            }
-            Event::SpanEnter(e) => {
-                if self.entry_depth == 0 {
-                    self.act.outer_entries.note(at);
-                }
-                self.entry_depth += 1;
-                e.counters
-            }
-            Event::SpanExit(e) => {
-                self.entry_depth = self.entry_depth.saturating_sub(1);
-                e.counters
-            }
+        match event {
+            Event::PollStart(_) => self.act.poll_starts.open(&mut self.poll_depth, at),
+            Event::PollEnd(_) => self.poll_depth = self.poll_depth.saturating_sub(1),
+            Event::SpanEnter(_) => self.act.outer_entries.open(&mut self.entry_depth, at),
+            Event::SpanExit(_) => self.entry_depth = self.entry_depth.saturating_sub(1),
             _ => return,
-        };
-        if let Some(c) = counters {
+        }
+        if let Some(c) = event.counters() {
             self.last_alloc = Some((c.allocations, c.bytes));
             d.alloc_counted = true;
         }
