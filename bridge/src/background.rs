@@ -13,12 +13,17 @@
 //! analysis) made it fall behind, and the rings overwrote a fifth of the violating traces
 //! before their batches (docs/benchmarks.md, "Service overhead").
 //!
+//! Where the application leaves a CPU spare, `GRANULAR_BACKGROUND_CPUS` puts these threads
+//! there ([`run_on`]): each pins itself when it becomes a background thread, and off the
+//! application's cores their work no longer delays requests at all.
+//!
 //! Why a pause and not `sched_yield`: yielding forfeits the rest of the thread's fair share
 //! (the scheduler pushes its deadline back), and at saturation the analyzer then got about 5 %
 //! of the core, less than its light analyses need: the rings overwrote 40 % of the violating
 //! traces before their batches. A sleeping thread keeps its share.
 
 use std::cell::Cell;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a background thread runs before it pauses: a request on its core waits for it
@@ -42,9 +47,72 @@ thread_local! {
     static SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Makes the calling thread a background thread: turns its [`yield_point`]s on.
+/// The CPUs background threads run on; empty: wherever the application's threads may.
+static CPUS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Background threads started from now on run on `cpus` (`GRANULAR_BACKGROUND_CPUS`); empty:
+/// wherever the application's threads may. A probe thread tries them first: where the kernel
+/// refuses them (a CPU outside the process's cpuset, or one the machine does not have), no
+/// thread is pinned and the refusal is returned.
+pub(crate) fn run_on(cpus: &[usize]) -> Result<(), String> {
+    let outcome = if cpus.is_empty() {
+        Ok(())
+    } else {
+        let probe = cpus.to_vec();
+        std::thread::Builder::new()
+            .name("granular-probe".into())
+            .spawn(move || pin_to(&probe))
+            .map_err(|e| format!("no thread could be started to try them ({e})"))?
+            .join()
+            .unwrap_or_else(|_| Err("the thread trying them failed".into()))
+    };
+    if let Ok(mut c) = CPUS.lock() {
+        *c = if outcome.is_ok() {
+            cpus.to_vec()
+        } else {
+            Vec::new()
+        };
+    }
+    outcome
+}
+
+/// The CPUs background threads run on, as [`run_on`] accepted them.
+pub(crate) fn cpus() -> Vec<usize> {
+    CPUS.lock().map(|c| c.clone()).unwrap_or_default()
+}
+
+/// Makes the calling thread a background thread: pins it to the [`run_on`] CPUs, if any, and
+/// turns its [`yield_point`]s on.
 pub(crate) fn yield_to_the_application() {
+    if let Err(e) = pin_to(&cpus()) {
+        // Accepted at start: the process's cpuset changed since.
+        tracing::debug!("granular: a background thread stays where it was: {e}");
+    }
     SINCE.with(|s| s.set(Some(Instant::now())));
+}
+
+/// Pins the calling thread to `cpus` (none: nothing to do).
+fn pin_to(cpus: &[usize]) -> Result<(), String> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    let max = libc::CPU_SETSIZE as usize;
+    // SAFETY: cpu_set_t is plain integers (all zero is the empty set); CPU_SET is given only
+    // numbers below CPU_SETSIZE; sched_setaffinity(0, ..) pins the calling thread and reads
+    // `size` bytes of the set it is given.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus.iter().filter(|&&c| c < max) {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        let e = std::io::Error::last_os_error();
+        Err(format!("the kernel refuses them (sched_setaffinity: {e})"))
+    }
 }
 
 /// [`yield_to_the_application`] unless the calling thread is a background thread already.
@@ -106,6 +174,23 @@ mod tests {
             yield_point();
             assert!(before.elapsed() >= PAUSE, "paused");
             assert!(SINCE.with(Cell::get).expect("background") > first);
+        })
+        .join()
+        .expect("test thread");
+    }
+
+    #[test]
+    fn a_thread_pins_itself_where_the_kernel_allows_and_is_told_where_not() {
+        std::thread::spawn(|| {
+            assert_eq!(pin_to(&[]), Ok(()));
+            let refused = pin_to(&[1000]).expect_err("no machine here has CPU 1000");
+            assert!(
+                refused.starts_with("the kernel refuses them (sched_setaffinity: "),
+                "{refused}"
+            );
+            // SAFETY: sched_getcpu has no preconditions.
+            let cpu = usize::try_from(unsafe { libc::sched_getcpu() }).expect("a CPU");
+            assert_eq!(pin_to(&[cpu]), Ok(()));
         })
         .join()
         .expect("test thread");

@@ -97,6 +97,10 @@ pub struct Config {
     /// take (`GRANULAR_FULL_ANALYSIS_CPU`): when the analyzer is overloaded and analyzes
     /// lightly, a few spans per route per second still get the full analysis.
     pub full_analysis_cpu: f64,
+    /// CPUs Granular's background threads run on (`GRANULAR_BACKGROUND_CPUS`): the analyzer,
+    /// the full analyses, the debug endpoint's threads, the `violations` exporter. Empty:
+    /// wherever the application's threads may.
+    pub background_cpus: Vec<usize>,
     /// How much detail a judged span carries (`GRANULAR_DETAIL`).
     pub detail: Detail,
     /// Span events added per span, at most 128 (`GRANULAR_MAX_EVENTS`).
@@ -151,6 +155,7 @@ impl Default for Config {
             baseline: 0.0,
             max_enrich_per_sec: DEFAULT_MAX_ENRICH_PER_SEC,
             full_analysis_cpu: DEFAULT_FULL_ANALYSIS_CPU,
+            background_cpus: Vec::new(),
             detail: Detail::Events,
             max_events: DEFAULT_MAX_EVENTS,
             recorder: RecorderSize::default(),
@@ -355,6 +360,9 @@ impl Config {
         if let Some(f) = r.read("GRANULAR_FULL_ANALYSIS_CPU", &default, fraction("0.05")) {
             self.full_analysis_cpu = f;
         }
+        if let Some(cpus) = r.read("GRANULAR_BACKGROUND_CPUS", "unset", parse_cpu_list) {
+            self.background_cpus = cpus;
+        }
         if let Some(d) = r.choice(
             "GRANULAR_DETAIL",
             "events",
@@ -553,6 +561,24 @@ fn parse_debug_addr(v: &str, allow_remote: bool) -> Result<SocketAddr, String> {
     }
 }
 
+/// A CPU list as `taskset -c` writes it: numbers and ranges, comma-separated (`3`, `2-3`,
+/// `0,2-3`), each below `CPU_SETSIZE`; sorted, without repeats.
+fn parse_cpu_list(v: &str) -> Result<Vec<usize>, String> {
+    let max = libc::CPU_SETSIZE as usize;
+    let expected = || format!("CPU numbers and ranges below {max}, e.g. 3, 2-3 or 0,2-3");
+    let mut cpus = Vec::new();
+    for part in v.split(',').map(str::trim) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        match (a.trim().parse::<usize>(), b.trim().parse::<usize>()) {
+            (Ok(a), Ok(b)) if a <= b && b < max => cpus.extend(a..=b),
+            _ => return Err(expected()),
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
 /// Checks a fraction between 0 and 1 (`example` shows one in the error).
 fn fraction(example: &'static str) -> impl Fn(&str) -> Result<f64, String> {
     move |v| {
@@ -591,6 +617,7 @@ mod tests {
             ("GRANULAR_SAMPLE", "violations"),
             ("GRANULAR_BASELINE", "0.05"),
             ("GRANULAR_FULL_ANALYSIS_CPU", "0"),
+            ("GRANULAR_BACKGROUND_CPUS", "3, 0-1,1"),
             ("GRANULAR_DETAIL", "spans"),
             ("GRANULAR_RECORDER_MB", "8"),
             ("GRANULAR_RING_KB", "512"),
@@ -599,6 +626,7 @@ mod tests {
         assert_eq!(c.sample, SampleMode::Violations);
         assert_eq!(c.baseline, 0.05);
         assert_eq!(c.full_analysis_cpu, 0.0);
+        assert_eq!(c.background_cpus, [0, 1, 3]);
         assert_eq!(c.recorder.ring_bytes_for(true), 512 << 10);
         assert_eq!(c.recorder.ring_bytes_for(false), 64 << 10);
     }
@@ -617,6 +645,16 @@ mod tests {
             e.to_string(),
             "GRANULAR_FULL_ANALYSIS_CPU=\"half\" is invalid: expected a fraction between 0 and 1, e.g. 0.05"
         );
+        for bad in ["2-1", "x", "1,,2", "4096"] {
+            let e = from(&[("GRANULAR_BACKGROUND_CPUS", bad)]).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "GRANULAR_BACKGROUND_CPUS=\"{bad}\" is invalid: expected CPU numbers and \
+                     ranges below 1024, e.g. 3, 2-3 or 0,2-3"
+                )
+            );
+        }
         let e = from(&[("GRANULAR_SLO", "GET /x=fast")]).unwrap_err();
         assert!(e.to_string().contains("GET /x=fast"), "{e}");
         assert!(from(&[("GRANULAR_RING_KB", "99999999")]).is_err());

@@ -321,7 +321,16 @@ fn subscriber_error(e: impl fmt::Display) -> Error {
     ))
 }
 
-fn start(cfg: Config, warnings: Vec<ConfigError>) -> Result<Granular, Error> {
+fn start(cfg: Config, mut warnings: Vec<ConfigError>) -> Result<Granular, Error> {
+    if let Err(problem) = crate::background::run_on(&cfg.background_cpus) {
+        let cpus: Vec<String> = cfg.background_cpus.iter().map(usize::to_string).collect();
+        warnings.push(ConfigError {
+            variable: "GRANULAR_BACKGROUND_CPUS".into(),
+            value: cpus.join(","),
+            problem,
+            using: "unset (the application's CPUs)".into(),
+        });
+    }
     let sources = install_recorder(&cfg);
     if cfg.sdk_disabled {
         tracing_subscriber::registry()
@@ -460,6 +469,10 @@ fn finish(
         tracing::warn!("granular: {}", w.warning());
     }
     tracing::info!("granular: sources: {sources}");
+    let cpus = crate::background::cpus();
+    if !cpus.is_empty() {
+        tracing::info!("granular: background threads run on CPUs {cpus:?}");
+    }
     let metrics = health.and_then(|h| health_metrics(stats.clone(), h));
     Granular {
         provider,

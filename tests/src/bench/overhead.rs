@@ -76,6 +76,10 @@ pub struct Config {
     pub env: Vec<(&'static str, String)>,
 }
 
+/// An environment value the run replaces with the CPU the service does not run on (the load
+/// generator's), or leaves out where the service has no CPU of its own.
+const SPARE_CPU: &str = "<the spare CPU>";
+
 /// The SLO rule of the Granular configurations: the 1 % slow requests violate it.
 fn slo_rule() -> String {
     format!("GET /messages={SLO_MS}ms")
@@ -154,6 +158,16 @@ pub fn configs(compare: bool) -> Vec<Config> {
             env: granular(&[
                 ("GRANULAR_SAMPLE", "violations"),
                 ("GRANULAR_FULL_ANALYSIS_CPU", "0.05"),
+            ]),
+        },
+        Config {
+            key: "e3",
+            label: "(e) with `GRANULAR_BACKGROUND_CPUS` the CPU beside the service's (the load generator's): the analyzer and exporter off the worker's core",
+            build: Build::Base,
+            telemetry: "granular",
+            env: granular(&[
+                ("GRANULAR_SAMPLE", "violations"),
+                ("GRANULAR_BACKGROUND_CPUS", SPARE_CPU),
             ]),
         },
         Config {
@@ -660,7 +674,11 @@ impl Run<'_> {
             .env("TOKIO_CONSOLE_BIND", format!("127.0.0.1:{console_port}"))
             .env("NO_COLOR", "1");
         for (k, v) in &cfg.env {
-            builder = builder.env(k, v);
+            match (v.as_str(), self.load_cpu) {
+                (SPARE_CPU, Some(cpu)) => builder = builder.env(k, cpu.to_string()),
+                (SPARE_CPU, None) => {}
+                _ => builder = builder.env(k, v),
+            }
         }
         builder.spawn()
     }
