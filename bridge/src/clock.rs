@@ -13,7 +13,7 @@
 //! keeps the anchor's offset, like `tracing-opentelemetry`'s own `SystemTime` at span start.
 
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Which counter [`now`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +86,17 @@ pub(crate) fn monotonic_ns() -> u64 {
     // SAFETY: `ts` is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), `None` where it cannot be read.
+pub(crate) fn thread_cpu() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 fn read_pair(source: ClockSource) -> (u64, u64) {

@@ -322,15 +322,6 @@ fn subscriber_error(e: impl fmt::Display) -> Error {
 }
 
 fn start(cfg: Config, mut warnings: Vec<ConfigError>) -> Result<Granular, Error> {
-    if let Err(problem) = crate::background::run_on(&cfg.background_cpus) {
-        let cpus: Vec<String> = cfg.background_cpus.iter().map(usize::to_string).collect();
-        warnings.push(ConfigError {
-            variable: "GRANULAR_BACKGROUND_CPUS".into(),
-            value: cpus.join(","),
-            problem,
-            using: "unset (the application's CPUs)".into(),
-        });
-    }
     let sources = install_recorder(&cfg);
     if cfg.sdk_disabled {
         tracing_subscriber::registry()
@@ -368,6 +359,16 @@ fn start(cfg: Config, mut warnings: Vec<ConfigError>) -> Result<Granular, Error>
             warnings,
             None,
         ));
+    }
+    // Only now: with Granular off there are no background threads to place.
+    if let Err(problem) = crate::background::run_on(&cfg.background_cpus) {
+        let cpus: Vec<String> = cfg.background_cpus.iter().map(usize::to_string).collect();
+        warnings.push(ConfigError {
+            variable: "GRANULAR_BACKGROUND_CPUS".into(),
+            value: cpus.join(","),
+            problem,
+            using: "unset (the application's CPUs)".into(),
+        });
     }
     let resource = Resource::builder()
         .with_attribute(KeyValue::new("granular.sources", sources.active()))

@@ -13,9 +13,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use super::artifacts::timeline;
-use super::spotlight::thread_cpu;
 use crate::analysis::{Breakdown, Target, analyze_with, decode_between};
 use crate::clock::Calibration;
+use crate::clock::thread_cpu;
 use crate::recorder::RecorderSnapshot;
 
 /// Jobs waiting at most, besides the one running.
@@ -138,7 +138,7 @@ impl FullThread {
 
 /// Makes one job's analysis.
 fn run(job: Job) -> Done {
-    let cpu = thread_cpu();
+    let cpu = thread_cpu().unwrap_or_default();
     let analysis = catch_unwind(AssertUnwindSafe(|| {
         let d = decode_between(&job.records, &job.cal, job.from, job.to);
         let b = analyze_with(&d, &job.target, false);
@@ -151,7 +151,7 @@ fn run(job: Job) -> Done {
     Done {
         id: job.id,
         analysis,
-        cpu: thread_cpu().saturating_sub(cpu),
+        cpu: thread_cpu().unwrap_or_default().saturating_sub(cpu),
     }
 }
 

@@ -107,15 +107,7 @@ fn measure_fault_cost() -> Option<u64> {
 /// The thread CPU time of touching `pages` fresh anonymous pages, ns per page.
 fn touch_fresh_pages(pages: usize) -> Option<u64> {
     const PAGE: usize = 4096;
-    let cpu_now = || {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes the timespec it is given.
-        let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
-        ok.then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
-    };
+    let cpu_now = || crate::clock::thread_cpu().map(|d| d.as_nanos() as u64);
     // SAFETY: a private anonymous mapping of our own, written within its length and unmapped
     // before returning.
     unsafe {
