@@ -307,7 +307,13 @@ fn os_preemption(jaeger: &Jaeger) -> Vec<Row> {
             );
         }
         row.check_cause(build, "os_wait");
-        row.check_ms(build, "os_wait", expected_os);
+        if perf == "off" {
+            // Schedstat cannot always tell a run-queue wait in progress at a sample from a
+            // block (docs/accuracy.md): the off-CPU time is checked whole, the split shown.
+            row.check_sum_ms(build, &["os_wait", "blocked_in_poll"], expected_os);
+        } else {
+            row.check_ms(build, "os_wait", expected_os);
+        }
         row.check_ms(build, "running", burn_ms);
         row.finish_parts(&[build]);
         rows.push(row);
