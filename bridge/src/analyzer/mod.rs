@@ -112,6 +112,8 @@ pub(crate) struct Analyzer<P: SpanProcessor> {
     next_full: u64,
     /// Instrumentation scope of rebuilt spans.
     scope: InstrumentationScope,
+    /// Whether threads refused a ring were reported.
+    refusal_reported: bool,
 }
 
 impl<P: SpanProcessor> Analyzer<P> {
@@ -143,6 +145,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             spotlit: Vec::new(),
             next_full: 0,
             scope: InstrumentationScope::builder("granular").build(),
+            refusal_reported: false,
         }
     }
 
@@ -168,6 +171,7 @@ impl<P: SpanProcessor> Analyzer<P> {
                 }
             }
             self.collect_full(None);
+            self.report_refused_threads();
             let expired = self.held.expire(Instant::now());
             self.release(expired, &mut batch);
             let now = Instant::now();
@@ -187,6 +191,32 @@ impl<P: SpanProcessor> Analyzer<P> {
         self.release(held, &mut batch);
         self.process(batch);
         self.collect_full(Some(spotlit::PATIENCE));
+    }
+
+    /// Says once that threads found no room in the recorder: what they start is not
+    /// recorded, so their violating spans have no breakdown (or, in `violations` mode, are not
+    /// exported). The shutdown line counts what they dropped.
+    fn report_refused_threads(&mut self) {
+        if self.refusal_reported {
+            return;
+        }
+        let Some(recorder) = crate::recorder::FlightRecorder::get() else {
+            return;
+        };
+        let refused = recorder.refused_threads();
+        if refused == 0 {
+            return;
+        }
+        self.refusal_reported = true;
+        let size = recorder.size();
+        tracing::warn!(
+            "granular: {refused} thread(s) found no room in the recorder ({} rings in \
+             GRANULAR_RECORDER_MB={}): they record nothing, so what they run has no breakdown \
+             and, with GRANULAR_SAMPLE=violations, their violating traces are not exported; \
+             raise GRANULAR_RECORDER_MB",
+            recorder.rings_in_use(),
+            size.total_bytes >> 20,
+        );
     }
 
     /// Takes one message into the batch (or the held traces).

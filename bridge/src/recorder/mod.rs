@@ -9,12 +9,14 @@
 //! ```
 //!
 //! Memory is bounded at install time by `total_bytes`. A tokio worker thread gets a ring of
-//! `ring_bytes` (it records nearly everything); any other thread (blocking pool, the OS
-//! sampler, application threads) a small ring of `ring_bytes / 16`. Rings are allocated when a
+//! `ring_bytes` (it records nearly everything), less when its runtime has more workers than
+//! three quarters of `total_bytes` hold at that size, so that every worker records; any other
+//! thread (blocking pool, the OS sampler, application threads) a small ring of
+//! `ring_bytes / 16`, from the last quarter. Rings are allocated when a
 //! thread first records, zeroed by the allocator (so pages become resident only as the ring
 //! fills), and handed back to a free list when the thread exits, so a later thread of the same
 //! kind reuses it. A thread that finds no room records nothing and its events are counted as
-//! dropped, per kind. A full ring overwrites its oldest records; snapshots report how
+//! dropped, per kind (and the analyzer says so once, [`FlightRecorder::refused_threads`]). A full ring overwrites its oldest records; snapshots report how
 //! many were lost. Nothing here blocks or allocates on the hot path: a write is a thread-local
 //! read, a clock read, four stores and a prefetch of the line a few records ahead (a large
 //! ring's lines are cold when the writer comes back to them).
@@ -56,6 +58,9 @@ impl Default for RecorderSize {
     }
 }
 
+/// The smallest worker ring the recorder shrinks rings to so that a runtime's workers fit.
+const MIN_WORKER_RING_BYTES: usize = 64 << 10;
+
 impl RecorderSize {
     /// Bytes of the ring a thread gets: `ring_bytes` for tokio workers, a sixteenth of it
     /// (at least 64 KiB) for other threads.
@@ -65,6 +70,22 @@ impl RecorderSize {
         } else {
             (self.ring_bytes / 16).max(64 << 10).min(self.ring_bytes)
         }
+    }
+
+    /// Bytes of all worker rings together: three quarters of `total_bytes` (other threads'
+    /// rings take the rest, so a blocking pool that records cannot crowd the workers out).
+    pub fn worker_share(&self) -> usize {
+        self.total_bytes / 4 * 3
+    }
+
+    /// Bytes of the ring a worker of a runtime with `workers` workers gets: `ring_bytes`, or
+    /// the largest power of two at which every worker's ring fits in [`Self::worker_share`]
+    /// (at least 64 KiB, and never more than `ring_bytes`). With the defaults (128 MiB,
+    /// 16 MiB rings) up to six workers get 16 MiB, 12 get 8 MiB, 64 get 1 MiB.
+    pub fn worker_ring_bytes(&self, workers: usize) -> usize {
+        let fair = self.worker_share() / workers.max(1);
+        let fitting = if fair == 0 { 0 } else { 1 << fair.ilog2() };
+        self.ring_bytes.min(fitting.max(MIN_WORKER_RING_BYTES))
     }
 }
 
@@ -98,6 +119,8 @@ pub struct FlightRecorder {
     slots: Mutex<Vec<&'static RingSlot>>,
     free: Mutex<Vec<&'static RingSlot>>,
     dropped: [AtomicU64; Kind::COUNT],
+    /// Threads refused a ring so far.
+    refused: AtomicU64,
 }
 
 static RECORDER: OnceLock<FlightRecorder> = OnceLock::new();
@@ -165,6 +188,7 @@ impl FlightRecorder {
             slots: Mutex::new(Vec::new()),
             free: Mutex::new(Vec::new()),
             dropped: std::array::from_fn(|_| AtomicU64::new(0)),
+            refused: AtomicU64::new(0),
         })
     }
 
@@ -190,9 +214,23 @@ impl FlightRecorder {
             Some(slot) => slot,
             None => {
                 let mut slots = self.slots.lock().ok()?;
-                let bytes = self.size.ring_bytes_for(is_worker);
-                let used: usize = slots.iter().map(|s| s.ring.capacity() * RECORD_BYTES).sum();
-                if used + bytes > self.size.total_bytes {
+                let (bytes, limit) = if is_worker {
+                    let workers = tokio::runtime::Handle::try_current()
+                        .map_or(1, |h| h.metrics().num_workers());
+                    (
+                        self.size.worker_ring_bytes(workers),
+                        self.size.worker_share(),
+                    )
+                } else {
+                    let rest = self.size.total_bytes - self.size.worker_share();
+                    (self.size.ring_bytes_for(false), rest)
+                };
+                let used: usize = slots
+                    .iter()
+                    .filter(|s| s.worker == is_worker)
+                    .map(|s| s.ring.capacity() * RECORD_BYTES)
+                    .sum();
+                if used + bytes > limit {
                     return None;
                 }
                 let slot: &'static RingSlot = Box::leak(Box::new(RingSlot {
@@ -336,6 +374,12 @@ impl FlightRecorder {
             .map(|s| &s.ring)
     }
 
+    /// Threads refused a ring so far (no room left in `total_bytes`): their events are
+    /// dropped, and spans they start are not recorded.
+    pub fn refused_threads(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// Rings currently allocated.
     pub fn rings_in_use(&self) -> usize {
         self.slots.lock().map(|s| s.len()).unwrap_or(0)
@@ -380,6 +424,7 @@ fn with_ring(kind: Kind, f: impl FnOnce(&'static RingSlot)) {
                 }
                 None => {
                     local.refused.set(true);
+                    rec.refused.fetch_add(1, Ordering::Relaxed);
                     rec.dropped[kind as usize].fetch_add(1, Ordering::Relaxed);
                 }
             }
