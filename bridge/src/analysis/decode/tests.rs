@@ -404,3 +404,37 @@ fn start_marks_bound_the_nth_last_start_from_below() {
     assert_eq!(m.nth_last_before(9_000, 900), None);
     assert_eq!(m.nth_last_before(0, 1), None);
 }
+
+/// Outermost entries count ticks in a stable build: a task's poll enters its span once, and
+/// `Instrumented` entering the same span again to drop the future (right after the poll's
+/// exit) is not another start; nested entries never are.
+#[test]
+fn an_immediate_reentry_of_the_span_just_exited_is_not_a_new_start() {
+    let (a, b, child) = (1, 2, 3);
+    let enter = |key| SpanEnter {
+        key,
+        counters: None,
+    };
+    let exit = |key| SpanExit {
+        key,
+        counters: None,
+    };
+    let mut w = writer();
+    // Poll of a's task: a, and its child inside it.
+    w.put(&enter(a))
+        .put(&enter(child))
+        .put(&exit(child))
+        .put(&exit(a));
+    // a entered again to drop its future: the same task, no new start.
+    w.put(&enter(a)).put(&exit(a));
+    // Another task's poll, then a's task again: two more starts.
+    w.put(&enter(b)).put(&exit(b)).put(&enter(a)).put(&exit(a));
+    let cal = Calibration::identity(0);
+    let d = decode(&one_ring(&w.ring), &cal, 0, 100);
+    assert_eq!(d.threads[0].outer_entries.seen(), 3);
+    assert_eq!(
+        d.threads[0].entries.len(),
+        5,
+        "every entry is still an entry"
+    );
+}

@@ -37,6 +37,11 @@ pub(super) struct ThreadDecoder {
     /// Polls and span entries open on the thread, kept or not, to tell the top-level ones.
     poll_depth: u32,
     entry_depth: u32,
+    /// The span of the last outermost exit, while no other outermost entry followed it: an
+    /// entry of that span next is the same task coming back to it (`Instrumented` entering it
+    /// again to drop the future it wraps, or the task's next poll with no other spanned work
+    /// between), not a new tick's start.
+    last_outer_exit: Option<u64>,
 }
 
 impl ThreadDecoder {
@@ -57,14 +62,16 @@ impl ThreadDecoder {
             last_event: None,
             poll_depth: 0,
             entry_depth: 0,
+            last_outer_exit: None,
         }
     }
 
     /// Notes a poll's or span entry's start or end, kept or not: the allocation counters it
     /// carries, whoever's boundary it is, move this thread's last-known counters, and a
     /// top-level poll start or outermost span entry is counted
-    /// ([`ThreadActivity::poll_starts`], `outer_entries`); `at` gives the event's time (Unix
-    /// ns), asked only for the starts the counts keep.
+    /// ([`ThreadActivity::poll_starts`], `outer_entries`; an outermost entry of the span whose
+    /// outermost exit came last is not: see `last_outer_exit`); `at` gives the event's time
+    /// (Unix ns), asked only for the starts the counts keep.
     #[inline]
     pub(super) fn note_boundary(
         &mut self,
@@ -75,8 +82,19 @@ impl ThreadDecoder {
         match event {
             Event::PollStart(_) => self.act.poll_starts.open(&mut self.poll_depth, at),
             Event::PollEnd(_) => self.poll_depth = self.poll_depth.saturating_sub(1),
-            Event::SpanEnter(_) => self.act.outer_entries.open(&mut self.entry_depth, at),
-            Event::SpanExit(_) => self.entry_depth = self.entry_depth.saturating_sub(1),
+            Event::SpanEnter(SpanEnter { key, .. }) => {
+                if self.entry_depth == 0 && self.last_outer_exit.take() == Some(*key) {
+                    self.entry_depth = 1;
+                } else {
+                    self.act.outer_entries.open(&mut self.entry_depth, at);
+                }
+            }
+            Event::SpanExit(SpanExit { key, .. }) => {
+                self.entry_depth = self.entry_depth.saturating_sub(1);
+                if self.entry_depth == 0 {
+                    self.last_outer_exit = Some(*key);
+                }
+            }
             _ => return,
         }
         if let Some(c) = event.counters() {
