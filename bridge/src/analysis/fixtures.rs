@@ -24,6 +24,7 @@ pub(crate) fn decoded(threads: Vec<ThreadActivity>) -> Decoded {
         off_cpu: IdMap::default(),
         waits: IdMap::default(),
         page_faults: IdMap::default(),
+        alive_tasks: Vec::new(),
         worker_tids,
         alloc_counted: false,
         threads_observed: false,

@@ -19,8 +19,10 @@
 //!   during which no worker was parked (parks under [`MIN_PARK_NS`] ignored: a park that
 //!   returns at once polled the driver and found work). Had the request been ready earlier, a
 //!   parked worker would have been there to notice. Busy workers notice too, in their
-//!   maintenance: so the stretch starts no earlier than the last [`NOTICE_TICKS`] scheduler
-//!   ticks of every worker ([`noticed_within`]), when each made that many.
+//!   maintenance: so the stretch starts no earlier than the last [`notice_ticks`] scheduler
+//!   ticks of every worker ([`noticed_within`]), when each made that many: 61 to the next
+//!   maintenance, and one for each task the run queue may have held ahead (up to 256, fewer
+//!   when the runtime's sampled task count says so: [`queue_ahead`]).
 //! - **the driver unpolled** ([`Late::DriverUnpolled`]): the request resumes on a worker within
 //!   [`RESUME_AFTER_TURN_NS`] of a park of that worker's that returned at once — its turn of
 //!   the driver found the request ready — after a busy stretch. A worker that stayed parked
@@ -71,13 +73,23 @@ pub(crate) const MIN_PARK_NS: u64 = 500_000;
 /// preempted worker and for another task woken by the same turn polled first.
 pub(crate) const RESUME_AFTER_TURN_NS: u64 = 1_000_000;
 
+/// Scheduler ticks between two of a busy worker's polls of the driver: tokio polls it in the
+/// worker's maintenance every 61 ticks (`event_interval`).
+const MAINTENANCE_TICKS: u64 = 61;
+
+/// Tasks a worker's local run queue holds at most (tokio's `LOCAL_QUEUE_CAPACITY`).
+const LOCAL_QUEUE: u64 = 256;
+
 /// Scheduler ticks a busy worker runs between a task becoming ready and its poll, at most,
-/// when that worker noticed it: tokio polls the driver in a busy worker's maintenance every
-/// 61 ticks (`event_interval`), which pushes what it woke onto that worker's local queue (256
-/// slots), each queued task taking a tick before it. A task that became ready earlier than a
-/// worker's last `NOTICE_TICKS` ticks would have been noticed by that worker's maintenance
-/// and polled by now, unless another worker took it sooner.
-const NOTICE_TICKS: u64 = 61 + 256;
+/// when that worker noticed it: its maintenance polls the driver within
+/// [`MAINTENANCE_TICKS`] and pushes what it woke onto its local queue, where each of the
+/// `queue` tasks ahead takes a tick before it (at most [`LOCAL_QUEUE`], and fewer than the
+/// runtime held: [`queue_ahead`]). A task that became ready earlier than a worker's last
+/// that many ticks would have been noticed by that worker's maintenance and polled by now,
+/// unless another worker took it sooner.
+fn notice_ticks(queue: u64) -> u64 {
+    MAINTENANCE_TICKS + queue.min(LOCAL_QUEUE)
+}
 
 /// Polls in one tick, at most: the task the tick took and up to three tasks it woke, run from
 /// the LIFO slot without a tick of their own (tokio's `MAX_LIFO_POLLS_PER_TICK`).
@@ -117,9 +129,10 @@ pub(crate) fn late_wakes(d: &Decoded, own: &[OwnInterval], lo: u64, hi: u64) -> 
         // Work resuming on a thread that is not a worker (a blocking-pool or plain thread)
         // did not wait for a worker: busy workers tell nothing about it.
         if s > covered_until && s <= hi && is_worker(&d.threads[ti]) {
+            let queue = queue_ahead(d, covered_until, s);
             let from = all_busy_since(&workers, s)
                 .into_iter()
-                .chain(noticed_within(&workers, s))
+                .chain(noticed_within(&workers, s, queue))
                 .fold(covered_until, u64::max);
             if from < s {
                 out.push(LateWake {
@@ -161,17 +174,37 @@ fn all_busy_since(workers: &[&ThreadActivity], s: u64) -> Option<u64> {
         .max()
 }
 
-/// The earliest of the workers' starts of their last [`NOTICE_TICKS`] ticks before `s`: had
+/// The most tasks a worker's run queue can have held ahead of the request's task while it
+/// waited in `[from, s]`: fewer than the runtime held (a queue holds a task once, and the
+/// request's own is not ahead of itself), as its sampled task counts around the stretch say
+/// (one at or before `from` and one at or after `s` are needed, and the largest between them
+/// is taken); [`LOCAL_QUEUE`] where they do not cover it. Sampled every ~10 ms, not at every
+/// spawn: a burst of tasks between two samples is missed.
+fn queue_ahead(d: &Decoded, from: u64, s: u64) -> u64 {
+    let a = &d.alive_tasks;
+    let first = a.partition_point(|x| x.0 <= from);
+    let last = a.partition_point(|x| x.0 < s);
+    if first == 0 || last == a.len() {
+        return LOCAL_QUEUE;
+    }
+    a[first - 1..=last]
+        .iter()
+        .map(|x| x.1.saturating_sub(1))
+        .max()
+        .map_or(LOCAL_QUEUE, |q| q.min(LOCAL_QUEUE))
+}
+
+/// The earliest of the workers' starts of their last [`notice_ticks`] ticks before `s`: had
 /// the request been ready before it, every worker's maintenance would have had the chance to
 /// notice it since. Ticks are counted from top-level polls where task hooks record them,
 /// else from outermost span entries (polls outside any span are not seen, which only moves
 /// the bound earlier). `None` when a worker made too few to tell (one long poll, a blocked
 /// worker, a window too short): then nothing bounds the stretch.
-fn noticed_within(workers: &[&ThreadActivity], s: u64) -> Option<u64> {
+fn noticed_within(workers: &[&ThreadActivity], s: u64, queue: u64) -> Option<u64> {
     workers
         .iter()
         .map(|t| {
-            let polls = NOTICE_TICKS * POLLS_PER_TICK;
+            let polls = notice_ticks(queue) * POLLS_PER_TICK;
             if t.poll_starts.seen() > 0 {
                 t.poll_starts.nth_last_before(s, polls)
             } else {

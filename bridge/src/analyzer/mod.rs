@@ -171,6 +171,7 @@ impl<P: SpanProcessor> Analyzer<P> {
                 }
             }
             self.collect_full(None);
+            crate::capture::runtime_tasks::sample();
             self.report_refused_threads();
             let expired = self.held.expire(Instant::now());
             self.release(expired, &mut batch);

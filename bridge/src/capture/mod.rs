@@ -3,6 +3,7 @@
 //! | source | module | needs |
 //! |---|---|---|
 //! | worker park/unpark, thread start/stop | [`runtime`] | stable tokio API |
+//! | how many tasks the runtime holds (sampled by the analyzer) | [`runtime_tasks`] | stable tokio API |
 //! | task spawn/terminate, every poll, wake-to-poll latency | [`runtime`] | `--cfg tokio_unstable` |
 //! | span new/enter/exit/close, OTel ids, fields, events | [`spans`], through [`layer`] or [`subscriber`] | our layer in a `tracing-subscriber` registry, or our own subscriber |
 //! | on-CPU time and run-queue wait per thread | [`os`] | `/proc` (unprivileged) |
@@ -22,6 +23,7 @@ pub(crate) mod os;
 pub(crate) mod otel_ext;
 pub(crate) mod perf;
 pub(crate) mod runtime;
+pub(crate) mod runtime_tasks;
 pub mod slab;
 pub(crate) mod spans;
 pub(crate) mod subscriber;

@@ -219,6 +219,7 @@ fn call(hook: &Option<ThreadHook>) {
 /// Granular's `on_thread_start`: registers the thread with the OS sampler (and perf).
 pub(crate) fn on_thread_start() {
     os::register_current_thread();
+    super::runtime_tasks::watch_current();
 }
 
 /// Granular's `on_thread_stop`.

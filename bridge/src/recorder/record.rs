@@ -49,7 +49,8 @@ pub enum Kind {
     BlockingEnd = 15,
     /// A per-thread OS sample ([`codec::os`](super::codec::os)).
     OsSample = 16,
-    // 17 is unused: allocation counters ride on poll and span boundaries (`codec::counters`).
+    /// How many tasks the runtime held ([`codec::threads`](super::codec::threads)).
+    AliveTasks = 17,
     /// Continuation of the previous header.
     Payload = 18,
     /// A runtime thread was off-CPU ([`codec::os`](super::codec::os)).
@@ -66,7 +67,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in discriminant order.
-    pub const ALL: [Kind; 22] = {
+    pub const ALL: [Kind; 23] = {
         use Kind::*;
         [
             ThreadStart,
@@ -85,6 +86,7 @@ impl Kind {
             BlockingStart,
             BlockingEnd,
             OsSample,
+            AliveTasks,
             Payload,
             OffCpu,
             Field,

@@ -750,6 +750,31 @@ fn busy_workers_that_keep_polling_bound_the_wait_for_one() {
     assert_eq!(b.late_wake.map(|l| l.ns), Some(60 * MS));
 }
 
+/// The queue ahead of a woken task holds fewer tasks than the runtime had: with 40 sampled
+/// around the wait, the bound is 61 + 39 ticks (400 polls) of every worker, not 61 + 256.
+#[test]
+fn the_runtime_task_count_bounds_the_queue_a_woken_task_waits_behind() {
+    let busy = |tid: u64, entries: Vec<Entry>| {
+        let mut w = worker(tid, entries, vec![]);
+        for k in 0..7_000 {
+            w.poll_starts.note(|| k * 10 * US);
+        }
+        w
+    };
+    let own = vec![at_us(ROOT, 0, 1_000), at_us(ROOT, 61_000, 62_000)];
+    let mut d = decoded(vec![busy(0, own), busy(1, vec![])]);
+    d.alive_tasks = vec![(500 * US, 40), (30 * MS, 38), (65 * MS, 40)];
+    let b = analyze(&d, &target(101, 0, 62));
+    // Kept starts are every 64th poll (640 µs apart): 96 precede 61 ms, and 400 polls back
+    // from the last of them is the 89th, at 56.32 ms.
+    assert_eq!(b.late_wake.map(|l| l.ns), Some(61 * MS - 56_320 * US));
+
+    // Samples that do not reach past the resumption bound nothing: a full queue is assumed.
+    d.alive_tasks = vec![(500 * US, 40), (30 * MS, 38)];
+    let b = analyze(&d, &target(101, 0, 62));
+    assert_eq!(b.late_wake.map(|l| l.ns), Some(13 * MS));
+}
+
 /// Issue #18: a blocked poll said "the thread slept inside a poll" and never on what. The
 /// root's 60 ms entry is off-CPU for 50 ms; the samples inside it name a sleep.
 #[test]

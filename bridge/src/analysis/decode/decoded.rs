@@ -236,6 +236,9 @@ pub struct Decoded {
     /// Per OS thread id: its cumulative page faults as the wait sampler read them (at its
     /// first look, inside a request's work, once after), sorted by time.
     pub page_faults: IdMap<u64, Vec<FaultReading>>,
+    /// How many tasks the runtime held, (Unix ns, count), sorted by time: the most a worker's
+    /// run queue held ahead of a woken task ([`crate::capture::runtime_tasks`]).
+    pub alive_tasks: Vec<(u64, u64)>,
     /// OS thread ids of tokio workers (from the rings' owners); other threads with OS samples
     /// or off-CPU intervals are the runtimes' blocking-pool threads.
     pub worker_tids: IdSet<u64>,

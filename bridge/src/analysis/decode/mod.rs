@@ -199,6 +199,7 @@ impl<'a> RingPass<'a> {
             off_cpu: IdMap::default(),
             waits: IdMap::default(),
             page_faults: IdMap::default(),
+            alive_tasks: Vec::new(),
             worker_tids: IdSet::default(),
             alloc_counted: crate::capture::alloc::installed(),
             threads_observed: crate::capture::os::sampling() || crate::capture::perf::enabled(),
@@ -333,6 +334,7 @@ fn index(d: &mut Decoded) {
     for f in d.page_faults.values_mut() {
         f.sort_unstable_by_key(|f| f.at);
     }
+    d.alive_tasks.sort_unstable_by_key(|a| a.0);
     for (k, s) in &d.spans {
         d.children.entry(s.parent).or_default().push(*k);
     }

@@ -112,6 +112,7 @@ impl ThreadDecoder {
             Event::ThreadStart(_)
             | Event::Park
             | Event::Unpark
+            | Event::AliveTasks(_)
             | Event::OffCpu(_)
             | Event::OsSample(_)
             | Event::WaitSample(_)
@@ -172,6 +173,7 @@ impl ThreadDecoder {
                 self.park_seen = true;
             }
             Event::Unpark => self.unpark(ts),
+            Event::AliveTasks(a) => d.alive_tasks.push((ts, a.count)),
             Event::SpanNew(new) => {
                 later.new_span(d, &new, ts, self.act.tid);
                 self.last_event = None;

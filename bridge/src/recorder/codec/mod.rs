@@ -97,7 +97,7 @@ use os::{OffCpu, OsSample};
 use span_ids::SpanIds;
 use spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
 use tasks::{PollEnd, PollStart, TaskSpawn, TaskTerminate};
-use threads::{Park, ThreadStart, Unpark};
+use threads::{AliveTasks, Park, ThreadStart, Unpark};
 use waits::{PageFaults, WaitSample};
 
 /// One event kind's wire form: how the event is written to a ring and read back.
@@ -129,6 +129,8 @@ pub enum Event<'a> {
     Park,
     /// The tokio worker unparked.
     Unpark,
+    /// How many tasks the runtime held.
+    AliveTasks(AliveTasks),
     /// A task poll began.
     PollStart(PollStart),
     /// The poll that began last ended.
@@ -213,6 +215,7 @@ fn locate(records: &[Record], at: usize) -> Option<Located<'_>> {
         Kind::ThreadStart => read(h, at, rest, Event::ThreadStart),
         Kind::Park => read(h, at, rest, |Park| Event::Park),
         Kind::Unpark => read(h, at, rest, |Unpark| Event::Unpark),
+        Kind::AliveTasks => read(h, at, rest, Event::AliveTasks),
         Kind::PollStart => read(h, at, rest, Event::PollStart),
         Kind::PollEnd => read(h, at, rest, Event::PollEnd),
         Kind::TaskSpawn => read(h, at, rest, Event::TaskSpawn),

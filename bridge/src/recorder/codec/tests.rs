@@ -11,7 +11,7 @@ use super::os::{OffCpu, OsSample};
 use super::span_ids::{SpanIds, TraceRoot};
 use super::spans::{SpanClose, SpanEnter, SpanExit, SpanNew};
 use super::tasks::{PollEnd, PollStart, TaskSpawn, TaskTerminate};
-use super::threads::{Park, ThreadStart, Unpark};
+use super::threads::{AliveTasks, Park, ThreadStart, Unpark};
 use super::waits::{self, PageFaults, WaitSample};
 use super::*;
 use crate::recorder::ring::RingCopy;
@@ -74,6 +74,7 @@ fn every_shape(long: &str) -> Vec<Event<'_>> {
         }),
         Event::Park,
         Event::Unpark,
+        Event::AliveTasks(AliveTasks { count: 68 }),
         Event::PollStart(PollStart {
             task: 99,
             counters: None,
@@ -217,6 +218,7 @@ fn encode(event: &Event<'_>, ts: u64, ring: &Ring) {
         Event::ThreadStart(e) => e.encode(ts, ring),
         Event::Park => Park.encode(ts, ring),
         Event::Unpark => Unpark.encode(ts, ring),
+        Event::AliveTasks(e) => e.encode(ts, ring),
         Event::PollStart(e) => e.encode(ts, ring),
         Event::PollEnd(e) => e.encode(ts, ring),
         Event::TaskSpawn(e) => e.encode(ts, ring),
@@ -468,7 +470,7 @@ fn stray_payloads_and_unknown_kinds_are_passed_over() {
     let close = Record::header(Kind::SpanClose, TS, KEY);
     let unknown = Record {
         w0: TS,
-        w1: 17 << 56 | KEY,
+        w1: (Kind::COUNT as u64) << 56 | KEY,
     };
     let records = [Record::payload(1, 2), unknown, Record::payload(3, 4), close];
     assert_eq!(decode(&records[..1]), None);

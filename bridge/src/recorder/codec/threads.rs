@@ -1,9 +1,11 @@
-//! A thread taking a ring, and a tokio worker parking (no work) and unparking.
+//! A thread taking a ring, a tokio worker parking (no work) and unparking, and how many tasks
+//! the runtime held.
 //!
 //! ```text
 //!  ThreadStart  header: OS thread id      payload: w0 = tokio worker index + 1 (0: not a worker)
 //!  Park         header: 0                 (no payload)
 //!  Unpark       header: 0                 (no payload)
+//!  AliveTasks   header: task count        (no payload)
 //! ```
 
 use super::{Codec, Kind, Record, Ring, payloads};
@@ -43,5 +45,14 @@ pub struct Park;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unpark;
 
+/// How many tasks the instrumented runtime held (tokio's `num_alive_tasks`), sampled
+/// ([`crate::capture::runtime_tasks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AliveTasks {
+    /// Tasks spawned and not yet terminated.
+    pub count: u64,
+}
+
 header_only!(Park);
 header_only!(Unpark);
+header_only!(AliveTasks { count });
