@@ -712,6 +712,15 @@ fn every_worker_busy_is_told_before_one_worker_busy() {
     );
 }
 
+/// A worker of a saturated service: a poll starts every 10 µs for 70 ms, and it never parks.
+fn busy_worker(tid: u64, entries: Vec<Entry>) -> ThreadActivity {
+    let mut w = worker(tid, entries, vec![]);
+    for k in 0..7_000 {
+        w.poll_starts.note(|| k * 10 * US);
+    }
+    w
+}
+
 /// A saturated service: both workers start a poll every 10 µs and never park while the
 /// request sleeps on a timer from 1 ms to 61 ms. Busy workers poll the driver in their
 /// maintenance, so the timer was noticed within their last 317 ticks (at most 1,268 polls,
@@ -719,15 +728,8 @@ fn every_worker_busy_is_told_before_one_worker_busy() {
 /// not the whole 60 ms, and the sleep stays the cause.
 #[test]
 fn busy_workers_that_keep_polling_bound_the_wait_for_one() {
-    let busy = |tid: u64, entries: Vec<Entry>| {
-        let mut w = worker(tid, entries, vec![]);
-        for k in 0..7_000 {
-            w.poll_starts.note(|| k * 10 * US);
-        }
-        w
-    };
     let own = vec![at_us(ROOT, 0, 1_000), at_us(ROOT, 61_000, 62_000)];
-    let d = decoded(vec![busy(0, own), busy(1, vec![])]);
+    let d = decoded(vec![busy_worker(0, own), busy_worker(1, vec![])]);
     let b = analyze(&d, &target(101, 0, 62));
     assert_eq!(
         b.late_wake,
@@ -743,7 +745,7 @@ fn busy_workers_that_keep_polling_bound_the_wait_for_one() {
     let mut hog = worker(1, vec![], vec![]);
     hog.poll_starts.note(|| 0);
     let d = decoded(vec![
-        busy(0, vec![at_us(ROOT, 0, 1_000), at_us(ROOT, 61_000, 62_000)]),
+        busy_worker(0, vec![at_us(ROOT, 0, 1_000), at_us(ROOT, 61_000, 62_000)]),
         hog,
     ]);
     let b = analyze(&d, &target(101, 0, 62));
@@ -754,15 +756,8 @@ fn busy_workers_that_keep_polling_bound_the_wait_for_one() {
 /// around the wait, the bound is 61 + 39 ticks (400 polls) of every worker, not 61 + 256.
 #[test]
 fn the_runtime_task_count_bounds_the_queue_a_woken_task_waits_behind() {
-    let busy = |tid: u64, entries: Vec<Entry>| {
-        let mut w = worker(tid, entries, vec![]);
-        for k in 0..7_000 {
-            w.poll_starts.note(|| k * 10 * US);
-        }
-        w
-    };
     let own = vec![at_us(ROOT, 0, 1_000), at_us(ROOT, 61_000, 62_000)];
-    let mut d = decoded(vec![busy(0, own), busy(1, vec![])]);
+    let mut d = decoded(vec![busy_worker(0, own), busy_worker(1, vec![])]);
     d.alive_tasks = vec![(500 * US, 40), (30 * MS, 38), (65 * MS, 40)];
     let b = analyze(&d, &target(101, 0, 62));
     // Kept starts are every 64th poll (640 µs apart): 96 precede 61 ms, and 400 polls back
