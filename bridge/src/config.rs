@@ -627,8 +627,8 @@ mod tests {
         assert_eq!(c.baseline, 0.05);
         assert_eq!(c.full_analysis_cpu, 0.0);
         assert_eq!(c.background_cpus, [0, 1, 3]);
-        assert_eq!(c.recorder.ring_bytes_for(true), 512 << 10);
-        assert_eq!(c.recorder.ring_bytes_for(false), 64 << 10);
+        assert_eq!(c.recorder.worker_ring_bytes(1), 512 << 10);
+        assert_eq!(c.recorder.other_ring_bytes(), 64 << 10);
     }
 
     #[test]

@@ -83,12 +83,11 @@ const LOCAL_QUEUE: u64 = 256;
 /// Scheduler ticks a busy worker runs between a task becoming ready and its poll, at most,
 /// when that worker noticed it: its maintenance polls the driver within
 /// [`MAINTENANCE_TICKS`] and pushes what it woke onto its local queue, where each of the
-/// `queue` tasks ahead takes a tick before it (at most [`LOCAL_QUEUE`], and fewer than the
-/// runtime held: [`queue_ahead`]). A task that became ready earlier than a worker's last
-/// that many ticks would have been noticed by that worker's maintenance and polled by now,
-/// unless another worker took it sooner.
+/// `queue` tasks ahead ([`queue_ahead`]) takes a tick before it. A task that became ready
+/// earlier than a worker's last that many ticks would have been noticed by that worker's
+/// maintenance and polled by now, unless another worker took it sooner.
 fn notice_ticks(queue: u64) -> u64 {
-    MAINTENANCE_TICKS + queue.min(LOCAL_QUEUE)
+    MAINTENANCE_TICKS + queue
 }
 
 /// Polls in one tick, at most: the task the tick took and up to three tasks it woke, run from

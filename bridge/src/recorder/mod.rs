@@ -16,8 +16,8 @@
 //! thread first records, zeroed by the allocator (so pages become resident only as the ring
 //! fills), and handed back to a free list when the thread exits, so a later thread of the same
 //! kind reuses it. A thread that finds no room records nothing and its events are counted as
-//! dropped, per kind (and the analyzer says so once, [`FlightRecorder::refused_threads`]). A full ring overwrites its oldest records; snapshots report how
-//! many were lost. Nothing here blocks or allocates on the hot path: a write is a thread-local
+//! dropped, per kind (and the analyzer says so once, [`FlightRecorder::refused_threads`]). A
+//! full ring overwrites its oldest records; snapshots report how many were lost. Nothing here blocks or allocates on the hot path: a write is a thread-local
 //! read, a clock read, four stores and a prefetch of the line a few records ahead (a large
 //! ring's lines are cold when the writer comes back to them).
 
@@ -62,20 +62,22 @@ impl Default for RecorderSize {
 const MIN_WORKER_RING_BYTES: usize = 64 << 10;
 
 impl RecorderSize {
-    /// Bytes of the ring a thread gets: `ring_bytes` for tokio workers, a sixteenth of it
-    /// (at least 64 KiB) for other threads.
-    pub fn ring_bytes_for(&self, worker: bool) -> usize {
-        if worker {
-            self.ring_bytes
-        } else {
-            (self.ring_bytes / 16).max(64 << 10).min(self.ring_bytes)
-        }
+    /// Bytes of the ring a thread other than a tokio worker gets: a sixteenth of
+    /// `ring_bytes`, at least 64 KiB.
+    pub fn other_ring_bytes(&self) -> usize {
+        (self.ring_bytes / 16).max(64 << 10).min(self.ring_bytes)
     }
 
     /// Bytes of all worker rings together: three quarters of `total_bytes` (other threads'
-    /// rings take the rest, so a blocking pool that records cannot crowd the workers out).
+    /// rings take the rest, [`Self::others_share`], so a blocking pool that records cannot
+    /// crowd the workers out).
     pub fn worker_share(&self) -> usize {
         self.total_bytes / 4 * 3
+    }
+
+    /// Bytes of all other threads' rings together: what [`Self::worker_share`] leaves.
+    pub fn others_share(&self) -> usize {
+        self.total_bytes - self.worker_share()
     }
 
     /// Bytes of the ring a worker of a runtime with `workers` workers gets: `ring_bytes`, or
@@ -84,7 +86,7 @@ impl RecorderSize {
     /// 16 MiB rings) up to six workers get 16 MiB, 12 get 8 MiB, 64 get 1 MiB.
     pub fn worker_ring_bytes(&self, workers: usize) -> usize {
         let fair = self.worker_share() / workers.max(1);
-        let fitting = if fair == 0 { 0 } else { 1 << fair.ilog2() };
+        let fitting = fair.checked_ilog2().map_or(0, |bits| 1 << bits);
         self.ring_bytes.min(fitting.max(MIN_WORKER_RING_BYTES))
     }
 }
@@ -103,7 +105,7 @@ pub struct Owner {
 #[derive(Debug)]
 struct RingSlot {
     index: usize,
-    /// A worker-sized ring (see [`RecorderSize::ring_bytes_for`]).
+    /// A worker's ring (see [`RecorderSize::worker_ring_bytes`]).
     worker: bool,
     ring: Ring,
     /// Owners in order; the last is current. Written only when a thread takes the ring.
@@ -203,7 +205,8 @@ impl FlightRecorder {
     }
 
     fn acquire(&'static self) -> Option<&'static RingSlot> {
-        let is_worker = tokio::runtime::worker_index().is_some();
+        let worker_index = tokio::runtime::worker_index();
+        let is_worker = worker_index.is_some();
         let recycled = {
             let mut free = self.free.lock().ok()?;
             free.iter()
@@ -222,8 +225,7 @@ impl FlightRecorder {
                         self.size.worker_share(),
                     )
                 } else {
-                    let rest = self.size.total_bytes - self.size.worker_share();
-                    (self.size.ring_bytes_for(false), rest)
+                    (self.size.other_ring_bytes(), self.size.others_share())
                 };
                 let used: usize = slots
                     .iter()
@@ -245,7 +247,6 @@ impl FlightRecorder {
             }
         };
         let tid = current_tid();
-        let worker_index = tokio::runtime::worker_index();
         let worker = worker_index.map_or(0, |w| w as u64 + 1);
         if let Ok(mut owners) = slot.owners.lock() {
             owners.push(Owner {
