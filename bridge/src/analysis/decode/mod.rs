@@ -48,7 +48,8 @@ pub fn decode(
 /// A full decode of only the records stamped from `from` to `to` (Unix ns): one request's own
 /// window of a larger snapshot, at the cost of its records alone. What was created before
 /// `from` is not named (a culprit's spawn site, a task's span), and a poll or entry that
-/// began before `from` is not seen.
+/// began before `from` is not seen. For a breakdown and its timeline, not to rebuild spans:
+/// of the spans' fields only their names (`otel.name`) are kept, and no `tracing` events.
 pub(crate) fn decode_between(
     snap: &RecorderSnapshot,
     cal: &Calibration,
@@ -161,7 +162,7 @@ struct RingPass<'a> {
     taken_at: u64,
     only: Option<&'a KeyFilter<'a>>,
     /// Only the records stamped from `window_start` to `taken_at`: none read before the
-    /// window for names, none after it.
+    /// window for names, none after it; and only what a breakdown reads ([`breakdown_reads`]).
     between: bool,
 }
 
@@ -189,8 +190,16 @@ impl<'a> RingPass<'a> {
 
     /// Decodes every ring of `snap`.
     fn decode_all(&self, snap: &RecorderSnapshot) -> Decoded {
+        // A window's records are mostly whole requests': sized for them, the span table is not
+        // grown (and copied) a dozen times on the way.
+        let spans = if self.between {
+            let records: usize = snap.threads.iter().map(|t| self.range(t).len()).sum();
+            records / RECORDS_PER_SPAN
+        } else {
+            0
+        };
         let mut d = Decoded {
-            spans: IdMap::default(),
+            spans: IdMap::with_capacity_and_hasher(spans, Default::default()),
             by_otel_id: IdMap::default(),
             tasks: IdMap::default(),
             jobs: IdMap::default(),
@@ -271,6 +280,9 @@ impl<'a> RingPass<'a> {
             if first + at < cut && !names_things(&event) {
                 continue;
             }
+            if self.between && !breakdown_reads(&event) {
+                continue;
+            }
             decoder.apply(event, self.cal.to_unix_ns(ts), d, later);
         }
         decoder.finish(self.taken_at, d);
@@ -316,6 +328,20 @@ fn names_things(event: &Event<'_>) -> bool {
         _ => false,
     }
 }
+
+/// Whether a breakdown or its timeline reads `event`: not a span's fields other than its name,
+/// nor a `tracing` event (or its fields), which only a rebuilt span carries.
+fn breakdown_reads(event: &Event<'_>) -> bool {
+    match event {
+        Event::TracingEvent(_) => false,
+        Event::Field(Field { owner, name, .. }) => *owner != 0 && *name == "otel.name",
+        _ => true,
+    }
+}
+
+/// Records a request writes per span, about (creation, ids, fields, entries, exits, close):
+/// what a window's span table is sized by.
+const RECORDS_PER_SPAN: usize = 16;
 
 /// Indexes `d` once, so finding one request's spans and tasks costs that request's size, and
 /// sorts what the analyzer binary-searches.

@@ -22,10 +22,11 @@ pub(super) struct ThreadDecoder {
     window_start: u64,
     /// The current owner's activity.
     act: ThreadActivity,
-    /// Polls begun and not ended yet (nested polls stack).
-    polls: Vec<Poll>,
-    /// Span entries not exited yet.
-    entries: Vec<Entry>,
+    /// Polls begun and not ended yet (nested polls stack), by index in `act.polls`: kept
+    /// there from their start, so a thread's polls come out in start order.
+    polls: Vec<usize>,
+    /// Span entries not exited yet, by index in `act.entries` (in start order likewise).
+    entries: Vec<usize>,
     park: Option<u64>,
     /// Whether this owner's parks were seen in the window: an unpark before any park ends a
     /// park that began before the window.
@@ -152,21 +153,27 @@ impl ThreadDecoder {
     ) {
         match event {
             Event::ThreadStart(start) => self.new_owner(start, ts, d),
-            Event::PollStart(PollStart { task, .. }) => self.polls.push(Poll {
-                task,
-                start: ts,
-                end: ts,
-                sched_latency: 0,
-                alloc: self.last_alloc.map(|a| (a, a)),
-                open: true,
-            }),
+            Event::PollStart(PollStart { task, .. }) => {
+                self.polls.push(self.act.polls.len());
+                self.act.polls.push(Poll {
+                    task,
+                    start: ts,
+                    end: ts,
+                    sched_latency: 0,
+                    alloc: self.last_alloc.map(|a| (a, a)),
+                    open: true,
+                });
+            }
             Event::PollEnd(end) => self.end_poll(end, ts),
-            Event::SpanEnter(SpanEnter { key, .. }) => self.entries.push(Entry {
-                span: key,
-                start: ts,
-                end: ts,
-                alloc: self.last_alloc.map(|a| (a, a)),
-            }),
+            Event::SpanEnter(SpanEnter { key, .. }) => {
+                self.entries.push(self.act.entries.len());
+                self.act.entries.push(Entry {
+                    span: key,
+                    start: ts,
+                    end: ts,
+                    alloc: self.last_alloc.map(|a| (a, a)),
+                });
+            }
             Event::SpanExit(exit) => self.exit(exit, ts),
             Event::Park => {
                 self.park = Some(ts);
@@ -234,7 +241,7 @@ impl ThreadDecoder {
     }
 
     fn end_poll(&mut self, end: PollEnd, ts: u64) {
-        let Some(mut poll) = self.polls.pop() else {
+        let Some(poll) = self.polls.pop().and_then(|i| self.act.polls.get_mut(i)) else {
             return;
         };
         poll.end = ts;
@@ -243,22 +250,21 @@ impl ThreadDecoder {
         if let (Some(a), Some(b)) = (poll.alloc.map(|x| x.0), self.last_alloc) {
             poll.alloc = Some((a, b));
         }
-        if poll.end >= self.window_start {
-            self.act.polls.push(poll);
-        }
     }
 
     fn exit(&mut self, exit: SpanExit, ts: u64) {
-        let Some(pos) = self.entries.iter().rposition(|e| e.span == exit.key) else {
+        let entries = &mut self.act.entries;
+        let Some(pos) = self
+            .entries
+            .iter()
+            .rposition(|&i| entries[i].span == exit.key)
+        else {
             return;
         };
-        let mut e = self.entries.remove(pos);
+        let e = &mut entries[self.entries.remove(pos)];
         e.end = ts;
         if let (Some(a), Some(b)) = (e.alloc.map(|x| x.0), self.last_alloc) {
             e.alloc = Some((a, b));
-        }
-        if e.end >= self.window_start {
-            self.act.entries.push(e);
         }
     }
 
@@ -284,16 +290,18 @@ impl ThreadDecoder {
         }
     }
 
-    /// Ends whatever is still open at `at` (the snapshot time or the next owner's start).
+    /// Ends whatever is still open at `at` (the snapshot time or the next owner's start), and
+    /// drops the polls and entries that ended before the window.
     fn close_all(&mut self, at: u64) {
-        for mut poll in self.polls.drain(..) {
-            poll.end = at;
-            self.act.polls.push(poll);
+        for i in self.polls.drain(..) {
+            self.act.polls[i].end = at;
         }
-        for mut e in self.entries.drain(..) {
-            e.end = at;
-            self.act.entries.push(e);
+        for i in self.entries.drain(..) {
+            self.act.entries[i].end = at;
         }
+        let from = self.window_start;
+        self.act.polls.retain(|p| p.end >= from);
+        self.act.entries.retain(|e| e.end >= from);
         if let Some(start) = self.park.take() {
             self.act.parks.push((start, at));
         }
