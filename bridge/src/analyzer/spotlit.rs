@@ -11,7 +11,6 @@ use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 use super::Analyzer;
 use super::explain::{Explaining, target};
 use super::full_thread::{Done, Job};
-use super::overload::full_decode_time;
 use super::rate::current_second;
 use super::spotlight::{self, Candidate};
 use super::window::{Window, unix_ns};
@@ -66,9 +65,9 @@ impl<P: SpanProcessor> Analyzer<P> {
             let records = records_between(&window.snapshot, cal, from, to);
             candidates.push(Candidate {
                 route: &span.name,
-                scheduler_wait: light.dominant == Category::SchedulerWait,
+                scheduler_wait: scheduler_wait(&light),
                 length_ns: unix_ns(span.end_time).saturating_sub(unix_ns(span.start_time)),
-                cpu: full_decode_time(records, 1.0),
+                cpu: spotlight::cost(records),
             });
             lights[i] = Some(light);
             at.push(i);
@@ -116,7 +115,8 @@ impl<P: SpanProcessor> Analyzer<P> {
         };
         if !self.full.send(job) {
             // The CPU time it was counted for goes back.
-            self.spotlight.spent(predicted, Duration::ZERO);
+            self.spotlight
+                .spent(scheduler_wait(&light), predicted, Duration::ZERO);
             return Some((span, j, Some(light)));
         }
         self.spotlit.push(Spotlit {
@@ -159,7 +159,8 @@ impl<P: SpanProcessor> Analyzer<P> {
             return; // given up on already
         };
         let s = self.spotlit.swap_remove(at);
-        self.spotlight.spent(s.predicted, done.cpu);
+        self.spotlight
+            .spent(scheduler_wait(&s.light), s.predicted, done.cpu);
         let analyzed = match done.analysis {
             Some((b, bytes)) => {
                 let trace_id = u128::from_be_bytes(s.span.span_context.trace_id().to_bytes());
@@ -180,6 +181,12 @@ impl<P: SpanProcessor> Analyzer<P> {
         );
         self.export(explained);
     }
+}
+
+/// Whether a span's light breakdown names scheduler wait: only a full analysis names who held
+/// the worker.
+fn scheduler_wait(light: &Breakdown) -> bool {
+    light.dominant == Category::SchedulerWait
 }
 
 /// The window (Unix ns) a chosen span's full decode reads.
