@@ -61,7 +61,7 @@ impl<P: SpanProcessor> Analyzer<P> {
             // then explained (and fails) as any other.
             let analyzed = catch_unwind(AssertUnwindSafe(|| analyze_with(d, &target(span), true)));
             let Ok(light) = analyzed else { continue };
-            let (from, to) = full_window(span);
+            let (from, to) = full_window(span, &light);
             let records = records_between(&window.snapshot, cal, from, to);
             candidates.push(Candidate {
                 route: &span.name,
@@ -101,7 +101,7 @@ impl<P: SpanProcessor> Analyzer<P> {
         cal: &Calibration,
     ) -> Option<Explaining> {
         let with_artifact = self.artifacts.take_one(current_second());
-        let (from, to) = full_window(&span);
+        let (from, to) = full_window(&span, &light);
         self.next_full += 1;
         let job = Job {
             id: self.next_full,
@@ -190,9 +190,9 @@ fn scheduler_wait(light: &Breakdown) -> bool {
 }
 
 /// The window (Unix ns) a chosen span's full decode reads.
-fn full_window(span: &SpanData) -> (u64, u64) {
-    let from = unix_ns(span.start_time).saturating_sub(spotlight::MARGIN_NS);
-    (from, unix_ns(span.end_time) + spotlight::AFTER_NS)
+fn full_window(span: &SpanData, light: &Breakdown) -> (u64, u64) {
+    let (start, end) = (unix_ns(span.start_time), unix_ns(span.end_time));
+    spotlight::window(start, end, scheduler_wait(light))
 }
 
 #[cfg(test)]
