@@ -27,6 +27,7 @@ pub(crate) use decoded::{Entry, Job, TaskInfo};
 pub(crate) use decoded::{FaultReading, FieldValue, Poll, SpanInfo, ThreadActivity, Waited};
 
 use super::idmap::{IdMap, IdSet};
+use super::os_time::settle_run_queue_waits;
 use crate::clock::Calibration;
 use crate::recorder::codec::fields::Field;
 use crate::recorder::codec::{self, Event, Located};
@@ -350,6 +351,7 @@ fn index(d: &mut Decoded) {
         .retain(|t| !(t.polls.is_empty() && t.entries.is_empty() && t.parks.is_empty()));
     for samples in d.os_samples.values_mut() {
         samples.sort_unstable_by_key(|s| s.0);
+        settle_run_queue_waits(samples);
     }
     for iv in d.off_cpu.values_mut() {
         close_open_intervals(iv, d.taken_at);

@@ -438,3 +438,39 @@ fn an_immediate_reentry_of_the_span_just_exited_is_not_a_new_start() {
         "every entry is still an entry"
     );
 }
+
+/// The kernel counts a run-queue wait when it ends: a schedstat sample taken during one (the
+/// sampler on the thread's CPU, preempting it) does not show it yet, and the next shows all of
+/// it. Decoded, the wait is where it happened: OS wait before the sample, not time blocked.
+#[test]
+fn a_run_queue_wait_under_way_at_a_sample_is_os_wait_before_it() {
+    use crate::analysis::os_time::{OsSplit, split};
+    use crate::recorder::codec::os::OsSample;
+    const MS: u64 = 1_000_000;
+    let ring = Ring::new(64);
+    // On a CPU 0–5 ms, in the run queue 5–15 ms (the sample at 10 ms sees no wait yet), on a
+    // CPU 15–20 ms; from tick 1 (0 is no time).
+    for (at, on_cpu_ns, run_queue_ns) in
+        [(0, 0, 0), (10 * MS, 5 * MS, 0), (20 * MS, 10 * MS, 10 * MS)]
+    {
+        let sample = OsSample {
+            tid: 7,
+            on_cpu_ns,
+            run_queue_ns,
+        };
+        sample.encode(1 + at, &ring);
+    }
+    let d = decode(&one_ring(&ring), &Calibration::identity(0), 0, 1 + 20 * MS);
+    let split_of = |a, b| split(&d, 7, 1 + a, 1 + b);
+    assert_eq!(
+        split_of(10 * MS, 20 * MS),
+        OsSplit {
+            running: 5 * MS,
+            os_wait: 5 * MS,
+            blocked: 0
+        }
+    );
+    let before = split_of(0, 10 * MS);
+    assert_eq!(before.blocked, 0, "{before:?}");
+    assert_eq!(before.os_wait, 5 * MS, "{before:?}");
+}
