@@ -86,15 +86,10 @@ pub(crate) fn page_faults(
                 .collect(),
         );
         let cpu = |x: u64, y: u64| os_time::on_cpu_in(d, tid, x, y);
-        let work = work_around(d, tid, readings, &stretches);
+        let work = WorkCpu::new(work_around(d, tid, readings, &stretches), &cpu);
         let weight = |x: u64, y: u64| {
             cpu(x, y)?;
-            Some(
-                work.iter()
-                    .filter(|w| w.0 < y && w.1 > x)
-                    .map(|w| cpu(w.0.max(x), w.1.min(y)).unwrap_or(0))
-                    .sum(),
-            )
+            Some(work.inside(x, y, &cpu))
         };
         for (a, b) in stretches {
             if let Some((minor, major)) = faults_in(readings, a, b, &weight) {
@@ -109,6 +104,44 @@ pub(crate) fn page_faults(
         est_ns: fault_ns.map(|ns| (ns * t.minor).min(on_cpu)),
         ..t
     })
+}
+
+/// A thread's recorded work (sorted, disjoint) and its on-CPU time summed along it: the
+/// on-CPU time of the work inside a range costs two binary searches and two reads of the OS
+/// records, not one read per piece of work (thousands of them around a request on a
+/// saturated worker, for each of its stretches).
+struct WorkCpu {
+    work: Vec<(u64, u64)>,
+    /// `before[i]`: the on-CPU time of `work[..i]`.
+    before: Vec<u64>,
+}
+
+impl WorkCpu {
+    fn new(work: Vec<(u64, u64)>, cpu: &impl Fn(u64, u64) -> Option<u64>) -> Self {
+        let mut sum = 0;
+        let mut before = Vec::with_capacity(work.len() + 1);
+        before.push(0);
+        for &(a, b) in &work {
+            sum += cpu(a, b).unwrap_or(0);
+            before.push(sum);
+        }
+        WorkCpu { work, before }
+    }
+
+    /// The on-CPU time (`cpu`) of the work inside `[x, y]`.
+    fn inside(&self, x: u64, y: u64, cpu: &impl Fn(u64, u64) -> Option<u64>) -> u64 {
+        let from = self.work.partition_point(|w| w.1 <= x);
+        let to = self.work.partition_point(|w| w.0 < y);
+        if from >= to {
+            return 0;
+        }
+        let part = |(a, b): (u64, u64)| cpu(a.max(x), b.min(y)).unwrap_or(0);
+        let first = part(self.work[from]);
+        if to - from == 1 {
+            return first;
+        }
+        first + (self.before[to - 1] - self.before[from + 1]) + part(self.work[to - 1])
+    }
 }
 
 /// Thread `tid`'s recorded work (its polls and span entries, merged) between the readings
@@ -151,6 +184,30 @@ mod tests {
             minor,
             major: 0,
             inside: true,
+        }
+    }
+
+    /// The summed form gives what reading each piece of work inside the range gives.
+    #[test]
+    fn work_cpu_inside_a_range_is_the_sum_over_its_pieces() {
+        // On a CPU two thirds of every microsecond, as a sampled thread might read.
+        let cpu = |x: u64, y: u64| (x <= y).then(|| (y - x) * 2 / 3);
+        let work: Vec<(u64, u64)> = (0..50).map(|i| (i * 1_000, i * 1_000 + 600)).collect();
+        let summed = WorkCpu::new(work.clone(), &cpu);
+        for (x, y) in [
+            (0, 50_000),
+            (300, 300),
+            (300, 4_500),
+            (650, 900),
+            (2_100, 2_400),
+            (49_000, 60_000),
+        ] {
+            let each: u64 = work
+                .iter()
+                .filter(|w| w.0 < y && w.1 > x)
+                .map(|w| cpu(w.0.max(x), w.1.min(y)).unwrap_or(0))
+                .sum();
+            assert_eq!(summed.inside(x, y, &cpu), each, "[{x}, {y}]");
         }
     }
 
