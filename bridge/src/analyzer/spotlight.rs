@@ -167,6 +167,18 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// `n` spans of `GET /a`, 30 ms, 31 ms, … long, each predicted to take `cpu_ms`.
+    fn of_a(n: u64, scheduler_wait: bool, cpu_ms: u32) -> Vec<Candidate<'static>> {
+        (0..n)
+            .map(|i| candidate("GET /a", scheduler_wait, 30 + i, cpu_ms))
+            .collect()
+    }
+
+    /// How many were chosen.
+    fn count(chosen: Vec<bool>) -> usize {
+        chosen.iter().filter(|x| **x).count()
+    }
+
     fn candidate(route: &str, scheduler_wait: bool, length_ms: u64, cpu_ms: u32) -> Candidate<'_> {
         Candidate {
             route,
@@ -179,9 +191,7 @@ mod tests {
     #[test]
     fn scheduler_wait_first_then_the_slowest_others_up_to_the_route_limit() {
         let mut s = Spotlight::new(1.0);
-        let mut c: Vec<Candidate<'_>> = (0..12)
-            .map(|i| candidate("GET /a", true, 30 + i, 1))
-            .collect();
+        let mut c = of_a(12, true, 1);
         c.push(candidate("GET /a", false, 99, 1));
         c.extend((0..12).map(|i| candidate("GET /b", false, 25 + i, 1)));
         let chosen = s.choose(&c, 7, 100);
@@ -209,10 +219,7 @@ mod tests {
     #[test]
     fn the_others_leave_room_for_scheduler_wait() {
         let mut s = Spotlight::new(0.1);
-        let others: Vec<Candidate<'_>> = (0..3)
-            .map(|i| candidate("GET /a", false, 30 + i, 20))
-            .collect();
-        let count = |chosen: Vec<bool>| chosen.iter().filter(|x| **x).count();
+        let others = of_a(3, false, 20);
         assert_eq!(count(s.choose(&others, 1, 100)), 2, "50 ms: two of 20 ms");
         let waits = [candidate("GET /a", true, 30, 20)];
         assert_eq!(count(s.choose(&waits, 1, 100)), 1, "the other half");
@@ -227,10 +234,7 @@ mod tests {
     #[test]
     fn the_cpu_budget_and_the_room_bound_the_choice() {
         let mut s = Spotlight::new(0.1);
-        let c: Vec<Candidate<'_>> = (0..5)
-            .map(|i| candidate("GET /a", true, 30 + i, 40))
-            .collect();
-        let count = |chosen: Vec<bool>| chosen.iter().filter(|x| **x).count();
+        let c = of_a(5, true, 40);
         assert_eq!(
             count(s.choose(&c, 1, 100)),
             2,
