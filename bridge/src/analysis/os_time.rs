@@ -130,23 +130,6 @@ fn off_cpu_in(iv: &[(u64, u64, bool)], a: u64, b: u64) -> OffCpu {
     off
 }
 
-/// Puts each run-queue wait of a thread's schedstat samples `s` (time, cumulative on-CPU ns,
-/// cumulative run-queue wait ns; sorted by time) where it happened. The kernel adds a wait to
-/// `run_delay` only when the thread gets a CPU back, so a sample taken while the thread waits
-/// in the queue (always, when the sampler runs on the thread's CPU) does not count that wait
-/// yet, and the next sample counts all of it: more waiting than the thread spent off-CPU since
-/// the sample before. That excess was waited before the sample, and is moved there (and
-/// further back while it exceeds the off-CPU time it would fall in). Read as they came, the
-/// samples left the wait before each sample as off-CPU time that is not run-queue wait, and a
-/// thread that never blocked was reported blocked for milliseconds.
-pub(crate) fn settle_run_queue_waits(s: &mut [(u64, u64, u64)]) {
-    for i in (0..s.len().saturating_sub(1)).rev() {
-        let (next, here) = (s[i + 1], s[i]);
-        let off = (next.0 - here.0).saturating_sub(next.1.saturating_sub(here.1));
-        s[i].2 = here.2.max(next.2.saturating_sub(off));
-    }
-}
-
 /// A thread's cumulative (on-CPU, run-queue wait) ns at `t`, interpolated between the two
 /// schedstat samples around it (`s` sorted by time, at least two).
 fn samples_at(s: &[(u64, u64, u64)], t: u64) -> (f64, f64) {

@@ -17,9 +17,10 @@
 //! fills), and handed back to a free list when the thread exits, so a later thread of the same
 //! kind reuses it. A thread that finds no room records nothing and its events are counted as
 //! dropped, per kind (and the analyzer says so once, [`FlightRecorder::refused_threads`]). A
-//! full ring overwrites its oldest records; snapshots report how many were lost. Nothing here blocks or allocates on the hot path: a write is a thread-local
-//! read, a clock read, four stores and a prefetch of the line a few records ahead (a large
-//! ring's lines are cold when the writer comes back to them).
+//! full ring overwrites its oldest records; snapshots report how many were lost. Nothing here
+//! blocks or allocates on the hot path: a write is a thread-local read, a clock read, four
+//! stores and a prefetch of the line a few records ahead (a large ring's lines are cold when
+//! the writer comes back to them).
 
 pub mod codec;
 pub mod record;
