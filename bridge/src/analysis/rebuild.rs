@@ -104,7 +104,15 @@ pub fn rebuild(d: &Decoded, root: u64, trace_id: u128, scope: &InstrumentationSc
         } else {
             d.spans.get(&info.parent).map_or(0, |p| p.otel_span_id)
         };
-        let mut span = span_data(d, *key, info, end, trace_id, parent, scope);
+        let busy = d
+            .threads
+            .iter()
+            .flat_map(|t| t.entries_starting_in(info.start, end))
+            .filter(|e| e.span == *key)
+            .map(|e| e.end.saturating_sub(e.start))
+            .sum();
+        let thread_name = d.thread_names.get(&info.tid).map(String::as_str);
+        let mut span = span_data(info, end, busy, thread_name, trace_id, parent, scope);
         if *key == root && info.remote_parent.is_some() {
             span.parent_span_is_remote = true;
         }
@@ -121,11 +129,14 @@ pub fn rebuild(d: &Decoded, root: u64, trace_id: u128, scope: &InstrumentationSc
     }
 }
 
-fn span_data(
-    d: &Decoded,
-    key: u64,
+/// One span as tracing-opentelemetry would have built it (see the module documentation):
+/// `info` ended at `end` (Unix ns) after `busy` ns entered, created on a thread named
+/// `thread_name`; `parent` is its parent's span id (0: none).
+pub(crate) fn span_data(
     info: &SpanInfo,
     end: u64,
+    busy: u64,
+    thread_name: Option<&str>,
     trace_id: u128,
     parent: u64,
     scope: &InstrumentationScope,
@@ -136,8 +147,8 @@ fn span_data(
     let mut attributes = Vec::with_capacity(info.fields.len() + 8);
     code_attrs(info.meta, &mut attributes);
     attributes.push(KeyValue::new("thread.id", info.tid as i64));
-    if let Some(n) = d.thread_names.get(&info.tid) {
-        attributes.push(KeyValue::new("thread.name", n.clone()));
+    if let Some(n) = thread_name {
+        attributes.push(KeyValue::new("thread.name", n.to_string()));
     }
     attributes.push(KeyValue::new("target", info.meta.target()));
     let fixed = attributes.len();
@@ -162,13 +173,6 @@ fn span_data(
             }
         }
     }
-    let busy: u64 = d
-        .threads
-        .iter()
-        .flat_map(|t| t.entries_starting_in(info.start, end))
-        .filter(|e| e.span == key)
-        .map(|e| e.end.saturating_sub(e.start))
-        .sum();
     let total = end.saturating_sub(info.start);
     attributes.push(KeyValue::new("busy_ns", busy.min(total) as i64));
     attributes.push(KeyValue::new("idle_ns", total.saturating_sub(busy) as i64));
