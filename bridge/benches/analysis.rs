@@ -155,9 +155,15 @@ fn request(i: u64, m: &Metas) {
     enter(root);
     enter(child);
     exit(child);
-    write(&SpanClose { key: child });
+    write(&SpanClose {
+        key: child,
+        to_analyzer: false,
+    });
     exit(root);
-    write(&SpanClose { key: root });
+    write(&SpanClose {
+        key: root,
+        to_analyzer: false,
+    });
     poll_end(5_000);
 }
 
@@ -180,7 +186,10 @@ fn fill(first: u64, n: u64, level: usize, m: &Metas) -> (u64, u64, u64) {
     poll_start(task);
     enter(root);
     exit(root);
-    write(&SpanClose { key: root });
+    write(&SpanClose {
+        key: root,
+        to_analyzer: false,
+    });
     let end = clock::now();
     let cal = Calibration::now();
     let latency = cal.to_unix_ns(end).saturating_sub(cal.to_unix_ns(waited));

@@ -43,6 +43,16 @@ pub enum SampleMode {
     Violations,
 }
 
+/// Where `all` mode's spans come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllFrom {
+    /// tracing-opentelemetry builds every span on the request path.
+    TracingOpentelemetry,
+    /// Granular's own subscriber records them; a thread of Granular's rebuilds every trace
+    /// from the recording (as `violations` mode rebuilds the traces it exports) and exports it.
+    Recording,
+}
+
 /// How much runtime detail a judged span carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
@@ -87,6 +97,8 @@ pub struct Config {
     pub errors_violate: bool,
     /// Which traces leave the process (`GRANULAR_SAMPLE`).
     pub sample: SampleMode,
+    /// Where `all` mode's spans come from (`GRANULAR_ALL_FROM`).
+    pub all_from: AllFrom,
     /// Fraction 0–1 of healthy judged spans (or traces) also enriched, by trace id
     /// (`GRANULAR_BASELINE`).
     pub baseline: f64,
@@ -152,6 +164,7 @@ impl Default for Config {
             slo: SloRules::parse(DEFAULT_SLO).unwrap_or_default(),
             errors_violate: true,
             sample: SampleMode::All,
+            all_from: AllFrom::TracingOpentelemetry,
             baseline: 0.0,
             max_enrich_per_sec: DEFAULT_MAX_ENRICH_PER_SEC,
             full_analysis_cpu: DEFAULT_FULL_ANALYSIS_CPU,
@@ -339,6 +352,16 @@ impl Config {
             ],
         ) {
             self.sample = s;
+        }
+        if let Some(from) = r.choice(
+            "GRANULAR_ALL_FROM",
+            "tracing-opentelemetry",
+            &[
+                ("tracing-opentelemetry", AllFrom::TracingOpentelemetry),
+                ("recording", AllFrom::Recording),
+            ],
+        ) {
+            self.all_from = from;
         }
         if let Some(f) = r.read("GRANULAR_BASELINE", "0", fraction("0.01")) {
             self.baseline = f;
@@ -606,6 +629,7 @@ mod tests {
     fn defaults_apply_when_unset() {
         let c = from(&[]).unwrap();
         assert_eq!(c.sample, SampleMode::All);
+        assert_eq!(c.all_from, AllFrom::TracingOpentelemetry);
         assert_eq!(c.detail, Detail::Events);
         assert_eq!(c.max_events, DEFAULT_MAX_EVENTS);
     }
@@ -615,6 +639,7 @@ mod tests {
         let c = from(&[
             ("GRANULAR_SLO", "GET /messages=100ms"),
             ("GRANULAR_SAMPLE", "violations"),
+            ("GRANULAR_ALL_FROM", "recording"),
             ("GRANULAR_BASELINE", "0.05"),
             ("GRANULAR_FULL_ANALYSIS_CPU", "0"),
             ("GRANULAR_BACKGROUND_CPUS", "3, 0-1,1"),
@@ -624,6 +649,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.sample, SampleMode::Violations);
+        assert_eq!(c.all_from, AllFrom::Recording);
         assert_eq!(c.baseline, 0.05);
         assert_eq!(c.full_analysis_cpu, 0.0);
         assert_eq!(c.background_cpus, [0, 1, 3]);

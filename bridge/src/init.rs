@@ -20,7 +20,7 @@ use crate::analyzer::artifacts::OtlpArtifacts;
 use crate::capture::layer::RecorderLayer;
 use crate::capture::subscriber::GranularSubscriber;
 use crate::capture::{alloc, os, perf, runtime, waits};
-use crate::config::{ArtifactSink, Config, ConfigError, OtlpSignal, SampleMode};
+use crate::config::{AllFrom, ArtifactSink, Config, ConfigError, OtlpSignal, SampleMode};
 use crate::export::delivery::{CountedQueue, CountingExporter};
 use crate::export::otlp::{self, ExporterError};
 use crate::export::{GranularProcessor, health};
@@ -267,11 +267,14 @@ impl Drop for Granular {
             not_found_traces = s.not_found_traces.load(Relaxed),
             rebuild_errors = s.rebuild_errors.load(Relaxed),
             dropped_traces = s.dropped_traces.load(Relaxed),
+            streamed_spans = s.streamed_spans.load(Relaxed),
+            stream_unexported_spans = s.stream_unexported_spans.load(Relaxed),
             dropped_healthy_spans = s.dropped_healthy_spans.load(Relaxed),
             unfinished_spans = s.unfinished_spans.load(Relaxed),
             hold_overflow = s.hold_overflow.load(Relaxed),
             analysis_errors = s.analysis_errors.load(Relaxed),
             artifact_errors = s.artifact_errors.load(Relaxed),
+            export_delivered_spans = s.export_delivered_spans.load(Relaxed),
             export_failed_spans = s.export_failed_spans.load(Relaxed),
             export_undelivered_spans = s.export_undelivered_spans(),
             recorder_lost_records = snapshot.lost(),
@@ -386,6 +389,9 @@ fn start(cfg: Config, mut warnings: Vec<ConfigError>) -> Result<Granular, Error>
         .as_ref()
         .map(|logs| OtlpArtifacts::new(logs.logger("granular"), &cfg));
     let violations = cfg.sample == SampleMode::Violations;
+    // Granular's own subscriber records the spans: in `violations` mode, and in `all` mode
+    // exporting from the recording.
+    let records_spans = violations || cfg.all_from == AllFrom::Recording;
     // Started once the subscriber is in place, so that where it listens is logged.
     let debug = cfg.debug_addr.is_some().then(|| cfg.clone());
     let health_export = cfg.metrics.then_some((cfg.otlp_metrics, cfg.sample));
@@ -403,8 +409,10 @@ fn start(cfg: Config, mut warnings: Vec<ConfigError>) -> Result<Granular, Error>
         processor = processor.with_artifact_store(Box::new(store));
     }
     // GRANULAR_SAMPLE=violations: Granular records spans itself and builds OTel spans only
-    // for exported traces; otherwise tracing-opentelemetry builds every span.
-    let sampler = violations.then(|| processor.source_sampler());
+    // for exported traces; GRANULAR_ALL_FROM=recording: and builds every other trace's on a
+    // thread of its own; otherwise tracing-opentelemetry builds every span.
+    let sampler = records_spans.then(|| processor.source_sampler());
+    processor.stream_every_trace();
     let health = health_export.map(|(signal, mode)| HealthExport {
         signal,
         mode,

@@ -124,7 +124,7 @@ pub use capture::layer::RecorderLayer;
 pub use capture::runtime::{RuntimeHooks, instrument_runtime, instrument_runtime_with};
 pub use capture::subscriber::{GranularSubscriber, filter_from_env};
 pub use config::{
-    ArtifactSink, Config, ConfigError, Detail, OtlpCompression, OtlpProtocol, OtlpSignal,
+    AllFrom, ArtifactSink, Config, ConfigError, Detail, OtlpCompression, OtlpProtocol, OtlpSignal,
     SampleMode,
 };
 pub use export::processor::GranularProcessor;

@@ -2,63 +2,21 @@
 //! and rebuilt for exported traces must match what tracing-opentelemetry exports for the same
 //! code, field by field; healthy traces must not be exported at all.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use granular::SloRules;
 use granular::SourceSampler;
 use granular::{ArtifactSink, Config, SampleMode};
-use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
-use opentelemetry::{KeyValue, Value};
+use opentelemetry::Value;
 use opentelemetry_sdk::trace::{
     InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor, SpanData,
 };
-use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
-#[derive(Debug)]
-struct Thing {
-    _n: u8,
-}
-
-/// The code under test: a request with three steps, fields of every kind, a late `record`,
-/// events, reserved `otel.*` fields. `slow` makes the root violate its SLO.
-async fn request(slow: bool) {
-    let root = tracing::info_span!(
-        "GET /messages",
-        otel.kind = "server",
-        http.route = "/messages",
-        http.response.status_code = tracing::field::Empty,
-        big = 18_000_000_000_000_000_000u64,
-    );
-    async {
-        tracing::info_span!("auth.AccessToken", user = "alice", admin = false)
-            .in_scope(|| tracing::info!(token_ttl = 30, "token issued"));
-        async { tokio::time::sleep(Duration::from_millis(1)).await }
-            .instrument(tracing::info_span!(
-                "cache.Lookup",
-                hit = false,
-                ratio = 0.5
-            ))
-            .await;
-        async {
-            if slow {
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            }
-            tracing::error!(thing = ?Thing { _n: 1 }, "query failed once");
-        }
-        .instrument(tracing::info_span!(
-            "db.Query",
-            otel.status_code = "error",
-            rows = 3i64
-        ))
-        .await;
-        tracing::Span::current().record("http.response.status_code", 200i64);
-    }
-    .instrument(root)
-    .await;
-}
+#[path = "support/same_spans.rs"]
+mod same_spans;
+use same_spans::{assert_same_spans, attrs, by_name, reference, run};
 
 fn config() -> Config {
     Config {
@@ -105,47 +63,13 @@ fn violations_stack(slo: &str) -> Stack {
     }
 }
 
-fn run(subscriber: impl Into<tracing::Dispatch>, slow: bool) {
-    let rt = granular::instrument_runtime(&mut tokio::runtime::Builder::new_current_thread())
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::dispatcher::with_default(&subscriber.into(), || rt.block_on(request(slow)));
-}
-
-fn attrs(s: &SpanData) -> BTreeMap<String, Value> {
-    s.attributes
-        .iter()
-        .filter(|kv| !kv.key.as_str().starts_with("granular."))
-        .map(|kv: &KeyValue| (kv.key.to_string(), kv.value.clone()))
-        .collect()
-}
-
-fn by_name(spans: &[SpanData]) -> BTreeMap<String, &SpanData> {
-    spans
-        .iter()
-        .filter(|s| !s.name.starts_with("granular:"))
-        .map(|s| (s.name.to_string(), s))
-        .collect()
-}
-
 #[test]
 fn rebuilt_spans_match_tracing_opentelemetry_and_healthy_traces_cost_no_export() {
     let cfg = config();
     granular::install_recorder(&cfg);
 
     // Reference: tracing-opentelemetry, exporting everything.
-    let reference = InMemorySpanExporter::default();
-    let ref_provider = SdkTracerProvider::builder()
-        .with_span_processor(SimpleSpanProcessor::new(reference.clone()))
-        .build();
-    run(
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(ref_provider.tracer("granular"))),
-        true,
-    );
-    let expected = reference.get_finished_spans().unwrap();
-    assert_eq!(expected.len(), 4);
+    let expected = reference(true);
 
     // Granular recording the spans itself: its own subscriber (what `init` installs), and its
     // layer in a tracing-subscriber registry (for users who compose their stack).
@@ -196,68 +120,9 @@ fn check_granular_stack(
     );
     assert_eq!(stats.chosen_traces.load(Relaxed), 1, "{stack}");
     assert_eq!(stats.exported_traces.load(Relaxed), 1, "{stack}: whole");
-    let (want, have) = (by_name(expected), by_name(&got));
-    assert_eq!(
-        want.keys().collect::<Vec<_>>(),
-        have.keys().collect::<Vec<_>>(),
-        "{stack}: same spans"
-    );
+    assert_same_spans(stack, expected, &got, true);
+    let have = by_name(&got);
     let trace = have["GET /messages"].span_context.trace_id();
-    for (name, w) in &want {
-        let name = format!("{stack}: {name}");
-        let h = have[name.rsplit(": ").next().unwrap_or_default()];
-        assert_eq!(h.span_context.trace_id(), trace, "{name}: one trace");
-        assert_eq!(h.span_kind, w.span_kind, "{name}: kind");
-        assert_eq!(h.status, w.status, "{name}: status");
-        assert_eq!(
-            h.instrumentation_scope.name(),
-            w.instrumentation_scope.name()
-        );
-        // Parent by name: the ids differ between the two runs, the tree must not.
-        let parent_name = |all: &BTreeMap<String, &SpanData>, s: &SpanData| {
-            all.values()
-                .find(|p| p.span_context.span_id() == s.parent_span_id)
-                .map(|p| p.name.to_string())
-        };
-        assert_eq!(
-            parent_name(&have, h),
-            parent_name(&want, w),
-            "{name}: parent"
-        );
-        let (mut wa, mut ha) = (attrs(w), attrs(h));
-        for timing in ["thread.id", "busy_ns", "idle_ns"] {
-            assert!(ha.remove(timing).is_some(), "{name}: {timing} present");
-            wa.remove(timing);
-        }
-        assert_eq!(ha, wa, "{name}: attributes");
-        let events = |s: &SpanData| -> Vec<(String, BTreeMap<String, Value>)> {
-            s.events
-                .iter()
-                .filter(|e| !e.name.starts_with("granular."))
-                .map(|e| {
-                    (
-                        e.name.to_string(),
-                        e.attributes
-                            .iter()
-                            .map(|kv| (kv.key.to_string(), kv.value.clone()))
-                            .collect(),
-                    )
-                })
-                .collect()
-        };
-        assert_eq!(events(h), events(w), "{name}: events");
-        let dur = |s: &SpanData| s.end_time.duration_since(s.start_time).unwrap();
-        assert!(
-            dur(h)
-                >= Duration::from_millis(if name.ends_with("GET /messages") {
-                    30
-                } else {
-                    0
-                })
-        );
-    }
-    assert_eq!(have["GET /messages"].span_kind, SpanKind::Server);
-    assert_eq!(have["db.Query"].status, Status::error(""));
     // The violating root carries its breakdown.
     let root = have["GET /messages"];
     assert_eq!(

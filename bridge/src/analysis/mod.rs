@@ -15,6 +15,7 @@ pub(crate) mod page_faults;
 pub(crate) mod ranges;
 pub(crate) mod rebuild;
 pub(crate) mod request;
+pub(crate) mod stream;
 pub(crate) mod sweep;
 pub(crate) mod unattributed;
 pub(crate) mod verdict;

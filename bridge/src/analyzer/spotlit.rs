@@ -255,7 +255,11 @@ mod tests {
             SpanEnter { key: KEY, counters }.encode(at(enter), &ring);
             SpanExit { key: KEY, counters }.encode(at(exit), &ring);
         }
-        SpanClose { key: KEY }.encode(at(30), &ring);
+        SpanClose {
+            key: KEY,
+            to_analyzer: false,
+        }
+        .encode(at(30), &ring);
         let snapshot = RecorderSnapshot {
             threads: vec![ThreadRecords {
                 ring: 0,

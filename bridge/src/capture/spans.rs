@@ -318,9 +318,10 @@ impl SpanState {
             self.record_own_ids();
         }
         let now = crate::clock::now();
-        recorder::write_at(now, &SpanClose { key: self.key });
-        if let (Some(sampler), Some(own)) = (sampler, self.own()) {
-            sampler.on_close(&ClosedSpan {
+        // Judged before the close is written, so the close says whether the analyzer took
+        // the trace: a reader exporting every other trace from the rings sees both at once.
+        let to_analyzer = match (sampler, self.own()) {
+            (Some(sampler), Some(own)) => sampler.on_close(&ClosedSpan {
                 key: self.key,
                 local_root: self.local_root,
                 rule: own.slo_rule(),
@@ -329,8 +330,14 @@ impl SpanState {
                 end: now,
                 trace_id: own.trace_id(),
                 trace: own.trace(),
-            });
-        }
+            }),
+            _ => false,
+        };
+        let close = SpanClose {
+            key: self.key,
+            to_analyzer,
+        };
+        recorder::write_at(now, &close);
     }
 
     /// True once: the ids are due (a plain load first, so later entries pay no atomic swap).

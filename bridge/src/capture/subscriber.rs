@@ -328,7 +328,7 @@ mod tests {
         FlightRecorder::install(RecorderSize::default());
         let judge = Judge::new(SloRules::parse(slo).unwrap(), true, 0.0);
         let (tx, rx) = sync_channel(16);
-        let sampler = SourceSampler::new(Arc::new(judge), tx, Default::default());
+        let sampler = SourceSampler::new(Arc::new(judge), tx, Default::default(), true);
         let filter = Targets::new().with_default(LevelFilter::INFO);
         (
             Arc::new(GranularSubscriber::new(Arc::new(sampler), filter)),

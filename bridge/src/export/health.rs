@@ -122,6 +122,20 @@ const COUNTERS: &[Counter] = &[
         points: |s, _| vec![(read(&s.export_failed_spans), None)],
     },
     Counter {
+        name: "granular.spans.streamed",
+        unit: "{span}",
+        description: "spans GRANULAR_ALL_FROM=recording exported from the recording, and spans it could not (no local root read)",
+        points: |s, _| {
+            vec![
+                (read(&s.streamed_spans), Some(("outcome", "exported"))),
+                (
+                    read(&s.stream_unexported_spans),
+                    Some(("outcome", "unexported")),
+                ),
+            ]
+        },
+    },
+    Counter {
         name: "granular.spans.unfinished",
         unit: "{span}",
         description: "spans still open when their trace was exported (not exported)",

@@ -6,5 +6,6 @@ pub(crate) mod delivery;
 pub(crate) mod health;
 pub(crate) mod otlp;
 pub(crate) mod processor;
+pub(crate) mod streamer;
 
 pub(crate) use processor::GranularProcessor;

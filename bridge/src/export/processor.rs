@@ -24,7 +24,8 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use crate::analyzer::artifacts::{ArtifactStore, DirStore, Unusable};
 use crate::analyzer::rate::{PerSecond, current_second};
 use crate::analyzer::{self, Analyzer, enrich};
-use crate::config::{ArtifactSink, Config, SampleMode};
+use crate::config::{AllFrom, ArtifactSink, Config, SampleMode};
+use crate::export::streamer::Streamer;
 use crate::slo::message::Msg;
 use crate::slo::{Judge, Judgement, SourceSampler, Stats};
 
@@ -41,6 +42,8 @@ pub struct GranularProcessor<P: SpanProcessor + 'static> {
     limiter: Mutex<PerSecond>,
     /// Handed to the analyzer thread when it starts.
     store: Mutex<Option<Box<dyn ArtifactStore>>>,
+    /// The thread exporting traces from the recording, once started (`None`: it could not).
+    streamer: OnceLock<Option<Streamer>>,
 }
 
 impl<P: SpanProcessor + 'static> GranularProcessor<P> {
@@ -60,6 +63,7 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
             tx: OnceLock::new(),
             limiter: Mutex::new(PerSecond::default()),
             store: Mutex::new(None),
+            streamer: OnceLock::new(),
         }
         .with_default_store()
     }
@@ -123,7 +127,33 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
             self.judge.clone(),
             self.sender().clone(),
             self.stats.clone(),
+            !self.streams(),
         ))
+    }
+
+    /// Whether every trace the analyzer does not take is exported from the recording:
+    /// `GRANULAR_SAMPLE=all` with `GRANULAR_ALL_FROM=recording`.
+    fn streams(&self) -> bool {
+        self.cfg.sample == SampleMode::All && self.cfg.all_from == AllFrom::Recording
+    }
+
+    /// With `GRANULAR_ALL_FROM=recording` in `all` mode, starts the thread that exports, from
+    /// the flight recorder's rings, every trace the analyzer does not (see
+    /// [`export::streamer`](crate::export::streamer)); otherwise nothing. Call it once the
+    /// recorder is installed, with the source sampler's subscriber.
+    pub fn stream_every_trace(&self) {
+        let Some(recorder) = crate::recorder::FlightRecorder::get().filter(|_| self.streams())
+        else {
+            return;
+        };
+        self.streamer.get_or_init(|| {
+            Streamer::start(
+                recorder,
+                self.inner.clone(),
+                self.judge.clone(),
+                self.stats.clone(),
+            )
+        });
     }
 
     fn sender(&self) -> &SyncSender<Msg> {
@@ -177,6 +207,9 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
     }
 
     fn wait_idle(&self, timeout: Duration) -> OTelSdkResult {
+        if let Some(Some(streamer)) = self.streamer.get() {
+            streamer.flush(timeout);
+        }
         let Some(tx) = self.tx.get() else {
             return Ok(());
         };

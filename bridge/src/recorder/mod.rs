@@ -354,6 +354,14 @@ impl FlightRecorder {
         }
     }
 
+    /// The threads that took the `i`th ring of [`rings`](Self::rings), in order (the last
+    /// owns it now).
+    pub(crate) fn owners(&self, i: usize) -> Vec<Owner> {
+        let slot = self.slots.lock().ok().and_then(|s| s.get(i).copied());
+        slot.and_then(|s| s.owners.lock().ok().map(|o| o.clone()))
+            .unwrap_or_default()
+    }
+
     /// Every ring taken so far, in the order they were created (rings are never removed, so a
     /// later call returns these first): for a reader that keeps its own place in each.
     pub(crate) fn rings(&self) -> Vec<&'static Ring> {

@@ -86,16 +86,25 @@ pub struct SourceSampler {
     tx: SyncSender<Msg>,
     stats: Arc<Stats>,
     ns_per_tick: f64,
+    /// Healthy traces are dropped (`violations` mode), not left to the stream that exports
+    /// them (`GRANULAR_ALL_FROM=recording`): counted in `dropped_traces` then.
+    drops_healthy: bool,
 }
 
 impl SourceSampler {
-    pub(crate) fn new(judge: Arc<Judge>, tx: SyncSender<Msg>, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(
+        judge: Arc<Judge>,
+        tx: SyncSender<Msg>,
+        stats: Arc<Stats>,
+        drops_healthy: bool,
+    ) -> Self {
         let ns_per_tick = crate::clock::Calibration::now().ticks_to_ns(1_000_000) as f64 / 1e6;
         SourceSampler {
             judge,
             tx,
             stats,
             ns_per_tick,
+            drops_healthy,
         }
     }
 
@@ -105,8 +114,9 @@ impl SourceSampler {
     }
 
     /// Called when a recorded span closes (request path: the judge's comparisons and, for a
-    /// local root, one channel send when the trace is exported).
-    pub(crate) fn on_close(&self, span: &ClosedSpan<'_>) {
+    /// local root, one channel send when the trace is exported). True when the span is a
+    /// local root whose trace went to the analyzer.
+    pub(crate) fn on_close(&self, span: &ClosedSpan<'_>) -> bool {
         let ticks = span.end.saturating_sub(span.start);
         let j = self.judge.judge(&SpanFacts {
             rule: span.rule,
@@ -120,12 +130,14 @@ impl SourceSampler {
             trace.violated.store(true, Ordering::Relaxed);
         }
         if !span.local_root {
-            return;
+            return false;
         }
         let violated = trace.violated.load(Ordering::Relaxed);
         if !self.judge.exports_trace(violated, span.trace_id) {
-            self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
-            return;
+            if self.drops_healthy {
+                self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
+            }
+            return false;
         }
         self.stats.chosen_traces.fetch_add(1, Ordering::Relaxed);
         let req = RebuildRequest {
@@ -136,7 +148,7 @@ impl SourceSampler {
             span_count: trace.span_count(),
         };
         match self.tx.try_send(Msg::Rebuild(req)) {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 if self
                     .stats
@@ -145,9 +157,10 @@ impl SourceSampler {
                     == 0
                 {
                     tracing::warn!(
-                        "granular: analyzer queue full; an SLO-violating trace was not exported (counted as skipped_queue_full)"
+                        "granular: analyzer queue full; an SLO-violating trace goes without its breakdown (counted as skipped_queue_full): not exported with GRANULAR_SAMPLE=violations, exported plain with GRANULAR_ALL_FROM=recording"
                     );
                 }
+                false
             }
         }
     }

@@ -69,6 +69,13 @@ pub struct Stats {
     /// Spans in batches the span exporter failed to deliver (endpoint down or refusing, or no
     /// answer within `OTEL_EXPORTER_OTLP_TIMEOUT`); the SDK drops such a batch.
     pub export_failed_spans: AtomicU64,
+    /// Spans exported from the recording as their traces were released
+    /// (`GRANULAR_ALL_FROM=recording`: every trace the analyzer does not export).
+    pub streamed_spans: AtomicU64,
+    /// Spans `GRANULAR_ALL_FROM=recording` could not export: their local root, or its ids, was
+    /// never read (created before the stream began, or overwritten before it was read), or
+    /// 200,000 spans were held already.
+    pub stream_unexported_spans: AtomicU64,
     /// The analyzer thread's CPU time, ns, as of its last batch (from schedstat; 0 where the
     /// kernel does not keep it).
     pub analyzer_cpu_ns: AtomicU64,

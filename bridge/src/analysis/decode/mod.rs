@@ -24,7 +24,9 @@ mod tests;
 pub use decoded::Decoded;
 #[cfg(test)]
 pub(crate) use decoded::{Entry, Job, TaskInfo};
-pub(crate) use decoded::{FaultReading, FieldValue, Poll, SpanInfo, ThreadActivity, Waited};
+pub(crate) use decoded::{
+    EventInfo, FaultReading, FieldValue, Poll, SpanInfo, ThreadActivity, Waited,
+};
 
 use super::idmap::{IdMap, IdSet};
 use crate::clock::Calibration;

@@ -182,7 +182,10 @@ fn what_an_earlier_ring_says_about_a_span_reaches_it() {
             name: "n",
             value: Value::I64(-3),
         })
-        .put(&SpanClose { key });
+        .put(&SpanClose {
+            key,
+            to_analyzer: false,
+        });
     let mut home = writer();
     home.put(&SpanNew {
         key,

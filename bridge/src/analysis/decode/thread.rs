@@ -127,7 +127,7 @@ impl ThreadDecoder {
             | Event::SpanIds(SpanIds { key, .. })
             | Event::SpanEnter(SpanEnter { key, .. })
             | Event::SpanExit(SpanExit { key, .. })
-            | Event::SpanClose(SpanClose { key }) => keys.contains(*key),
+            | Event::SpanClose(SpanClose { key, .. }) => keys.contains(*key),
             Event::TracingEvent(e) => {
                 let keep = keys.contains(e.span);
                 if !keep {
@@ -186,7 +186,7 @@ impl ThreadDecoder {
                 self.last_event = None;
             }
             Event::SpanIds(ids) => later.ids(d, ids),
-            Event::SpanClose(SpanClose { key }) => later.end(&mut d.spans, key, ts),
+            Event::SpanClose(SpanClose { key, .. }) => later.end(&mut d.spans, key, ts),
             Event::TracingEvent(e) => {
                 let fields = Vec::new();
                 let info = EventInfo {

@@ -6,7 +6,7 @@
 //!                                payload 2: w0 = OTel span id (only with SPAN_ID_FOLLOWS)
 //!  SpanEnter  header: span key   + allocation counters (see `counters`)
 //!  SpanExit   header: span key   + allocation counters
-//!  SpanClose  header: span key
+//!  SpanClose  header: span key | TO_ANALYZER
 //! ```
 //! Span keys come from [`next_span_key`](crate::recorder::next_span_key): ring index + 1 above
 //! bit 40, so below bit 55 (the flags' bit) while ring index + 1 stays below 2^15.
@@ -93,11 +93,34 @@ pub struct SpanExit {
 
 boundary!(SpanExit { key });
 
+/// Set in [`SpanClose`]'s key word when the span's local trace went to the analyzer.
+const TO_ANALYZER: u64 = 1 << 55;
+
 /// A span closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpanClose {
     /// The span's key.
     pub key: u64,
+    /// A local root whose trace the source sampler handed to the analyzer, which exports it
+    /// (with its breakdown): whoever else exports traces from the rings leaves it alone.
+    pub to_analyzer: bool,
 }
 
-header_only!(SpanClose { key });
+impl Codec<'_> for SpanClose {
+    const KIND: Kind = Kind::SpanClose;
+
+    #[inline]
+    fn encode(&self, ts: u64, ring: &Ring) {
+        let flag = if self.to_analyzer { TO_ANALYZER } else { 0 };
+        ring.push(Record::header(Self::KIND, ts, self.key | flag));
+    }
+
+    #[inline]
+    fn decode(arg: u64, _: &[Record]) -> Option<(Self, usize)> {
+        let close = SpanClose {
+            key: arg & !TO_ANALYZER,
+            to_analyzer: arg & TO_ANALYZER != 0,
+        };
+        Some((close, 0))
+    }
+}

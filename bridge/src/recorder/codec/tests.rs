@@ -132,7 +132,14 @@ fn every_shape(long: &str) -> Vec<Event<'_>> {
             key: KEY,
             counters: None,
         }),
-        Event::SpanClose(SpanClose { key: KEY }),
+        Event::SpanClose(SpanClose {
+            key: KEY,
+            to_analyzer: false,
+        }),
+        Event::SpanClose(SpanClose {
+            key: KEY,
+            to_analyzer: true,
+        }),
         Event::SpanIds(SpanIds {
             key: KEY,
             span_id: 0xaa,
@@ -456,7 +463,10 @@ fn an_event_with_a_header_among_its_payloads_is_rejected() {
             let read: Vec<Event<'_>> = events(&torn).map(|l| l.event).collect();
             assert_eq!(
                 read.first(),
-                Some(&Event::SpanClose(SpanClose { key: KEY })),
+                Some(&Event::SpanClose(SpanClose {
+                    key: KEY,
+                    to_analyzer: false
+                })),
                 "{event:?} torn at {at}: the intruder is read, nothing before it"
             );
         }
@@ -476,7 +486,16 @@ fn stray_payloads_and_unknown_kinds_are_passed_over() {
     assert_eq!(decode(&records[..1]), None);
     assert_eq!(decode(&records[1..]), None);
     let read: Vec<(usize, Event<'_>)> = events(&records).map(|l| (l.at, l.event)).collect();
-    assert_eq!(read, vec![(3, Event::SpanClose(SpanClose { key: KEY }))]);
+    assert_eq!(
+        read,
+        vec![(
+            3,
+            Event::SpanClose(SpanClose {
+                key: KEY,
+                to_analyzer: false
+            })
+        )]
+    );
 }
 
 /// A field whose value kind no writer produces is rejected rather than read as some value.

@@ -1,0 +1,204 @@
+//! The thread that exports every trace the analyzer does not, rebuilt from the rings as they
+//! are written (`GRANULAR_ALL_FROM=recording`): `all` mode with Granular's own subscriber on
+//! the request path instead of tracing-opentelemetry.
+//!
+//! ```text
+//! rings ─(every 10 ms: what each ring got since)─> TraceStream ─> spans of released traces
+//!   ─> OTel spans as tracing-opentelemetry builds them (analysis::rebuild::span_data),
+//!      judged and annotated as `all` mode's processor does ─> the exporting processor
+//! ```
+//! Violating traces go from the source sampler to the analyzer, which exports them with their
+//! breakdown; their closes say so and the stream drops them. A violating trace the analyzer's
+//! full queue turned away is exported from here, marked `granular.skipped=queue_full`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::time::Duration;
+
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::SpanProcessor;
+
+use crate::analysis::idmap::IdMap;
+use crate::analysis::rebuild::span_data;
+use crate::analysis::stream::{Ready, TraceStream};
+use crate::analyzer::enrich;
+use crate::clock::Calibration;
+use crate::recorder::FlightRecorder;
+use crate::recorder::ring::RingCopy;
+use crate::slo::{Judge, Stats};
+
+/// How often the rings are read: a span is exported at most this long after its trace's root
+/// closed (plus the exporting processor's own batching), and a ring must not wrap within it.
+const PERIOD: Duration = Duration::from_millis(10);
+
+/// A handle on the thread: asks it to export what has closed so far.
+#[derive(Debug, Clone)]
+pub(crate) struct Streamer {
+    tx: SyncSender<SyncSender<()>>,
+}
+
+impl Streamer {
+    /// Starts the thread reading `recorder`'s rings into `inner`. `None` (logged) when the
+    /// thread cannot start.
+    pub(crate) fn start<P: SpanProcessor + 'static>(
+        recorder: &'static FlightRecorder,
+        inner: Arc<P>,
+        judge: Arc<Judge>,
+        stats: Arc<Stats>,
+    ) -> Option<Streamer> {
+        let (tx, rx) = sync_channel(4);
+        let reader = Reader {
+            recorder,
+            places: Vec::new(),
+            stream: TraceStream::default(),
+            names: IdMap::default(),
+            scope: InstrumentationScope::builder("granular").build(),
+            inner,
+            judge,
+            stats,
+        };
+        let spawned = std::thread::Builder::new()
+            .name("granular-stream".into())
+            .spawn(move || {
+                // Like the analyzer's: each pass pauses for the application (a saturated
+                // service's pass of 10 ms of traces is ~1.5 ms of CPU, which would otherwise
+                // hold every request in flight on its core).
+                crate::background::yield_to_the_application();
+                reader.run(&rx)
+            });
+        match spawned {
+            Ok(_) => Some(Streamer { tx }),
+            Err(e) => {
+                tracing::warn!(
+                    "granular: cannot start the thread that exports traces from the recording ({e}); only traces the analyzer takes are exported"
+                );
+                None
+            }
+        }
+    }
+
+    /// Has the thread export every span whose trace is released by now; waits up to
+    /// `timeout` for it.
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        let (ack_tx, ack_rx) = sync_channel(1);
+        self.tx.try_send(ack_tx).is_ok() && ack_rx.recv_timeout(timeout).is_ok()
+    }
+}
+
+/// Where the reader is in one ring.
+#[derive(Debug, Default)]
+struct Place {
+    copy: RingCopy,
+    next_seq: u64,
+}
+
+struct Reader<P: SpanProcessor> {
+    recorder: &'static FlightRecorder,
+    places: Vec<Place>,
+    stream: TraceStream,
+    /// Thread names by OS thread id (`None`: unnamed).
+    names: IdMap<u64, Option<String>>,
+    scope: InstrumentationScope,
+    inner: Arc<P>,
+    judge: Arc<Judge>,
+    stats: Arc<Stats>,
+}
+
+impl<P: SpanProcessor> Reader<P> {
+    fn run(mut self, flushes: &Receiver<SyncSender<()>>) {
+        loop {
+            let flush = match flushes.recv_timeout(PERIOD) {
+                Ok(ack) => Some(ack),
+                Err(RecvTimeoutError::Timeout) => None,
+                // The processor is gone: what is left has nowhere to go.
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            self.pass();
+            if let Some(ack) = flush {
+                let _ = ack.send(());
+            }
+        }
+    }
+
+    /// Reads what every ring got since the last pass and exports what it released.
+    fn pass(&mut self) {
+        let rings = self.recorder.rings();
+        let cal = Calibration::now();
+        for (i, ring) in rings.into_iter().enumerate() {
+            if i == self.places.len() {
+                let tid = self.recorder.owners(i).last().map_or(0, |o| o.tid);
+                self.stream.start_ring(i, tid);
+                self.places.push(Place::default());
+            }
+            let place = &mut self.places[i];
+            ring.refresh(place.next_seq, &mut place.copy);
+            let base = place.copy.first_seq();
+            if base > place.next_seq {
+                self.stream.missed(base - place.next_seq);
+            }
+            let used = self.stream.feed(i, place.copy.records(), &cal);
+            place.next_seq = base + used as u64;
+        }
+        let counted = self.stream.counters();
+        for ready in self.stream.end_pass(&cal) {
+            // A span is a few µs of work.
+            crate::background::yield_point();
+            self.export(ready);
+        }
+        let now = self.stream.counters();
+        let unexported =
+            (now.orphaned_spans + now.untracked) - (counted.orphaned_spans + counted.untracked);
+        self.stats
+            .stream_unexported_spans
+            .fetch_add(unexported, Ordering::Relaxed);
+    }
+
+    fn export(&mut self, r: Ready) {
+        if r.trace_id == 0 {
+            // Its root's ids were overwritten before they were read.
+            self.stats
+                .stream_unexported_spans
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let name = self.thread_name(r.info.tid);
+        let mut span = span_data(
+            &r.info,
+            r.end,
+            r.busy,
+            name.as_deref(),
+            r.trace_id,
+            r.parent_span_id,
+            &self.scope,
+        );
+        span.parent_span_is_remote = r.remote_parent;
+        if r.data_loss {
+            span.attributes
+                .push(KeyValue::new("granular.data_loss", true));
+        }
+        let j = self.judge.judge_span_data(&span);
+        if j.rule.is_some() {
+            self.judge.annotate(&mut span, &j);
+        }
+        if j.wants_detail() {
+            // Its trace went unanalyzed: the analyzer's queue was full when its root closed.
+            enrich::mark_skipped(&mut span, "queue_full");
+        }
+        self.stats.streamed_spans.fetch_add(1, Ordering::Relaxed);
+        self.inner.on_end(span);
+    }
+
+    /// The name of thread `tid`, looked up among the rings' owners the first time.
+    fn thread_name(&mut self, tid: u64) -> Option<String> {
+        if !self.names.contains_key(&tid) {
+            let rings = self.recorder.rings().len();
+            for i in 0..rings {
+                for o in self.recorder.owners(i) {
+                    self.names.insert(o.tid, o.name);
+                }
+            }
+        }
+        self.names.get(&tid).cloned().flatten()
+    }
+}
