@@ -318,9 +318,10 @@ impl SpanState {
             self.record_own_ids();
         }
         let now = crate::clock::now();
-        // Judged before the close is written, so the close says whether the analyzer took
-        // the trace: a reader exporting every other trace from the rings sees both at once.
-        let to_analyzer = match (sampler, self.own()) {
+        // Judged before the close is written, so the close says whether the trace goes to
+        // the analyzer (a reader exporting every other trace from the rings leaves it alone);
+        // handed over after, so the analyzer finds the close.
+        let chosen = match (sampler, self.own()) {
             (Some(sampler), Some(own)) => sampler.on_close(&ClosedSpan {
                 key: self.key,
                 local_root: self.local_root,
@@ -331,13 +332,16 @@ impl SpanState {
                 trace_id: own.trace_id(),
                 trace: own.trace(),
             }),
-            _ => false,
+            _ => None,
         };
         let close = SpanClose {
             key: self.key,
-            to_analyzer,
+            to_analyzer: chosen.is_some(),
         };
         recorder::write_at(now, &close);
+        if let (Some(sampler), Some(req)) = (sampler, chosen) {
+            sampler.hand_over(req);
+        }
     }
 
     /// True once: the ids are due (a plain load first, so later entries pay no atomic swap).

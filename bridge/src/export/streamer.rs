@@ -8,8 +8,8 @@
 //!      judged and annotated as `all` mode's processor does ─> the exporting processor
 //! ```
 //! Violating traces go from the source sampler to the analyzer, which exports them with their
-//! breakdown; their closes say so and the stream drops them. A violating trace the analyzer's
-//! full queue turned away is exported from here, marked `granular.skipped=queue_full`.
+//! breakdown; their closes say so and the stream drops them (one the analyzer's full queue
+//! turned away is lost, counted in `skipped_queue_full`, as in `violations` mode).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,7 +22,6 @@ use opentelemetry_sdk::trace::SpanProcessor;
 use crate::analysis::idmap::IdMap;
 use crate::analysis::rebuild::span_data;
 use crate::analysis::stream::{Ready, TraceStream};
-use crate::analyzer::enrich;
 use crate::clock::Calibration;
 use crate::recorder::FlightRecorder;
 use crate::recorder::ring::RingCopy;
@@ -177,13 +176,11 @@ impl<P: SpanProcessor> Reader<P> {
             span.attributes
                 .push(KeyValue::new("granular.data_loss", true));
         }
+        // A healthy span (violating ones went to the analyzer with their trace) says what it
+        // was judged by, as `all` mode's processor has it say.
         let j = self.judge.judge_span_data(&span);
         if j.rule.is_some() {
             self.judge.annotate(&mut span, &j);
-        }
-        if j.wants_detail() {
-            // Its trace went unanalyzed: the analyzer's queue was full when its root closed.
-            enrich::mark_skipped(&mut span, "queue_full");
         }
         self.stats.streamed_spans.fetch_add(1, Ordering::Relaxed);
         self.inner.on_end(span);

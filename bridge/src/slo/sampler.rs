@@ -113,10 +113,11 @@ impl SourceSampler {
         self.judge.rules()
     }
 
-    /// Called when a recorded span closes (request path: the judge's comparisons and, for a
-    /// local root, one channel send when the trace is exported). True when the span is a
-    /// local root whose trace went to the analyzer.
-    pub(crate) fn on_close(&self, span: &ClosedSpan<'_>) -> bool {
+    /// Judges a recorded span as it closes (request path: the judge's comparisons). For a
+    /// local root whose trace leaves the process, returns the request to hand the analyzer
+    /// with [`Self::hand_over`] once the root's close is written: the analyzer, which may
+    /// copy the rings as soon as it has it, then always finds the close.
+    pub(crate) fn on_close(&self, span: &ClosedSpan<'_>) -> Option<RebuildRequest> {
         let ticks = span.end.saturating_sub(span.start);
         let j = self.judge.judge(&SpanFacts {
             rule: span.rule,
@@ -130,38 +131,39 @@ impl SourceSampler {
             trace.violated.store(true, Ordering::Relaxed);
         }
         if !span.local_root {
-            return false;
+            return None;
         }
         let violated = trace.violated.load(Ordering::Relaxed);
         if !self.judge.exports_trace(violated, span.trace_id) {
             if self.drops_healthy {
                 self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
             }
-            return false;
+            return None;
         }
         self.stats.chosen_traces.fetch_add(1, Ordering::Relaxed);
-        let req = RebuildRequest {
+        Some(RebuildRequest {
             root: span.key,
             trace_id: span.trace_id,
             start_ticks: span.start,
             span_keys: trace.span_keys(),
             span_count: trace.span_count(),
-        };
-        match self.tx.try_send(Msg::Rebuild(req)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                if self
-                    .stats
-                    .skipped_queue_full
-                    .fetch_add(1, Ordering::Relaxed)
-                    == 0
-                {
-                    tracing::warn!(
-                        "granular: analyzer queue full; an SLO-violating trace goes without its breakdown (counted as skipped_queue_full): not exported with GRANULAR_SAMPLE=violations, exported plain with GRANULAR_ALL_FROM=recording"
-                    );
-                }
-                false
-            }
+        })
+    }
+
+    /// Hands a trace [`Self::on_close`] chose to the analyzer: one non-blocking send (a full
+    /// queue loses the trace, counted and logged once).
+    pub(crate) fn hand_over(&self, req: RebuildRequest) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send(Msg::Rebuild(req))
+            && self
+                .stats
+                .skipped_queue_full
+                .fetch_add(1, Ordering::Relaxed)
+                == 0
+        {
+            tracing::warn!(
+                "granular: analyzer queue full; an SLO-violating trace was not exported (counted as skipped_queue_full)"
+            );
         }
     }
 }
