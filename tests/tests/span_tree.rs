@@ -81,7 +81,33 @@ fn downstream_hop_joins_two_services_in_one_trace() {
     let mut messages = messages();
     // Held, so that a failure shows its log as well.
     let _inventory = inventory(&jaeger.otlp_grpc_endpoint()).expect("the inventory demo-service");
+    assert_downstream_hop(jaeger, &mut messages, "messages");
+}
 
+/// `all` mode with the spans recorded by Granular and every trace rebuilt from the recording
+/// (`GRANULAR_ALL_FROM=recording`): the same tree, the same hop to a downstream service that
+/// builds its spans with tracing-opentelemetry, every healthy trace exported.
+#[test]
+fn all_from_the_recording_exports_the_same_tree() {
+    let jaeger = jaeger();
+    let endpoint = jaeger.otlp_grpc_endpoint();
+    let inventory = inventory(&endpoint).expect("the inventory demo-service");
+    let mut messages = Demo::builder("messages-recorded")
+        .otlp_grpc(&endpoint)
+        .env("GRANULAR_ALL_FROM", "recording")
+        .downstream(inventory.url())
+        .start()
+        .expect("start demo-service with GRANULAR_ALL_FROM=recording");
+
+    let (_, trace) = messages_trace(jaeger, &mut messages);
+    assert_eq!(trace.spans.len(), 4, "{}", trace.render());
+    assert_messages_request(&trace, single_root(&trace), &[]);
+    assert_downstream_hop(jaeger, &mut messages, "messages-recorded");
+}
+
+/// `GET /messages?pathology=downstream` on `messages` (service `service`) reaches Jaeger as one
+/// trace across it and `inventory`.
+fn assert_downstream_hop(jaeger: &Jaeger, messages: &mut Demo, service: &str) {
     let response = messages
         .get("/messages?pathology=downstream&ms=80")
         .expect("GET /messages?pathology=downstream");
@@ -100,12 +126,12 @@ fn downstream_hop_joins_two_services_in_one_trace() {
         .expect("the two-service trace in Jaeger");
     let tree = trace.render();
     assert_eq!(trace.spans.len(), 6, "{tree}");
-    assert_eq!(trace.services(), ["inventory", "messages"], "{tree}");
+    assert_eq!(trace.services(), ["inventory", service], "{tree}");
 
     let root = single_root(&trace);
     let client = trace
-        .span_in("messages", "GET /downstream")
-        .unwrap_or_else(|| panic!("no client span GET /downstream in messages\n{tree}"));
+        .span_in(service, "GET /downstream")
+        .unwrap_or_else(|| panic!("no client span GET /downstream in {service}\n{tree}"));
     let server = trace
         .span_in("inventory", "GET /downstream")
         .unwrap_or_else(|| panic!("no server span GET /downstream in inventory\n{tree}"));

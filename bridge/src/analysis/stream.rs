@@ -104,6 +104,8 @@ struct Trace {
 /// A record about a span not known yet in this pass.
 #[derive(Debug)]
 enum Later {
+    /// Its creation, under a parent not known yet (created on a ring read later).
+    New(SpanNew, u64),
     Ids(SpanIds),
     Enter,
     Exit,
@@ -192,7 +194,11 @@ impl TraceStream {
                     state.last_event = LastEvent::None;
                 }
                 Event::SpanNew(new) => {
-                    self.new_span(&new, at, state.tid);
+                    if new.parent == 0 || self.open.contains_key(&new.parent) {
+                        self.new_span(&new, at, state.tid);
+                    } else {
+                        self.later.push((new.key, e.ts, Later::New(new, state.tid)));
+                    }
                     state.last_event = LastEvent::None;
                 }
                 Event::SpanIds(ids) => self.update(ids.key, e.ts, Later::Ids(ids), cal),
@@ -235,10 +241,27 @@ impl TraceStream {
     /// Applies what waited for spans created on rings read later in the pass (what still
     /// finds no span is dropped), and hands over the spans ready to export.
     pub(crate) fn end_pass(&mut self, cal: &Calibration) -> Vec<Ready> {
-        for (key, ts, later) in std::mem::take(&mut self.later) {
+        let later = std::mem::take(&mut self.later);
+        // Creations first, in time order: a parent before its children, whichever rings
+        // they are on.
+        let mut news: Vec<(u64, &SpanNew, u64)> = later
+            .iter()
+            .filter_map(|(_, ts, l)| match l {
+                Later::New(new, tid) => Some((*ts, new, *tid)),
+                _ => None,
+            })
+            .collect();
+        news.sort_by_key(|n| n.0);
+        for (ts, new, tid) in news {
+            self.new_span(new, cal.to_unix_ns(ts), tid);
+        }
+        for (key, ts, l) in later {
+            if matches!(l, Later::New(..)) {
+                continue;
+            }
             if self.open.contains_key(&key) {
-                self.apply(key, ts, later, cal);
-            } else if matches!(later, Later::Close(_)) {
+                self.apply(key, ts, l, cal);
+            } else if matches!(l, Later::Close(_)) {
                 self.counters.orphaned_spans += 1;
             }
         }
@@ -345,6 +368,8 @@ impl TraceStream {
             Later::Field(name, value) => o.info.fields.push((name, value)),
             Later::Event(ev) => o.info.events.push(ev),
             Later::Close(to_analyzer) => self.close(key, ts, to_analyzer, cal),
+            // Applied by `end_pass` before anything else.
+            Later::New(..) => {}
         }
     }
 

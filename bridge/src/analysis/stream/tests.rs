@@ -263,3 +263,37 @@ fn what_cannot_be_rebuilt_is_counted() {
     assert!(ready[0].data_loss);
     assert_eq!(s.counters().missed_records, 5);
 }
+
+#[test]
+fn a_child_created_on_a_ring_read_before_its_parent_s_joins_the_trace() {
+    // The request's task moved to another worker between the root's creation and the
+    // child's, and that worker's ring is read first.
+    let (mut a, mut b) = (Writer::new(), Writer::new());
+    b.put(10, &new_span(ROOT, 0, None)).put(11, &root_ids());
+    a.put(12, &new_span(CHILD, ROOT, Some(CHILD_ID)))
+        .put(
+            12,
+            &Field {
+                owner: CHILD,
+                name: "rows",
+                value: Value::I64(3),
+            },
+        )
+        .put(13, &enter(CHILD))
+        .put(15, &exit(CHILD))
+        .put(16, &close(CHILD, false))
+        .put(20, &close(ROOT, false));
+    let mut s = stream(2);
+    a.feed(&mut s, 0);
+    b.feed(&mut s, 1);
+    let ready = s.end_pass(&Calibration::identity(0));
+    assert_eq!(ready.len(), 2, "{ready:?}");
+    let child = ready
+        .iter()
+        .find(|r| r.info.otel_span_id == CHILD_ID)
+        .unwrap();
+    assert_eq!((child.parent_span_id, child.trace_id), (ROOT_ID, TRACE));
+    assert_eq!((child.busy, child.end), (2, 16));
+    assert_eq!(child.info.fields, vec![("rows", FieldValue::I64(3))]);
+    assert_eq!(s.counters().orphaned_spans, 0);
+}
