@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use opentelemetry::trace::{
     Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
-use opentelemetry::{InstrumentationScope, KeyValue, Value};
+use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use super::decode::{Decoded, FieldValue, SpanInfo};
@@ -41,12 +41,19 @@ fn at(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
-fn to_value(v: &FieldValue) -> Value {
+fn into_value(v: FieldValue) -> Value {
     match v {
-        FieldValue::Bool(b) => Value::Bool(*b),
-        FieldValue::I64(i) => Value::I64(*i),
-        FieldValue::F64(f) => Value::F64(*f),
-        FieldValue::Str(s) => Value::String(s.clone().into()),
+        FieldValue::Bool(b) => Value::Bool(b),
+        FieldValue::I64(i) => Value::I64(i),
+        FieldValue::F64(f) => Value::F64(f),
+        FieldValue::Str(s) => Value::String(s.into()),
+    }
+}
+
+fn into_string(v: FieldValue) -> String {
+    match v {
+        FieldValue::Str(s) => s,
+        other => as_str(&other).into_owned(),
     }
 }
 
@@ -111,8 +118,16 @@ pub fn rebuild(d: &Decoded, root: u64, trace_id: u128, scope: &InstrumentationSc
             .filter(|e| e.span == *key)
             .map(|e| e.end.saturating_sub(e.start))
             .sum();
-        let thread_name = d.thread_names.get(&info.tid).map(String::as_str);
-        let mut span = span_data(info, end, busy, thread_name, trace_id, parent, scope);
+        let thread_name = d.thread_names.get(&info.tid).map(|n| n.clone().into());
+        let mut span = span_data(
+            info.clone(),
+            end,
+            busy,
+            thread_name,
+            trace_id,
+            parent,
+            scope,
+        );
         if *key == root && info.remote_parent.is_some() {
             span.parent_span_is_remote = true;
         }
@@ -131,12 +146,13 @@ pub fn rebuild(d: &Decoded, root: u64, trace_id: u128, scope: &InstrumentationSc
 
 /// One span as tracing-opentelemetry would have built it (see the module documentation):
 /// `info` ended at `end` (Unix ns) after `busy` ns entered, created on a thread named
-/// `thread_name`; `parent` is its parent's span id (0: none).
+/// `thread_name`; `parent` is its parent's span id (0: none). Takes the span's values rather
+/// than copying them.
 pub(crate) fn span_data(
-    info: &SpanInfo,
+    info: SpanInfo,
     end: u64,
     busy: u64,
-    thread_name: Option<&str>,
+    thread_name: Option<StringValue>,
     trace_id: u128,
     parent: u64,
     scope: &InstrumentationScope,
@@ -148,24 +164,24 @@ pub(crate) fn span_data(
     code_attrs(info.meta, &mut attributes);
     attributes.push(KeyValue::new("thread.id", info.tid as i64));
     if let Some(n) = thread_name {
-        attributes.push(KeyValue::new("thread.name", n.to_string()));
+        attributes.push(KeyValue::new("thread.name", n));
     }
     attributes.push(KeyValue::new("target", info.meta.target()));
     let fixed = attributes.len();
-    for (field, value) in &info.fields {
-        match *field {
-            "otel.name" => name = Cow::Owned(as_str(value).into_owned()),
-            "otel.kind" => kind = kind_of(&as_str(value)).unwrap_or(kind),
+    for (field, value) in info.fields {
+        match field {
+            "otel.name" => name = Cow::Owned(into_string(value)),
+            "otel.kind" => kind = kind_of(&as_str(&value)).unwrap_or(kind),
             "otel.status_code" => {
-                status = match as_str(value).to_ascii_lowercase().as_str() {
+                status = match as_str(&value).to_ascii_lowercase().as_str() {
                     "ok" => Status::Ok,
                     "error" => Status::error(""),
                     _ => Status::Unset,
                 }
             }
-            "otel.status_description" => status = Status::error(as_str(value).into_owned()),
+            "otel.status_description" => status = Status::error(into_string(value)),
             f => {
-                let kv = KeyValue::new(f, to_value(value));
+                let kv = KeyValue::new(f, into_value(value));
                 match attributes[fixed..].iter_mut().find(|a| a.key.as_str() == f) {
                     Some(existing) => *existing = kv,
                     None => attributes.push(kv),
@@ -177,17 +193,17 @@ pub(crate) fn span_data(
     attributes.push(KeyValue::new("busy_ns", busy.min(total) as i64));
     attributes.push(KeyValue::new("idle_ns", total.saturating_sub(busy) as i64));
     let mut events = SpanEvents::default();
-    for e in &info.events {
+    for e in info.events {
         let mut ev_name: Cow<'static, str> = Cow::Borrowed(e.meta.name());
         let mut attrs = vec![
             KeyValue::new("level", e.meta.level().as_str()),
             KeyValue::new("target", e.meta.target()),
         ];
-        for (field, value) in &e.fields {
-            if *field == "message" {
-                ev_name = Cow::Owned(as_str(value).into_owned());
+        for (field, value) in e.fields {
+            if field == "message" {
+                ev_name = Cow::Owned(into_string(value));
             } else {
-                attrs.push(KeyValue::new(*field, to_value(value)));
+                attrs.push(KeyValue::new(field, into_value(value)));
             }
         }
         code_attrs(e.meta, &mut attrs);

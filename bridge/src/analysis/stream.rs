@@ -297,7 +297,8 @@ impl TraceStream {
             start: at,
             end: None,
             tid,
-            fields: Vec::new(),
+            // Most spans record each field they declare once.
+            fields: Vec::with_capacity(new.meta.fields().len()),
             events: Vec::new(),
         };
         let open = Open {

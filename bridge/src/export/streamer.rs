@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::Duration;
 
-use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry::{InstrumentationScope, KeyValue, StringValue};
 use opentelemetry_sdk::trace::SpanProcessor;
 
 use crate::analysis::idmap::IdMap;
@@ -96,8 +96,8 @@ struct Reader<P: SpanProcessor> {
     recorder: &'static FlightRecorder,
     places: Vec<Place>,
     stream: TraceStream,
-    /// Thread names by OS thread id (`None`: unnamed).
-    names: IdMap<u64, Option<String>>,
+    /// Thread names by OS thread id (`None`: unnamed), shared by the spans that carry them.
+    names: IdMap<u64, Option<StringValue>>,
     scope: InstrumentationScope,
     inner: Arc<P>,
     judge: Arc<Judge>,
@@ -163,10 +163,10 @@ impl<P: SpanProcessor> Reader<P> {
         }
         let name = self.thread_name(r.info.tid);
         let mut span = span_data(
-            &r.info,
+            r.info,
             r.end,
             r.busy,
-            name.as_deref(),
+            name,
             r.trace_id,
             r.parent_span_id,
             &self.scope,
@@ -187,12 +187,13 @@ impl<P: SpanProcessor> Reader<P> {
     }
 
     /// The name of thread `tid`, looked up among the rings' owners the first time.
-    fn thread_name(&mut self, tid: u64) -> Option<String> {
+    fn thread_name(&mut self, tid: u64) -> Option<StringValue> {
         if !self.names.contains_key(&tid) {
             let rings = self.recorder.rings().len();
             for i in 0..rings {
                 for o in self.recorder.owners(i) {
-                    self.names.insert(o.tid, o.name);
+                    let name = o.name.map(|n| StringValue::from(Arc::<str>::from(n)));
+                    self.names.insert(o.tid, name);
                 }
             }
         }
