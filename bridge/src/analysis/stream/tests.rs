@@ -69,6 +69,15 @@ fn root_ids() -> SpanIds {
     }
 }
 
+/// The child's field `rows = 3`.
+fn rows() -> Field<'static> {
+    Field {
+        owner: CHILD,
+        name: "rows",
+        value: Value::I64(3),
+    }
+}
+
 fn close(key: u64, to_analyzer: bool) -> SpanClose {
     SpanClose { key, to_analyzer }
 }
@@ -101,14 +110,7 @@ fn request(w: &Writer) {
         .put(11, &root_ids())
         .put(11, &enter(ROOT))
         .put(12, &new_span(CHILD, ROOT, Some(CHILD_ID)))
-        .put(
-            12,
-            &Field {
-                owner: CHILD,
-                name: "rows",
-                value: Value::I64(3),
-            },
-        )
+        .put(12, &rows())
         .put(13, &enter(CHILD))
         .put(
             14,
@@ -219,28 +221,25 @@ fn records_read_before_their_span_s_creation_are_applied_at_the_end_of_the_pass(
         },
     )
     .put(13, &enter(CHILD))
-    .put(
-        14,
-        &Field {
-            owner: CHILD,
-            name: "rows",
-            value: Value::I64(3),
-        },
-    )
+    .put(14, &rows())
     .put(15, &exit(CHILD))
     .put(16, &close(CHILD, false))
     .put(20, &close(ROOT, false));
+    let (_, child) = child_read_a_then_b(&mut a, &mut b);
+    assert_eq!((child.busy, child.end), (2, 16));
+    assert_eq!(child.info.fields, vec![("rows", FieldValue::I64(3))]);
+}
+
+/// Reads ring `a`, then ring `b`, in one pass that must release the root and the child;
+/// returns the stream and the child.
+fn child_read_a_then_b(a: &mut Writer, b: &mut Writer) -> (TraceStream, Ready) {
     let mut s = stream(2);
     a.feed(&mut s, 0);
     b.feed(&mut s, 1);
     let ready = s.end_pass(&Calibration::identity(0));
     assert_eq!(ready.len(), 2, "{ready:?}");
-    let child = ready
-        .iter()
-        .find(|r| r.info.otel_span_id == CHILD_ID)
-        .unwrap();
-    assert_eq!((child.busy, child.end), (2, 16));
-    assert_eq!(child.info.fields, vec![("rows", FieldValue::I64(3))]);
+    let child = ready.into_iter().find(|r| r.info.otel_span_id == CHILD_ID);
+    (s, child.expect("the child released"))
 }
 
 #[test]
@@ -271,27 +270,12 @@ fn a_child_created_on_a_ring_read_before_its_parent_s_joins_the_trace() {
     let (mut a, mut b) = (Writer::new(), Writer::new());
     b.put(10, &new_span(ROOT, 0, None)).put(11, &root_ids());
     a.put(12, &new_span(CHILD, ROOT, Some(CHILD_ID)))
-        .put(
-            12,
-            &Field {
-                owner: CHILD,
-                name: "rows",
-                value: Value::I64(3),
-            },
-        )
+        .put(12, &rows())
         .put(13, &enter(CHILD))
         .put(15, &exit(CHILD))
         .put(16, &close(CHILD, false))
         .put(20, &close(ROOT, false));
-    let mut s = stream(2);
-    a.feed(&mut s, 0);
-    b.feed(&mut s, 1);
-    let ready = s.end_pass(&Calibration::identity(0));
-    assert_eq!(ready.len(), 2, "{ready:?}");
-    let child = ready
-        .iter()
-        .find(|r| r.info.otel_span_id == CHILD_ID)
-        .unwrap();
+    let (s, child) = child_read_a_then_b(&mut a, &mut b);
     assert_eq!((child.parent_span_id, child.trace_id), (ROOT_ID, TRACE));
     assert_eq!((child.busy, child.end), (2, 16));
     assert_eq!(child.info.fields, vec![("rows", FieldValue::I64(3))]);
