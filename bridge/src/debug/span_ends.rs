@@ -5,7 +5,7 @@
 //! [`RingSpanEnds`] keeps its own place in each ring and, every time it is read, copies what
 //! was written since (a [`RingCopy`] per ring, holding only the unread records), pairs each
 //! `SpanClose` with its `SpanNew` and yields the span's name (`otel.name`, else the callsite's),
-//! `http.route` (recorded in `violations` mode only: tracing-opentelemetry keeps the other
+//! `http.route` (recorded where Granular records spans: tracing-opentelemetry keeps the other
 //! fields), its trace id (its local root's) and its duration.
 //!
 //! What it cannot see is counted, not guessed: records a ring overwrote before they were read

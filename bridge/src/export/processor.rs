@@ -142,8 +142,13 @@ impl<P: SpanProcessor + 'static> GranularProcessor<P> {
     /// [`export::streamer`](crate::export::streamer)); otherwise nothing. Call it once the
     /// recorder is installed, with the source sampler's subscriber.
     pub fn stream_every_trace(&self) {
-        let Some(recorder) = crate::recorder::FlightRecorder::get().filter(|_| self.streams())
-        else {
+        if !self.streams() {
+            return;
+        }
+        let Some(recorder) = crate::recorder::FlightRecorder::get() else {
+            tracing::warn!(
+                "granular: GRANULAR_ALL_FROM=recording, but the flight recorder is not installed: only violating traces are exported. Call granular::install_recorder before stream_every_trace"
+            );
             return;
         };
         self.streamer.get_or_init(|| {
