@@ -17,12 +17,13 @@
 //! ([`StreamCounters`]), not guessed: records a ring overwrote before they were read (the
 //! traces open then are marked `data_loss`), spans whose local root was never read (created
 //! before the stream began, or overwritten: no trace id to export them under), spans beyond
-//! [`MAX_HELD`].
+//! [`MAX_HELD`]. A trace that missed records may never see some of its closes: when the stream
+//! is full, such traces are dropped first, so that losses do not keep it full for good.
 
 use tracing::Metadata;
 
 use super::decode::{EventInfo, FieldValue, SpanInfo};
-use super::idmap::IdMap;
+use super::idmap::{IdMap, IdSet};
 use crate::clock::Calibration;
 use crate::recorder::Record;
 use crate::recorder::codec::fields::Field;
@@ -59,7 +60,8 @@ pub(crate) struct StreamCounters {
     pub missed_records: u64,
     /// Spans whose local root was never read (not exported).
     pub orphaned_spans: u64,
-    /// Spans not tracked: [`MAX_HELD`] were held.
+    /// Spans not tracked because [`MAX_HELD`] were held, or dropped then with a trace that
+    /// had missed records.
     pub untracked: u64,
     /// Spans dropped because the analyzer exports their trace.
     pub to_analyzer: u64,
@@ -132,8 +134,10 @@ struct RingState {
 }
 
 /// See the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TraceStream {
+    /// Spans held at most ([`MAX_HELD`]).
+    max_held: usize,
     open: IdMap<u64, Open>,
     traces: IdMap<u64, Trace>,
     /// Closed spans held by unreleased traces.
@@ -145,6 +149,24 @@ pub(crate) struct TraceStream {
 }
 
 impl TraceStream {
+    /// A stream holding at most [`MAX_HELD`] spans.
+    pub(crate) fn new() -> Self {
+        Self::holding_at_most(MAX_HELD)
+    }
+
+    fn holding_at_most(max_held: usize) -> Self {
+        TraceStream {
+            max_held,
+            open: IdMap::default(),
+            traces: IdMap::default(),
+            held_closed: 0,
+            rings: Vec::new(),
+            later: Vec::new(),
+            ready: Vec::new(),
+            counters: StreamCounters::default(),
+        }
+    }
+
     /// What it could not rebuild so far.
     pub(crate) fn counters(&self) -> StreamCounters {
         self.counters
@@ -269,9 +291,12 @@ impl TraceStream {
     }
 
     fn new_span(&mut self, new: &SpanNew, at: u64, tid: u64) {
-        if self.held() >= MAX_HELD {
-            self.counters.untracked += 1;
-            return;
+        if self.held() >= self.max_held {
+            self.drop_lossy_traces();
+            if self.held() >= self.max_held {
+                self.counters.untracked += 1;
+                return;
+            }
         }
         let root = if new.parent == 0 {
             new.key
@@ -309,6 +334,28 @@ impl TraceStream {
             depth: 0,
         };
         self.open.insert(new.key, open);
+    }
+
+    /// Drops the traces that missed records (spans whose close was overwritten would be held
+    /// for good), counting their spans as not tracked.
+    fn drop_lossy_traces(&mut self) {
+        let lossy: IdSet<u64> = (self.traces.iter())
+            .filter(|(_, t)| t.data_loss)
+            .map(|(root, _)| *root)
+            .collect();
+        if lossy.is_empty() {
+            return;
+        }
+        let open = self.open.len();
+        self.open.retain(|_, o| !lossy.contains(&o.root));
+        let mut dropped = open - self.open.len();
+        for root in &lossy {
+            if let Some(t) = self.traces.remove(root) {
+                dropped += t.closed.len();
+                self.held_closed -= t.closed.len();
+            }
+        }
+        self.counters.untracked += dropped as u64;
     }
 
     /// An event inside span `key`; where its fields go.

@@ -50,7 +50,7 @@ impl Streamer {
         let reader = Reader {
             recorder,
             places: Vec::new(),
-            stream: TraceStream::default(),
+            stream: TraceStream::new(),
             names: IdMap::default(),
             scope: InstrumentationScope::builder("granular").build(),
             inner,

@@ -97,7 +97,7 @@ fn exit(key: u64) -> SpanExit {
 }
 
 fn stream(rings: usize) -> TraceStream {
-    let mut s = TraceStream::default();
+    let mut s = TraceStream::new();
     for r in 0..rings {
         s.start_ring(r, 7);
     }
@@ -280,4 +280,38 @@ fn a_child_created_on_a_ring_read_before_its_parent_s_joins_the_trace() {
     assert_eq!((child.busy, child.end), (2, 16));
     assert_eq!(child.info.fields, vec![("rows", FieldValue::I64(3))]);
     assert_eq!(s.counters().orphaned_spans, 0);
+}
+
+#[test]
+fn a_full_stream_drops_the_traces_that_missed_records_first() {
+    // A trace whose child's close was overwritten: held until the stream is full.
+    let mut w = Writer::new();
+    w.put(10, &new_span(ROOT, 0, None))
+        .put(11, &root_ids())
+        .put(12, &new_span(CHILD, ROOT, Some(CHILD_ID)));
+    let mut s = TraceStream::holding_at_most(2);
+    s.start_ring(0, 7);
+    w.feed(&mut s, 0);
+    s.missed(3);
+    // A new trace finds the stream full: the lossy one makes room and is counted.
+    const NEXT: u64 = 1 << 40 | 9;
+    w.put(20, &new_span(NEXT, 0, None))
+        .put(
+            21,
+            &SpanIds {
+                key: NEXT,
+                span_id: 0x33,
+                root: Some(TraceRoot {
+                    trace_id: TRACE + 1,
+                    remote_parent: None,
+                }),
+            },
+        )
+        .put(30, &close(NEXT, false));
+    w.feed(&mut s, 0);
+    let ready = s.end_pass(&Calibration::identity(0));
+    assert_eq!(ready.len(), 1, "{ready:?}");
+    assert_eq!((ready[0].trace_id, ready[0].data_loss), (TRACE + 1, false));
+    assert_eq!(s.counters().untracked, 2, "the lossy trace's two spans");
+    assert_eq!(s.held(), 0);
 }
