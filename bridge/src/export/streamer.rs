@@ -56,6 +56,7 @@ impl Streamer {
             inner,
             judge,
             stats,
+            unexported: 0,
         };
         let spawned = std::thread::Builder::new()
             .name("granular-stream".into())
@@ -102,6 +103,8 @@ struct Reader<P: SpanProcessor> {
     inner: Arc<P>,
     judge: Arc<Judge>,
     stats: Arc<Stats>,
+    /// The stream's spans not exported (orphaned or untracked) counted into `stats` so far.
+    unexported: u64,
 }
 
 impl<P: SpanProcessor> Reader<P> {
@@ -139,18 +142,17 @@ impl<P: SpanProcessor> Reader<P> {
             let used = self.stream.feed(i, place.copy.records(), &cal);
             place.next_seq = base + used as u64;
         }
-        let counted = self.stream.counters();
         for ready in self.stream.end_pass(&cal) {
             // A span is a few µs of work.
             crate::background::yield_point();
             self.export(ready);
         }
-        let now = self.stream.counters();
-        let unexported =
-            (now.orphaned_spans + now.untracked) - (counted.orphaned_spans + counted.untracked);
+        let c = self.stream.counters();
+        let unexported = c.orphaned_spans + c.untracked;
         self.stats
             .stream_unexported_spans
-            .fetch_add(unexported, Ordering::Relaxed);
+            .fetch_add(unexported - self.unexported, Ordering::Relaxed);
+        self.unexported = unexported;
     }
 
     fn export(&mut self, r: Ready) {
