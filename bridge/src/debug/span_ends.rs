@@ -3,7 +3,7 @@
 //! The request path already writes each span's creation, fields, ids and close into its
 //! thread's ring (both `GRANULAR_SAMPLE` modes); nothing is added there for the debug endpoint.
 //! [`RingSpanEnds`] keeps its own place in each ring and, every time it is read, copies what
-//! was written since (a [`RingCopy`] per ring, holding only the unread records), pairs each
+//! was written since (a [`RingCursor`] per ring, holding only the unread records), pairs each
 //! `SpanClose` with its `SpanNew` and yields the span's name (`otel.name`, else the callsite's),
 //! `http.route` (recorded where Granular records spans: tracing-opentelemetry keeps the other
 //! fields), its trace id (its local root's) and its duration.
@@ -18,7 +18,8 @@ use crate::clock::Calibration;
 use crate::recorder::FlightRecorder;
 use crate::recorder::codec::fields::Value;
 use crate::recorder::codec::{Event, events};
-use crate::recorder::ring::{Ring, RingCopy};
+use crate::recorder::cursor::RingCursor;
+use crate::recorder::ring::Ring;
 
 /// Spans tracked open at once at most (~100 bytes each): beyond, a new span is not counted.
 pub(crate) const MAX_OPEN: usize = 200_000;
@@ -87,17 +88,11 @@ struct Open {
     error: bool,
 }
 
-#[derive(Debug, Default)]
-struct Place {
-    copy: RingCopy,
-    next_seq: u64,
-}
-
 /// [`SpanEnds`] read from the flight recorder's rings (see the module documentation).
 #[derive(Debug)]
 pub(crate) struct RingSpanEnds {
     recorder: &'static FlightRecorder,
-    places: Vec<Place>,
+    places: Vec<RingCursor>,
     open: HashMap<u64, Open>,
     /// Closes (key, tick) whose creation was not read yet, from the last read.
     pending: Vec<(u64, u64)>,
@@ -119,12 +114,8 @@ impl RingSpanEnds {
     /// into `closes`; moves `place` past the last whole event.
     fn read_ring(&mut self, ring: &Ring, i: usize, closes: &mut Vec<(u64, u64)>) {
         let place = &mut self.places[i];
-        ring.refresh(place.next_seq, &mut place.copy);
-        let base = place.copy.first_seq();
-        if base > place.next_seq {
-            self.missed.missed_records += base - place.next_seq;
-        }
-        let records = place.copy.records();
+        let (missed, records) = place.unread(ring);
+        self.missed.missed_records += missed;
         let mut end = 0;
         for e in events(records) {
             end = e.at + e.len;
@@ -170,7 +161,7 @@ impl RingSpanEnds {
                 _ => {}
             }
         }
-        place.next_seq = base + end as u64;
+        place.advance(end);
     }
 
     /// The trace id of `key`'s local root, looking up its open ancestors.
@@ -189,7 +180,7 @@ impl RingSpanEnds {
 impl SpanEnds for RingSpanEnds {
     fn read(&mut self) -> Vec<SpanEnd> {
         let rings = self.recorder.rings();
-        self.places.resize_with(rings.len(), Place::default);
+        self.places.resize_with(rings.len(), RingCursor::default);
         // Creations, fields and ids of every ring first, then the closes: a span created on
         // one thread and closed on another is paired whatever order the rings are read in.
         let mut closes = std::mem::take(&mut self.pending);

@@ -24,7 +24,7 @@ use crate::analysis::rebuild::span_data;
 use crate::analysis::stream::{Ready, TraceStream};
 use crate::clock::Calibration;
 use crate::recorder::FlightRecorder;
-use crate::recorder::ring::RingCopy;
+use crate::recorder::cursor::RingCursor;
 use crate::slo::{Judge, Stats};
 
 /// How often the rings are read: a span is exported at most this long after its trace's root
@@ -86,16 +86,9 @@ impl Streamer {
     }
 }
 
-/// Where the reader is in one ring.
-#[derive(Debug, Default)]
-struct Place {
-    copy: RingCopy,
-    next_seq: u64,
-}
-
 struct Reader<P: SpanProcessor> {
     recorder: &'static FlightRecorder,
-    places: Vec<Place>,
+    places: Vec<RingCursor>,
     stream: TraceStream,
     /// Thread names by OS thread id (`None`: unnamed), shared by the spans that carry them.
     names: IdMap<u64, Option<StringValue>>,
@@ -131,16 +124,15 @@ impl<P: SpanProcessor> Reader<P> {
             if i == self.places.len() {
                 let tid = self.recorder.owners(i).last().map_or(0, |o| o.tid);
                 self.stream.start_ring(i, tid);
-                self.places.push(Place::default());
+                self.places.push(RingCursor::default());
             }
             let place = &mut self.places[i];
-            ring.refresh(place.next_seq, &mut place.copy);
-            let base = place.copy.first_seq();
-            if base > place.next_seq {
-                self.stream.missed(base - place.next_seq);
+            let (missed, records) = place.unread(ring);
+            if missed > 0 {
+                self.stream.missed(missed);
             }
-            let used = self.stream.feed(i, place.copy.records(), &cal);
-            place.next_seq = base + used as u64;
+            let used = self.stream.feed(i, records, &cal);
+            place.advance(used);
         }
         for ready in self.stream.end_pass(&cal) {
             // A span is a few µs of work.
@@ -198,6 +190,9 @@ impl<P: SpanProcessor> Reader<P> {
                     self.names.insert(o.tid, name);
                 }
             }
+            // A thread no ring names (tid 0: a ring read after its owner's start was
+            // overwritten) is looked up once, not for each of its spans.
+            self.names.entry(tid).or_insert(None);
         }
         self.names.get(&tid).cloned().flatten()
     }

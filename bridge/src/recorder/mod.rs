@@ -23,6 +23,7 @@
 //! the writer comes back to them).
 
 pub mod codec;
+pub(crate) mod cursor;
 pub mod record;
 pub mod ring;
 
