@@ -144,6 +144,9 @@ pub(crate) struct TraceStream {
     held_closed: usize,
     rings: Vec<RingState>,
     later: Vec<(u64, u64, Later)>,
+    /// Records of the last pass that found no span: tried once more at the end of this one
+    /// (the span's creation may sit on a ring read before the span was created, in that pass).
+    carried: Vec<(u64, u64, Later)>,
     ready: Vec<Ready>,
     counters: StreamCounters,
 }
@@ -162,6 +165,7 @@ impl TraceStream {
             held_closed: 0,
             rings: Vec::new(),
             later: Vec::new(),
+            carried: Vec::new(),
             ready: Vec::new(),
             counters: StreamCounters::default(),
         }
@@ -260,31 +264,52 @@ impl TraceStream {
         used
     }
 
-    /// Applies what waited for spans created on rings read later in the pass (what still
-    /// finds no span is dropped), and hands over the spans ready to export.
+    /// Applies what waited for spans created on rings read later in the pass, and what the
+    /// last pass could not place; what finds no span for the first time waits for the next
+    /// pass, for the second time is dropped. Hands over the spans ready to export.
     pub(crate) fn end_pass(&mut self, cal: &Calibration) -> Vec<Ready> {
-        let later = std::mem::take(&mut self.later);
+        let carried = std::mem::take(&mut self.carried)
+            .into_iter()
+            .map(|e| (e, true));
+        let later = std::mem::take(&mut self.later)
+            .into_iter()
+            .map(|e| (e, false));
+        let all: Vec<((u64, u64, Later), bool)> = carried.chain(later).collect();
         // Creations first, in time order: a parent before its children, whichever rings
         // they are on.
-        let mut news: Vec<(u64, &SpanNew, u64)> = later
+        let mut news: Vec<(u64, &SpanNew, u64, bool)> = all
             .iter()
-            .filter_map(|(_, ts, l)| match l {
-                Later::New(new, tid) => Some((*ts, new, *tid)),
+            .filter_map(|((_, ts, l), old)| match l {
+                Later::New(new, tid) => Some((*ts, new, *tid, *old)),
                 _ => None,
             })
             .collect();
         news.sort_by_key(|n| n.0);
-        for (ts, new, tid) in news {
-            self.new_span(new, cal.to_unix_ns(ts), tid);
+        let mut unplaced = Vec::new();
+        for (ts, new, tid, old) in news {
+            if self.open.contains_key(&new.parent) {
+                self.new_span(new, cal.to_unix_ns(ts), tid);
+            } else if !old {
+                unplaced.push((new.key, ts, Later::New(*new, tid)));
+            }
         }
-        for (key, ts, l) in later {
+        for ((key, ts, l), old) in all {
             if matches!(l, Later::New(..)) {
                 continue;
             }
             if self.open.contains_key(&key) {
                 self.apply(key, ts, l, cal);
+            } else if !old {
+                unplaced.push((key, ts, l));
             } else if matches!(l, Later::Close(_)) {
                 self.counters.orphaned_spans += 1;
+            }
+        }
+        self.carried = unplaced;
+        // Their indices were into this pass's records.
+        for r in &mut self.rings {
+            if matches!(r.last_event, LastEvent::Later(_)) {
+                r.last_event = LastEvent::None;
             }
         }
         std::mem::take(&mut self.ready)

@@ -251,6 +251,8 @@ fn what_cannot_be_rebuilt_is_counted() {
     let mut s = stream(1);
     w.feed(&mut s, 0);
     assert!(s.end_pass(&Calibration::identity(0)).is_empty());
+    assert_eq!(s.counters().orphaned_spans, 0, "it waits one more pass");
+    assert!(s.end_pass(&Calibration::identity(0)).is_empty());
     assert_eq!(s.counters().orphaned_spans, 1);
     // Records missed while a trace was open mark it.
     w.put(20, &new_span(ROOT, 0, None)).put(21, &root_ids());
@@ -314,4 +316,28 @@ fn a_full_stream_drops_the_traces_that_missed_records_first() {
     assert_eq!((ready[0].trace_id, ready[0].data_loss), (TRACE + 1, false));
     assert_eq!(s.counters().untracked, 2, "the lossy trace's two spans");
     assert_eq!(s.held(), 0);
+}
+
+#[test]
+fn a_span_whose_creation_is_read_a_pass_after_its_close_is_still_exported() {
+    // Pass 1 reads ring b before the child is created there, then ring a, where the child
+    // has moved and closed already.
+    let (mut a, mut b) = (Writer::new(), Writer::new());
+    b.put(10, &new_span(ROOT, 0, None)).put(11, &root_ids());
+    let mut s = stream(2);
+    b.feed(&mut s, 1);
+    b.put(12, &new_span(CHILD, ROOT, Some(CHILD_ID)));
+    a.put(13, &enter(CHILD))
+        .put(14, &exit(CHILD))
+        .put(15, &close(CHILD, false));
+    a.feed(&mut s, 0);
+    assert!(s.end_pass(&Calibration::identity(0)).is_empty());
+    b.put(20, &close(ROOT, false));
+    b.feed(&mut s, 1);
+    a.feed(&mut s, 0);
+    let ready = s.end_pass(&Calibration::identity(0));
+    assert_eq!(ready.len(), 2, "{ready:?}");
+    let child = ready.iter().find(|r| r.info.otel_span_id == CHILD_ID);
+    assert_eq!(child.map(|c| (c.end, c.busy)), Some((15, 1)));
+    assert_eq!(s.counters().orphaned_spans, 0);
 }
