@@ -230,8 +230,10 @@ impl TraceStream {
                 Event::SpanIds(ids) => self.update(ids.key, e.ts, Later::Ids(ids), cal),
                 Event::SpanEnter(enter) => self.update(enter.key, e.ts, Later::Enter, cal),
                 Event::SpanExit(exit) => self.update(exit.key, e.ts, Later::Exit, cal),
+                // Closes wait for the end of the pass, every ring's creations read: a ring read
+                // earlier may hold a root's close and one read later its child's creation.
                 Event::SpanClose(SpanClose { key, to_analyzer }) => {
-                    self.update(key, e.ts, Later::Close(to_analyzer), cal);
+                    self.later.push((key, e.ts, Later::Close(to_analyzer)));
                 }
                 Event::TracingEvent(ev) => {
                     state.last_event = self.event(ev.span, at, ev.meta, e.ts);
