@@ -12,8 +12,9 @@
 //! breakdown: its spans are dropped here. Every other trace is released: its closed spans are
 //! ready at once, and those closing later as they close.
 //!
-//! Records about a span found before its creation in a pass (it was created on a ring read
-//! later) are applied at the end of the pass. What cannot be rebuilt is counted
+//! Closes, and records about a span found before its creation in a pass (it was created on a
+//! ring read later), are applied at the end of the pass, after every ring's creations; what
+//! still finds no span waits for the next pass's end, once. What cannot be rebuilt is counted
 //! ([`StreamCounters`]), not guessed: records a ring overwrote before they were read (the
 //! traces open then are marked `data_loss`), spans whose local root was never read (created
 //! before the stream began, or overwritten: no trace id to export them under), spans beyond
