@@ -1166,11 +1166,15 @@ impl Report<'_> {
                         sat(|p| p.p99_ms),
                         sat(|p| p.p999_ms)
                     ),
-                    format!(
-                        "{:.0} % / {:.0} %",
-                        100.0 * sat(|p| p.busy.0),
-                        100.0 * sat(|p| p.busy.1)
-                    ),
+                    match (sat(|p| p.busy.0), sat(|p| p.busy.1)) {
+                        // Not pinned (more than one worker): no CPU is the server's alone.
+                        (server, load) if server.is_nan() || load.is_nan() => {
+                            "— (not pinned)".to_owned()
+                        }
+                        (server, load) => {
+                            format!("{:.0} % / {:.0} %", 100.0 * server, 100.0 * load)
+                        }
+                    },
                 ]);
             }
         }
