@@ -203,16 +203,31 @@ impl TraceStream {
         }
     }
 
-    /// Feeds the events newly read from `ring` (after [`Self::start_ring`]), stamped in ticks
-    /// `cal` converts. Returns how many records it used: up to the last whole event (one
-    /// whose payloads are not written yet is read again next time).
-    pub(crate) fn feed(&mut self, ring: usize, records: &[Record], cal: &Calibration) -> usize {
+    /// Feeds the events newly read from `ring` (after [`Self::start_ring`]) stamped at tick
+    /// `until` or before, in ticks `cal` converts. Returns how many records it used: up to
+    /// the first event stamped after `until`, or the last whole one (one whose payloads are
+    /// not written yet is read again next time).
+    ///
+    /// A pass reads every ring to the same `until`: a close waits for the end of the pass in
+    /// the table of open spans, so the shorter the stretch of time a pass covers, the smaller
+    /// that table (at saturation, passes of everything written in 10 ms held ~6,000 closed
+    /// spans there, and its look-ups missed the cache: half the stream's CPU a span more).
+    pub(crate) fn feed(
+        &mut self,
+        ring: usize,
+        records: &[Record],
+        cal: &Calibration,
+        until: u64,
+    ) -> usize {
         let Some(mut state) = self.rings.get(ring).copied() else {
             return 0;
         };
         let mut used = 0;
         for (i, e) in events(records).enumerate() {
             crate::background::every(i);
+            if e.ts > until {
+                break;
+            }
             used = e.at + e.len;
             let at = cal.to_unix_ns(e.ts);
             match e.event {

@@ -22,7 +22,7 @@ use opentelemetry_sdk::trace::SpanProcessor;
 use crate::analysis::idmap::IdMap;
 use crate::analysis::rebuild::span_data;
 use crate::analysis::stream::{Ready, TraceStream};
-use crate::clock::Calibration;
+use crate::clock::{self, Calibration};
 use crate::recorder::FlightRecorder;
 use crate::recorder::cursor::RingCursor;
 use crate::slo::{Judge, Stats};
@@ -30,6 +30,11 @@ use crate::slo::{Judge, Stats};
 /// How often the rings are read: a span is exported at most this long after its trace's root
 /// closed (plus the exporting processor's own batching), and a ring must not wrap within it.
 const PERIOD: Duration = Duration::from_millis(10);
+
+/// How much of the rings' time the stream reads before it ends a pass of [`TraceStream`]:
+/// closes wait for the end of their pass in its table of open spans, which this keeps small
+/// (see [`TraceStream::feed`]).
+const SLICE: Duration = Duration::from_millis(2);
 
 /// A handle on the thread: asks it to export what has closed so far.
 #[derive(Debug, Clone)]
@@ -57,6 +62,7 @@ impl Streamer {
             judge,
             stats,
             unexported: 0,
+            read_to: 0,
         };
         let spawned = std::thread::Builder::new()
             .name("granular-stream".into())
@@ -98,6 +104,8 @@ struct Reader<P: SpanProcessor> {
     stats: Arc<Stats>,
     /// The stream's spans not exported (orphaned or untracked) counted into `stats` so far.
     unexported: u64,
+    /// The tick the rings were read up to (0: not read yet).
+    read_to: u64,
 }
 
 impl<P: SpanProcessor> Reader<P> {
@@ -116,29 +124,45 @@ impl<P: SpanProcessor> Reader<P> {
         }
     }
 
-    /// Reads what every ring got since the last pass and exports what it released.
+    /// Reads what every ring got since the last pass, up to now, [`SLICE`] of the rings' time
+    /// at a time, and exports what each slice released.
     fn pass(&mut self) {
         let rings = self.recorder.rings();
         let cal = Calibration::now();
-        for (i, ring) in rings.into_iter().enumerate() {
-            if i == self.places.len() {
-                let tid = self.recorder.owners(i).last().map_or(0, |o| o.tid);
-                self.stream.start_ring(i, tid);
-                self.places.push(RingCursor::default());
+        let now = clock::now();
+        let step = cal.ns_to_ticks(SLICE.as_nanos() as u64).max(1);
+        // The first pass reads everything written so far at once.
+        let mut until = self.read_to;
+        loop {
+            until = if until == 0 {
+                now
+            } else {
+                until.saturating_add(step).min(now)
+            };
+            for (i, ring) in rings.iter().enumerate() {
+                if i == self.places.len() {
+                    let tid = self.recorder.owners(i).last().map_or(0, |o| o.tid);
+                    self.stream.start_ring(i, tid);
+                    self.places.push(RingCursor::default());
+                }
+                let place = &mut self.places[i];
+                let (missed, records) = place.unread(ring);
+                if missed > 0 {
+                    self.stream.missed(missed);
+                }
+                let used = self.stream.feed(i, records, &cal, until);
+                place.advance(used);
             }
-            let place = &mut self.places[i];
-            let (missed, records) = place.unread(ring);
-            if missed > 0 {
-                self.stream.missed(missed);
+            for ready in self.stream.end_pass(&cal) {
+                // A span is a few µs of work.
+                crate::background::yield_point();
+                self.export(ready);
             }
-            let used = self.stream.feed(i, records, &cal);
-            place.advance(used);
+            if until >= now {
+                break;
+            }
         }
-        for ready in self.stream.end_pass(&cal) {
-            // A span is a few µs of work.
-            crate::background::yield_point();
-            self.export(ready);
-        }
+        self.read_to = until;
         let c = self.stream.counters();
         let unexported = c.orphaned_spans + c.untracked;
         self.stats

@@ -43,9 +43,14 @@ impl Writer {
 
     /// Feeds what was written since the last feed.
     fn feed(&mut self, stream: &mut TraceStream, ring: usize) {
+        self.feed_until(stream, ring, u64::MAX);
+    }
+
+    /// Feeds what was written since the last feed, stamped at `until` or before.
+    fn feed_until(&mut self, stream: &mut TraceStream, ring: usize, until: u64) {
         let copy = self.ring.snapshot(self.read);
-        self.read = copy.first_seq() + copy.records().len() as u64;
-        stream.feed(ring, copy.records(), &Calibration::identity(0));
+        let used = stream.feed(ring, copy.records(), &Calibration::identity(0), until);
+        self.read = copy.first_seq() + used as u64;
     }
 }
 
@@ -161,6 +166,33 @@ fn a_released_trace_hands_over_every_span_with_its_ids_fields_events_and_time_en
         (11, false, false)
     );
     assert_eq!(s.held(), 0, "nothing kept once the trace is out");
+}
+
+/// A pass reads up to a tick; what was written after it waits for the next pass, so a stream
+/// read slice by slice of time exports what one read at once does.
+#[test]
+fn a_pass_reads_up_to_its_tick_and_the_rest_waits_for_the_next() {
+    let cal = Calibration::identity(0);
+    let mut w = Writer::new();
+    request(&w);
+    w.put(21, &close(CHILD, false))
+        .put(22, &exit(ROOT))
+        .put(30, &close(ROOT, false));
+    let mut s = stream(1);
+    w.feed_until(&mut s, 0, 20);
+    assert!(s.end_pass(&cal).is_empty(), "nothing closed by tick 20");
+    assert_eq!(s.held(), 2);
+    w.feed_until(&mut s, 0, 25);
+    assert!(s.end_pass(&cal).is_empty(), "the child waits for its root");
+    assert_eq!(s.held(), 2);
+    w.feed_until(&mut s, 0, u64::MAX);
+    let ready = s.end_pass(&cal);
+    assert_eq!(ready.len(), 2);
+    let child = &ready[0];
+    assert_eq!((child.info.start, child.end, child.busy), (12, 21, 7));
+    assert_eq!(child.info.events.len(), 1);
+    assert_eq!((ready[1].end, ready[1].busy), (30, 11));
+    assert_eq!(s.held(), 0);
 }
 
 #[test]
