@@ -135,13 +135,18 @@ fn request(w: &Writer) {
         .put(20, &exit(CHILD));
 }
 
-#[test]
-fn a_released_trace_hands_over_every_span_with_its_ids_fields_events_and_time_entered() {
-    let mut w = Writer::new();
-    request(&w);
+/// [`request`], then the child's close (21), the root's exit (22) and close (30).
+fn finished_request(w: &Writer) {
+    request(w);
     w.put(21, &close(CHILD, false))
         .put(22, &exit(ROOT))
         .put(30, &close(ROOT, false));
+}
+
+#[test]
+fn a_released_trace_hands_over_every_span_with_its_ids_fields_events_and_time_entered() {
+    let mut w = Writer::new();
+    finished_request(&w);
     let mut s = stream(1);
     w.feed(&mut s, 0);
     let ready = s.end_pass(&Calibration::identity(0));
@@ -174,10 +179,7 @@ fn a_released_trace_hands_over_every_span_with_its_ids_fields_events_and_time_en
 fn a_pass_reads_up_to_its_tick_and_the_rest_waits_for_the_next() {
     let cal = Calibration::identity(0);
     let mut w = Writer::new();
-    request(&w);
-    w.put(21, &close(CHILD, false))
-        .put(22, &exit(ROOT))
-        .put(30, &close(ROOT, false));
+    finished_request(&w);
     let mut s = stream(1);
     w.feed_until(&mut s, 0, 20);
     assert!(s.end_pass(&cal).is_empty(), "nothing closed by tick 20");
