@@ -127,9 +127,11 @@ impl<P: SpanProcessor> Reader<P> {
     /// Reads what every ring got since the last pass, up to now, [`SLICE`] of the rings' time
     /// at a time, and exports what each slice released.
     fn pass(&mut self) {
+        // `now` before the rings: a ring created after the list was taken holds only records
+        // stamped after `now`, read by the next pass.
+        let now = clock::now();
         let rings = self.recorder.rings();
         let cal = Calibration::now();
-        let now = clock::now();
         let step = cal.ns_to_ticks(SLICE.as_nanos() as u64).max(1);
         // The first pass reads everything written so far at once.
         let mut until = self.read_to;
