@@ -133,6 +133,12 @@ impl<P: SpanProcessor> Reader<P> {
         let rings = self.recorder.rings();
         let cal = Calibration::now();
         let step = cal.ns_to_ticks(SLICE.as_nanos() as u64).max(1);
+        // Rings taken since the last pass, announced once.
+        for i in self.places.len()..rings.len() {
+            let tid = self.recorder.owners(i).last().map_or(0, |o| o.tid);
+            self.stream.start_ring(i, tid);
+            self.places.push(RingCursor::default());
+        }
         // The first pass reads everything written so far at once.
         let mut until = self.read_to;
         loop {
@@ -141,13 +147,7 @@ impl<P: SpanProcessor> Reader<P> {
             } else {
                 until.saturating_add(step).min(now)
             };
-            for (i, ring) in rings.iter().enumerate() {
-                if i == self.places.len() {
-                    let tid = self.recorder.owners(i).last().map_or(0, |o| o.tid);
-                    self.stream.start_ring(i, tid);
-                    self.places.push(RingCursor::default());
-                }
-                let place = &mut self.places[i];
+            for (i, (ring, place)) in rings.iter().zip(&mut self.places).enumerate() {
                 let (missed, records) = place.unread(ring);
                 if missed > 0 {
                     self.stream.missed(missed);
