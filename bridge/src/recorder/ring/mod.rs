@@ -19,6 +19,7 @@
 //! | this one | the ring, its writer ([`Ring::push`]) and the protocol's reader ([`Ring::refresh`]) |
 //! | `copy` | [`RingCopy`], a reader's copy kept between reads and trimmed as its window slides |
 //! | `by_time` | finding records by time: where a window begins, how far back a ring reaches |
+//! | `memory` | the slots' memory: a mapping of their own, on huge pages where the kernel allows |
 //!
 //! These files are also compiled by `bridge/loom/` under `--cfg loom` to model-check the
 //! protocol.
@@ -42,6 +43,8 @@ fn yield_point() {}
 
 mod by_time;
 mod copy;
+#[cfg(not(loom))]
+mod memory;
 
 pub(crate) use copy::COPY_REACH;
 pub use copy::RingCopy;
@@ -55,23 +58,10 @@ struct Slot {
     w1: AtomicU64,
 }
 
-/// `cap` zeroed slots. Outside loom they come from the allocator already zeroed (`calloc`,
-/// fresh pages for large rings), so a ring's memory becomes resident only as it fills.
+/// `cap` zeroed slots, in a mapping of their own ([`memory`]).
 #[cfg(not(loom))]
-fn zeroed_slots(cap: usize) -> Box<[Slot]> {
-    let Ok(layout) = std::alloc::Layout::array::<Slot>(cap) else {
-        return Box::new([]);
-    };
-    // SAFETY: `layout` has non-zero size (cap >= 2); a Slot is two AtomicU64, for which all-zero
-    // bytes are a valid value (0); the Box takes ownership of exactly `cap` slots allocated with
-    // the layout `Box<[Slot]>` deallocates with.
-    unsafe {
-        let ptr = std::alloc::alloc_zeroed(layout) as *mut Slot;
-        if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, cap))
-    }
+fn zeroed_slots(cap: usize) -> memory::SlotMemory {
+    memory::SlotMemory::zeroed(cap)
 }
 
 #[cfg(loom)]
@@ -104,6 +94,9 @@ fn prefetch(slot: &Slot) {
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Ring {
+    #[cfg(not(loom))]
+    slots: memory::SlotMemory,
+    #[cfg(loom)]
     slots: Box<[Slot]>,
     mask: u64,
     /// Records whose write has begun.
