@@ -111,6 +111,7 @@ mod config;
 mod debug;
 mod export;
 mod init;
+mod mapping;
 mod propagation;
 mod recorder;
 mod slo;

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::Thread;
 use std::time::Duration;
 
+use crate::mapping::Mapping;
 use crate::recorder::codec::fields::Text;
 use crate::recorder::codec::waits::{PageFaults, WaitSample};
 use crate::recorder::ring::Ring;
@@ -108,29 +109,14 @@ fn measure_fault_cost() -> Option<u64> {
 fn touch_fresh_pages(pages: usize) -> Option<u64> {
     const PAGE: usize = 4096;
     let cpu_now = || crate::clock::thread_cpu().map(|d| d.as_nanos() as u64);
-    // SAFETY: a private anonymous mapping of our own, written within its length and unmapped
-    // before returning.
-    unsafe {
-        let len = pages * PAGE;
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        let start = cpu_now();
-        for i in 0..pages {
-            std::ptr::write_volatile(p.cast::<u8>().add(i * PAGE), 1);
-        }
-        let end = cpu_now();
-        libc::munmap(p, len);
-        Some(end?.checked_sub(start?)? / pages as u64)
+    let fresh = Mapping::new(pages * PAGE)?;
+    let start = cpu_now();
+    for i in 0..pages {
+        // SAFETY: within the mapping, which `fresh` keeps mapped until the function returns.
+        unsafe { std::ptr::write_volatile(fresh.as_ptr().add(i * PAGE), 1) };
     }
+    let end = cpu_now();
+    Some(end?.checked_sub(start?)? / pages as u64)
 }
 
 /// The sampling period while some thread is inside work; `None` while sampling is off.

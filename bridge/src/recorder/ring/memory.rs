@@ -20,9 +20,9 @@
 //! allocation of whatever span was open when its thread first wrote.
 
 use std::ops::Deref;
-use std::ptr::NonNull;
 
 use super::Slot;
+use crate::mapping::Mapping;
 
 /// The huge page size the mapping is aligned to and advised for.
 pub(super) const HUGE_PAGE: usize = 2 << 20;
@@ -30,42 +30,32 @@ pub(super) const HUGE_PAGE: usize = 2 << 20;
 /// `len` zeroed slots in a mapping of their own, unmapped when dropped.
 #[derive(Debug)]
 pub(super) struct SlotMemory {
-    slots: NonNull<Slot>,
+    mapping: Mapping,
     len: usize,
 }
-
-// SAFETY: the memory is owned by this value alone and a `Slot` is two atomics, shared between
-// threads by design (`Slot` is `Sync`).
-unsafe impl Send for SlotMemory {}
-// SAFETY: as above: only `&[Slot]` is handed out.
-unsafe impl Sync for SlotMemory {}
 
 impl SlotMemory {
     /// Maps `len` (at least 1) zeroed slots; rings larger than [`HUGE_PAGE`] are aligned to it
     /// and advised for huge pages past their first. Aborts as a failed allocation does when the
     /// address space is exhausted.
     pub(super) fn zeroed(len: usize) -> SlotMemory {
-        let bytes = len.max(1) * size_of::<Slot>();
+        let len = len.max(1);
+        let bytes = len * size_of::<Slot>();
         let huge = bytes > HUGE_PAGE;
-        let slots = if huge { map_aligned(bytes) } else { map(bytes) };
-        let Some(slots) = slots else {
-            let layout = std::alloc::Layout::array::<Slot>(len.max(1))
-                .unwrap_or(std::alloc::Layout::new::<Slot>());
+        let mapping = if huge {
+            Mapping::aligned(bytes, HUGE_PAGE)
+        } else {
+            Mapping::new(bytes)
+        };
+        let Some(mapping) = mapping else {
+            let layout =
+                std::alloc::Layout::array::<Slot>(len).unwrap_or(std::alloc::Layout::new::<Slot>());
             std::alloc::handle_alloc_error(layout);
         };
         if huge {
-            // SAFETY: `bytes > HUGE_PAGE`, so the offset stays inside the mapping.
-            let past_first = unsafe { slots.add(HUGE_PAGE) };
-            advise_huge(past_first, bytes - HUGE_PAGE);
+            mapping.advise_huge_from(HUGE_PAGE);
         }
-        SlotMemory {
-            slots: slots.cast(),
-            len: len.max(1),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        self.len * size_of::<Slot>()
+        SlotMemory { mapping, len }
     }
 }
 
@@ -73,69 +63,11 @@ impl Deref for SlotMemory {
     type Target = [Slot];
 
     fn deref(&self) -> &[Slot] {
-        // SAFETY: `slots` points to `len` slots mapped readable and writable for the life of
-        // `self`; all-zero bytes (the kernel's fresh pages) are a valid `Slot` (two 0 atomics).
-        unsafe { std::slice::from_raw_parts(self.slots.as_ptr(), self.len) }
+        // SAFETY: the mapping holds `len` slots (page-aligned, so aligned for a `Slot`), mapped
+        // readable and writable for the life of `self`; all-zero bytes (the kernel's fresh
+        // pages) are a valid `Slot` (two 0 atomics).
+        unsafe { std::slice::from_raw_parts(self.mapping.as_ptr().cast::<Slot>(), self.len) }
     }
-}
-
-impl Drop for SlotMemory {
-    fn drop(&mut self) {
-        // SAFETY: `slots` and `bytes()` are exactly the mapping `zeroed` made (trimmed to it for
-        // an aligned one), and no reference into it outlives `self`.
-        unsafe {
-            libc::munmap(self.slots.as_ptr().cast(), self.bytes());
-        }
-    }
-}
-
-/// A fresh private anonymous mapping of `bytes`, or `None`.
-fn map(bytes: usize) -> Option<NonNull<u8>> {
-    // SAFETY: a new anonymous mapping; no existing memory is touched.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return None;
-    }
-    NonNull::new(p.cast())
-}
-
-/// A mapping of `bytes` (a multiple of the page size) starting on a [`HUGE_PAGE`] boundary: mapped with a huge page's room to spare, and the
-/// spare head and tail unmapped.
-fn map_aligned(bytes: usize) -> Option<NonNull<u8>> {
-    let base = map(bytes + HUGE_PAGE)?.as_ptr() as usize;
-    let start = base.next_multiple_of(HUGE_PAGE);
-    let (head, tail) = (start - base, base + HUGE_PAGE - start);
-    // SAFETY: both ranges lie in the mapping just made, outside `[start, start + bytes)`;
-    // `head` and `tail` are multiples of the page size (the mapping's base is page-aligned).
-    unsafe {
-        if head > 0 {
-            libc::munmap(base as *mut libc::c_void, head);
-        }
-        if tail > 0 {
-            libc::munmap((start + bytes) as *mut libc::c_void, tail);
-        }
-    }
-    NonNull::new(start as *mut u8)
-}
-
-/// Advises huge pages for the mapping; a kernel without them refuses, and the pages stay small.
-fn advise_huge(p: NonNull<u8>, bytes: usize) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: advice on a mapping this module owns; it changes no contents.
-    unsafe {
-        libc::madvise(p.as_ptr().cast(), bytes, libc::MADV_HUGEPAGE);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (p, bytes);
 }
 
 #[cfg(test)]
